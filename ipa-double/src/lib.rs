@@ -1,0 +1,1 @@
+//! Stateful FreeIPA JSON-RPC test double (in progress).

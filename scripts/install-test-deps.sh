@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine of this kind:
+# Debian packages (KDC, Apache with mod_auth_gssapi, build deps for GSSAPI,
+# wrk, shellcheck, systemd-analyze) and the Python venv with the real
+# keystone, keystonemiddleware, oslo.policy and oslo.messaging.
+# Idempotent: a second run only checks.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
+
+packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
+          libkrb5-dev libclang-dev wrk shellcheck systemd)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python_pkgs=(keystone==30.0.0 keystonemiddleware keystoneauth1 gunicorn PyJWT cryptography
+             oslo.policy oslo.messaging)
+if ! "$venv/bin/python" -c 'import keystone, keystonemiddleware, oslo_policy, oslo_messaging, gunicorn, jwt' 2>/dev/null; then
+  echo "creating the test venv in $venv (about 2 minutes)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q "${python_pkgs[@]}"
+fi
+echo "test dependencies ready (venv: $venv)"

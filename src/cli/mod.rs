@@ -1,0 +1,40 @@
+//! The command line: one binary, one subcommand per tool.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// novajoin: enroll OpenStack instances into FreeIPA.
+#[derive(Debug, Parser)]
+#[command(name = "novajoin", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where join.conf comes from, as oslo.config reads it.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A join.conf file; may repeat, later files win.
+    #[arg(long = "config-file", value_name = "PATH")]
+    pub config_file: Vec<PathBuf>,
+    /// A directory whose *.conf files are read in order after --config-file.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the vendordata REST service nova calls.
+    Server(ConfigArgs),
+}
+
+/// Parses the command line and runs the subcommand; returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => crate::server::run_cli(args),
+    }
+}

@@ -1,0 +1,17 @@
+//! novajoin: enrolls OpenStack instances into FreeIPA.
+//!
+//! The library holds every part of the service; `main.rs` only parses the
+//! command line and calls into [`cli`].
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod glance;
+pub mod health;
+pub mod ipa;
+pub mod join;
+pub mod keystone;
+pub mod notify;
+pub mod pipeline;
+pub mod policy;
+pub mod server;

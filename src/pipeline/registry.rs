@@ -1,0 +1,227 @@
+//! Every filter and app this binary knows, by the name pipeline.toml uses.
+//!
+//! An entry says what the filter needs from filters outside it and what it
+//! provides to filters inside it; the builder refuses orders that break
+//! those needs (for example `policy` before `keystonecontext`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::HttpService;
+use crate::config::pipeline_file::{OptionAt, PipelineFileError};
+use crate::config::schema::OptionSpec;
+use crate::config::ConfigFiles;
+use crate::health::HealthRegistry;
+
+/// What a filter puts in the request for inner filters, or needs from outer
+/// ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    /// A bounded request body (`sizelimit`): required before anything reads it.
+    BodyLimit,
+    /// A token validation outcome (`IdentityStatus`).
+    Identity,
+    /// A `RequestContext`.
+    Context,
+    /// A positive policy decision (`Authorized`).
+    Authorized,
+}
+
+impl Capability {
+    /// The filter(s) an operator would add to provide this.
+    pub fn provided_by(self) -> &'static str {
+        match self {
+            Capability::BodyLimit => "sizelimit",
+            Capability::Identity => "authtoken",
+            Capability::Context => "keystonecontext (or noauth)",
+            Capability::Authorized => "policy",
+        }
+    }
+}
+
+/// Wraps an inner service with one filter.
+pub type FilterFactory = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
+
+/// What a filter or app builder gets: shared, owned, cheap to clone.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The merged join.conf.
+    pub config: Arc<ConfigFiles>,
+    /// Where components register their health probes.
+    pub health: HealthRegistry,
+}
+
+/// A filter's options: the `[filter.NAME]` table of pipeline.toml, falling
+/// back to the matching join.conf option, as paste-section options did.
+pub struct FilterOptions {
+    filter: String,
+    file: PathBuf,
+    table: BTreeMap<String, OptionAt>,
+    config: Arc<ConfigFiles>,
+}
+
+impl FilterOptions {
+    /// Options for `filter`, read from `table` (may be empty).
+    pub fn new(
+        filter: &str,
+        file: PathBuf,
+        table: BTreeMap<String, OptionAt>,
+        config: Arc<ConfigFiles>,
+    ) -> Self {
+        Self {
+            filter: filter.to_string(),
+            file,
+            table,
+            config,
+        }
+    }
+
+    fn err(&self, line: usize, problem: String) -> PipelineFileError {
+        PipelineFileError {
+            file: self.file.clone(),
+            line,
+            problem,
+        }
+    }
+
+    fn config_err(e: crate::config::ConfigError) -> PipelineFileError {
+        PipelineFileError {
+            file: PathBuf::from("join.conf"),
+            line: 0,
+            problem: e.to_string(),
+        }
+    }
+
+    /// A text option: pipeline table first, then join.conf (`spec`).
+    pub fn string(&mut self, spec: &OptionSpec) -> Result<Option<String>, PipelineFileError> {
+        match self.table.remove(spec.name) {
+            Some(OptionAt { value: toml::Value::String(s), .. }) => Ok(Some(s)),
+            Some(at) => Err(self.err(at.line, format!(
+                "filter '{}' option '{}' must be a string, not {}", self.filter, spec.name, at.value.type_str()))),
+            None => Ok(self.config.string(spec)),
+        }
+    }
+
+    /// A boolean option.
+    pub fn bool(&mut self, spec: &OptionSpec) -> Result<bool, PipelineFileError> {
+        match self.table.remove(spec.name) {
+            Some(OptionAt { value: toml::Value::Boolean(b), .. }) => Ok(b),
+            Some(at) => Err(self.err(at.line, format!(
+                "filter '{}' option '{}' must be true or false", self.filter, spec.name))),
+            None => self.config.bool(spec).map_err(Self::config_err),
+        }
+    }
+
+    /// An integer option, checked against the spec's bounds.
+    pub fn int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, PipelineFileError> {
+        match self.table.remove(spec.name) {
+            Some(OptionAt { value: toml::Value::Integer(n), line }) => {
+                if let crate::config::schema::OptionKind::Int { min, max } = spec.kind {
+                    if n < min || n > max {
+                        return Err(self.err(line, format!(
+                            "filter '{}' option '{}' = {n} is out of range {min}..={max}", self.filter, spec.name)));
+                    }
+                }
+                Ok(Some(n))
+            }
+            Some(at) => Err(self.err(at.line, format!(
+                "filter '{}' option '{}' must be a whole number", self.filter, spec.name))),
+            None => self.config.int(spec).map_err(Self::config_err),
+        }
+    }
+
+    /// A list option: a TOML array of strings or a comma-separated string.
+    pub fn list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, PipelineFileError> {
+        match self.table.remove(spec.name) {
+            Some(OptionAt { value: toml::Value::String(s), .. }) => Ok(crate::config::files::split_list(&s)),
+            Some(OptionAt { value: toml::Value::Array(a), line }) => a
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    _ => Err(self.err(line, format!(
+                        "filter '{}' option '{}' must be a list of strings", self.filter, spec.name))),
+                })
+                .collect(),
+            Some(at) => Err(self.err(at.line, format!(
+                "filter '{}' option '{}' must be a list of strings", self.filter, spec.name))),
+            None => Ok(self.config.list(spec)),
+        }
+    }
+
+    /// Takes a raw value of a filter-only option (not in join.conf).
+    pub fn raw(&mut self, name: &str) -> Option<OptionAt> {
+        self.table.remove(name)
+    }
+
+    /// The merged join.conf, for options a filter reads only from there.
+    pub fn config(&self) -> &Arc<ConfigFiles> {
+        &self.config
+    }
+
+    /// Fails on any option the filter did not take: a typo must not be
+    /// silently ignored.
+    pub fn finish(self) -> Result<(), PipelineFileError> {
+        match self.table.iter().next() {
+            Some((k, at)) => Err(self.err(at.line, format!(
+                "unknown option '{k}' for filter '{}'; remove it or check the filter's documentation",
+                self.filter))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Builds a filter from its options.
+pub type FilterBuild =
+    fn(FilterOptions, BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>>;
+
+/// Builds an app from its options.
+pub type AppBuild =
+    fn(FilterOptions, BuildContext) -> BoxFuture<'static, Result<HttpService, PipelineFileError>>;
+
+/// A filter this binary knows.
+pub struct FilterEntry {
+    /// Name in pipeline.toml.
+    pub name: &'static str,
+    /// What must be provided by filters outside it.
+    pub requires: &'static [Capability],
+    /// What it provides to filters inside it.
+    pub provides: &'static [Capability],
+    /// How to build it; `None` for a slot reserved for a later release.
+    pub build: Option<FilterBuild>,
+}
+
+/// An app this binary knows.
+pub struct AppEntry {
+    /// Name in pipeline.toml.
+    pub name: &'static str,
+    /// What must be provided by the filters in front of it.
+    pub requires: &'static [Capability],
+    /// How to build it.
+    pub build: AppBuild,
+}
+
+use Capability::*;
+
+/// Every filter, by name.
+pub fn filters() -> Vec<FilterEntry> {
+    vec![
+        FilterEntry { name: "http_proxy_to_wsgi", requires: &[], provides: &[], build: Some(super::http_proxy_to_wsgi::build) },
+        FilterEntry { name: "request_id", requires: &[], provides: &[], build: Some(super::request_id::build) },
+        FilterEntry { name: "healthcheck", requires: &[], provides: &[], build: Some(super::healthcheck::build) },
+        FilterEntry { name: "sizelimit", requires: &[], provides: &[BodyLimit], build: Some(super::sizelimit::build) },
+        FilterEntry { name: "cors", requires: &[], provides: &[], build: Some(super::cors::build) },
+        FilterEntry { name: "noauth", requires: &[], provides: &[Identity, Context], build: Some(super::noauth::build) },
+        FilterEntry { name: "authtoken", requires: &[], provides: &[Identity], build: None },
+        FilterEntry { name: "keystonecontext", requires: &[Identity], provides: &[Context], build: None },
+        FilterEntry { name: "policy", requires: &[Context], provides: &[Authorized], build: None },
+        FilterEntry { name: "cache", requires: &[BodyLimit, Authorized], provides: &[], build: None },
+    ]
+}
+
+/// Every app, by name.
+pub fn apps() -> Vec<AppEntry> {
+    vec![AppEntry { name: "join", requires: &[BodyLimit, Context], build: crate::join::build_app }]
+}
