@@ -42,8 +42,9 @@ struct Spec {
 enum Part {
     Literal(String),
     Spec(Spec),
-    /// The format string ends in the middle of a specification.
-    Incomplete(&'static str),
+    /// The format string ends in the middle of a specification (after an
+    /// optional key, which Python looks up first).
+    Incomplete(Option<String>, &'static str),
 }
 
 /// A parsed `%`-format string.
@@ -107,7 +108,7 @@ impl Template {
                     i += 1;
                 }
                 if depth > 0 {
-                    parts.push(Part::Incomplete("incomplete format key"));
+                    parts.push(Part::Incomplete(None, "incomplete format key"));
                     return Self { text: text.to_string(), parts };
                 }
                 spec.key = Some(chars[start..i - 1].iter().collect());
@@ -133,8 +134,7 @@ impl Template {
             }
             match chars.get(i) {
                 None => {
-                    parts.push(Part::Spec(spec));
-                    parts.push(Part::Incomplete("incomplete format"));
+                    parts.push(Part::Incomplete(spec.key, "incomplete format"));
                     return Self { text: text.to_string(), parts };
                 }
                 Some(&conv) => {
@@ -169,7 +169,7 @@ impl Template {
         for p in &self.parts {
             match p {
                 Part::Literal(_) => {}
-                Part::Incomplete(m) => return Some((*m).to_string()),
+                Part::Incomplete(_, m) => return Some((*m).to_string()),
                 Part::Spec(s) => {
                     if s.key.is_none() {
                         if consumed {
@@ -208,7 +208,14 @@ impl Template {
         for p in &self.parts {
             match p {
                 Part::Literal(s) => out.push_str(s),
-                Part::Incomplete(m) => return Err(EvalError::new(K::ValueError, *m)),
+                Part::Incomplete(key, m) => {
+                    if let Some(k) = key {
+                        if !target.contains_key(k) {
+                            return Ok(Expanded::MissingKey(k.clone()));
+                        }
+                    }
+                    return Err(EvalError::new(K::ValueError, *m));
+                }
                 Part::Spec(s) => {
                     let value: &Value = match &s.key {
                         Some(k) => match target.get(k) {

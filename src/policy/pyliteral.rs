@@ -280,11 +280,12 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize), String> {
             j += 1;
         }
         let (end, ok) = digits(chars, j, |c| c.is_ascii_digit());
-        if !ok {
+        if ok {
+            is_float = true;
+            i = end;
+        } else if !chars[i..].iter().take(4).copied().eq("else".chars()) {
             return Err("invalid decimal literal".into());
         }
-        is_float = true;
-        i = end;
     }
     let text: String = chars[start..i].iter().filter(|c| **c != '_').collect();
     if matches!(chars.get(i), Some('j' | 'J')) {
