@@ -16,6 +16,7 @@ pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
 pub mod noauth;
+pub mod policy;
 pub mod request_id;
 pub mod sizelimit;
 
