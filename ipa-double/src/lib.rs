@@ -57,8 +57,12 @@ use state::{Host, Service, State, User};
 pub enum Fault {
     /// HTTP 503 (what IPA answers when its LDAP server is down).
     Http503,
-    /// The connection is closed without an answer, after the request was read.
+    /// The connection is closed without an answer, after the request was
+    /// read and before it was run.
     Drop,
+    /// The request is run, then the connection is closed without an
+    /// answer: the client cannot know the command took effect.
+    LoseAnswer,
 }
 
 /// How to start the double.
@@ -422,6 +426,11 @@ impl IpaDouble {
     /// Rejected password logins.
     pub fn failed_logins(&self) -> u64 {
         self.counters().failed_logins
+    }
+
+    /// The most HTTP requests that were being handled at the same time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.counters().max_in_flight
     }
 
     /// Every HTTP request received (faulted ones included).

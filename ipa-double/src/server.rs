@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     pub logins: u64,
     pub failed_logins: u64,
     pub injected: u64,
+    pub in_flight: u64,
+    pub max_in_flight: u64,
 }
 
 /// Everything the connection tasks share.
@@ -174,7 +176,26 @@ fn new_session(shared: &Shared, principal: String) -> HeaderValue {
 
 /// Routes one request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dropped> {
-    shared.counters.lock().expect("counters").http_requests += 1;
+    {
+        let mut c = shared.counters.lock().expect("counters");
+        c.http_requests += 1;
+        c.in_flight += 1;
+        c.max_in_flight = c.max_in_flight.max(c.in_flight);
+    }
+    // Decrements even when hyper drops the future (client went away).
+    struct InFlight<'a>(&'a Shared);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut c) = self.0.counters.lock() {
+                c.in_flight -= 1;
+            }
+        }
+    }
+    let _guard = InFlight(&shared);
+    handle_counted(&shared, req).await
+}
+
+async fn handle_counted(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let (latency, fault) = {
         let mut f = shared.faults.lock().expect("faults");
         let fail = if f.fail_next > 0 {
@@ -190,20 +211,26 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     }
     if let Some(mode) = fault {
         shared.counters.lock().expect("counters").injected += 1;
-        return match mode {
-            Fault::Http503 => Ok(html(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable",
-                "Retry later: the directory server is not available")),
-            Fault::Drop => Err(Dropped),
-        };
+        match mode {
+            Fault::Http503 => {
+                return Ok(html(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable",
+                    "Retry later: the directory server is not available"))
+            }
+            Fault::Drop => return Err(Dropped),
+            Fault::LoseAnswer => {}
+        }
     }
     let resp = match req.uri().path() {
-        "/ipa/session/login_password" => login_password(&shared, req).await,
-        "/ipa/session/login_kerberos" => login_kerberos(&shared, req),
-        "/ipa/session/json" => session_json(&shared, req).await,
-        "/ipa/json" => kerberos_json(&shared, req).await,
+        "/ipa/session/login_password" => login_password(shared, req).await,
+        "/ipa/session/login_kerberos" => login_kerberos(shared, req),
+        "/ipa/session/json" => session_json(shared, req).await,
+        "/ipa/json" => kerberos_json(shared, req).await,
         other => html(StatusCode::NOT_FOUND, "Not Found",
             &format!("The requested URL {other} was not found on this server.")),
     };
+    if fault == Some(Fault::LoseAnswer) {
+        return Err(Dropped);
+    }
     Ok(resp)
 }
 
