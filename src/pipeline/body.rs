@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, LengthLimitError};
 
 /// Boxed error of a request body stream.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The request body type of the whole stack.
 pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
