@@ -23,8 +23,14 @@ use crate::config::{
 
 /// The simple headers a preflight may always request.
 const SIMPLE_HEADERS: &[&str] = &[
-    "accept", "accept-language", "content-type", "cache-control",
-    "content-language", "expires", "last-modified", "pragma",
+    "accept",
+    "accept-language",
+    "content-type",
+    "cache-control",
+    "content-language",
+    "expires",
+    "last-modified",
+    "pragma",
 ];
 
 /// CORS policy (`[cors]`).
@@ -66,14 +72,19 @@ pub struct CorsLayer {
 impl CorsLayer {
     /// A layer applying `policy`.
     pub fn new(policy: CorsPolicy) -> Self {
-        Self { policy: Arc::new(policy) }
+        Self {
+            policy: Arc::new(policy),
+        }
     }
 }
 
 impl Layer<HttpService> for CorsLayer {
     type Service = Cors;
     fn layer(&self, inner: HttpService) -> Cors {
-        Cors { inner, policy: self.policy.clone() }
+        Cors {
+            inner,
+            policy: self.policy.clone(),
+        }
     }
 }
 
@@ -90,22 +101,39 @@ fn set(resp: &mut Response<RespBody>, name: &'static str, value: &str) {
     }
 }
 
-fn preflight(policy: &CorsPolicy, req_headers: &http::HeaderMap, mut resp: Response<RespBody>) -> Response<RespBody> {
+fn preflight(
+    policy: &CorsPolicy,
+    req_headers: &http::HeaderMap,
+    mut resp: Response<RespBody>,
+) -> Response<RespBody> {
     if !resp.status().is_success() {
         resp = response::empty(StatusCode::OK);
     }
     let get = |n: &str| req_headers.get(n).and_then(|v| v.to_str().ok());
-    let Some(key) = get("origin").and_then(|o| policy.matched(o)) else { return resp };
-    let Some(method) = get("access-control-request-method") else { return resp };
+    let Some(key) = get("origin").and_then(|o| policy.matched(o)) else {
+        return resp;
+    };
+    let Some(method) = get("access-control-request-method") else {
+        return resp;
+    };
     if !policy.allow_methods.iter().any(|m| m == method) {
         return resp;
     }
     let requested: Vec<&str> = get("access-control-request-headers")
-        .map(|h| h.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        .map(|h| {
+            h.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let allowed = |h: &str| {
         let h = h.to_ascii_lowercase();
-        SIMPLE_HEADERS.contains(&h.as_str()) || policy.allow_headers.iter().any(|a| a.to_ascii_lowercase() == h)
+        SIMPLE_HEADERS.contains(&h.as_str())
+            || policy
+                .allow_headers
+                .iter()
+                .any(|a| a.to_ascii_lowercase() == h)
     };
     if !requested.iter().all(|h| allowed(h)) {
         return resp;
@@ -116,21 +144,39 @@ fn preflight(policy: &CorsPolicy, req_headers: &http::HeaderMap, mut resp: Respo
         set(&mut resp, "access-control-allow-credentials", "true");
     }
     if policy.max_age != 0 {
-        set(&mut resp, "access-control-max-age", &policy.max_age.to_string());
+        set(
+            &mut resp,
+            "access-control-max-age",
+            &policy.max_age.to_string(),
+        );
     }
     set(&mut resp, "access-control-allow-methods", method);
     if !requested.is_empty() {
-        set(&mut resp, "access-control-allow-headers", &requested.join(","));
+        set(
+            &mut resp,
+            "access-control-allow-headers",
+            &requested.join(","),
+        );
     }
     resp
 }
 
-fn actual(policy: &CorsPolicy, origin: Option<&str>, mut resp: Response<RespBody>) -> Response<RespBody> {
+fn actual(
+    policy: &CorsPolicy,
+    origin: Option<&str>,
+    mut resp: Response<RespBody>,
+) -> Response<RespBody> {
     if resp.headers().contains_key("access-control-allow-origin") {
         return resp;
     }
-    let Some(key) = origin.and_then(|o| policy.matched(o)) else { return resp };
-    let vary = match resp.headers().get(header::VARY).and_then(|v| v.to_str().ok()) {
+    let Some(key) = origin.and_then(|o| policy.matched(o)) else {
+        return resp;
+    };
+    let vary = match resp
+        .headers()
+        .get(header::VARY)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(v) => format!("{v},Origin"),
         None => "Origin".to_string(),
     };
@@ -140,7 +186,11 @@ fn actual(policy: &CorsPolicy, origin: Option<&str>, mut resp: Response<RespBody
         set(&mut resp, "access-control-allow-credentials", "true");
     }
     if !policy.expose_headers.is_empty() {
-        set(&mut resp, "access-control-expose-headers", &policy.expose_headers.join(","));
+        set(
+            &mut resp,
+            "access-control-expose-headers",
+            &policy.expose_headers.join(","),
+        );
     }
     resp
 }
@@ -172,7 +222,10 @@ impl Service<Request<ReqBody>> for Cors {
 }
 
 /// Builds the filter from `[cors]` (or the pipeline table).
-pub fn build(mut opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    mut opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         let policy = CorsPolicy {
             allowed_origin: opts.list(&CORS_ALLOWED_ORIGIN)?,
@@ -219,13 +272,19 @@ mod tests {
             .method("OPTIONS")
             .header("origin", "https://horizon.example.com")
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "x-auth-token, content-type")
+            .header(
+                "access-control-request-headers",
+                "x-auth-token, content-type",
+            )
             .body(body::full(""))
             .unwrap();
         let r = svc.oneshot(req).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["access-control-allow-methods"], "POST");
-        assert_eq!(r.headers()["access-control-allow-headers"], "x-auth-token,content-type");
+        assert_eq!(
+            r.headers()["access-control-allow-headers"],
+            "x-auth-token,content-type"
+        );
         assert_eq!(r.headers()["access-control-max-age"], "3600");
     }
 
@@ -254,13 +313,20 @@ mod tests {
         let r = svc.oneshot(req).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(r.headers()["vary"], "Origin");
-        assert_eq!(r.headers()["access-control-expose-headers"], "X-OpenStack-Request-ID");
+        assert_eq!(
+            r.headers()["access-control-expose-headers"],
+            "X-OpenStack-Request-ID"
+        );
     }
 
     #[tokio::test]
     async fn unknown_origin_gets_nothing_and_is_not_blocked() {
         let svc = CorsLayer::new(policy()).layer(app(StatusCode::OK));
-        let req = Request::builder().method("POST").header("origin", "https://evil").body(body::full("")).unwrap();
+        let req = Request::builder()
+            .method("POST")
+            .header("origin", "https://evil")
+            .body(body::full(""))
+            .unwrap();
         let r = svc.oneshot(req).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(!r.headers().contains_key("access-control-allow-origin"));

@@ -44,14 +44,21 @@ pub struct HealthcheckLayer {
 impl HealthcheckLayer {
     /// A layer answering on `settings.path` with the given probes.
     pub fn new(settings: HealthcheckSettings, registry: HealthRegistry) -> Self {
-        Self { settings: Arc::new(settings), registry }
+        Self {
+            settings: Arc::new(settings),
+            registry,
+        }
     }
 }
 
 impl Layer<HttpService> for HealthcheckLayer {
     type Service = Healthcheck;
     fn layer(&self, inner: HttpService) -> Healthcheck {
-        Healthcheck { inner, settings: self.settings.clone(), registry: self.registry.clone() }
+        Healthcheck {
+            inner,
+            settings: self.settings.clone(),
+            registry: self.registry.clone(),
+        }
     }
 }
 
@@ -64,7 +71,10 @@ pub struct Healthcheck {
 }
 
 /// One line of the report: (available, reason).
-async fn evaluate(settings: &HealthcheckSettings, registry: &HealthRegistry) -> Vec<(bool, String)> {
+async fn evaluate(
+    settings: &HealthcheckSettings,
+    registry: &HealthRegistry,
+) -> Vec<(bool, String)> {
     let mut out = Vec::new();
     if let Some(p) = &settings.disable_by_file {
         if p.exists() {
@@ -129,7 +139,8 @@ impl Service<Request<ReqBody>> for Healthcheck {
             if wants_json {
                 let v = serde_json::json!({"detailed": settings.detailed, "reasons": reasons});
                 let mut r = response::json(status, &v);
-                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 return Ok(r);
             }
             Ok(response::text(status, reasons.join("\n")))
@@ -139,21 +150,25 @@ impl Service<Request<ReqBody>> for Healthcheck {
 
 /// Builds the filter: `path` (pipeline table only), and the `[healthcheck]`
 /// options.
-pub fn build(mut opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    mut opts: FilterOptions,
+    ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
-        let path = match opts.raw("path") {
-            Some(at) => match at.value.as_str() {
-                Some(p) if p.starts_with('/') => p.to_string(),
-                _ => {
-                    return Err(PipelineFileError {
+        let path =
+            match opts.raw("path") {
+                Some(at) => match at.value.as_str() {
+                    Some(p) if p.starts_with('/') => p.to_string(),
+                    _ => return Err(PipelineFileError {
                         file: "pipeline.toml".into(),
                         line: at.line,
-                        problem: "filter 'healthcheck' option 'path' must be a string starting with '/'".into(),
-                    })
-                }
-            },
-            None => "/healthcheck".to_string(),
-        };
+                        problem:
+                            "filter 'healthcheck' option 'path' must be a string starting with '/'"
+                                .into(),
+                    }),
+                },
+                None => "/healthcheck".to_string(),
+            };
         let backends = opts.list(&HC_BACKENDS)?;
         for b in &backends {
             if !matches!(b.as_str(), "disable_by_file" | "enable_by_files") {
@@ -164,7 +179,9 @@ pub fn build(mut opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, R
                 });
             }
         }
-        if backends.iter().any(|b| b == "disable_by_file") && backends.iter().any(|b| b == "enable_by_files") {
+        if backends.iter().any(|b| b == "disable_by_file")
+            && backends.iter().any(|b| b == "enable_by_files")
+        {
             return Err(PipelineFileError {
                 file: "pipeline.toml".into(),
                 line: 0,
@@ -182,7 +199,11 @@ pub fn build(mut opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, R
             },
             enable_by_files: {
                 let files = opts.list(&HC_ENABLE_BY_FILE_PATHS)?;
-                if backends.iter().any(|b| b == "enable_by_files") { files.into_iter().map(PathBuf::from).collect() } else { Vec::new() }
+                if backends.iter().any(|b| b == "enable_by_files") {
+                    files.into_iter().map(PathBuf::from).collect()
+                } else {
+                    Vec::new()
+                }
             },
         };
         opts.finish()?;
@@ -210,22 +231,41 @@ mod tests {
     }
 
     fn inner() -> HttpService {
-        boxed(tower::service_fn(|_r: Request<ReqBody>| async { Ok::<_, Infallible>(response::empty(StatusCode::IM_A_TEAPOT)) }))
+        boxed(tower::service_fn(|_r: Request<ReqBody>| async {
+            Ok::<_, Infallible>(response::empty(StatusCode::IM_A_TEAPOT))
+        }))
     }
 
     fn settings(dir: &std::path::Path) -> HealthcheckSettings {
-        HealthcheckSettings { path: "/healthcheck".into(), detailed: false, disable_by_file: Some(dir.join("off")), enable_by_files: vec![] }
+        HealthcheckSettings {
+            path: "/healthcheck".into(),
+            detailed: false,
+            disable_by_file: Some(dir.join("off")),
+            enable_by_files: vec![],
+        }
     }
 
     #[tokio::test]
     async fn answers_its_path_and_passes_others() {
         let dir = tempfile::tempdir().unwrap();
-        let svc = HealthcheckLayer::new(settings(dir.path()), HealthRegistry::default()).layer(inner());
-        let r = svc.clone().oneshot(Request::get("/healthcheck").body(body::full("")).unwrap()).await.unwrap();
+        let svc =
+            HealthcheckLayer::new(settings(dir.path()), HealthRegistry::default()).layer(inner());
+        let r = svc
+            .clone()
+            .oneshot(Request::get("/healthcheck").body(body::full("")).unwrap())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let r = svc.clone().oneshot(Request::head("/healthcheck").body(body::full("")).unwrap()).await.unwrap();
+        let r = svc
+            .clone()
+            .oneshot(Request::head("/healthcheck").body(body::full("")).unwrap())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        let r = svc.oneshot(Request::get("/v1/").body(body::full("")).unwrap()).await.unwrap();
+        let r = svc
+            .oneshot(Request::get("/v1/").body(body::full("")).unwrap())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::IM_A_TEAPOT);
     }
 
@@ -233,17 +273,27 @@ mod tests {
     async fn disable_file_and_failed_probe_give_503() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("off"), "").unwrap();
-        let svc = HealthcheckLayer::new(settings(dir.path()), HealthRegistry::default()).layer(inner());
-        let r = svc.oneshot(Request::get("/healthcheck").body(body::full("")).unwrap()).await.unwrap();
+        let svc =
+            HealthcheckLayer::new(settings(dir.path()), HealthRegistry::default()).layer(inner());
+        let r = svc
+            .oneshot(Request::get("/healthcheck").body(body::full("")).unwrap())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 
         let reg = HealthRegistry::default();
         reg.register(Arc::new(Down));
         let dir = tempfile::tempdir().unwrap();
         let svc = HealthcheckLayer::new(settings(dir.path()), reg).layer(inner());
-        let r = svc.oneshot(Request::get("/healthcheck").body(body::full("")).unwrap()).await.unwrap();
+        let r = svc
+            .oneshot(Request::get("/healthcheck").body(body::full("")).unwrap())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let b = http_body_util::BodyExt::collect(r.into_body()).await.unwrap().to_bytes();
+        let b = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         assert!(String::from_utf8_lossy(&b).contains("redis: FAILED: connection refused"));
     }
 }

@@ -37,7 +37,10 @@ impl ProxyHeadersLayer {
 impl Layer<HttpService> for ProxyHeadersLayer {
     type Service = ProxyHeaders;
     fn layer(&self, inner: HttpService) -> ProxyHeaders {
-        ProxyHeaders { inner, enabled: self.enabled }
+        ProxyHeaders {
+            inner,
+            enabled: self.enabled,
+        }
     }
 }
 
@@ -49,7 +52,10 @@ pub struct ProxyHeaders {
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// Computes the client's view of the request from the headers.
@@ -67,7 +73,9 @@ pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> 
         // Only the first element; keys lower-cased; values trimmed, quotes kept.
         let first = fwd.split(',').next().unwrap_or("");
         for pair in first.split(';') {
-            let Some((k, v)) = pair.split_once('=') else { continue };
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
             let v = v.trim().to_string();
             match k.trim().to_ascii_lowercase().as_str() {
                 "proto" => o.scheme = v,
@@ -101,7 +109,11 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let peer = req.extensions().get::<PeerAddr>().and_then(|p| p.0).map(|a| a.ip().to_string());
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .and_then(|p| p.0)
+            .map(|a| a.ip().to_string());
         let origin = origin_from(req.headers(), peer, self.enabled);
         req.extensions_mut().insert(origin);
         self.inner.call(req)
@@ -110,7 +122,10 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
 
 /// Builds the filter: option `enable_proxy_headers_parsing` (pipeline table
 /// or `[oslo_middleware]`).
-pub fn build(mut opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    mut opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         let enabled = opts.bool(&ENABLE_PROXY_HEADERS_PARSING)?;
         opts.finish()?;
@@ -127,7 +142,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -136,7 +154,10 @@ mod tests {
     fn disabled_ignores_forwarded_headers() {
         let h = headers(&[("host", "a:9090"), ("x-forwarded-proto", "https")]);
         let o = origin_from(&h, None, false);
-        assert_eq!((o.scheme.as_str(), o.host.as_deref()), ("http", Some("a:9090")));
+        assert_eq!(
+            (o.scheme.as_str(), o.host.as_deref()),
+            ("http", Some("a:9090"))
+        );
     }
 
     #[test]
@@ -157,7 +178,10 @@ mod tests {
     #[test]
     fn forwarded_wins_and_only_its_first_element_counts() {
         let h = headers(&[
-            ("forwarded", "for=192.0.2.60;proto=https;host=a.example.com, for=10.0.0.1"),
+            (
+                "forwarded",
+                "for=192.0.2.60;proto=https;host=a.example.com, for=10.0.0.1",
+            ),
             ("x-forwarded-proto", "http"),
         ]);
         let o = origin_from(&h, None, true);

@@ -36,7 +36,10 @@ pub struct NoAuth {
 }
 
 fn header(req: &Request<ReqBody>, name: &str) -> Option<String> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 impl Service<Request<ReqBody>> for NoAuth {
@@ -61,17 +64,24 @@ impl Service<Request<ReqBody>> for NoAuth {
         let ctx = RequestContext {
             identity: identity.clone(),
             is_admin: true,
-            request_id: rid.as_ref().map(|r| r.local.clone()).unwrap_or_else(crate::pipeline::request_id::new_request_id),
+            request_id: rid
+                .as_ref()
+                .map(|r| r.local.clone())
+                .unwrap_or_else(crate::pipeline::request_id::new_request_id),
             global_request_id: rid.and_then(|r| r.global),
         };
-        req.extensions_mut().insert(IdentityStatus::Confirmed(Arc::new(identity)));
+        req.extensions_mut()
+            .insert(IdentityStatus::Confirmed(Arc::new(identity)));
         req.extensions_mut().insert(ctx);
         self.inner.call(req)
     }
 }
 
 /// Builds the filter; it has no options. Warns loudly: every caller is trusted.
-pub fn build(opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         opts.finish()?;
         tracing::warn!("the noauth filter is in the pipeline: EVERY CALLER IS TRUSTED and can obtain OTPs; development only, never in production");

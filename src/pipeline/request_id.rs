@@ -24,11 +24,15 @@ const HEADER_STR: &str = "x-openstack-request-id";
 
 /// Whether `s` is a well-formed oslo request id (lower-case hex only).
 pub fn is_valid_request_id(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("req-") else { return false };
+    let Some(rest) = s.strip_prefix("req-") else {
+        return false;
+    };
     let groups: Vec<&str> = rest.split('-').collect();
     groups.len() == 5
         && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| {
-            g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            g.len() == n
+                && g.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         })
 }
 
@@ -71,7 +75,10 @@ impl Service<Request<ReqBody>> for RequestIdService {
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_valid_request_id(v))
             .map(str::to_string);
-        req.extensions_mut().insert(RequestId { local: local.clone(), global });
+        req.extensions_mut().insert(RequestId {
+            local: local.clone(),
+            global,
+        });
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
@@ -86,7 +93,10 @@ impl Service<Request<ReqBody>> for RequestIdService {
 }
 
 /// Builds the filter; it has no options.
-pub fn build(opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         opts.finish()?;
         let f: FilterFactory = Arc::new(|inner| boxed(RequestIdLayer.layer(inner)));
@@ -104,23 +114,35 @@ mod tests {
     fn echo() -> HttpService {
         boxed(tower::service_fn(|req: Request<ReqBody>| async move {
             let id = req.extensions().get::<RequestId>().cloned().unwrap();
-            Ok::<_, Infallible>(response::json(http::StatusCode::OK, &serde_json::json!({"local": id.local, "global": id.global})))
+            Ok::<_, Infallible>(response::json(
+                http::StatusCode::OK,
+                &serde_json::json!({"local": id.local, "global": id.global}),
+            ))
         }))
     }
 
     #[test]
     fn validates_oslo_format() {
-        assert!(is_valid_request_id("req-12345678-1234-1234-1234-123456789abc"));
-        assert!(!is_valid_request_id("req-12345678-1234-1234-1234-123456789ABC"));
+        assert!(is_valid_request_id(
+            "req-12345678-1234-1234-1234-123456789abc"
+        ));
+        assert!(!is_valid_request_id(
+            "req-12345678-1234-1234-1234-123456789ABC"
+        ));
         assert!(!is_valid_request_id("bogus"));
-        assert!(!is_valid_request_id("req-1234567-1234-1234-1234-123456789abc"));
+        assert!(!is_valid_request_id(
+            "req-1234567-1234-1234-1234-123456789abc"
+        ));
     }
 
     #[tokio::test]
     async fn mints_a_new_id_and_keeps_a_valid_inbound_one_as_global() {
         let svc = RequestIdLayer.layer(echo());
         let inbound = "req-12345678-1234-1234-1234-123456789abc";
-        let req = Request::builder().header("X-OpenStack-Request-ID", inbound).body(body::full("")).unwrap();
+        let req = Request::builder()
+            .header("X-OpenStack-Request-ID", inbound)
+            .body(body::full(""))
+            .unwrap();
         let resp = svc.oneshot(req).await.unwrap();
         let header = resp.headers()[&HEADER].to_str().unwrap().to_string();
         assert!(is_valid_request_id(&header));
@@ -134,7 +156,10 @@ mod tests {
     #[tokio::test]
     async fn ignores_a_malformed_inbound_id() {
         let svc = RequestIdLayer.layer(echo());
-        let req = Request::builder().header("X-OpenStack-Request-ID", "bogus").body(body::full("")).unwrap();
+        let req = Request::builder()
+            .header("X-OpenStack-Request-ID", "bogus")
+            .body(body::full(""))
+            .unwrap();
         let resp = svc.oneshot(req).await.unwrap();
         let b = resp.into_body().collect().await.unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();

@@ -15,6 +15,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
 
+use super::body::BoxError;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
@@ -36,7 +37,10 @@ impl SizeLimitLayer {
 impl Layer<HttpService> for SizeLimitLayer {
     type Service = SizeLimit;
     fn layer(&self, inner: HttpService) -> SizeLimit {
-        SizeLimit { inner, limit: self.limit }
+        SizeLimit {
+            inner,
+            limit: self.limit,
+        }
     }
 }
 
@@ -73,17 +77,24 @@ impl Service<Request<ReqBody>> for SizeLimit {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
-            tracing::info!(declared = declared.unwrap_or(0), limit, "request body over max_request_body_size refused");
+            tracing::info!(
+                declared = declared.unwrap_or(0),
+                limit,
+                "request body over max_request_body_size refused"
+            );
             return Box::pin(async move { Ok(too_large(limit)) });
         }
-        let req = req.map(|b| Limited::new(b, limit).boxed_unsync());
+        let req = req.map(|b| Limited::new(b, limit).map_err(BoxError::new).boxed_unsync());
         Box::pin(self.inner.call(req))
     }
 }
 
 /// Builds the filter: option `max_request_body_size` (pipeline table or
 /// `[oslo_middleware]`).
-pub fn build(mut opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    mut opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         let limit = opts.int(&MAX_REQUEST_BODY_SIZE)?.unwrap_or(114_688) as usize;
         opts.finish()?;
@@ -119,7 +130,10 @@ mod tests {
             async { Ok::<_, Infallible>(response::empty(StatusCode::OK)) }
         }));
         let svc = SizeLimitLayer::new(10).layer(app);
-        let req = Request::builder().header("content-length", "11").body(body::full("01234567890")).unwrap();
+        let req = Request::builder()
+            .header("content-length", "11")
+            .body(body::full("01234567890"))
+            .unwrap();
         let resp = svc.oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
@@ -128,7 +142,10 @@ mod tests {
     #[tokio::test]
     async fn exactly_the_limit_is_accepted() {
         let svc = SizeLimitLayer::new(10).layer(reader());
-        let req = Request::builder().header("content-length", "10").body(body::full("0123456789")).unwrap();
+        let req = Request::builder()
+            .header("content-length", "10")
+            .body(body::full("0123456789"))
+            .unwrap();
         assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::OK);
     }
 
