@@ -2,4 +2,5 @@
 //! Every integration test starts what it needs through these helpers.
 #![allow(dead_code)]
 pub mod glance;
+pub mod ipa;
 pub mod server;
