@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 pub mod glance;
 pub mod ipa;
+pub mod keystone;
 pub mod server;
