@@ -178,27 +178,65 @@ mod tests {
     use serde_json::json;
 
     fn remote(code: i64, name: &str) -> RemoteError {
-        RemoteError { code, name: name.into(), message: "whatever text".into(), data: json!({}) }
+        RemoteError {
+            code,
+            name: name.into(),
+            message: "whatever text".into(),
+            data: json!({}),
+        }
     }
 
     #[test]
     fn classified_by_code_then_name() {
-        assert!(matches!(IpaError::from_remote(remote(4001, "NotFound")), IpaError::NotFound(_)));
-        assert!(matches!(IpaError::from_remote(remote(4031, "EmptyResult")), IpaError::NotFound(_)));
-        assert!(matches!(IpaError::from_remote(remote(4002, "X")), IpaError::DuplicateEntry(_)));
-        assert!(matches!(IpaError::from_remote(remote(0, "ValidationError")), IpaError::Validation(_)));
-        assert!(matches!(IpaError::from_remote(remote(2100, "ACIError")), IpaError::AccessDenied(_)));
-        assert!(matches!(IpaError::from_remote(remote(4202, "EmptyModlist")), IpaError::EmptyModlist(_)));
-        assert!(matches!(IpaError::from_remote(remote(901, "VersionError")), IpaError::Version(_)));
-        assert!(matches!(IpaError::from_remote(remote(3005, "OptionError")), IpaError::UnknownOption(_)));
-        assert!(matches!(IpaError::from_remote(remote(911, "RefererError")), IpaError::Referer(_)));
-        assert!(matches!(IpaError::from_remote(remote(4005, "RealmMismatch")), IpaError::Remote(_)));
+        assert!(matches!(
+            IpaError::from_remote(remote(4001, "NotFound")),
+            IpaError::NotFound(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(4031, "EmptyResult")),
+            IpaError::NotFound(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(4002, "X")),
+            IpaError::DuplicateEntry(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(0, "ValidationError")),
+            IpaError::Validation(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(2100, "ACIError")),
+            IpaError::AccessDenied(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(4202, "EmptyModlist")),
+            IpaError::EmptyModlist(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(901, "VersionError")),
+            IpaError::Version(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(3005, "OptionError")),
+            IpaError::UnknownOption(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(911, "RefererError")),
+            IpaError::Referer(_)
+        ));
+        assert!(matches!(
+            IpaError::from_remote(remote(4005, "RealmMismatch")),
+            IpaError::Remote(_)
+        ));
     }
 
     #[test]
     fn message_text_does_not_decide() {
         let mut e = remote(4002, "DuplicateEntry");
         e.message = "host not found".into();
-        assert!(matches!(IpaError::from_remote(e), IpaError::DuplicateEntry(_)));
+        assert!(matches!(
+            IpaError::from_remote(e),
+            IpaError::DuplicateEntry(_)
+        ));
     }
 }
