@@ -88,6 +88,7 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::config::MIDDLEWARE_OPTIONS,
         crate::config::CORS_OPTIONS,
         crate::config::HEALTHCHECK_OPTIONS,
+        crate::cache::options::CACHE_OPTIONS,
     ]
 }
 

@@ -12,6 +12,7 @@ pub mod extensions;
 pub mod registry;
 pub mod response;
 
+pub mod cache;
 pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
