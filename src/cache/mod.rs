@@ -187,11 +187,16 @@ impl ResponseCache {
     /// once per key at a time, across replicas with Redis).
     pub async fn get_or_compute(&self, key: RequestKey, compute: Compute) -> (Response<RespBody>, CacheOutcome) {
         let inner = &self.inner;
+        let mut refused_seen = false;
         // Fast path: a stored, matching answer.
         let found = match &inner.redis {
-            Some(r) if !r.circuit_open() => match r.fetch(&key.instance_id).await {
+            Some(r) if !r.circuit_open() => match r.fetch(&key.instance_id, true).await {
                 Ok(Fetched::Valid(a)) => Some(a),
-                Ok(_) => None,
+                Ok(Fetched::Refused) => {
+                    refused_seen = true;
+                    None
+                }
+                Ok(Fetched::Absent) => None,
                 Err(_) if r.settings().on_failure == RedisFailureMode::Local => inner.local.get(&key.instance_id).await,
                 Err(_) => None,
             },
@@ -215,7 +220,7 @@ impl ResponseCache {
         let flight_key = key.clone();
         let (served, role) = inner
             .flights
-            .run(flight_key, move || this.flight(key, compute).boxed(), panicked)
+            .run(flight_key, move || this.flight(key, compute, refused_seen).boxed(), panicked)
             .await;
         let outcome = match (role, served.source) {
             (Role::Follower, _) | (Role::Leader, Source::Found { waited: true }) => {
@@ -233,10 +238,12 @@ impl ResponseCache {
     }
 
     /// One computation of a key (runs in its own task, see [`single_flight`]).
-    async fn flight(self, key: RequestKey, compute: Compute) -> Served {
+    /// `refused_seen`: the caller's fast path already reported a refused
+    /// Redis entry for this instance.
+    async fn flight(self, key: RequestKey, compute: Compute, refused_seen: bool) -> Served {
         match self.inner.redis.clone() {
             None => self.local_flight(&key, compute).await,
-            Some(r) => self.redis_flight(&r, &key, compute).await,
+            Some(r) => self.redis_flight(&r, &key, compute, refused_seen).await,
         }
     }
 
@@ -271,7 +278,7 @@ impl ResponseCache {
         }
     }
 
-    async fn redis_flight(&self, r: &Arc<RedisStore>, key: &RequestKey, compute: Compute) -> Served {
+    async fn redis_flight(&self, r: &Arc<RedisStore>, key: &RequestKey, compute: Compute, mut reported: bool) -> Served {
         if r.circuit_open() {
             return self.redis_down(r, key, compute).await;
         }
@@ -281,12 +288,17 @@ impl ResponseCache {
         let mut delay = Duration::from_millis(10);
         let mut waited = false;
         loop {
-            match r.fetch(id).await {
-                Ok(Fetched::Valid(a)) if a.fingerprint == key.fingerprint => {
-                    return Served { answer: a, source: Source::Found { waited } };
+            // The leader's fast path has just looked; look again only after
+            // waiting for another replica.
+            if waited {
+                match r.fetch(id, !reported).await {
+                    Ok(Fetched::Valid(a)) if a.fingerprint == key.fingerprint => {
+                        return Served { answer: a, source: Source::Found { waited } };
+                    }
+                    Ok(Fetched::Refused) => reported = true,
+                    Ok(_) => {}
+                    Err(_) => return self.redis_down(r, key, compute).await,
                 }
-                Ok(_) => {}
-                Err(_) => return self.redis_down(r, key, compute).await,
             }
             let claim = match r.try_claim(id).await {
                 Ok(c) => c,
@@ -320,7 +332,7 @@ impl ResponseCache {
         let id = key.instance_id.as_str();
         // The previous holder may have stored the answer just before we
         // claimed: look again so the handler never runs twice for one answer.
-        if let Ok(Fetched::Valid(a)) = r.fetch(id).await {
+        if let Ok(Fetched::Valid(a)) = r.fetch(id, false).await {
             if a.fingerprint == key.fingerprint {
                 let _ = r.release(&claim).await;
                 return Served { answer: a, source: Source::Found { waited } };

@@ -228,8 +228,9 @@ impl RedisStore {
         v
     }
 
-    /// Reads and verifies an instance's entry.
-    pub async fn fetch(&self, instance_id: &str) -> Result<Fetched, RedisUnavailable> {
+    /// Reads and verifies an instance's entry. A refused entry is logged and
+    /// counted when `report` is set (once per request, not per poll).
+    pub async fn fetch(&self, instance_id: &str, report: bool) -> Result<Fetched, RedisUnavailable> {
         let key = self.entry_key(instance_id);
         let raw: Option<Vec<u8>> = self.conn.clone().get(&key).await.map_err(|e| self.fail("GET entry", e))?;
         let Some(raw) = self.ok(raw) else { return Ok(Fetched::Absent) };
@@ -238,6 +239,10 @@ impl RedisStore {
             Err(super::sealing::UnsealError::Expired(ms)) => {
                 tracing::debug!(instance_id, expired_ms_ago = ms, "response cache: ignoring an expired Redis entry");
                 Ok(Fetched::Absent)
+            }
+            Err(e) if !report => {
+                tracing::debug!(instance_id, reason = %e, "response cache: Redis entry still refused");
+                Ok(Fetched::Refused)
             }
             Err(e) => {
                 self.stats.refused();
