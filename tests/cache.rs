@@ -189,7 +189,8 @@ fn redis_settings(url: &str, prefix: &str) -> CacheSettings {
             claim_timeout: Duration::from_secs(3),
             wait_timeout: Duration::from_secs(20),
             on_failure: RedisFailureMode::Local,
-            timeout: Duration::from_secs(2),
+            // Generous: these tests share 2 cores with parallel builds.
+            timeout: Duration::from_secs(10),
         }),
     }
 }

@@ -59,9 +59,8 @@ pub struct Claim {
 /// Whether Redis answers, as last seen, shared with the health check.
 pub struct RedisHealth {
     down: AtomicBool,
-    /// Unix ms of the last failure (for the circuit breaker).
-    last_failure_ms: AtomicU64,
     last_error: Mutex<String>,
+    last_slow_log_ms: AtomicU64,
     mode: RedisFailureMode,
     endpoint: String,
 }
@@ -70,8 +69,8 @@ impl RedisHealth {
     fn new(mode: RedisFailureMode, endpoint: String) -> Self {
         Self {
             down: AtomicBool::new(false),
-            last_failure_ms: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            last_slow_log_ms: AtomicU64::new(0),
             mode,
             endpoint,
         }
@@ -83,7 +82,6 @@ impl RedisHealth {
     }
 
     fn record_failure(&self, what: &str, err: &str) {
-        self.last_failure_ms.store(now_ms(), Ordering::Relaxed);
         *self.last_error.lock().expect("redis health poisoned") = err.to_string();
         if !self.down.swap(true, Ordering::Relaxed) {
             let consequence = match self.mode {
@@ -98,17 +96,29 @@ impl RedisHealth {
         }
     }
 
+    fn record_slow(&self, what: &str, err: &str) {
+        let now = now_ms();
+        let last = self.last_slow_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000
+            && self.last_slow_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(endpoint = %self.endpoint, operation = what, error = %err,
+                "response cache: a Redis reply was too slow ([cache] redis_timeout); that request used the \
+                 on_redis_failure behaviour (further slow replies in the next 10 s are not logged)");
+        }
+    }
+
     fn record_success(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::warn!(endpoint = %self.endpoint, "response cache: Redis is reachable again; replicas share answers again");
         }
     }
 
-    /// Whether requests should skip Redis for now: it failed less than a
-    /// second ago. The probe task keeps trying and clears this, so a Redis
-    /// that hangs does not add its timeout to every request.
+    /// Whether requests should skip Redis for now: it is down. The probe
+    /// task keeps trying every second and clears this, so a Redis that hangs
+    /// does not add its timeout to every request.
     fn circuit_open(&self) -> bool {
-        self.is_down() && now_ms().saturating_sub(self.last_failure_ms.load(Ordering::Relaxed)) < 1000
+        self.is_down()
     }
 }
 
@@ -149,6 +159,8 @@ pub struct RedisStore {
     health: Arc<RedisHealth>,
     stats: Arc<CacheStats>,
     password: Option<String>,
+    renew_script: redis::Script,
+    release_script: redis::Script,
 }
 
 /// Why a Redis operation failed; the message never holds the password.
@@ -168,9 +180,13 @@ impl RedisStore {
         let password = parsed.and_then(|u| u.password().map(str::to_string)).filter(|p| !p.is_empty());
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|_| RedisUnavailable("[cache] redis_url is not a valid Redis URL".into()))?;
+        // No response timeout on the connection: redis treats its expiry as
+        // an I/O error and reconnects, failing every other command in flight
+        // (a cascade under load). Each operation is timed out on its own in
+        // `op` instead; only real I/O errors replace the connection.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
@@ -183,6 +199,8 @@ impl RedisStore {
             health,
             stats,
             password,
+            renew_script: redis::Script::new(RENEW_SCRIPT),
+            release_script: redis::Script::new(RELEASE_SCRIPT),
         });
         spawn_prober(Arc::downgrade(&store));
         Ok(store)
@@ -223,17 +241,37 @@ impl RedisStore {
         RedisUnavailable(msg)
     }
 
-    fn ok<T>(&self, v: T) -> T {
-        self.health.record_success();
-        v
+    /// Runs one Redis operation with the configured timeout, recording
+    /// the outcome in the health state.
+    async fn op<T>(&self, what: &str, fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, RedisUnavailable> {
+        match tokio::time::timeout(self.settings.timeout, fut).await {
+            Ok(Ok(v)) => {
+                self.health.record_success();
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(self.fail(what, e)),
+            Err(_) => {
+                let msg = format!("no reply within {:?}", self.settings.timeout);
+                self.stats.redis_error();
+                // One slow reply (a loaded host) does not make Redis "down"
+                // for every request; the prober's PING decides that.
+                if what == "PING" {
+                    self.health.record_failure(what, &msg);
+                } else {
+                    self.health.record_slow(what, &msg);
+                }
+                Err(RedisUnavailable(msg))
+            }
+        }
     }
 
     /// Reads and verifies an instance's entry. A refused entry is logged and
     /// counted when `report` is set (once per request, not per poll).
     pub async fn fetch(&self, instance_id: &str, report: bool) -> Result<Fetched, RedisUnavailable> {
         let key = self.entry_key(instance_id);
-        let raw: Option<Vec<u8>> = self.conn.clone().get(&key).await.map_err(|e| self.fail("GET entry", e))?;
-        let Some(raw) = self.ok(raw) else { return Ok(Fetched::Absent) };
+        let mut conn = self.conn.clone();
+        let raw: Option<Vec<u8>> = self.op("GET entry", conn.get(&key)).await?;
+        let Some(raw) = raw else { return Ok(Fetched::Absent) };
         match self.sealer.open(&key, &raw, now_ms()) {
             Ok(answer) => Ok(Fetched::Valid(Arc::new(answer))),
             Err(super::sealing::UnsealError::Expired(ms)) => {
@@ -263,66 +301,57 @@ impl RedisStore {
         let key = self.entry_key(instance_id);
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let sealed = self.sealer.seal(&key, answer, now_ms() + ttl_ms);
-        let () = redis::cmd("SET")
-            .arg(&key)
-            .arg(sealed)
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.fail("SET entry", e))?;
-        Ok(self.ok(()))
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("SET").arg(&key).arg(sealed).arg("PX").arg(ttl_ms).clone();
+        self.op("SET entry", cmd.query_async::<()>(&mut conn)).await
     }
 
     /// Tries to take the instance's claim.
     pub async fn try_claim(&self, instance_id: &str) -> Result<Option<Claim>, RedisUnavailable> {
         let key = self.claim_key(instance_id);
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let set: Option<String> = redis::cmd("SET")
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("SET")
             .arg(&key)
             .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(self.settings.claim_timeout.as_millis().max(1) as u64)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.fail("SET NX claim", e))?;
-        Ok(self.ok(set.map(|_| Claim { key, token })))
+            .clone();
+        let set: Option<String> = self.op("SET NX claim", cmd.query_async(&mut conn)).await?;
+        Ok(set.map(|_| Claim { key, token }))
     }
 
     /// Extends a held claim; false when it was lost (expired and taken).
     pub async fn renew(&self, claim: &Claim) -> Result<bool, RedisUnavailable> {
-        let n: i64 = redis::Script::new(RENEW_SCRIPT)
-            .key(&claim.key)
-            .arg(&claim.token)
-            .arg(self.settings.claim_timeout.as_millis().max(1) as u64)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.fail("renew claim", e))?;
-        Ok(self.ok(n == 1))
+        let mut conn = self.conn.clone();
+        let mut inv = self.renew_script.key(&claim.key);
+        inv.arg(&claim.token).arg(self.settings.claim_timeout.as_millis().max(1) as u64);
+        let n: i64 = self.op("renew claim", inv.invoke_async(&mut conn)).await?;
+        Ok(n == 1)
     }
 
     /// Gives a claim up (only if still held).
     pub async fn release(&self, claim: &Claim) -> Result<(), RedisUnavailable> {
-        let _: i64 = redis::Script::new(RELEASE_SCRIPT)
-            .key(&claim.key)
-            .arg(&claim.token)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.fail("release claim", e))?;
-        Ok(self.ok(()))
+        let mut conn = self.conn.clone();
+        let mut inv = self.release_script.key(&claim.key);
+        inv.arg(&claim.token);
+        let _: i64 = self.op("release claim", inv.invoke_async(&mut conn)).await?;
+        Ok(())
     }
 
     /// Deletes an instance's entry; whether there was one.
     pub async fn evict(&self, instance_id: &str) -> Result<bool, RedisUnavailable> {
-        let n: i64 = self.conn.clone().del(self.entry_key(instance_id)).await.map_err(|e| self.fail("DEL entry", e))?;
-        Ok(self.ok(n > 0))
+        let mut conn = self.conn.clone();
+        let n: i64 = self.op("DEL entry", conn.del(self.entry_key(instance_id))).await?;
+        Ok(n > 0)
     }
 
     /// One round trip, for the probe.
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await.map_err(|e| self.fail("PING", e))?;
-        Ok(self.ok(()))
+        let mut conn = self.conn.clone();
+        let _: String = self.op("PING", redis::cmd("PING").query_async(&mut conn)).await?;
+        Ok(())
     }
 
     /// Renews `claim` every third of the claim timeout until dropped.
