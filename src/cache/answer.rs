@@ -48,7 +48,12 @@ impl StoredAnswer {
             Ok(c) => c.to_bytes(),
             Err(never) => match never {},
         };
-        Self { status: parts.status, headers: parts.headers, body, fingerprint }
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            fingerprint,
+        }
     }
 
     /// A fresh response with the same status, headers and body.

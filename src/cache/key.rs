@@ -16,7 +16,13 @@ pub const MAX_INSTANCE_ID_LEN: usize = 255;
 const RELEVANT_METADATA_PREFIXES: &[&str] = &["ipa_", "managed_service_", "compact_service"];
 
 /// The fields that decide the answer, in the order of [`Fingerprint`]'s parts.
-pub const FINGERPRINT_FIELDS: [&str; 5] = ["method and path", "hostname", "image-id", "project-id", "metadata"];
+pub const FINGERPRINT_FIELDS: [&str; 5] = [
+    "method and path",
+    "hostname",
+    "image-id",
+    "project-id",
+    "metadata",
+];
 
 /// Short hashes of each relevant field: equal fingerprints mean the handler
 /// would answer the same way; unequal ones say which field changed.
@@ -94,7 +100,13 @@ fn is_json(parts: &Parts) -> bool {
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
         .unwrap_or(false)
 }
 
@@ -110,7 +122,9 @@ impl RequestKey {
         let instance_id = obj.get("instance-id")?.as_str()?;
         if instance_id.is_empty()
             || instance_id.len() > MAX_INSTANCE_ID_LEN
-            || instance_id.chars().any(|c| c.is_control() || c.is_whitespace())
+            || instance_id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
         {
             return None;
         }
@@ -128,7 +142,9 @@ impl RequestKey {
                     .iter()
                     .flat_map(|(k, v)| [k.as_bytes().to_vec(), v.to_string().into_bytes()])
                     .collect();
-                let refs: Vec<&[u8]> = std::iter::once(&b"object"[..]).chain(text.iter().map(|t| t.as_slice())).collect();
+                let refs: Vec<&[u8]> = std::iter::once(&b"object"[..])
+                    .chain(text.iter().map(|t| t.as_slice()))
+                    .collect();
                 short_hash(&refs)
             }
             other => value_hash(other),
@@ -159,7 +175,11 @@ mod tests {
     }
 
     fn key(body: serde_json::Value) -> RequestKey {
-        RequestKey::from_request(&parts("POST", "/v1/", Some("application/json")), body.to_string().as_bytes()).unwrap()
+        RequestKey::from_request(
+            &parts("POST", "/v1/", Some("application/json")),
+            body.to_string().as_bytes(),
+        )
+        .unwrap()
     }
 
     fn nova_body() -> serde_json::Value {
@@ -177,8 +197,11 @@ mod tests {
         b["boot-roles"] = "admin".into();
         b["metadata"]["color"] = "red".into();
         assert_eq!(a, key(b));
-        let with_slashless = RequestKey::from_request(&parts("POST", "/v1", Some("application/json; charset=UTF-8")),
-            nova_body().to_string().as_bytes()).unwrap();
+        let with_slashless = RequestKey::from_request(
+            &parts("POST", "/v1", Some("application/json; charset=UTF-8")),
+            nova_body().to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(a, with_slashless);
     }
 
@@ -189,8 +212,14 @@ mod tests {
             ("hostname", serde_json::json!({"hostname": "vm2"})),
             ("image-id", serde_json::json!({"image-id": ""})),
             ("project-id", serde_json::json!({"project-id": "other"})),
-            ("metadata", serde_json::json!({"metadata": {"ipa_enroll": "false", "ipa_hostclass": "web"}})),
-            ("metadata", serde_json::json!({"metadata": {"ipa_enroll": "True", "ipa_hostclass": "web", "managed_service_a": "HTTP/x"}})),
+            (
+                "metadata",
+                serde_json::json!({"metadata": {"ipa_enroll": "false", "ipa_hostclass": "web"}}),
+            ),
+            (
+                "metadata",
+                serde_json::json!({"metadata": {"ipa_enroll": "True", "ipa_hostclass": "web", "managed_service_a": "HTTP/x"}}),
+            ),
         ] {
             let mut b = nova_body();
             for (k, v) in change.as_object().unwrap() {
@@ -200,22 +229,44 @@ mod tests {
             assert_eq!(k.instance_id, a.instance_id);
             assert_eq!(a.fingerprint.differing_fields(&k.fingerprint), vec![field]);
         }
-        let other_path = RequestKey::from_request(&parts("POST", "/v1/x", Some("application/json")),
-            nova_body().to_string().as_bytes()).unwrap();
-        assert_eq!(a.fingerprint.differing_fields(&other_path.fingerprint), vec!["method and path"]);
+        let other_path = RequestKey::from_request(
+            &parts("POST", "/v1/x", Some("application/json")),
+            nova_body().to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            a.fingerprint.differing_fields(&other_path.fingerprint),
+            vec!["method and path"]
+        );
     }
 
     #[test]
     fn not_cacheable_without_json_or_instance_id() {
         let body = nova_body().to_string();
         assert!(RequestKey::from_request(&parts("POST", "/v1/", None), body.as_bytes()).is_none());
-        assert!(RequestKey::from_request(&parts("POST", "/v1/", Some("text/plain")), body.as_bytes()).is_none());
+        assert!(RequestKey::from_request(
+            &parts("POST", "/v1/", Some("text/plain")),
+            body.as_bytes()
+        )
+        .is_none());
         let json = Some("application/json");
-        for bad in [&b"not json"[..], b"[1]", b"{}", br#"{"instance-id": 5}"#, br#"{"instance-id": ""}"#,
-                    br#"{"instance-id": "a b"}"#, br#"{"instance-id": "a\nb"}"#] {
-            assert!(RequestKey::from_request(&parts("POST", "/v1/", json), bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"not json"[..],
+            b"[1]",
+            b"{}",
+            br#"{"instance-id": 5}"#,
+            br#"{"instance-id": ""}"#,
+            br#"{"instance-id": "a b"}"#,
+            br#"{"instance-id": "a\nb"}"#,
+        ] {
+            assert!(
+                RequestKey::from_request(&parts("POST", "/v1/", json), bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
-        let long = serde_json::json!({"instance-id": "x".repeat(MAX_INSTANCE_ID_LEN + 1)}).to_string();
+        let long =
+            serde_json::json!({"instance-id": "x".repeat(MAX_INSTANCE_ID_LEN + 1)}).to_string();
         assert!(RequestKey::from_request(&parts("POST", "/v1/", json), long.as_bytes()).is_none());
     }
 

@@ -106,7 +106,14 @@ pub struct ResponseCache {
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseCache")
-            .field("backend", &if self.inner.redis.is_some() { "redis" } else { "memory" })
+            .field(
+                "backend",
+                &if self.inner.redis.is_some() {
+                    "redis"
+                } else {
+                    "memory"
+                },
+            )
             .field("ttl", &self.inner.ttl)
             .finish()
     }
@@ -115,10 +122,12 @@ impl std::fmt::Debug for ResponseCache {
 fn cache_fault(status: StatusCode, message: &str, fingerprint: Fingerprint) -> Served {
     let resp = response::fault(status, message);
     let (parts, body) = resp.into_parts();
-    let body = http_body_util::BodyExt::collect(body).now_or_never().map(|c| match c {
-        Ok(c) => c.to_bytes(),
-        Err(never) => match never {},
-    });
+    let body = http_body_util::BodyExt::collect(body)
+        .now_or_never()
+        .map(|c| match c {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        });
     Served {
         answer: Arc::new(StoredAnswer {
             status: parts.status,
@@ -131,8 +140,11 @@ fn cache_fault(status: StatusCode, message: &str, fingerprint: Fingerprint) -> S
 }
 
 fn panicked() -> Served {
-    cache_fault(StatusCode::INTERNAL_SERVER_ERROR, response::default_message(StatusCode::INTERNAL_SERVER_ERROR),
-        Fingerprint([[0; 8]; 5]))
+    cache_fault(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        response::default_message(StatusCode::INTERNAL_SERVER_ERROR),
+        Fingerprint([[0; 8]; 5]),
+    )
 }
 
 impl ResponseCache {
@@ -143,17 +155,29 @@ impl ResponseCache {
         let stats = Arc::new(CacheStats::default());
         let local = MemoryStore::new(settings.capacity, settings.ttl, stats.clone());
         let redis = match &settings.redis {
-            Some(r) => Some(RedisStore::new(r.clone(), stats.clone()).map_err(|e| CacheError::RedisUnavailable(e.0))?),
+            Some(r) => Some(
+                RedisStore::new(r.clone(), stats.clone())
+                    .map_err(|e| CacheError::RedisUnavailable(e.0))?,
+            ),
             None => None,
         };
         Ok(Self {
-            inner: Arc::new(Inner { ttl: settings.ttl, local, redis, flights: SingleFlight::default(), stats }),
+            inner: Arc::new(Inner {
+                ttl: settings.ttl,
+                local,
+                redis,
+                flights: SingleFlight::default(),
+                stats,
+            }),
         })
     }
 
     /// The health probe to register (only the Redis backend has one).
     pub fn health_probe(&self) -> Option<Arc<dyn HealthProbe>> {
-        self.inner.redis.as_ref().map(|r| Arc::new(RedisProbe(r.health())) as Arc<dyn HealthProbe>)
+        self.inner
+            .redis
+            .as_ref()
+            .map(|r| Arc::new(RedisProbe(r.health())) as Arc<dyn HealthProbe>)
     }
 
     /// The counters.
@@ -163,7 +187,11 @@ impl ResponseCache {
 
     /// The backend's name (`memory` or `redis`).
     pub fn backend(&self) -> &'static str {
-        if self.inner.redis.is_some() { "redis" } else { "memory" }
+        if self.inner.redis.is_some() {
+            "redis"
+        } else {
+            "memory"
+        }
     }
 
     /// Forgets an instance's answer (the notification listener calls this
@@ -173,7 +201,10 @@ impl ResponseCache {
     pub async fn evict(&self, instance_id: &str) -> Result<bool, CacheError> {
         let mut removed = self.inner.local.remove(instance_id).await;
         if let Some(r) = &self.inner.redis {
-            removed |= r.evict(instance_id).await.map_err(|e| CacheError::RedisUnavailable(e.0))?;
+            removed |= r
+                .evict(instance_id)
+                .await
+                .map_err(|e| CacheError::RedisUnavailable(e.0))?;
         }
         if removed {
             self.inner.stats.eviction();
@@ -185,7 +216,11 @@ impl ResponseCache {
     /// Answers a request: from a stored answer, from a concurrent
     /// computation of the same request, or by running `compute` (at most
     /// once per key at a time, across replicas with Redis).
-    pub async fn get_or_compute(&self, key: RequestKey, compute: Compute) -> (Response<RespBody>, CacheOutcome) {
+    pub async fn get_or_compute(
+        &self,
+        key: RequestKey,
+        compute: Compute,
+    ) -> (Response<RespBody>, CacheOutcome) {
         let inner = &self.inner;
         let mut refused_seen = false;
         // Fast path: a stored, matching answer.
@@ -197,10 +232,14 @@ impl ResponseCache {
                     None
                 }
                 Ok(Fetched::Absent) => None,
-                Err(_) if r.settings().on_failure == RedisFailureMode::Local => inner.local.get(&key.instance_id).await,
+                Err(_) if r.settings().on_failure == RedisFailureMode::Local => {
+                    inner.local.get(&key.instance_id).await
+                }
                 Err(_) => None,
             },
-            Some(r) if r.settings().on_failure == RedisFailureMode::Local => inner.local.get(&key.instance_id).await,
+            Some(r) if r.settings().on_failure == RedisFailureMode::Local => {
+                inner.local.get(&key.instance_id).await
+            }
             Some(_) => None,
             None => inner.local.get(&key.instance_id).await,
         };
@@ -220,7 +259,11 @@ impl ResponseCache {
         let flight_key = key.clone();
         let (served, role) = inner
             .flights
-            .run(flight_key, move || this.flight(key, compute, refused_seen).boxed(), panicked)
+            .run(
+                flight_key,
+                move || this.flight(key, compute, refused_seen).boxed(),
+                panicked,
+            )
             .await;
         let outcome = match (role, served.source) {
             (Role::Follower, _) | (Role::Leader, Source::Found { waited: true }) => {
@@ -232,7 +275,9 @@ impl ResponseCache {
                 CacheOutcome::Hit
             }
             (Role::Leader, Source::Computed { stored: true }) => CacheOutcome::Miss,
-            (Role::Leader, Source::Computed { stored: false } | Source::Refused) => CacheOutcome::Bypass,
+            (Role::Leader, Source::Computed { stored: false } | Source::Refused) => {
+                CacheOutcome::Bypass
+            }
         };
         (served.answer.to_response(), outcome)
     }
@@ -256,7 +301,10 @@ impl ResponseCache {
     async fn local_flight(&self, key: &RequestKey, compute: Compute) -> Served {
         if let Some(a) = self.inner.local.get(&key.instance_id).await {
             if a.fingerprint == key.fingerprint {
-                return Served { answer: a, source: Source::Found { waited: false } };
+                return Served {
+                    answer: a,
+                    source: Source::Found { waited: false },
+                };
             }
         }
         let answer = self.run_handler(key, compute).await;
@@ -264,7 +312,10 @@ impl ResponseCache {
         if stored {
             self.inner.local.put(&key.instance_id, answer.clone()).await;
         }
-        Served { answer, source: Source::Computed { stored } }
+        Served {
+            answer,
+            source: Source::Computed { stored },
+        }
     }
 
     /// What to do with a request once Redis failed under it, before the
@@ -278,7 +329,13 @@ impl ResponseCache {
         }
     }
 
-    async fn redis_flight(&self, r: &Arc<RedisStore>, key: &RequestKey, compute: Compute, mut reported: bool) -> Served {
+    async fn redis_flight(
+        &self,
+        r: &Arc<RedisStore>,
+        key: &RequestKey,
+        compute: Compute,
+        mut reported: bool,
+    ) -> Served {
         if r.circuit_open() {
             return self.redis_down(r, key, compute).await;
         }
@@ -293,7 +350,10 @@ impl ResponseCache {
             if waited {
                 match r.fetch(id, !reported).await {
                     Ok(Fetched::Valid(a)) if a.fingerprint == key.fingerprint => {
-                        return Served { answer: a, source: Source::Found { waited } };
+                        return Served {
+                            answer: a,
+                            source: Source::Found { waited },
+                        };
                     }
                     Ok(Fetched::Refused) => reported = true,
                     Ok(_) => {}
@@ -305,14 +365,19 @@ impl ResponseCache {
                 Err(_) => return self.redis_down(r, key, compute).await,
             };
             if let Some(claim) = claim {
-                return self.compute_with_claim(r, key, claim, compute, waited).await;
+                return self
+                    .compute_with_claim(r, key, claim, compute, waited)
+                    .await;
             }
             // Another replica holds the claim: poll for its answer.
             if started.elapsed() >= wait_limit {
                 tracing::warn!(instance_id = id, waited_s = started.elapsed().as_secs_f64(),
                     "response cache: another replica is still computing this instance's answer; answering 503");
-                return cache_fault(StatusCode::SERVICE_UNAVAILABLE,
-                    "Another novajoin replica is still enrolling this instance; try again shortly.", key.fingerprint);
+                return cache_fault(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Another novajoin replica is still enrolling this instance; try again shortly.",
+                    key.fingerprint,
+                );
             }
             waited = true;
             let jitter = Duration::from_millis(rand::random::<u64>() % 10);
@@ -335,7 +400,10 @@ impl ResponseCache {
         if let Ok(Fetched::Valid(a)) = r.fetch(id, false).await {
             if a.fingerprint == key.fingerprint {
                 let _ = r.release(&claim).await;
-                return Served { answer: a, source: Source::Found { waited } };
+                return Served {
+                    answer: a,
+                    source: Source::Found { waited },
+                };
             }
         }
         let keeper = r.keep_claim(claim.clone(), id.to_string());
@@ -354,6 +422,9 @@ impl ResponseCache {
             }
         }
         let _ = r.release(&claim).await;
-        Served { answer, source: Source::Computed { stored } }
+        Served {
+            answer,
+            source: Source::Computed { stored },
+        }
     }
 }

@@ -100,7 +100,10 @@ impl RedisHealth {
         let now = now_ms();
         let last = self.last_slow_log_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 10_000
-            && self.last_slow_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_slow_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             tracing::warn!(endpoint = %self.endpoint, operation = what, error = %err,
                 "response cache: a Redis reply was too slow ([cache] redis_timeout); that request used the \
@@ -139,8 +142,12 @@ impl HealthProbe for RedisProbe {
             let err = h.last_error.lock().expect("redis health poisoned").clone();
             let msg = format!("Redis at {} unreachable: {err}", h.endpoint);
             match h.mode {
-                RedisFailureMode::Local => HealthState::Degraded(format!("{msg}; using the local cache")),
-                RedisFailureMode::FailClosed => HealthState::Failed(format!("{msg}; enrollment requests are refused")),
+                RedisFailureMode::Local => {
+                    HealthState::Degraded(format!("{msg}; using the local cache"))
+                }
+                RedisFailureMode::FailClosed => {
+                    HealthState::Failed(format!("{msg}; enrollment requests are refused"))
+                }
             }
         })
     }
@@ -148,7 +155,10 @@ impl HealthProbe for RedisProbe {
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The Redis side of the cache.
@@ -171,13 +181,24 @@ pub struct RedisUnavailable(pub String);
 impl RedisStore {
     /// Connects lazily: the service starts even while Redis is down, and
     /// says so in its log and health check. Needs a tokio runtime.
-    pub fn new(settings: RedisSettings, stats: Arc<CacheStats>) -> Result<Arc<Self>, RedisUnavailable> {
+    pub fn new(
+        settings: RedisSettings,
+        stats: Arc<CacheStats>,
+    ) -> Result<Arc<Self>, RedisUnavailable> {
         let parsed = url::Url::parse(&settings.url).ok();
         let endpoint = parsed
             .as_ref()
-            .map(|u| format!("{}:{}", u.host_str().unwrap_or("?"), u.port().unwrap_or(6379)))
+            .map(|u| {
+                format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or("?"),
+                    u.port().unwrap_or(6379)
+                )
+            })
             .unwrap_or_else(|| "<redis_url>".into());
-        let password = parsed.and_then(|u| u.password().map(str::to_string)).filter(|p| !p.is_empty());
+        let password = parsed
+            .and_then(|u| u.password().map(str::to_string))
+            .filter(|p| !p.is_empty());
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|_| RedisUnavailable("[cache] redis_url is not a valid Redis URL".into()))?;
         // No response timeout on the connection: redis treats its expiry as
@@ -189,8 +210,12 @@ impl RedisStore {
             .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| RedisUnavailable(format!("cannot set up the Redis connection: {}", e.kind_label())))?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            RedisUnavailable(format!(
+                "cannot set up the Redis connection: {}",
+                e.kind_label()
+            ))
+        })?;
         let health = Arc::new(RedisHealth::new(settings.on_failure, endpoint));
         let store = Arc::new(Self {
             conn,
@@ -243,7 +268,11 @@ impl RedisStore {
 
     /// Runs one Redis operation with the configured timeout, recording
     /// the outcome in the health state.
-    async fn op<T>(&self, what: &str, fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, RedisUnavailable> {
+    async fn op<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisUnavailable> {
         match tokio::time::timeout(self.settings.timeout, fut).await {
             Ok(Ok(v)) => {
                 self.health.record_success();
@@ -267,15 +296,25 @@ impl RedisStore {
 
     /// Reads and verifies an instance's entry. A refused entry is logged and
     /// counted when `report` is set (once per request, not per poll).
-    pub async fn fetch(&self, instance_id: &str, report: bool) -> Result<Fetched, RedisUnavailable> {
+    pub async fn fetch(
+        &self,
+        instance_id: &str,
+        report: bool,
+    ) -> Result<Fetched, RedisUnavailable> {
         let key = self.entry_key(instance_id);
         let mut conn = self.conn.clone();
         let raw: Option<Vec<u8>> = self.op("GET entry", conn.get(&key)).await?;
-        let Some(raw) = raw else { return Ok(Fetched::Absent) };
+        let Some(raw) = raw else {
+            return Ok(Fetched::Absent);
+        };
         match self.sealer.open(&key, &raw, now_ms()) {
             Ok(answer) => Ok(Fetched::Valid(Arc::new(answer))),
             Err(super::sealing::UnsealError::Expired(ms)) => {
-                tracing::debug!(instance_id, expired_ms_ago = ms, "response cache: ignoring an expired Redis entry");
+                tracing::debug!(
+                    instance_id,
+                    expired_ms_ago = ms,
+                    "response cache: ignoring an expired Redis entry"
+                );
                 Ok(Fetched::Absent)
             }
             Err(e) if !report => {
@@ -294,7 +333,12 @@ impl RedisStore {
     }
 
     /// Stores an instance's answer for `ttl`.
-    pub async fn store(&self, instance_id: &str, answer: &StoredAnswer, ttl: Duration) -> Result<(), RedisUnavailable> {
+    pub async fn store(
+        &self,
+        instance_id: &str,
+        answer: &StoredAnswer,
+        ttl: Duration,
+    ) -> Result<(), RedisUnavailable> {
         if ttl.is_zero() {
             return Ok(());
         }
@@ -302,7 +346,12 @@ impl RedisStore {
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let sealed = self.sealer.seal(&key, answer, now_ms() + ttl_ms);
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("SET").arg(&key).arg(sealed).arg("PX").arg(ttl_ms).clone();
+        let cmd = redis::cmd("SET")
+            .arg(&key)
+            .arg(sealed)
+            .arg("PX")
+            .arg(ttl_ms)
+            .clone();
         self.op("SET entry", cmd.query_async::<()>(&mut conn)).await
     }
 
@@ -326,7 +375,8 @@ impl RedisStore {
     pub async fn renew(&self, claim: &Claim) -> Result<bool, RedisUnavailable> {
         let mut conn = self.conn.clone();
         let mut inv = self.renew_script.key(&claim.key);
-        inv.arg(&claim.token).arg(self.settings.claim_timeout.as_millis().max(1) as u64);
+        inv.arg(&claim.token)
+            .arg(self.settings.claim_timeout.as_millis().max(1) as u64);
         let n: i64 = self.op("renew claim", inv.invoke_async(&mut conn)).await?;
         Ok(n == 1)
     }
@@ -336,21 +386,27 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let mut inv = self.release_script.key(&claim.key);
         inv.arg(&claim.token);
-        let _: i64 = self.op("release claim", inv.invoke_async(&mut conn)).await?;
+        let _: i64 = self
+            .op("release claim", inv.invoke_async(&mut conn))
+            .await?;
         Ok(())
     }
 
     /// Deletes an instance's entry; whether there was one.
     pub async fn evict(&self, instance_id: &str) -> Result<bool, RedisUnavailable> {
         let mut conn = self.conn.clone();
-        let n: i64 = self.op("DEL entry", conn.del(self.entry_key(instance_id))).await?;
+        let n: i64 = self
+            .op("DEL entry", conn.del(self.entry_key(instance_id)))
+            .await?;
         Ok(n > 0)
     }
 
     /// One round trip, for the probe.
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
-        let _: String = self.op("PING", redis::cmd("PING").query_async(&mut conn)).await?;
+        let _: String = self
+            .op("PING", redis::cmd("PING").query_async(&mut conn))
+            .await?;
         Ok(())
     }
 
@@ -401,7 +457,9 @@ impl KindLabel for RedisError {
 /// health check and the circuit breaker notice recovery), every 5 s while
 /// it is up. Ends when the store is dropped.
 fn spawn_prober(store: Weak<RedisStore>) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     rt.spawn(async move {
         loop {
             let down = match store.upgrade() {
@@ -411,7 +469,12 @@ fn spawn_prober(store: Weak<RedisStore>) {
                 }
                 None => return,
             };
-            tokio::time::sleep(if down { Duration::from_secs(1) } else { Duration::from_secs(5) }).await;
+            tokio::time::sleep(if down {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(5)
+            })
+            .await;
         }
     });
 }

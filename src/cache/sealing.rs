@@ -67,7 +67,8 @@ impl EntrySealer {
     pub fn new(secret_key: &[u8]) -> Self {
         let hk = Hkdf::<sha2::Sha256>::new(Some(HKDF_SALT), secret_key);
         let mut key = [0u8; 32];
-        hk.expand(HKDF_INFO, &mut key).expect("32 bytes is a valid HKDF-SHA256 output length");
+        hk.expand(HKDF_INFO, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         let cipher = XChaCha20Poly1305::new(&key.into());
         key.fill(0);
         Self { cipher }
@@ -82,7 +83,11 @@ impl EntrySealer {
             headers: answer
                 .headers
                 .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_string(), v.to_string()))
+                })
                 .collect(),
             body: base64::engine::general_purpose::STANDARD.encode(&answer.body),
             expires_ms,
@@ -91,7 +96,13 @@ impl EntrySealer {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = self
             .cipher
-            .encrypt(&nonce, Payload { msg: &msg, aad: &aad(redis_key) })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &msg,
+                    aad: &aad(redis_key),
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption of a small buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
@@ -102,7 +113,12 @@ impl EntrySealer {
 
     /// Opens an entry read from `redis_key`, refusing anything that does not
     /// verify or has expired at `now_ms`.
-    pub fn open(&self, redis_key: &str, sealed: &[u8], now_ms: u64) -> Result<StoredAnswer, UnsealError> {
+    pub fn open(
+        &self,
+        redis_key: &str,
+        sealed: &[u8],
+        now_ms: u64,
+    ) -> Result<StoredAnswer, UnsealError> {
         let version = sealed.first().copied().unwrap_or(0);
         if version != VERSION || sealed.len() < 1 + NONCE_LEN + 16 {
             return Err(UnsealError::Format(version));
@@ -110,24 +126,40 @@ impl EntrySealer {
         let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         let msg = self
             .cipher
-            .decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad: &aad(redis_key) })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: &aad(redis_key),
+                },
+            )
             .map_err(|_| UnsealError::Authentication)?;
-        let plain: Plain = serde_json::from_slice(&msg).map_err(|e| UnsealError::Contents(e.to_string()))?;
+        let plain: Plain =
+            serde_json::from_slice(&msg).map_err(|e| UnsealError::Contents(e.to_string()))?;
         if plain.expires_ms <= now_ms {
             return Err(UnsealError::Expired(now_ms - plain.expires_ms));
         }
-        let fingerprint = Fingerprint::from_hex(&plain.fp).ok_or_else(|| UnsealError::Contents("bad fingerprint".into()))?;
-        let status = StatusCode::from_u16(plain.status).map_err(|e| UnsealError::Contents(e.to_string()))?;
+        let fingerprint = Fingerprint::from_hex(&plain.fp)
+            .ok_or_else(|| UnsealError::Contents("bad fingerprint".into()))?;
+        let status =
+            StatusCode::from_u16(plain.status).map_err(|e| UnsealError::Contents(e.to_string()))?;
         let mut headers = HeaderMap::new();
         for (k, v) in plain.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| UnsealError::Contents(e.to_string()))?;
-            let value = HeaderValue::from_str(&v).map_err(|e| UnsealError::Contents(e.to_string()))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| UnsealError::Contents(e.to_string()))?;
+            let value =
+                HeaderValue::from_str(&v).map_err(|e| UnsealError::Contents(e.to_string()))?;
             headers.append(name, value);
         }
         let body = base64::engine::general_purpose::STANDARD
             .decode(plain.body)
             .map_err(|e| UnsealError::Contents(e.to_string()))?;
-        Ok(StoredAnswer { status, headers, body: body.into(), fingerprint })
+        Ok(StoredAnswer {
+            status,
+            headers,
+            body: body.into(),
+            fingerprint,
+        })
     }
 }
 
@@ -149,7 +181,9 @@ mod tests {
         StoredAnswer {
             status: StatusCode::OK,
             headers,
-            body: bytes::Bytes::from_static(br#"{"hostname": "vm1.example.com", "ipaotp": "0123456789abcdef0123456789abcdef"}"#),
+            body: bytes::Bytes::from_static(
+                br#"{"hostname": "vm1.example.com", "ipaotp": "0123456789abcdef0123456789abcdef"}"#,
+            ),
             fingerprint: Fingerprint([[1; 8], [2; 8], [3; 8], [4; 8], [5; 8]]),
         }
     }
@@ -175,19 +209,38 @@ mod tests {
         let s = EntrySealer::new(SECRET);
         let sealed = s.seal("p:entry:a", &answer(), 2_000);
         let other = EntrySealer::new(b"another secret of at least 32 bytes....");
-        assert_eq!(other.open("p:entry:a", &sealed, 0).unwrap_err(), UnsealError::Authentication);
-        assert_eq!(s.open("p:entry:b", &sealed, 0).unwrap_err(), UnsealError::Authentication);
+        assert_eq!(
+            other.open("p:entry:a", &sealed, 0).unwrap_err(),
+            UnsealError::Authentication
+        );
+        assert_eq!(
+            s.open("p:entry:b", &sealed, 0).unwrap_err(),
+            UnsealError::Authentication
+        );
         for i in [1, 30, sealed.len() - 1] {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert_eq!(s.open("p:entry:a", &bad, 0).unwrap_err(), UnsealError::Authentication, "byte {i}");
+            assert_eq!(
+                s.open("p:entry:a", &bad, 0).unwrap_err(),
+                UnsealError::Authentication,
+                "byte {i}"
+            );
         }
-        assert!(matches!(s.open("p:entry:a", b"{\"ipaotp\":\"x\"}", 0), Err(UnsealError::Format(_))));
-        assert_eq!(s.open("p:entry:a", &sealed, 2_500).unwrap_err(), UnsealError::Expired(500));
+        assert!(matches!(
+            s.open("p:entry:a", b"{\"ipaotp\":\"x\"}", 0),
+            Err(UnsealError::Format(_))
+        ));
+        assert_eq!(
+            s.open("p:entry:a", &sealed, 2_500).unwrap_err(),
+            UnsealError::Expired(500)
+        );
     }
 
     #[test]
     fn debug_does_not_show_the_key() {
-        assert_eq!(format!("{:?}", EntrySealer::new(SECRET)), "EntrySealer(<key redacted>)");
+        assert_eq!(
+            format!("{:?}", EntrySealer::new(SECRET)),
+            "EntrySealer(<key redacted>)"
+        );
     }
 }

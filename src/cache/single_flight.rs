@@ -27,7 +27,9 @@ pub struct SingleFlight<K, V> {
 
 impl<K, V> Default for SingleFlight<K, V> {
     fn default() -> Self {
-        Self { inflight: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            inflight: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 }
 
@@ -64,7 +66,10 @@ where
                         let v = work.await;
                         // Removed only after the result exists (and was stored
                         // by `work`), so a later caller finds it in the store.
-                        map_ref.lock().expect("single-flight map poisoned").remove(&key_ref);
+                        map_ref
+                            .lock()
+                            .expect("single-flight map poisoned")
+                            .remove(&key_ref);
                         v
                     });
                     let map_ref = Arc::clone(&self.inflight);
@@ -73,7 +78,10 @@ where
                         match task.await {
                             Ok(v) => v,
                             Err(_) => {
-                                map_ref.lock().expect("single-flight map poisoned").remove(&key_ref);
+                                map_ref
+                                    .lock()
+                                    .expect("single-flight map poisoned")
+                                    .remove(&key_ref);
                                 on_panic()
                             }
                         }
@@ -90,7 +98,10 @@ where
 
     /// How many computations are running (for tests and diagnostics).
     pub fn in_flight(&self) -> usize {
-        self.inflight.lock().expect("single-flight map poisoned").len()
+        self.inflight
+            .lock()
+            .expect("single-flight map poisoned")
+            .len()
     }
 }
 
@@ -109,10 +120,18 @@ mod tests {
             let sf = sf.clone();
             let runs = runs.clone();
             tasks.push(tokio::spawn(async move {
-                sf.run("k", move || async move {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    runs.fetch_add(1, Ordering::SeqCst) + 100
-                }.boxed(), || 0).await
+                sf.run(
+                    "k",
+                    move || {
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            runs.fetch_add(1, Ordering::SeqCst) + 100
+                        }
+                        .boxed()
+                    },
+                    || 0,
+                )
+                .await
             }));
         }
         let mut leaders = 0;
@@ -137,11 +156,19 @@ mod tests {
         let leader = {
             let sf = sf.clone();
             tokio::spawn(async move {
-                sf.run(1, move || async move {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    d.fetch_add(1, Ordering::SeqCst);
-                    5
-                }.boxed(), || 0).await
+                sf.run(
+                    1,
+                    move || {
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            d.fetch_add(1, Ordering::SeqCst);
+                            5
+                        }
+                        .boxed()
+                    },
+                    || 0,
+                )
+                .await
             })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -59,18 +59,27 @@ impl tower::Service<Request<ReqBody>> for CacheService {
                     "cache filter reached by a request that policy did not authorize; refusing it \
                      (check that authtoken, keystonecontext and policy come before cache in pipeline.toml)"
                 );
-                return Ok(with_outcome(response::default_fault(StatusCode::FORBIDDEN), CacheOutcome::Bypass));
+                return Ok(with_outcome(
+                    response::default_fault(StatusCode::FORBIDDEN),
+                    CacheOutcome::Bypass,
+                ));
             }
             let (parts, body) = req.into_parts();
             let bytes = match body::read_all(body).await {
                 Ok(b) => b,
                 Err(BodyReadError::TooLarge) => {
-                    return Ok(with_outcome(response::default_fault(StatusCode::PAYLOAD_TOO_LARGE), CacheOutcome::Bypass));
+                    return Ok(with_outcome(
+                        response::default_fault(StatusCode::PAYLOAD_TOO_LARGE),
+                        CacheOutcome::Bypass,
+                    ));
                 }
                 Err(BodyReadError::Broken(e)) => {
                     tracing::info!(error = %e, "cache: the request body could not be read");
                     return Ok(with_outcome(
-                        response::fault(StatusCode::BAD_REQUEST, "The request body could not be read."),
+                        response::fault(
+                            StatusCode::BAD_REQUEST,
+                            "The request body could not be read.",
+                        ),
                         CacheOutcome::Bypass,
                     ));
                 }
@@ -84,9 +93,7 @@ impl tower::Service<Request<ReqBody>> for CacheService {
                 return Ok(with_outcome(resp, CacheOutcome::Bypass));
             };
             let instance_id = key.instance_id.clone();
-            let compute: crate::cache::Compute = Box::new(move || {
-                Box::pin(call_inner(inner, req))
-            });
+            let compute: crate::cache::Compute = Box::new(move || Box::pin(call_inner(inner, req)));
             let (mut resp, outcome) = cache.get_or_compute(key, compute).await;
             if resp.extensions().get::<InstanceTag>().is_none() {
                 resp.extensions_mut().insert(InstanceTag(instance_id));
@@ -113,15 +120,27 @@ fn with_outcome(mut resp: Response<RespBody>, outcome: CacheOutcome) -> Response
 }
 
 /// A seconds option that may be written as a whole or decimal number.
-fn seconds(opts: &mut FilterOptions, spec: &crate::config::schema::OptionSpec, file: &std::path::Path)
-    -> Result<Option<f64>, PipelineFileError> {
+fn seconds(
+    opts: &mut FilterOptions,
+    spec: &crate::config::schema::OptionSpec,
+    file: &std::path::Path,
+) -> Result<Option<f64>, PipelineFileError> {
     match opts.raw(spec.name) {
-        Some(OptionAt { value: toml::Value::Integer(n), .. }) => Ok(Some(n as f64)),
-        Some(OptionAt { value: toml::Value::Float(f), .. }) => Ok(Some(f)),
+        Some(OptionAt {
+            value: toml::Value::Integer(n),
+            ..
+        }) => Ok(Some(n as f64)),
+        Some(OptionAt {
+            value: toml::Value::Float(f),
+            ..
+        }) => Ok(Some(f)),
         Some(at) => Err(PipelineFileError {
             file: file.to_path_buf(),
             line: at.line,
-            problem: format!("filter 'cache' option '{}' must be a number of seconds", spec.name),
+            problem: format!(
+                "filter 'cache' option '{}' must be a number of seconds",
+                spec.name
+            ),
         }),
         None => opts.config().float(spec).map_err(|e| PipelineFileError {
             file: "join.conf".into(),
@@ -133,14 +152,20 @@ fn seconds(opts: &mut FilterOptions, spec: &crate::config::schema::OptionSpec, f
 
 /// Reads the filter's options: the pipeline table first, then `[cache]` in
 /// join.conf.
-pub fn read_options(opts: &mut FilterOptions, file: &std::path::Path) -> Result<RawCacheOptions, PipelineFileError> {
+pub fn read_options(
+    opts: &mut FilterOptions,
+    file: &std::path::Path,
+) -> Result<RawCacheOptions, PipelineFileError> {
     let ttl = match opts.int(&opt::TTL)? {
         Some(n) => Some(n),
-        None => opts.config().int(&crate::config::OTP_REUSE_SECONDS).map_err(|e| PipelineFileError {
-            file: "join.conf".into(),
-            line: 0,
-            problem: e.to_string(),
-        })?,
+        None => opts
+            .config()
+            .int(&crate::config::OTP_REUSE_SECONDS)
+            .map_err(|e| PipelineFileError {
+                file: "join.conf".into(),
+                line: 0,
+                problem: e.to_string(),
+            })?,
     };
     Ok(RawCacheOptions {
         backend: opts.string(&opt::BACKEND)?,
@@ -157,19 +182,35 @@ pub fn read_options(opts: &mut FilterOptions, file: &std::path::Path) -> Result<
 }
 
 /// Builds the filter from its options.
-pub fn build(mut opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    mut opts: FilterOptions,
+    ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         let file = std::path::PathBuf::from("pipeline.toml");
         let raw = read_options(&mut opts, &file)?;
         opts.finish()?;
-        let settings = raw.resolve().map_err(|e| PipelineFileError { file: file.clone(), line: 0, problem: e.to_string() })?;
-        let cache = ResponseCache::new(&settings).map_err(|e| PipelineFileError { file, line: 0, problem: e.to_string() })?;
+        let settings = raw.resolve().map_err(|e| PipelineFileError {
+            file: file.clone(),
+            line: 0,
+            problem: e.to_string(),
+        })?;
+        let cache = ResponseCache::new(&settings).map_err(|e| PipelineFileError {
+            file,
+            line: 0,
+            problem: e.to_string(),
+        })?;
         if let Some(probe) = cache.health_probe() {
             ctx.health.register(probe);
         }
-        tracing::info!(backend = cache.backend(), ttl_s = settings.ttl.as_secs(), capacity = settings.capacity,
-            "response cache ready");
-        let factory: FilterFactory = Arc::new(move |inner| boxed(CacheService::new(inner, cache.clone())));
+        tracing::info!(
+            backend = cache.backend(),
+            ttl_s = settings.ttl.as_secs(),
+            capacity = settings.capacity,
+            "response cache ready"
+        );
+        let factory: FilterFactory =
+            Arc::new(move |inner| boxed(CacheService::new(inner, cache.clone())));
         Ok(factory)
     })
 }

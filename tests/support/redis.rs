@@ -42,12 +42,18 @@ impl RedisNamespace {
         });
         let _: String = redis::cmd("PING").query(&mut c).expect("redis PING");
         let prefix = format!("novajoin-test:{label}:{}:", uuid::Uuid::new_v4().simple());
-        Self { prefix, url, client }
+        Self {
+            prefix,
+            url,
+            client,
+        }
     }
 
     /// A blocking connection for test set-up and inspection.
     pub fn conn(&self) -> redis::Connection {
-        self.client.get_connection_with_timeout(Duration::from_secs(2)).expect("redis connection")
+        self.client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("redis connection")
     }
 
     /// Every key under the prefix.
@@ -91,7 +97,11 @@ impl PrivateRedis {
         let port = l.local_addr().expect("local addr").port();
         drop(l);
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut r = Self { port, child: None, dir };
+        let mut r = Self {
+            port,
+            child: None,
+            dir,
+        };
         r.restart();
         r
     }
@@ -122,7 +132,11 @@ impl PrivateRedis {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "private redis-server on port {} did not start", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server on port {} did not start",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -130,7 +144,16 @@ impl PrivateRedis {
 
 fn spawn_server(port: u16, dir: &Path) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
