@@ -135,8 +135,13 @@ fn image_url(base: &Url, id: &str) -> Url {
     let mut u = base.clone();
     let path = base.path().trim_end_matches('/');
     let path = path.strip_suffix("/v2").unwrap_or(path);
-    let encoded =
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string();
+    // Everything but RFC 3986's unreserved characters is escaped.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(id, SEGMENT).to_string();
     u.set_path(&format!("{path}/v2/images/{encoded}"));
     u
 }
@@ -158,8 +163,8 @@ mod tests {
 
     #[test]
     fn urls_and_properties() {
-        let u = image_url(&Url::parse("http://g:9292/").unwrap(), "abc");
-        assert_eq!(u.as_str(), "http://g:9292/v2/images/abc");
+        let u = image_url(&Url::parse("http://g:9292/").unwrap(), "155d900f-4e14");
+        assert_eq!(u.as_str(), "http://g:9292/v2/images/155d900f-4e14");
         let u = image_url(&Url::parse("http://g/image/v2").unwrap(), "a/b");
         assert_eq!(u.as_str(), "http://g/image/v2/images/a%2Fb");
         let p = custom_properties(

@@ -49,7 +49,11 @@ impl JoinResponse {
     pub fn to_json(&self) -> Value {
         match self {
             JoinResponse::NotRequested => Value::Object(Map::new()),
-            JoinResponse::Enrolled { hostname, krb_realm, ipaotp } => {
+            JoinResponse::Enrolled {
+                hostname,
+                krb_realm,
+                ipaotp,
+            } => {
                 let mut m = Map::new();
                 m.insert("hostname".into(), Value::String(hostname.clone()));
                 m.insert("krb_realm".into(), Value::String(krb_realm.clone()));
@@ -113,14 +117,21 @@ impl JoinHandler {
     }
 
     /// Runs the whole sequence for one request.
-    pub async fn handle(&self, req: &VendordataRequest, ctx: &RequestContext) -> Result<JoinResponse, JoinError> {
+    pub async fn handle(
+        &self,
+        req: &VendordataRequest,
+        ctx: &RequestContext,
+    ) -> Result<JoinResponse, JoinError> {
         let decision = self.decide(req).await?;
         let image_props = match decision {
             EnrollmentDecision::NotRequested => return Ok(JoinResponse::NotRequested),
             EnrollmentDecision::FromImage(p) => p,
             EnrollmentDecision::FromInstanceMetadata => Map::new(),
         };
-        let hostclass = req.metadata_str("ipa_hostclass")?.filter(|s| !s.is_empty()).map(str::to_string);
+        let hostclass = req
+            .metadata_str("ipa_hostclass")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let needs_project = hostclass.is_some() || self.fqdn.project_subdomain;
         let project_name = if needs_project {
             let Some(project_id) = req.project_id.as_deref().filter(|p| !p.is_empty()) else {
@@ -128,18 +139,32 @@ impl JoinHandler {
             };
             match self.directory.project_name(project_id).await? {
                 Some(n) => Some(n),
-                None => return Err(JoinError::BadRequest(format!("No such project-id, {project_id}"))),
+                None => {
+                    return Err(JoinError::BadRequest(format!(
+                        "No such project-id, {project_id}"
+                    )))
+                }
             }
         } else {
             None
         };
         if let (Some(hc), Some(project)) = (&hostclass, &project_name) {
             if !self.hostclass_allowed(project, hc) {
-                return Err(JoinError::Forbidden(format!("Not allowed to add to hostclass '{hc}'")));
+                return Err(JoinError::Forbidden(format!(
+                    "Not allowed to add to hostclass '{hc}'"
+                )));
             }
         }
-        let fqdn = self.fqdn.instance_fqdn(&req.hostname, project_name.as_deref())?;
-        let services = requested_services(&req.metadata, &fqdn, &self.fqdn, project_name.as_deref(), &self.realm)?;
+        let fqdn = self
+            .fqdn
+            .instance_fqdn(&req.hostname, project_name.as_deref())?;
+        let services = requested_services(
+            &req.metadata,
+            &fqdn,
+            &self.fqdn,
+            project_name.as_deref(),
+            &self.realm,
+        )?;
 
         let otp = Secret::new(new_otp());
         let os_version = [image_props.get("os_distro"), image_props.get("os_version")]
@@ -155,7 +180,10 @@ impl JoinHandler {
             otp: Some(otp.clone()),
             userclass: hostclass.clone(),
             nsosversion: (!os_version.is_empty()).then_some(os_version),
-            nshostlocation: req.metadata_str("ipa_host_location")?.filter(|s| !s.is_empty()).map(str::to_string),
+            nshostlocation: req
+                .metadata_str("ipa_host_location")?
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             force: true,
         };
         let mut batch = EnrollmentBatch::new().host(host);
@@ -172,7 +200,7 @@ impl JoinHandler {
             }
             batch = batch.managed_by(s.principal.clone(), s.managed_by.clone());
         }
-        let outcome = self.ipa.enroll(batch).await.map_err(|e| {
+        let outcome = self.ipa.enroll(&batch).await.map_err(|e| {
             tracing::error!(host = %fqdn, error = %e, request_id = %ctx.request_id, "IPA enrollment failed");
             JoinError::Unavailable(format!("IPA could not be reached to enroll {fqdn}: {e}"))
         })?;
@@ -190,16 +218,23 @@ impl JoinHandler {
             }
             HostOutcome::LostRace => {
                 return Err(JoinError::Unavailable(format!(
-                    "another request created {fqdn} at the same moment; retry")))
+                    "another request created {fqdn} at the same moment; retry"
+                )))
             }
             HostOutcome::Failed(e) => {
                 return Err(match e {
-                    crate::ipa::IpaError::AccessDenied(_) => JoinError::Internal(format!("IPA refused to create {fqdn}: {e}")),
+                    crate::ipa::IpaError::AccessDenied(_) => {
+                        JoinError::Internal(format!("IPA refused to create {fqdn}: {e}"))
+                    }
                     _ => JoinError::BadRequest(format!("IPA refused host {fqdn}: {e}")),
                 })
             }
             HostOutcome::NotRequested => None,
         };
-        Ok(JoinResponse::Enrolled { hostname: fqdn, krb_realm: self.realm.clone(), ipaotp })
+        Ok(JoinResponse::Enrolled {
+            hostname: fqdn,
+            krb_realm: self.realm.clone(),
+            ipaotp,
+        })
     }
 }

@@ -9,27 +9,18 @@
 //! * [`decision`]: the decision sequence, in the original's order;
 //! * [`service`]: the tower service at the end of the pipeline.
 
+pub mod decision;
+pub mod directory;
 pub mod fqdn;
 pub mod request;
+pub mod service;
 pub mod services;
+pub mod setup;
 
 use http::StatusCode;
 
-/// Builds the `join` app (wired once the IPA client and keystone session land).
-pub fn build_app(
-    opts: crate::pipeline::registry::FilterOptions,
-    _ctx: crate::pipeline::registry::BuildContext,
-) -> futures::future::BoxFuture<
-    'static,
-    Result<crate::pipeline::HttpService, crate::config::pipeline_file::PipelineFileError>,
-> {
-    Box::pin(async move {
-        opts.finish()?;
-        Err(crate::config::pipeline_file::PipelineFileError::component(
-            "the join app is not wired yet",
-        ))
-    })
-}
+pub use decision::{EnrollmentDecision, JoinHandler, JoinResponse};
+pub use service::build_app;
 
 /// Why a join request was not answered with 200. Each variant maps to the
 /// status and fault body the original (or, where it crashed, a sensible

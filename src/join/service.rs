@@ -41,17 +41,27 @@ async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<Re
     // The original ran `create` for any method; only POST (what nova sends)
     // and PUT (which worked the same) are accepted now.
     if req.method() != Method::POST && req.method() != Method::PUT {
-        let mut r = response::fault(StatusCode::METHOD_NOT_ALLOWED, "Use POST: this is nova's dynamic vendordata endpoint.");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
+        let mut r = response::fault(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Use POST: this is nova's dynamic vendordata endpoint.",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
         return r;
     }
     let Some(ctx) = req.extensions().get::<RequestContext>().cloned() else {
         return response::default_fault(StatusCode::UNAUTHORIZED);
     };
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = match read_all(req.into_body()).await {
         Ok(b) => b,
-        Err(BodyReadError::TooLarge) => return response::fault(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large."),
+        Err(BodyReadError::TooLarge) => {
+            return response::fault(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
+        }
         Err(BodyReadError::Broken(e)) => return response::fault(StatusCode::BAD_REQUEST, &e),
     };
     let request = match VendordataRequest::parse(content_type.as_deref(), &body) {
@@ -90,11 +100,16 @@ impl tower::Service<Request<ReqBody>> for JoinService {
 
 /// Builds the `join` app from join.conf: IPA client, keystone and glance
 /// access, FQDN rules and realm.
-pub fn build_app(opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<HttpService, PipelineFileError>> {
+pub fn build_app(
+    opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<HttpService, PipelineFileError>> {
     Box::pin(async move {
         let config = opts.config().clone();
         opts.finish()?;
-        let handler = super::setup::join_handler(config).await.map_err(PipelineFileError::component)?;
+        let handler = super::setup::join_handler(config)
+            .await
+            .map_err(PipelineFileError::component)?;
         Ok(boxed(JoinService::new(Arc::new(handler))))
     })
 }

@@ -37,7 +37,8 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
         .ok_or_else(|| ConfigError::Missing {
             group: "DEFAULT".into(),
             option: "domain".into(),
-            why: "the DNS domain of enrolled hosts is unknown (no /etc/ipa/default.conf either)".into(),
+            why: "the DNS domain of enrolled hosts is unknown (no /etc/ipa/default.conf either)"
+                .into(),
         })?;
     let fqdn = FqdnPolicy {
         domain: domain.trim_end_matches('.').to_ascii_lowercase(),
@@ -45,15 +46,27 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
         normalize_project: config.bool(&NORMALIZE_PROJECT)?,
     };
     if fqdn.project_subdomain {
-        tracing::warn!("project_subdomain is on: instance hosts are named <host>.<project>.{}", fqdn.domain);
+        tracing::warn!(
+            "project_subdomain is on: instance hosts are named <host>.<project>.{}",
+            fqdn.domain
+        );
     }
     let ipa_cfg = IpaClientConfig::from_conf_with(&config, default_conf.as_ref())?;
     let realm = ipa_cfg.realm.clone().ok_or_else(|| ConfigError::Missing {
         group: "ipa".into(),
         option: "realm".into(),
-        why: "the Kerberos realm returned as krb_realm is unknown (no /etc/ipa/default.conf either)".into(),
+        why:
+            "the Kerberos realm returned as krb_realm is unknown (no /etc/ipa/default.conf either)"
+                .into(),
     })?;
     let ipa = IpaClient::new(ipa_cfg).map_err(|e| JoinSetupError::IpaClient(e.to_string()))?;
-    let directory = CloudDirectory::from_config(&config).map_err(|e| JoinSetupError::Directory(e.to_string()))?;
-    Ok(JoinHandler { fqdn, realm, ipa, directory, config })
+    let directory = CloudDirectory::from_config(&config)
+        .map_err(|e| JoinSetupError::Directory(e.to_string()))?;
+    Ok(JoinHandler {
+        fqdn,
+        realm,
+        ipa,
+        directory,
+        config,
+    })
 }

@@ -42,7 +42,9 @@ impl GlanceDouble {
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -70,7 +72,11 @@ impl GlanceDouble {
                 d.insert(k.clone(), v.clone());
             }
         }
-        self.state.images.lock().unwrap().insert(id.to_string(), doc);
+        self.state
+            .images
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), doc);
     }
 }
 
@@ -85,11 +91,19 @@ fn answer(st: &GlanceState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
-        r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
         r
     };
-    let Some(token) = req.headers().get("x-auth-token").and_then(|v| v.to_str().ok()) else {
-        return reply(StatusCode::UNAUTHORIZED, "{\"message\": \"no token\"}".into());
+    let Some(token) = req
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "{\"message\": \"no token\"}".into(),
+        );
     };
     st.tokens.lock().unwrap().push(token.to_string());
     let Some(id) = req.uri().path().strip_prefix("/v2/images/") else {
@@ -97,6 +111,9 @@ fn answer(st: &GlanceState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     };
     match st.images.lock().unwrap().get(id) {
         Some(doc) => reply(StatusCode::OK, doc.to_string()),
-        None => reply(StatusCode::NOT_FOUND, format!("{{\"message\": \"No image found with ID {id}\"}}")),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            format!("{{\"message\": \"No image found with ID {id}\"}}"),
+        ),
     }
 }

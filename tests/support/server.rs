@@ -15,7 +15,11 @@ pub fn repo_pipeline() -> String {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running novajoin server process.
@@ -54,7 +58,10 @@ impl NovajoinServer {
         } else {
             join_conf.replacen(
                 "[DEFAULT]\n",
-                &format!("[DEFAULT]\napi_paste_config = {}\n", dir.path().join("pipeline.toml").display()),
+                &format!(
+                    "[DEFAULT]\napi_paste_config = {}\n",
+                    dir.path().join("pipeline.toml").display()
+                ),
                 1,
             )
         };
@@ -64,13 +71,21 @@ impl NovajoinServer {
             .arg("server")
             .arg("--config-file")
             .arg(dir.path().join("join.conf"))
-            .env("RUST_LOG", "trace,hyper=info,h2=info,reqwest=info,rustls=info,tower=info")
+            .env(
+                "RUST_LOG",
+                "trace,hyper=info,h2=info,reqwest=info,rustls=info,tower=info",
+            )
             .envs(files.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start novajoin");
-        let mut server = NovajoinServer { child, base: format!("http://127.0.0.1:{port}"), dir, log };
+        let mut server = NovajoinServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            log,
+        };
         server.wait_ready();
         server
     }
@@ -79,7 +94,10 @@ impl NovajoinServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("novajoin exited with {status} before it was ready:\n{}", self.logs());
+                panic!(
+                    "novajoin exited with {status} before it was ready:\n{}",
+                    self.logs()
+                );
             }
             if std::net::TcpStream::connect(self.base.trim_start_matches("http://")).is_ok() {
                 return;
@@ -140,5 +158,8 @@ pub fn start_failure(join_conf: &str, pipeline: &str) -> (i32, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
