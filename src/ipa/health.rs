@@ -9,10 +9,13 @@ use futures::future::BoxFuture;
 use super::error::IpaError;
 use crate::health::{HealthProbe, HealthState};
 
+/// When the last round trip ended, and what went wrong (`None`: nothing).
+type LastOutcome = Option<(Instant, Option<String>)>;
+
 /// The last round trip's outcome, shared by a client and its probe.
 #[derive(Clone, Default)]
 pub struct IpaHealth {
-    last: Arc<Mutex<Option<(Instant, Option<String>)>>>,
+    last: Arc<Mutex<LastOutcome>>,
 }
 
 impl IpaHealth {
