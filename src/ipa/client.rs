@@ -129,6 +129,11 @@ impl IpaClient {
     /// Builds the client (reads the CA bundle); does not contact IPA.
     pub fn new(cfg: IpaClientConfig) -> Result<Self, IpaError> {
         let endpoints = Endpoints::new(&cfg.url, cfg.server_fqdn.as_deref())?;
+        if cfg.url.scheme() == "http" {
+            // Real IPA redirects plain http to https; only the test double
+            // answers it, and the password would cross the network in clear.
+            tracing::warn!(url = %cfg.url, "IPA URL uses plain http: acceptable only for the IPA test double");
+        }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
