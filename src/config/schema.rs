@@ -84,11 +84,13 @@ pub fn all_groups() -> Vec<OptionGroup> {
     vec![
         crate::config::DEFAULT_OPTIONS,
         crate::config::SERVICE_CREDENTIALS_OPTIONS,
+        crate::keystone::options::KEYSTONE_AUTHTOKEN_OPTIONS,
         crate::config::IPA_OPTIONS,
         crate::config::MIDDLEWARE_OPTIONS,
         crate::config::CORS_OPTIONS,
         crate::config::HEALTHCHECK_OPTIONS,
         crate::policy::OSLO_POLICY_OPTIONS,
+        crate::cache::options::CACHE_OPTIONS,
     ]
 }
 
