@@ -1,5 +1,9 @@
 //! The command line: one binary, one subcommand per tool.
 
+pub mod config_sample;
+pub mod install;
+pub mod manpages;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +33,12 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
+    /// Print every join.conf option with its default and help (like oslo-config-generator).
+    ConfigSample(config_sample::ConfigSampleArgs),
+    /// Set up this host: write join.conf, place pipeline.toml and the cloud-config, print the nova.conf changes.
+    Install(install::InstallArgs),
+    /// Write man pages generated from this command line.
+    Manpages(manpages::ManpagesArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -36,5 +46,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
+        Command::ConfigSample(args) => config_sample::run(&args),
+        Command::Install(args) => install::run(&args),
+        Command::Manpages(args) => manpages::run(&args),
     }
 }
