@@ -318,10 +318,12 @@ pub fn join_settings(args: &InstallArgs, existing: &str) -> Result<Vec<Setting>,
                 args.ipa_conf.display()
             ))
         })?,
-        (None, None) => return Err(InstallError::Usage(format!(
+        (None, None) => {
+            return Err(InstallError::Usage(format!(
             "{} not found: enroll this host in IPA first (ipa-client-install), or pass --domain",
             args.ipa_conf.display()
-        ))),
+        )))
+        }
     };
     let password = match (&args.nova_password_file, &args.nova_password) {
         (Some(file), _) => Some(
