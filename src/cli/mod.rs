@@ -36,7 +36,7 @@ pub enum Command {
     /// Print every join.conf option with its default and help (like oslo-config-generator).
     ConfigSample(config_sample::ConfigSampleArgs),
     /// Set up this host: write join.conf, place pipeline.toml and the cloud-config, print the nova.conf changes.
-    Install(install::InstallArgs),
+    Install(Box<install::InstallArgs>),
     /// Write man pages generated from this command line.
     Manpages(manpages::ManpagesArgs),
 }
