@@ -239,7 +239,7 @@ async fn typed_helpers_read_ipa_answers() {
     );
     assert_eq!(
         c.service_find_managed_by("vm2.example.test").await.unwrap(),
-        [s.principal.clone()]
+        std::slice::from_ref(&s.principal)
     );
 
     c.dnsrecord_add_a("example.test", "vm2", "192.0.2.20")

@@ -1,12 +1,14 @@
 //! The command line: one binary, one subcommand per tool.
 
-pub mod config_sample;
-pub mod install;
-pub mod manpages;
-
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub mod config_sample;
+pub mod install;
+pub mod manpages;
+pub mod policy_check;
+pub mod policy_sample;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
@@ -33,6 +35,12 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
+    /// Evaluate a policy file offline against a keystone token, with the
+    /// options and output of oslo.policy's oslopolicy-checker.
+    PolicyCheck(policy_check::PolicyCheckArgs),
+    /// Print the default policy with descriptions (like
+    /// oslopolicy-sample-generator).
+    PolicySample(policy_sample::PolicySampleArgs),
     /// Print every join.conf option with its default and help (like oslo-config-generator).
     ConfigSample(config_sample::ConfigSampleArgs),
     /// Set up this host: write join.conf, place pipeline.toml and the cloud-config, print the nova.conf changes.
@@ -46,6 +54,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
+        Command::PolicyCheck(args) => policy_check::run_cli(args),
+        Command::PolicySample(args) => policy_sample::run_cli(args),
         Command::ConfigSample(args) => config_sample::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Manpages(args) => manpages::run(&args),
