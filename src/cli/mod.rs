@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod ipa_setup;
+
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
 #[command(name = "novajoin", version, about, long_about = None)]
@@ -29,6 +31,9 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
+    /// Prepare IPA for novajoin: permissions, privilege, role, the
+    /// nova/<host> service and its keytab (or --precreate the host).
+    IpaSetup(ipa_setup::IpaSetupArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -36,5 +41,6 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
+        Command::IpaSetup(args) => ipa_setup::run_cli(args),
     }
 }

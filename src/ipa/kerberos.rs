@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use libgssapi_sys as sys;
 use libgssapi::context::{ClientCtx, CtxFlags};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::Error as GssError;
@@ -79,6 +80,16 @@ pub enum KerberosError {
     /// keytab is configured, e.g. `ipa-setup` after `kinit admin`).
     #[error("no usable Kerberos credentials in the default credential cache: {detail}; run kinit first")]
     DefaultCredentials {
+        /// What GSSAPI/krb5 said.
+        detail: String,
+        /// The KDC could not be reached.
+        kdc_unreachable: bool,
+    },
+    /// A password login to the KDC failed (`ipa-setup` as an administrator).
+    #[error("cannot obtain a Kerberos ticket for {principal} with its password: {detail}")]
+    PasswordLogin {
+        /// The administrator's principal.
+        principal: String,
         /// What GSSAPI/krb5 said.
         detail: String,
         /// The KDC could not be reached.
@@ -134,6 +145,9 @@ impl KerberosError {
                 kdc_unreachable: true,
                 ..
             } | Self::ServiceTicket {
+                kdc_unreachable: true,
+                ..
+            } | Self::PasswordLogin {
                 kdc_unreachable: true,
                 ..
             }
@@ -391,11 +405,17 @@ impl Inner {
                     ("ccache", self.ccache_name()),
                     ("client_keytab", format!("FILE:{}", keytab.display())),
                 ];
-                acquire_from(principal, &store).map_err(|e| KerberosError::Credentials {
-                    principal: principal.clone(),
-                    keytab: keytab.clone(),
-                    detail: gss_detail(&e),
-                    kdc_unreachable: kdc_unreachable(&e),
+                acquire_from(principal, &store, sys::GSS_C_INITIATE).map_err(|e| {
+                    let mut detail = gss_detail(&e);
+                    if !keytab_has_key_for(principal, keytab) {
+                        detail = format!("the keytab holds no key for {principal} ({detail})");
+                    }
+                    KerberosError::Credentials {
+                        principal: principal.clone(),
+                        keytab: keytab.clone(),
+                        detail,
+                        kdc_unreachable: kdc_unreachable(&e),
+                    }
                 })
             }
             CredentialSource::DefaultCache => Cred::acquire(None, None, CredUsage::Initiate, None)
@@ -435,6 +455,30 @@ impl Inner {
     }
 }
 
+/// Obtains a TGT for `principal` with its password and stores it in the
+/// credential cache `ccache` (e.g. `FILE:/tmp/x/admin.cc`), as `kinit`
+/// would, without a process or environment change (MIT krb5's `password`
+/// cred-store element). Blocking.
+pub fn kinit_with_password(
+    principal: &str,
+    password: &Secret,
+    ccache: &str,
+) -> Result<(), KerberosError> {
+    let mut store = [
+        ("ccache", ccache.to_string()),
+        ("password", password.expose().to_string()),
+    ];
+    let result = acquire_from(principal, &store, sys::GSS_C_INITIATE);
+    zeroize::Zeroize::zeroize(&mut store[1].1);
+    result
+        .map(|_| ())
+        .map_err(|e| KerberosError::PasswordLogin {
+            principal: principal.to_string(),
+            detail: gss_detail(&e),
+            kdc_unreachable: kdc_unreachable(&e),
+        })
+}
+
 /// The GSSAPI error as text (major and minor status messages).
 fn gss_detail(e: &GssError) -> String {
     e.to_string().trim().to_string()
@@ -453,14 +497,21 @@ fn kdc_unreachable(e: &GssError) -> bool {
 /// `GSS_KRB5_NT_PRINCIPAL_NAME` (1.2.840.113554.1.2.2.1).
 const KRB5_PRINCIPAL_OID: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01";
 
-/// `gss_acquire_cred_from(principal, store)` for initiating with krb5.
-fn acquire_from(principal: &str, store: &[(&str, String)]) -> Result<Cred, GssError> {
-    use libgssapi_sys as sys;
+/// Whether `keytab` holds a key for `principal`: acquiring *acceptor*
+/// credentials from it checks exactly that, without contacting the KDC.
+fn keytab_has_key_for(principal: &str, keytab: &Path) -> bool {
+    let store = [("keytab", format!("FILE:{}", keytab.display()))];
+    acquire_from(principal, &store, sys::GSS_C_ACCEPT).is_ok()
+}
+
+/// `gss_acquire_cred_from(principal, store)` with the krb5 mechanism's
+/// default, for `usage` (`GSS_C_INITIATE` or `GSS_C_ACCEPT`).
+fn acquire_from(principal: &str, store: &[(&str, String)], usage: u32) -> Result<Cred, GssError> {
     let bad_input = || GssError {
         major: libgssapi::error::MajorFlags::GSS_S_BAD_NAME,
         minor: 0,
     };
-    let pairs: Vec<(CString, CString)> = store
+    let mut pairs: Vec<(CString, CString)> = store
         .iter()
         .map(|(k, v)| Ok((CString::new(*k)?, CString::new(v.as_str())?)))
         .collect::<Result<_, std::ffi::NulError>>()
@@ -513,13 +564,18 @@ fn acquire_from(principal: &str, store: &[(&str, String)]) -> Result<Cred, GssEr
             name.0,
             sys::_GSS_C_INDEFINITE,
             std::ptr::null_mut(),
-            sys::GSS_C_INITIATE as sys::gss_cred_usage_t,
+            usage as sys::gss_cred_usage_t,
             &set,
             &mut cred,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         )
     };
+    drop(elements);
+    // A store may carry a password: wipe our copies.
+    for (_, v) in pairs.drain(..) {
+        zeroize::Zeroize::zeroize(&mut v.into_bytes());
+    }
     if major != sys::GSS_S_COMPLETE {
         return Err(GssError {
             major: libgssapi::error::MajorFlags::from_bits_retain(major),
