@@ -457,26 +457,57 @@ impl Inner {
 
 /// Obtains a TGT for `principal` with its password and stores it in the
 /// credential cache `ccache` (e.g. `FILE:/tmp/x/admin.cc`), as `kinit`
-/// would, without a process or environment change (MIT krb5's `password`
-/// cred-store element). Blocking.
+/// would, without a process or environment change: MIT krb5's `password`
+/// cred-store element (which excludes a ccache element) into memory, then
+/// `gss_store_cred_into` the cache. Blocking.
 pub fn kinit_with_password(
     principal: &str,
     password: &Secret,
     ccache: &str,
 ) -> Result<(), KerberosError> {
-    let mut store = [
-        ("ccache", ccache.to_string()),
-        ("password", password.expose().to_string()),
-    ];
-    let result = acquire_from(principal, &store, sys::GSS_C_INITIATE);
-    zeroize::Zeroize::zeroize(&mut store[1].1);
-    result
-        .map(|_| ())
-        .map_err(|e| KerberosError::PasswordLogin {
-            principal: principal.to_string(),
-            detail: gss_detail(&e),
-            kdc_unreachable: kdc_unreachable(&e),
-        })
+    let fail = |e: GssError| KerberosError::PasswordLogin {
+        principal: principal.to_string(),
+        detail: gss_detail(&e),
+        kdc_unreachable: kdc_unreachable(&e),
+    };
+    let mut store = [("password", password.expose().to_string())];
+    let result = acquire_from_raw(principal, &store, sys::GSS_C_INITIATE);
+    zeroize::Zeroize::zeroize(&mut store[0].1);
+    let raw = result.map_err(fail)?;
+    // SAFETY: `raw` is ours and wrapped exactly once (released on drop).
+    let cred = unsafe { Cred::from_c(raw) };
+    let cc = CString::new(ccache).map_err(|_| KerberosError::Internal("bad ccache name".into()))?;
+    let mut element = sys::gss_key_value_element_desc {
+        key: c"ccache".as_ptr(),
+        value: cc.as_ptr(),
+    };
+    let set = sys::gss_key_value_set_desc {
+        count: 1,
+        elements: &mut element,
+    };
+    let mut minor: sys::OM_uint32 = 0;
+    // SAFETY: `raw` stays valid while `cred` lives; the store outlives the call.
+    let major = unsafe {
+        sys::gss_store_cred_into(
+            &mut minor,
+            raw,
+            sys::GSS_C_INITIATE as sys::gss_cred_usage_t,
+            std::ptr::null_mut(),
+            1,
+            0,
+            &set,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    drop(cred);
+    if major != sys::GSS_S_COMPLETE {
+        return Err(fail(GssError {
+            major: libgssapi::error::MajorFlags::from_bits_retain(major),
+            minor,
+        }));
+    }
+    Ok(())
 }
 
 /// The GSSAPI error as text (major and minor status messages).
@@ -504,9 +535,20 @@ fn keytab_has_key_for(principal: &str, keytab: &Path) -> bool {
     acquire_from(principal, &store, sys::GSS_C_ACCEPT).is_ok()
 }
 
-/// `gss_acquire_cred_from(principal, store)` with the krb5 mechanism's
-/// default, for `usage` (`GSS_C_INITIATE` or `GSS_C_ACCEPT`).
+/// `gss_acquire_cred_from(principal, store)` with the default mechanisms,
+/// for `usage` (`GSS_C_INITIATE` or `GSS_C_ACCEPT`).
 fn acquire_from(principal: &str, store: &[(&str, String)], usage: u32) -> Result<Cred, GssError> {
+    let raw = acquire_from_raw(principal, store, usage)?;
+    // SAFETY: `raw` was just returned to us and is wrapped exactly once.
+    Ok(unsafe { Cred::from_c(raw) })
+}
+
+/// As [`acquire_from`], returning the handle the caller must release.
+fn acquire_from_raw(
+    principal: &str,
+    store: &[(&str, String)],
+    usage: u32,
+) -> Result<sys::gss_cred_id_t, GssError> {
     let bad_input = || GssError {
         major: libgssapi::error::MajorFlags::GSS_S_BAD_NAME,
         minor: 0,
@@ -582,8 +624,7 @@ fn acquire_from(principal: &str, store: &[(&str, String)], usage: u32) -> Result
             minor,
         });
     }
-    // SAFETY: `cred` was just returned to us and is wrapped exactly once.
-    Ok(unsafe { Cred::from_c(cred) })
+    Ok(cred)
 }
 
 #[link(name = "krb5")]
