@@ -338,6 +338,7 @@ pub fn ipa_error_kind(e: &IpaError) -> &'static str {
         IpaError::Unreachable { .. } => "unreachable",
         IpaError::Timeout(_) => "timeout",
         IpaError::Protocol(_) => "protocol",
+        IpaError::Kerberos(_) => "kerberos",
         IpaError::Setup(_) => "setup",
     }
 }

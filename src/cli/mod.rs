@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod config_sample;
 pub mod install;
+pub mod ipa_setup;
 pub mod manpages;
 pub mod policy_check;
 pub mod policy_sample;
@@ -47,6 +48,9 @@ pub enum Command {
     Install(Box<install::InstallArgs>),
     /// Write man pages generated from this command line.
     Manpages(manpages::ManpagesArgs),
+    /// Prepare IPA for novajoin: permissions, privilege, role, the
+    /// nova/<host> service and its keytab (or --precreate the host).
+    IpaSetup(ipa_setup::IpaSetupArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -59,5 +63,6 @@ pub fn main() -> i32 {
         Command::ConfigSample(args) => config_sample::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Manpages(args) => manpages::run(&args),
+        Command::IpaSetup(args) => ipa_setup::run_cli(args),
     }
 }

@@ -1,155 +1,117 @@
-//! Real Apache httpd (Debian `apache2`) for integration tests: a private
-//! server root in a temp dir, on a free loopback port, run in the
-//! foreground and killed (by PID) when dropped.
+//! A real Apache httpd (Debian `apache2`) for one test, started in the
+//! foreground with a configuration text of the test's choosing, on a free
+//! loopback port; stopped (SIGTERM, then SIGKILL) when dropped.
 //!
-//! ```ignore
-//! let httpd = ApacheServer::start(ApacheConfig {
-//!     modules: vec!["proxy", "proxy_http", "headers"],
-//!     site: "Listen 127.0.0.1:{port}\n<VirtualHost 127.0.0.1:{port}>\n...".into(),
-//! });
-//! ```
-//! In `site`, `{port}` is replaced by the chosen port and `{dir}` by the
-//! server's temp dir. The generated main config loads `mpm_event`,
-//! `authz_core` and the listed modules, logs errors to `{dir}/error.log`,
-//! and, when the test runs as root, serves as `www-data`.
+//! The configuration text may use these placeholders:
+//!
+//! * `{port}`: the loopback port to `Listen` on;
+//! * `{dir}`: the server's private temp dir (logs, pid file, runtime files);
+//! * `{modules}`: the directory of the module `.so` files.
+//!
+//! [`minimal_config`] gives the common head (listen, logs, MPM, user), and
+//! [`ipa_gssapi_front`] the IPA-like mod_auth_gssapi front for the IPA
+//! double.
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where Debian keeps the module files.
-pub const MODULE_DIR: &str = "/usr/lib/apache2/modules";
-
-/// What to run.
-pub struct ApacheConfig {
-    /// Module names without `mod_` and `.so` (`proxy`, `ssl`, `auth_gssapi`).
-    pub modules: Vec<&'static str>,
-    /// The site configuration (Listen, VirtualHost, ...).
-    pub site: String,
-}
+/// Where Debian installs the modules.
+pub const MODULES: &str = "/usr/lib/apache2/modules";
 
 /// A running httpd.
-pub struct ApacheServer {
+pub struct Apache {
     child: Child,
+    dir: tempfile::TempDir,
     /// The loopback port it listens on.
     pub port: u16,
-    /// Its server root: config, logs, pid file.
-    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
 }
 
-/// The user the workers run as when the test runs as root.
-pub const RUN_USER: &str = "www-data";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn module_symbol(name: &str) -> String {
-    format!("{name}_module")
-}
-
-impl ApacheServer {
-    /// Writes the configuration, checks it with `apache2 -t`, starts httpd
-    /// and waits until the port accepts connections (up to 20 s). Panics
-    /// with the error log when it does not come up.
-    pub fn start(cfg: ApacheConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = super::server::free_port();
-        let d = dir.path().display().to_string();
-        let mut conf = format!(
-            "ServerRoot \"{d}\"\nServerName localhost\nPidFile \"{d}/httpd.pid\"\n\
-             DefaultRuntimeDir \"{d}\"\nMutex file:{d} default\nErrorLog \"{d}/error.log\"\n\
-             LogLevel warn\nTimeout 30\n"
-        );
-        if is_root() {
-            conf.push_str(&format!("User {RUN_USER}\nGroup {RUN_USER}\n"));
-        }
-        let mut modules = vec!["mpm_event", "authz_core"];
-        for m in &cfg.modules {
-            if !modules.contains(m) {
-                modules.push(m);
-            }
-        }
-        for m in &modules {
-            conf.push_str(&format!(
-                "LoadModule {} {MODULE_DIR}/mod_{m}.so\n",
-                module_symbol(m)
-            ));
-        }
-        conf.push_str(
-            &cfg.site
+impl Apache {
+    /// Writes `config` (placeholders replaced) and runs
+    /// `apache2 -f CONF -DFOREGROUND` with `env` added; waits until the port
+    /// accepts connections (up to 20 s). Panics with the error log when it
+    /// does not start.
+    pub fn start(config: &str, env: &[(String, String)]) -> Apache {
+        let dir = tempfile::Builder::new()
+            .prefix("apache-")
+            .tempdir()
+            .unwrap();
+        // Workers run as www-data when started as root.
+        super::kdc::set_mode(dir.path(), 0o755);
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let text = config
                 .replace("{port}", &port.to_string())
-                .replace("{dir}", &d),
-        );
-        conf.push('\n');
-        let conf_path = dir.path().join("httpd.conf");
-        std::fs::write(&conf_path, &conf).unwrap();
-        if is_root() {
-            // The workers (www-data) must reach files the test puts here.
-            allow_traverse(dir.path());
+                .replace("{dir}", &dir.path().display().to_string())
+                .replace("{modules}", MODULES);
+            let conf = dir.path().join("httpd.conf");
+            std::fs::write(&conf, text).unwrap();
+            let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+            let mut child = Command::new("apache2")
+                .arg("-f")
+                .arg(&conf)
+                .arg("-DFOREGROUND")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("apache2 (install apache2: scripts/install-test-deps.sh)");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Apache {
+                        child,
+                        dir,
+                        port,
+                        base: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = read(&dir.path().join("stderr.log")) + &read(&dir.path().join("error.log"));
+            if !last_log.contains("could not bind") && !last_log.contains("Address already in use")
+            {
+                break;
+            }
         }
-        let check = Command::new("apache2")
-            .arg("-t")
-            .arg("-f")
-            .arg(&conf_path)
-            .output()
-            .expect("run apache2 (Debian package apache2)");
-        assert!(
-            check.status.success(),
-            "apache2 -t rejected the configuration:\n{}\n--- config ---\n{conf}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let child = Command::new("apache2")
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-DFOREGROUND")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("start apache2");
-        let mut server = ApacheServer { child, port, dir };
-        server.wait_ready();
-        server
+        panic!("apache2 did not start:\n{last_log}");
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("apache2 exited with {status}:\n{}", self.error_log());
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("apache2 not listening after 20 s:\n{}", self.error_log());
+    /// The server's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
-    /// The error log and stderr so far.
+    /// `{dir}/error.log` (when the configuration logs there).
     pub fn error_log(&self) -> String {
-        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
-        format!(
-            "{}{}",
-            read(self.dir.path().join("error.log")),
-            read(self.dir.path().join("stderr.log"))
-        )
+        read(&self.dir.path().join("error.log"))
     }
 
-    /// A file under the server root, read as text ("" when missing).
-    pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    /// `{dir}/access.log` (when the configuration logs there).
+    pub fn access_log(&self) -> String {
+        read(&self.dir.path().join("access.log"))
     }
 }
 
-impl Drop for ApacheServer {
+impl Drop for Apache {
     fn drop(&mut self) {
-        // SIGTERM to the parent stops its workers; then make sure.
-        // SAFETY: signalling our own child by its PID.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -160,6 +122,78 @@ impl Drop for ApacheServer {
         let _ = self.child.wait();
     }
 }
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// The head every configuration needs: loopback `Listen`, private pid and
+/// runtime files, `error.log` and `access.log` (`%u` is the authenticated
+/// user) in `{dir}`, the event MPM kept small, workers as www-data.
+pub fn minimal_config() -> String {
+    r#"ServerRoot "{dir}"
+ServerName localhost
+Listen 127.0.0.1:{port}
+PidFile {dir}/httpd.pid
+DefaultRuntimeDir {dir}
+ErrorLog {dir}/error.log
+LogLevel info
+LogFormat "%h %u \"%r\" %>s" novajoin_test
+CustomLog {dir}/access.log novajoin_test
+User www-data
+Group www-data
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 16
+MaxRequestWorkers 16
+MinSpareThreads 1
+MaxSpareThreads 16
+"#
+    .to_string()
+}
+
+/// IPA's front for the IPA double: mod_auth_gssapi guards
+/// `/ipa/session/login_kerberos` and `/ipa/json` as IPA configures it
+/// (`GssapiAllowedMech krb5`, `GssapiNegotiateOnce On`, `Require
+/// valid-user`, keytab of `HTTP/<fqdn>` in `GssapiCredStore`), passes the
+/// authenticated principal to the double in `trusted_header` (cleared on
+/// every incoming request first), and proxies `/ipa/` to `backend`
+/// (`http://127.0.0.1:PORT`). `/ipa/session/json` is passed through: the
+/// double checks its own session cookie there, as mod_session does in IPA.
+pub fn ipa_gssapi_front(http_keytab: &Path, backend: &str, trusted_header: &str) -> String {
+    format!(
+        r#"{head}
+LoadModule authn_core_module {{modules}}/mod_authn_core.so
+LoadModule authz_core_module {{modules}}/mod_authz_core.so
+LoadModule authz_user_module {{modules}}/mod_authz_user.so
+LoadModule auth_gssapi_module {{modules}}/mod_auth_gssapi.so
+LoadModule headers_module {{modules}}/mod_headers.so
+LoadModule proxy_module {{modules}}/mod_proxy.so
+LoadModule proxy_http_module {{modules}}/mod_proxy_http.so
+LogLevel info auth_gssapi:debug
+RequestHeader unset {trusted_header} early
+<LocationMatch "^/ipa/(json|session/login_kerberos)$">
+  AuthType GSSAPI
+  AuthName "Kerberos Login"
+  GssapiCredStore keytab:{keytab}
+  GssapiAllowedMech krb5
+  GssapiNegotiateOnce On
+  Require valid-user
+  RequestHeader set {trusted_header} "expr=%{{REMOTE_USER}}"
+</LocationMatch>
+ProxyPass "/ipa/" "{backend}/ipa/"
+ProxyPassReverse "/ipa/" "{backend}/ipa/"
+"#,
+        head = minimal_config(),
+        keytab = http_keytab.display(),
+    )
+}
+
+// ---- helpers for fronts with TLS and Unix sockets (tests/packaging.rs) ----
+
+/// The user httpd's workers run as ([`minimal_config`]).
+pub const RUN_USER: &str = "www-data";
 
 /// Lets other users traverse (not list) `dir`, so that httpd's workers can
 /// open files below it.

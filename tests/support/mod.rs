@@ -4,5 +4,6 @@
 pub mod apache;
 pub mod glance;
 pub mod ipa;
+pub mod kdc;
 pub mod keystone;
 pub mod server;
