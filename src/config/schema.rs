@@ -90,6 +90,7 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::config::CORS_OPTIONS,
         crate::config::HEALTHCHECK_OPTIONS,
         crate::policy::OSLO_POLICY_OPTIONS,
+        crate::cache::options::CACHE_OPTIONS,
         crate::metrics::METRICS_OPTIONS,
     ]
 }
