@@ -958,8 +958,10 @@ fn sum_prefix(samples: &BTreeMap<String, f64>, prefix: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_counts_enrollments() {
     use support::keystone::{Keystone, Provider};
+    // Its own keystone (the httpd test shares the Fernet one), so that every
+    // call keystone sees here comes from this server.
     let keystone: &'static Keystone =
-        tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet))
+        tokio::task::spawn_blocking(|| Keystone::shared(Provider::Jws))
             .await
             .unwrap();
     let ipa = support::ipa::start().await;
@@ -984,7 +986,10 @@ async fn metrics_endpoint_counts_enrollments() {
     let server = tokio::task::spawn_blocking(move || {
         NovajoinServer::start(ServerFiles {
             join_conf: conf,
-            pipeline: NOAUTH_PIPELINE.into(),
+            pipeline: NOAUTH_PIPELINE.replace(
+                "filters = [\"noauth\"]",
+                "filters = [\"noauth\", \"policy\", \"cache\"]",
+            ),
             env: vec![],
         })
     })
@@ -1020,10 +1025,10 @@ async fn metrics_endpoint_counts_enrollments() {
                 .as_u16()
         }
     };
-    assert_eq!(
-        post(nova_body("m1", Some("i"), json!({"ipa_enroll": "True"}))).await,
-        200
-    );
+    let m1 = nova_body("m1", Some("i"), json!({"ipa_enroll": "True"}));
+    assert_eq!(post(m1.clone()).await, 200);
+    // nova asks again for the same instance: answered from the cache.
+    assert_eq!(post(m1).await, 200);
     assert_eq!(
         post(nova_body("m2", Some("i"), json!({"ipa_enroll": "True"}))).await,
         200
@@ -1042,7 +1047,17 @@ async fn metrics_endpoint_counts_enrollments() {
 
     assert_eq!(
         delta("novajoin_http_requests_total{method=POST,route=join,status=200}"),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        delta("novajoin_cache_lookups_total{outcome=miss}"),
         3.0,
+        "{text}"
+    );
+    assert_eq!(
+        delta("novajoin_cache_lookups_total{outcome=hit}"),
+        1.0,
         "{text}"
     );
     assert_eq!(
@@ -1051,7 +1066,7 @@ async fn metrics_endpoint_counts_enrollments() {
     );
     assert_eq!(
         delta("novajoin_http_request_duration_seconds_count{route=join,status=200}"),
-        3.0
+        4.0
     );
     assert_eq!(
         get(
@@ -1109,6 +1124,7 @@ async fn metrics_endpoint_counts_enrollments() {
         ("novajoin_http_request_duration_seconds", "histogram"),
         ("novajoin_ipa_calls", "counter"),
         ("novajoin_keystone_calls", "counter"),
+        ("novajoin_cache_lookups", "counter"),
         ("novajoin_build_info", "gauge"),
     ] {
         let (t, help) = families
