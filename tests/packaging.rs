@@ -659,8 +659,9 @@ impl Instance {
     }
 }
 
-/// A metadata service that answers the listed (status, body) pairs in
-/// order, then the last one forever; counts requests.
+/// A metadata service: `vendor_data2.json` gets the listed (status, body)
+/// pairs in order, then the last one forever; `meta_data.json` gets `meta`
+/// (404 when `None`). Counts the vendor_data2.json requests.
 struct FakeMetadata {
     url: String,
     hits: Arc<AtomicUsize>,
@@ -669,11 +670,16 @@ struct FakeMetadata {
 
 impl FakeMetadata {
     fn start(answers: Vec<(u16, String)>) -> Self {
+        Self::with_meta(answers, None)
+    }
+
+    fn with_meta(answers: Vec<(u16, String)>, meta: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
         let paths = Arc::new(Mutex::new(Vec::new()));
         let (h, p) = (hits.clone(), paths.clone());
+        let meta = meta.map(str::to_string);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { break };
@@ -681,9 +687,16 @@ impl FakeMetadata {
                 let n = s.read(&mut buf).unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
-                p.lock().unwrap().push(path);
-                let i = h.fetch_add(1, Ordering::SeqCst);
-                let (status, body) = answers[i.min(answers.len() - 1)].clone();
+                p.lock().unwrap().push(path.clone());
+                let (status, body) = if path.ends_with("/meta_data.json") {
+                    match &meta {
+                        Some(m) => (200, m.clone()),
+                        None => (404, "not found".to_string()),
+                    }
+                } else {
+                    let i = h.fetch_add(1, Ordering::SeqCst);
+                    answers[i.min(answers.len() - 1)].clone()
+                };
                 let _ = write!(
                     s,
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -794,11 +807,73 @@ fn enroll_falls_back_to_the_metadata_service_and_retries() {
 #[test]
 fn enroll_does_nothing_when_enrollment_was_not_requested() {
     let inst = Instance::new();
-    let metadata = FakeMetadata::start(vec![(200, r#"{"static": {}, "join": {}}"#.into())]);
-    let run = inst.run(&[("NOVAJOIN_METADATA_URL", metadata.url.clone())], &[]);
+    let metadata = FakeMetadata::with_meta(
+        vec![(200, r#"{"static": {}, "join": {}}"#.into())],
+        Some(r#"{"uuid": "u", "meta": {"role": "web"}}"#),
+    );
+    let run = inst.run(
+        &[
+            ("NOVAJOIN_METADATA_URL", metadata.url.clone()),
+            ("NOVAJOIN_METADATA_TIMEOUT", "60".into()),
+        ],
+        &[],
+    );
     assert_eq!(run.status, 0, "{}", run.output);
     assert_eq!(run.ipa_args, None);
     assert!(run.output.contains("no IPA enrollment was requested"));
+    assert_eq!(metadata.hits.load(Ordering::SeqCst), 1, "asked once");
+}
+
+#[test]
+fn enroll_asks_again_while_novajoin_fails_for_a_requested_instance() {
+    let inst = Instance::new();
+    // nova stores {} for the target while novajoin answers with an error.
+    let failed = r#"{"static": {}, "join": {}}"#.to_string();
+    let metadata = FakeMetadata::with_meta(
+        vec![(200, failed.clone()), (200, failed), (200, VENDOR_DATA.into())],
+        Some(r#"{"uuid": "u", "meta": {"ipa_enroll": "True"}}"#),
+    );
+    let run = inst.run(
+        &[
+            ("NOVAJOIN_METADATA_URL", metadata.url.clone()),
+            ("NOVAJOIN_METADATA_TIMEOUT", "60".into()),
+        ],
+        &[],
+    );
+    assert_eq!(run.status, 0, "{}", run.output);
+    assert_eq!(run.ipa_args, Some(expected_ipa_args(&[])), "{}", run.output);
+    assert_eq!(metadata.hits.load(Ordering::SeqCst), 3);
+    assert!(metadata
+        .paths
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|p| p == "/openstack/latest/meta_data.json"));
+    assert!(run.output.contains("asking again"), "{}", run.output);
+}
+
+#[test]
+fn enroll_uses_the_metadata_service_when_the_drive_was_built_while_novajoin_failed() {
+    let inst = Instance::new();
+    inst.put_drive(r#"{"static": {}, "join": {}}"#);
+    std::fs::write(
+        inst.dir.path().join("drive/openstack/latest/meta_data.json"),
+        r#"{"uuid": "u", "meta": {"ipa_enroll": "true"}}"#,
+    )
+    .unwrap();
+    let metadata = FakeMetadata::start(vec![(200, VENDOR_DATA.into())]);
+    let run = inst.run(
+        &[
+            ("STUB_DEVICE", "/dev/sr0".into()),
+            ("NOVAJOIN_METADATA_URL", metadata.url.clone()),
+            ("NOVAJOIN_METADATA_TIMEOUT", "60".into()),
+        ],
+        &[],
+    );
+    assert_eq!(run.status, 0, "{}", run.output);
+    assert_eq!(run.ipa_args, Some(expected_ipa_args(&[])), "{}", run.output);
+    assert_eq!(metadata.hits.load(Ordering::SeqCst), 1);
+    assert!(run.calls.contains("umount "), "{}", run.calls);
 }
 
 #[test]

@@ -8,6 +8,12 @@
 #   ipa-client-install -U -w <otp> --hostname <fqdn> [--realm <realm>] [ARGS...]
 # where ARGS are this script's own arguments (e.g. --mkhomedir).
 #
+# When the answer has no "join" entry although the instance's metadata asks
+# for enrollment (ipa_enroll), novajoin failed for that request (nova then
+# stores {}): the script asks the metadata service again, which makes nova
+# call novajoin again, until the time is up. That includes config-drive
+# instances whose drive was built while novajoin was failing.
+#
 # The one-time password is never printed: no `set -x`, no echo of the
 # answer. Exit status: 0 enrolled or nothing to do, 1 failure.
 #
@@ -44,6 +50,9 @@ cleanup() {
 }
 trap cleanup EXIT
 answer="$workdir/vendor_data2.json"
+meta="$workdir/meta_data.json"
+meta_url="${metadata_url%/*}/meta_data.json"
+deadline=$((SECONDS + metadata_timeout))
 
 python=""
 for candidate in python3 /usr/libexec/platform-python; do
@@ -86,6 +95,7 @@ from_config_drive() {
         return 1
     fi
     cp "$file" "$answer"
+    cp "$dir/openstack/latest/meta_data.json" "$meta" 2>/dev/null || true
     if [ -n "$mounted" ]; then
         umount "$mounted" && mounted=""
     fi
@@ -100,23 +110,68 @@ jittered() {
     echo $((base / 2 + RANDOM % (base + 1)))
 }
 
-# Fetches vendor_data2.json from the metadata service into $answer,
-# retrying until it is a JSON object or the time is up.
-from_metadata_service() {
-    local deadline=$((SECONDS + metadata_timeout)) delay=$retry_base attempt=0 pause
+# Fetches $2 from the metadata service into $1, retrying with back-off
+# until it is a JSON object or the deadline passes.
+fetch() {
+    local out=$1 url=$2 delay=$retry_base attempt=0 pause
     while :; do
         attempt=$((attempt + 1))
-        if curl -fsS --connect-timeout 5 --max-time 60 -o "$answer" "$metadata_url" 2>"$workdir/curl.err" &&
-            is_json_object "$answer"; then
-            log "read vendor_data2.json from the metadata service (attempt $attempt)"
+        if curl -fsS --connect-timeout 5 --max-time 60 -o "$out" "$url" 2>"$workdir/curl.err" &&
+            is_json_object "$out"; then
+            log "read ${url##*/} from the metadata service (attempt $attempt)"
             return 0
         fi
         log "metadata service attempt $attempt failed: $(head -c 300 "$workdir/curl.err" | tr '\n' ' ')"
         pause=$(jittered "$delay")
         if [ $((SECONDS + pause)) -ge "$deadline" ]; then
-            log "gave up on $metadata_url after $attempt attempts"
+            log "gave up on $url after $attempt attempts"
             return 1
         fi
+        sleep "$pause"
+        delay=$((delay * 2))
+        if [ "$delay" -gt "$retry_max" ]; then
+            delay=$retry_max
+        fi
+    done
+}
+
+# Whether $answer has a non-empty "join" entry.
+has_join() {
+    "$python" -c 'import json, sys
+with open(sys.argv[1]) as f:
+    sys.exit(0 if json.load(f).get("join") else 1)' "$answer" 2>/dev/null
+}
+
+# Whether the instance metadata in $meta sets ipa_enroll to true.
+enrollment_requested() {
+    [ -s "$meta" ] && "$python" -c 'import json, sys
+with open(sys.argv[1]) as f:
+    flag = (json.load(f).get("meta") or {}).get("ipa_enroll", "")
+sys.exit(0 if str(flag).lower() == "true" else 1)' "$meta" 2>/dev/null
+}
+
+# Fetches vendor_data2.json from the metadata service into $answer. While
+# it has no "join" entry but the instance asked for enrollment, asks again
+# (each request makes nova call novajoin again).
+from_metadata_service() {
+    local delay=$retry_base pause
+    while :; do
+        fetch "$answer" "$metadata_url" || return 1
+        if has_join; then
+            return 0
+        fi
+        if [ ! -s "$meta" ]; then
+            fetch "$meta" "$meta_url" || rm -f "$meta"
+        fi
+        if ! enrollment_requested; then
+            return 0
+        fi
+        pause=$(jittered "$delay")
+        if [ $((SECONDS + pause)) -ge "$deadline" ]; then
+            log "novajoin gave no answer for this instance although ipa_enroll is set; giving up"
+            return 1
+        fi
+        log "no novajoin answer yet although ipa_enroll is set (novajoin failed for this request); asking again"
         sleep "$pause"
         delay=$((delay * 2))
         if [ "$delay" -gt "$retry_max" ]; then
@@ -173,7 +228,15 @@ main() {
         log "python3 is needed to read the metadata and was not found"
         return 1
     fi
-    if ! from_config_drive && ! from_metadata_service; then
+    if from_config_drive; then
+        if ! has_join && enrollment_requested; then
+            log "the config drive has no novajoin answer although ipa_enroll is set (novajoin failed while nova built it); asking the metadata service"
+            if ! from_metadata_service; then
+                log "FATAL: no novajoin answer from the config drive or the metadata service"
+                return 1
+            fi
+        fi
+    elif ! from_metadata_service; then
         log "FATAL: no vendor_data2.json from the config drive or the metadata service"
         return 1
     fi

@@ -703,7 +703,8 @@ pub fn apply(plan: &InstallPlan, dir: &Path, dry_run: bool) -> Result<String, In
     let _ = writeln!(
         out,
         "Then:\n\
-         * put the IPA keytab for novajoin at /etc/novajoin/krb5.keytab (mode 0640, group novajoin);\n\
+         * prepare IPA and fetch the keytab, as an IPA administrator:\n  \
+         novajoin ipa-setup --keytab-owner novajoin   (keytab /etc/novajoin/krb5.keytab);\n\
          * import the glance metadef: glance md-namespace-import --file /usr/share/novajoin/freeipa.json;\n\
          * systemctl enable --now novajoin-server novajoin-notify, and reload httpd."
     );
