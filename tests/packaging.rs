@@ -830,7 +830,11 @@ fn enroll_asks_again_while_novajoin_fails_for_a_requested_instance() {
     // nova stores {} for the target while novajoin answers with an error.
     let failed = r#"{"static": {}, "join": {}}"#.to_string();
     let metadata = FakeMetadata::with_meta(
-        vec![(200, failed.clone()), (200, failed), (200, VENDOR_DATA.into())],
+        vec![
+            (200, failed.clone()),
+            (200, failed),
+            (200, VENDOR_DATA.into()),
+        ],
         Some(r#"{"uuid": "u", "meta": {"ipa_enroll": "True"}}"#),
     );
     let run = inst.run(
@@ -857,7 +861,9 @@ fn enroll_uses_the_metadata_service_when_the_drive_was_built_while_novajoin_fail
     let inst = Instance::new();
     inst.put_drive(r#"{"static": {}, "join": {}}"#);
     std::fs::write(
-        inst.dir.path().join("drive/openstack/latest/meta_data.json"),
+        inst.dir
+            .path()
+            .join("drive/openstack/latest/meta_data.json"),
         r#"{"uuid": "u", "meta": {"ipa_enroll": "true"}}"#,
     )
     .unwrap();
