@@ -22,7 +22,11 @@ const BODY_401: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "mess
 fn join_conf(ks: &Keystone, ipa: &IpaDouble, extra_authtoken: &str) -> String {
     let ipa_conf = support::ipa::join_conf(ipa);
     // join_conf() starts with [DEFAULT]; add ours there.
-    let ipa_conf = ipa_conf.replacen("[DEFAULT]\n", "[DEFAULT]\njoin_listen = 127.0.0.1\njoin_listen_port = {port}\n", 1);
+    let ipa_conf = ipa_conf.replacen(
+        "[DEFAULT]\n",
+        "[DEFAULT]\njoin_listen = 127.0.0.1\njoin_listen_port = {port}\n",
+        1,
+    );
     format!(
         "{ipa_conf}\n[keystone_authtoken]\nauth_type = password\nauth_url = {}\nusername = novajoin\npassword = {}\n\
          user_domain_name = Default\nproject_name = service\nproject_domain_name = Default\n\
@@ -35,7 +39,11 @@ fn join_conf(ks: &Keystone, ipa: &IpaDouble, extra_authtoken: &str) -> String {
 
 async fn start_server(conf: String) -> NovajoinServer {
     tokio::task::spawn_blocking(move || {
-        NovajoinServer::start(ServerFiles { join_conf: conf, pipeline: PIPELINE.into(), env: vec![] })
+        NovajoinServer::start(ServerFiles {
+            join_conf: conf,
+            pipeline: PIPELINE.into(),
+            env: vec![],
+        })
     })
     .await
     .unwrap()
@@ -51,7 +59,12 @@ fn nova_body(hostname: &str) -> String {
     .to_string()
 }
 
-async fn post(server: &NovajoinServer, token: Option<&str>, extra: &[(&str, &str)], body: String) -> (u16, reqwest::header::HeaderMap, String) {
+async fn post(
+    server: &NovajoinServer,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+    body: String,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let mut r = reqwest::Client::new()
         .post(format!("{}/v1/", server.base))
         .header("content-type", "application/json")
@@ -71,7 +84,9 @@ async fn post(server: &NovajoinServer, token: Option<&str>, extra: &[(&str, &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_enrolls_with_a_nova_token_and_refuses_others() {
-    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet)).await.unwrap();
+    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet))
+        .await
+        .unwrap();
     let ipa = support::ipa::start().await;
     let server = start_server(join_conf(ks, &ipa, "")).await;
     let token = ks.issue_token("nova").await;
@@ -79,7 +94,10 @@ async fn the_server_enrolls_with_a_nova_token_and_refuses_others() {
     let (s, _, b) = post(&server, Some(&token), &[], nova_body("vm-auth-1")).await;
     assert_eq!(s, 200, "{b}\n{}", server.logs());
     let v: Value = serde_json::from_str(&b).unwrap();
-    assert!(v["hostname"].as_str().unwrap().starts_with("vm-auth-1."), "{v}");
+    assert!(
+        v["hostname"].as_str().unwrap().starts_with("vm-auth-1."),
+        "{v}"
+    );
     assert!(v["ipaotp"].as_str().is_some(), "{v}");
     // A second instance with the same token: no new keystone call.
     let (s, _, _) = post(&server, Some(&token), &[], nova_body("vm-auth-2")).await;
@@ -89,7 +107,14 @@ async fn the_server_enrolls_with_a_nova_token_and_refuses_others() {
     let www = format!("Keystone uri=\"{}\"", ks.public_url());
     for (tok, extra) in [
         (Some("garbage-token"), vec![]),
-        (None, vec![("x-roles", "admin"), ("x-user-name", "nova"), ("x-identity-status", "Confirmed")]),
+        (
+            None,
+            vec![
+                ("x-roles", "admin"),
+                ("x-user-name", "nova"),
+                ("x-identity-status", "Confirmed"),
+            ],
+        ),
     ] {
         let (s, h, b) = post(&server, tok, &extra, nova_body("vm-refused")).await;
         assert_eq!(s, 401, "{b}");
@@ -97,14 +122,20 @@ async fn the_server_enrolls_with_a_nova_token_and_refuses_others() {
         assert_eq!(h["www-authenticate"], www.as_str());
     }
     // Refused requests never reached IPA.
-    assert!(server.logs().contains("rejecting request"), "{}", server.logs());
+    assert!(
+        server.logs().contains("rejecting request"),
+        "{}",
+        server.logs()
+    );
     // No token text in the server's trace-level logs.
     assert!(!server.logs().contains(&token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_share_the_redis_token_cache() {
-    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet)).await.unwrap();
+    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet))
+        .await
+        .unwrap();
     let ipa = support::ipa::start().await;
     let prefix = format!("novajoin-e2e-{}:", uuid::Uuid::new_v4());
     let redis = format!(
@@ -119,23 +150,52 @@ async fn two_server_processes_share_the_redis_token_cache() {
     assert_eq!(ks.validations_of(&token), 1);
     let (s, _, body) = post(&b, Some(&token), &[], nova_body("vm-shared-b")).await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(ks.validations_of(&token), 1, "server B used server A's Redis entry");
+    assert_eq!(
+        ks.validations_of(&token),
+        1,
+        "server B used server A's Redis entry"
+    );
 
     // An entry planted without the secret is refused: B asks keystone.
     let demo = ks.issue_token("demo").await;
-    let name = novajoin::keystone::cache_crypt::CacheSecret::new("e2e-secret", novajoin::keystone::cache_crypt::Strategy::Encrypt)
-        .keys(&demo)
-        .name;
-    let mut c = redis::Client::open("redis://127.0.0.1:6379/0").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let name = novajoin::keystone::cache_crypt::CacheSecret::new(
+        "e2e-secret",
+        novajoin::keystone::cache_crypt::Strategy::Encrypt,
+    )
+    .keys(&demo)
+    .name;
+    let mut c = redis::Client::open("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let planted = json!({"v": 1, "cache_until": chrono::Utc::now().timestamp() + 300,
         "token": {"user": {"id": "x", "name": "nova"}, "expires_at": "2099-01-01T00:00:00Z", "roles": [{"name": "admin"}]}});
-    let _: () = redis::cmd("SET").arg(format!("{prefix}tokens/{name}")).arg(planted.to_string()).arg("EX").arg(300)
-        .query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}tokens/{name}"))
+        .arg(planted.to_string())
+        .arg("EX")
+        .arg(300)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     let (s, _, _) = post(&b, Some(&demo), &[], nova_body("vm-planted")).await;
     assert_eq!(s, 200);
-    assert_eq!(ks.validations_of(&demo), 1, "the planted entry was not trusted");
-    assert!(b.logs().contains("refused a Redis token-cache entry"), "{}", b.logs());
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut c).await.unwrap();
+    assert_eq!(
+        ks.validations_of(&demo),
+        1,
+        "the planted entry was not trusted"
+    );
+    assert!(
+        b.logs().contains("refused a Redis token-cache entry"),
+        "{}",
+        b.logs()
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
     for k in keys {
         let _: () = redis::cmd("DEL").arg(k).query_async(&mut c).await.unwrap();
     }
