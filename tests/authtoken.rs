@@ -402,7 +402,9 @@ async fn keystone_down_cached_token_works_until_cache_time_uncached_gets_503() {
     let ks = tokio::task::spawn_blocking(|| Keystone::start(Provider::Fernet))
         .await
         .unwrap();
-    let svc = stack(&base_conf(&ks, "token_cache_time = 10\n")).await;
+    let (svc, health) = try_stack(&base_conf(&ks, "token_cache_time = 10\n"))
+        .await
+        .unwrap();
     let delayed = stack(&base_conf(
         &ks,
         "token_cache_time = 10\ndelay_auth_decision = true\n",
@@ -426,6 +428,13 @@ async fn keystone_down_cached_token_works_until_cache_time_uncached_gets_503() {
         .as_str()
         .unwrap()
         .contains("The Keystone service is temporarily unavailable."));
+    // The health check says so.
+    let states = health.check_all().await;
+    assert!(
+        states.iter().any(|(n, s)| n == "keystone"
+            && matches!(s, novajoin::health::HealthState::Degraded(m) if m.contains("cannot be reached"))),
+        "{states:?}"
+    );
     // With delay_auth_decision the request goes on as Invalid; keystonecontext
     // then answers 401 and authtoken adds WWW-Authenticate.
     let (s, h, b) = send(&delayed, req(Some(&uncached), &[])).await;
