@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod policy_check;
+pub mod policy_sample;
+
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
 #[command(name = "novajoin", version, about, long_about = None)]
@@ -29,6 +32,12 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
+    /// Evaluate a policy file offline against a keystone token, with the
+    /// options and output of oslo.policy's oslopolicy-checker.
+    PolicyCheck(policy_check::PolicyCheckArgs),
+    /// Print the default policy with descriptions (like
+    /// oslopolicy-sample-generator).
+    PolicySample(policy_sample::PolicySampleArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -36,5 +45,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
+        Command::PolicyCheck(args) => policy_check::run_cli(args),
+        Command::PolicySample(args) => policy_sample::run_cli(args),
     }
 }

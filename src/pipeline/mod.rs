@@ -13,11 +13,13 @@ pub mod registry;
 pub mod response;
 
 pub mod authtoken;
+pub mod cache;
 pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
 pub mod keystonecontext;
 pub mod noauth;
+pub mod policy;
 pub mod request_id;
 pub mod sizelimit;
 

@@ -4,4 +4,5 @@
 pub mod glance;
 pub mod ipa;
 pub mod keystone;
+pub mod redis;
 pub mod server;
