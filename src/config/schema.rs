@@ -88,6 +88,10 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::config::MIDDLEWARE_OPTIONS,
         crate::config::CORS_OPTIONS,
         crate::config::HEALTHCHECK_OPTIONS,
+        crate::notify::options::DEFAULT_MESSAGING_OPTIONS,
+        crate::notify::options::NOTIFICATIONS_OPTIONS,
+        crate::notify::options::RABBIT_OPTIONS,
+        crate::notify::options::NOTIFY_OPTIONS,
     ]
 }
 
