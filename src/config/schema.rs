@@ -84,6 +84,7 @@ pub fn all_groups() -> Vec<OptionGroup> {
     vec![
         crate::config::DEFAULT_OPTIONS,
         crate::config::SERVICE_CREDENTIALS_OPTIONS,
+        crate::keystone::options::KEYSTONE_AUTHTOKEN_OPTIONS,
         crate::config::IPA_OPTIONS,
         crate::config::MIDDLEWARE_OPTIONS,
         crate::config::CORS_OPTIONS,

@@ -1,1 +1,15 @@
-//! TODO
+//! Everything that talks to keystone: the service's own session (token,
+//! catalog, project lookup), token validation for the `authtoken` filter
+//! with its caches, and local JWS checks.
+
+pub mod auth;
+pub mod catalog;
+pub mod error;
+pub mod options;
+pub mod secret;
+pub mod session;
+pub mod token;
+
+pub use error::KeystoneError;
+pub use secret::Token;
+pub use session::{HttpSettings, ServiceSession};

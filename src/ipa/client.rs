@@ -1,0 +1,460 @@
+//! [`IpaClient`]: JSON-RPC over HTTPS to `/ipa/session/json` with the
+//! `ipa_session` cookie.
+//!
+//! * Logs in on first use ([`IpaAuth`]) and keeps the cookie in memory. On
+//!   401 it drops the cookie, logs in again once and repeats the call; a
+//!   second 401 is an error. Concurrent callers share one login.
+//! * Sends `Referer: https://<server fqdn>/ipa` and `version` on every call
+//!   (batch sub-calls inherit the batch's version, as IPA defines).
+//! * Connection failures and 502/503/504 are retried `connect_retries`
+//!   times with exponential back-off (bounded by `retry_backoff_max`); the
+//!   whole call, including waiting for a slot, retries and back-off, is
+//!   bounded by `timeout`. A timeout is not retried.
+//! * At most `max_concurrent_calls` round trips are in flight.
+//! * Redirects are not followed: IPA redirects requests that do not use its
+//!   FQDN, and a followed POST would be lost.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::header::{ACCEPT, COOKIE, REFERER};
+use serde_json::{json, Map, Value};
+use tokio::sync::{Mutex, Semaphore};
+use url::Url;
+
+use super::auth::{
+    cookie_header, error_chain, http_error, is_transient_status, json_content_type, rejection_reason, AttemptError,
+    Endpoints, IpaAuth,
+};
+use super::command::{CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry};
+use super::error::IpaError;
+use super::secret::Secret;
+use super::wire;
+
+/// The API version novajoin always sent (IPA 4.2); every IPA since accepts it.
+pub const DEFAULT_API_VERSION: &str = "2.146";
+
+/// Everything the client needs; see [`IpaClientConfig::from_conf`] for
+/// join.conf.
+#[derive(Clone, Debug)]
+pub struct IpaClientConfig {
+    /// The IPA URL (`https://ipa.example.com/ipa/json` or any URL on the server).
+    pub url: Url,
+    /// The server's FQDN for the Referer; `None` uses the URL's host.
+    pub server_fqdn: Option<String>,
+    /// The Kerberos realm (for service principals), when known.
+    pub realm: Option<String>,
+    /// How to log in.
+    pub auth: IpaAuth,
+    /// CA bundle (PEM) that signs IPA's certificate; `None` uses the
+    /// built-in web roots (only sensible for tests over plain http).
+    pub ca_file: Option<PathBuf>,
+    /// The `version` option sent with every call.
+    pub api_version: String,
+    /// Bound on one call: waiting for a slot, login, retries and back-off.
+    pub timeout: Duration,
+    /// Extra attempts after a connection failure or 502/503/504.
+    pub connect_retries: u32,
+    /// First back-off pause; doubles on each retry.
+    pub retry_backoff: Duration,
+    /// Longest back-off pause.
+    pub retry_backoff_max: Duration,
+    /// Cap on round trips in flight from this client.
+    pub max_concurrent_calls: usize,
+}
+
+impl IpaClientConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(url: Url, auth: IpaAuth) -> Self {
+        Self {
+            url,
+            server_fqdn: None,
+            realm: None,
+            auth,
+            ca_file: None,
+            api_version: DEFAULT_API_VERSION.to_string(),
+            timeout: Duration::from_secs(20),
+            connect_retries: 2,
+            retry_backoff: Duration::from_millis(500),
+            retry_backoff_max: Duration::from_secs(8),
+            max_concurrent_calls: 16,
+        }
+    }
+}
+
+#[derive(Default)]
+struct SessionState {
+    cookie: Option<Secret>,
+    /// Bumped on every login, so that a 401 only drops the cookie it was
+    /// answered for, not a newer one another caller just obtained.
+    generation: u64,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    cfg: IpaClientConfig,
+    endpoints: Endpoints,
+    session: Mutex<SessionState>,
+    slots: Semaphore,
+}
+
+/// A client for one IPA server. Cheap to clone; clones share the session,
+/// the connection pool and the concurrency cap.
+#[derive(Clone)]
+pub struct IpaClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for IpaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpaClient")
+            .field("url", &self.inner.endpoints.session_json.as_str())
+            .field("auth", &self.inner.cfg.auth.describe())
+            .finish()
+    }
+}
+
+enum Reply {
+    Json(bytes::Bytes),
+    Unauthorized(String),
+}
+
+impl IpaClient {
+    /// Builds the client (reads the CA bundle); does not contact IPA.
+    pub fn new(cfg: IpaClientConfig) -> Result<Self, IpaError> {
+        let endpoints = Endpoints::new(&cfg.url, cfg.server_fqdn.as_deref())?;
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            // Apache closes idle keep-alive connections after 30 s; drop
+            // ours first rather than reuse a socket that is being closed.
+            .pool_idle_timeout(Duration::from_secs(25))
+            .connect_timeout(cfg.timeout)
+            .timeout(cfg.timeout)
+            .gzip(true)
+            .user_agent(concat!("novajoin/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                IpaError::Setup(format!("cannot read the IPA CA bundle {}: {e} ([ipa] ca_file)", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                IpaError::Setup(format!("{} is not a PEM certificate bundle: {e} ([ipa] ca_file)", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(IpaError::Setup(format!(
+                    "{} holds no certificate ([ipa] ca_file)",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().map_err(|e| IpaError::Setup(error_chain(&e)))?;
+        let slots = Semaphore::new(cfg.max_concurrent_calls.max(1));
+        Ok(Self {
+            inner: Arc::new(Inner { http, cfg, endpoints, session: Mutex::new(SessionState::default()), slots }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &IpaClientConfig {
+        &self.inner.cfg
+    }
+
+    /// The endpoints and Referer in use.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    /// The realm, when configured.
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.cfg.realm.as_deref()
+    }
+
+    /// Logs in now (normally done on first use), e.g. to fail fast at start-up.
+    pub async fn login(&self) -> Result<(), IpaError> {
+        let gen = self.inner.session.lock().await.generation;
+        self.invalidate(gen).await;
+        self.ping().await.map(|_| ())
+    }
+
+    /// Runs one command.
+    pub async fn call(&self, cmd: IpaCommand) -> Result<CommandOutput, IpaError> {
+        let mut options = cmd.options().clone();
+        options.entry("version").or_insert_with(|| json!(self.inner.cfg.api_version));
+        let body = wire::request_body(cmd.method(), cmd.args(), &options);
+        let started = Instant::now();
+        let out = self.round_trip(&body).await;
+        log_outcome(&cmd.describe(), started, out.as_ref().map(|_| ()));
+        out.map(CommandOutput)
+    }
+
+    /// Runs the commands in one `batch` round trip and returns one result
+    /// per command, in order. IPA runs them one after another with no
+    /// transaction: a failed item does not stop the others and earlier
+    /// successes stay. `Err` only when the batch as a whole failed
+    /// (transport, auth, version). An empty list costs no round trip.
+    pub async fn batch(&self, cmds: &[IpaCommand]) -> Result<Vec<Result<CommandOutput, IpaError>>, IpaError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let methods: Vec<Value> = cmds
+            .iter()
+            .map(|c| json!({"method": c.method(), "params": [c.args(), c.options()]}))
+            .collect();
+        let mut options = Map::new();
+        options.insert("version".into(), json!(self.inner.cfg.api_version));
+        let body = wire::request_body("batch", &methods, &options);
+        let started = Instant::now();
+        let out = self.round_trip(&body).await;
+        log_outcome(&format!("batch of {}", cmds.len()), started, out.as_ref().map(|_| ()));
+        let mut out = out?;
+        let Some(Value::Array(results)) = out.get_mut("results").map(Value::take) else {
+            return Err(IpaError::Protocol("batch result has no \"results\" list".into()));
+        };
+        if results.len() != cmds.len() {
+            return Err(IpaError::Protocol(format!(
+                "batch of {} commands returned {} results",
+                cmds.len(),
+                results.len()
+            )));
+        }
+        let items: Vec<_> = results.into_iter().map(|r| wire::parse_batch_item(r).map(CommandOutput)).collect();
+        for (cmd, item) in cmds.iter().zip(&items) {
+            if let Err(e) = item {
+                tracing::debug!(command = %cmd.describe(), error = %e, "IPA batch item failed");
+            }
+        }
+        Ok(items)
+    }
+
+    // ---- typed helpers ----
+
+    /// `ping`: returns IPA's summary ("IPA server version X. API version 2.N").
+    pub async fn ping(&self) -> Result<String, IpaError> {
+        let out = self.call(IpaCommand::ping()).await?;
+        Ok(out.summary().unwrap_or_default().to_string())
+    }
+
+    /// `host_mod userpassword=<otp>`: (re)sets the OTP of an existing host.
+    /// `NotFound`: no such host. `Validation`: the host is enrolled.
+    pub async fn host_mod_otp(&self, fqdn: &str, otp: &Secret) -> Result<HostEntry, IpaError> {
+        let out = self.call(IpaCommand::host_mod_otp(fqdn, otp)).await?;
+        host_entry(&out)
+    }
+
+    /// `host_add`. `DuplicateEntry` when it exists.
+    pub async fn host_add(&self, host: &NewHost) -> Result<HostEntry, IpaError> {
+        let out = self.call(IpaCommand::host_add(host)).await?;
+        host_entry(&out)
+    }
+
+    /// `host_show`. `NotFound` when missing.
+    pub async fn host_show(&self, fqdn: &str) -> Result<HostEntry, IpaError> {
+        let out = self.call(IpaCommand::host_show(fqdn)).await?;
+        host_entry(&out)
+    }
+
+    /// `host_find fqdn=<fqdn>`: whether the host exists.
+    pub async fn host_exists(&self, fqdn: &str) -> Result<bool, IpaError> {
+        Ok(self.call(IpaCommand::host_find_fqdn(fqdn)).await?.count() > 0)
+    }
+
+    /// `host_del` (IPA also deletes the host's services). `NotFound` when missing.
+    pub async fn host_del(&self, fqdn: &str, updatedns: bool) -> Result<(), IpaError> {
+        self.call(IpaCommand::host_del(fqdn, updatedns)).await.map(|_| ())
+    }
+
+    /// `service_add force=true`. `DuplicateEntry` when it exists.
+    pub async fn service_add(&self, principal: &str) -> Result<ServiceEntry, IpaError> {
+        let out = self.call(IpaCommand::service_add(principal)).await?;
+        service_entry(&out)
+    }
+
+    /// `service_add_host host=[hosts]`.
+    pub async fn service_add_host(&self, principal: &str, hosts: &[String]) -> Result<MemberAddResult, IpaError> {
+        Ok(self.call(IpaCommand::service_add_host(principal, hosts)).await?.member_result())
+    }
+
+    /// `service_show`. `NotFound` when missing.
+    pub async fn service_show(&self, principal: &str) -> Result<ServiceEntry, IpaError> {
+        let out = self.call(IpaCommand::service_show(principal)).await?;
+        service_entry(&out)
+    }
+
+    /// `service_find man_by_host=<host>`: the principals (with realm) the
+    /// host manages.
+    pub async fn service_find_managed_by(&self, host: &str) -> Result<Vec<String>, IpaError> {
+        let out = self.call(IpaCommand::service_find_managed_by(host)).await?;
+        Ok(out
+            .entries()
+            .iter()
+            .filter_map(|e| e.as_object().and_then(ServiceEntry::from_entry))
+            .map(|s| s.krbprincipalname.first().cloned().unwrap_or(s.principal))
+            .collect())
+    }
+
+    /// `service_del`. `NotFound` when missing.
+    pub async fn service_del(&self, principal: &str) -> Result<(), IpaError> {
+        self.call(IpaCommand::service_del(principal)).await.map(|_| ())
+    }
+
+    /// `dnsrecord_add <zone> <name> a_part_ip_address=<ip>`. `EmptyModlist`
+    /// when the value is already there.
+    pub async fn dnsrecord_add_a(&self, zone: &str, name: &str, ip: &str) -> Result<(), IpaError> {
+        self.call(IpaCommand::dnsrecord_add_a(zone, name, ip)).await.map(|_| ())
+    }
+
+    /// `dnsrecord_find <zone> arecord=<ip>`: the names holding that A value.
+    pub async fn dnsrecord_find_a(&self, zone: &str, ip: &str) -> Result<Vec<DnsRecordEntry>, IpaError> {
+        let out = self.call(IpaCommand::dnsrecord_find_a(zone, ip)).await?;
+        Ok(out.entries().iter().filter_map(|e| e.as_object().and_then(DnsRecordEntry::from_entry)).collect())
+    }
+
+    /// `dnsrecord_del <zone> <name> del_all=true`. `NotFound` when missing.
+    pub async fn dnsrecord_del_all(&self, zone: &str, name: &str) -> Result<(), IpaError> {
+        self.call(IpaCommand::dnsrecord_del_all(zone, name)).await.map(|_| ())
+    }
+
+    /// `dnsrecord_del <zone> <name> arecord=<ip>`. `AttrValueNotFound` when
+    /// the value is not there.
+    pub async fn dnsrecord_del_a(&self, zone: &str, name: &str, ip: &str) -> Result<(), IpaError> {
+        self.call(IpaCommand::dnsrecord_del_a(zone, name, ip)).await.map(|_| ())
+    }
+
+    // ---- transport ----
+
+    async fn round_trip(&self, body: &Value) -> Result<Value, IpaError> {
+        let limit = self.inner.cfg.timeout;
+        match tokio::time::timeout(limit, self.round_trip_within_deadline(body)).await {
+            Ok(Err(IpaError::Timeout(_))) | Err(_) => Err(IpaError::Timeout(limit)),
+            Ok(r) => r,
+        }
+    }
+
+    async fn round_trip_within_deadline(&self, body: &Value) -> Result<Value, IpaError> {
+        let _slot = self.inner.slots.acquire().await.map_err(|_| IpaError::Setup("client closed".into()))?;
+        let bytes = bytes::Bytes::from(serde_json::to_vec(body).map_err(|e| IpaError::Protocol(e.to_string()))?);
+        let attempts = self.inner.cfg.connect_retries + 1;
+        let mut failures = 0u32;
+        let mut relogged = false;
+        let mut last = String::new();
+        while failures < attempts {
+            if failures > 0 {
+                tokio::time::sleep(self.backoff(failures)).await;
+            }
+            let step = async {
+                let (cookie, generation) = self.session().await?;
+                Ok::<_, AttemptError>((self.post_json(bytes.clone(), &cookie).await?, generation))
+            };
+            match step.await {
+                Ok((Reply::Json(body), _)) => return wire::parse_response(&body),
+                Ok((Reply::Unauthorized(detail), generation)) => {
+                    if relogged {
+                        return Err(IpaError::Unauthorized { detail });
+                    }
+                    tracing::debug!("IPA session rejected ({detail}); logging in again");
+                    relogged = true;
+                    self.invalidate(generation).await;
+                }
+                Err(AttemptError::Transient(why)) => {
+                    failures += 1;
+                    tracing::debug!(attempt = failures, of = attempts, "IPA attempt failed: {why}");
+                    last = why;
+                }
+                Err(AttemptError::Fatal(e)) => return Err(e),
+            }
+        }
+        tracing::warn!(url = %self.inner.endpoints.session_json, attempts, "IPA unreachable: {last}");
+        Err(IpaError::Unreachable { url: self.inner.endpoints.base.to_string(), attempts, last })
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let cfg = &self.inner.cfg;
+        let exp = cfg.retry_backoff.saturating_mul(1u32 << (failures - 1).min(16));
+        let capped = exp.min(cfg.retry_backoff_max);
+        // Up to 25% jitter so that many replicas do not retry in lock step.
+        let jitter = rand::thread_rng().gen_range(0.0..0.25);
+        capped.mul_f64(1.0 + jitter).min(cfg.retry_backoff_max.max(cfg.retry_backoff))
+    }
+
+    /// The current cookie, logging in first when there is none. The lock is
+    /// held during the login so that concurrent callers share it.
+    async fn session(&self) -> Result<(Secret, u64), AttemptError> {
+        let mut st = self.inner.session.lock().await;
+        if let Some(c) = &st.cookie {
+            return Ok((c.clone(), st.generation));
+        }
+        let started = Instant::now();
+        let cookie = self.inner.cfg.auth.login(&self.inner.http, &self.inner.endpoints).await?;
+        st.generation += 1;
+        st.cookie = Some(cookie.clone());
+        tracing::info!(
+            auth = %self.inner.cfg.auth.describe(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logged in to IPA"
+        );
+        Ok((cookie, st.generation))
+    }
+
+    async fn invalidate(&self, generation: u64) {
+        let mut st = self.inner.session.lock().await;
+        if st.generation == generation {
+            st.cookie = None;
+        }
+    }
+
+    async fn post_json(&self, body: bytes::Bytes, cookie: &Secret) -> Result<Reply, AttemptError> {
+        let ep = &self.inner.endpoints;
+        let (ct, ctv) = json_content_type();
+        let mut req = self
+            .inner
+            .http
+            .post(ep.session_json.clone())
+            .header(REFERER, &ep.referer)
+            .header(ct, ctv)
+            .header(ACCEPT, "application/json")
+            .body(body);
+        if let Some(h) = cookie_header(cookie) {
+            req = req.header(COOKIE, h);
+        }
+        let resp = req.send().await.map_err(AttemptError::from_send)?;
+        let status = resp.status().as_u16();
+        match status {
+            200 => resp
+                .bytes()
+                .await
+                .map(Reply::Json)
+                .map_err(|e| AttemptError::Fatal(IpaError::Protocol(format!("reading the answer: {}", error_chain(&e))))),
+            401 => Ok(Reply::Unauthorized(
+                rejection_reason(resp.headers()).unwrap_or_else(|| "session missing or expired".into()),
+            )),
+            s if is_transient_status(s) => Err(AttemptError::Transient(format!("IPA answered HTTP {s}"))),
+            s => Err(AttemptError::Fatal(http_error(s, ep.session_json.path()))),
+        }
+    }
+}
+
+fn log_outcome(what: &str, started: Instant, outcome: Result<(), &IpaError>) {
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(()) => tracing::debug!(command = %what, elapsed_ms, "IPA call succeeded"),
+        Err(e) => tracing::debug!(command = %what, elapsed_ms, error = %e, "IPA call failed"),
+    }
+}
+
+fn host_entry(out: &CommandOutput) -> Result<HostEntry, IpaError> {
+    out.entry()
+        .and_then(HostEntry::from_entry)
+        .ok_or_else(|| IpaError::Protocol("host command returned no host entry".into()))
+}
+
+fn service_entry(out: &CommandOutput) -> Result<ServiceEntry, IpaError> {
+    out.entry()
+        .and_then(ServiceEntry::from_entry)
+        .ok_or_else(|| IpaError::Protocol("service command returned no service entry".into()))
+}

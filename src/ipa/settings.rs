@@ -1,0 +1,210 @@
+//! Building an [`IpaClientConfig`] from join.conf and `/etc/ipa/default.conf`.
+//!
+//! Where each value comes from, first match wins:
+//!
+//! | value | join.conf | default.conf | default |
+//! |---|---|---|---|
+//! | URL | `[DEFAULT] url` | `xmlrpc_uri` (`/xml` → `/json`), else `https://<server>/ipa/json` | `https://<[ipa] server>/ipa/json` |
+//! | server FQDN (Referer) | `[ipa] server` | `server`, else host of `xmlrpc_uri` | host of the URL |
+//! | realm | `[ipa] realm` | `realm` | — |
+//! | login | `[ipa] auth_method`, `username`, `password` | | kerberos |
+//! | CA bundle | `[ipa] ca_file` | | `/etc/ipa/ca.crt` (https only) |
+//! | version, timeout, cap | `[ipa] api_version`, `timeout`, `max_concurrent_calls` | | 2.146, 20 s, 16 |
+//! | retries | `[DEFAULT] connect_retries` | | 2 |
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::auth::IpaAuth;
+use super::client::IpaClientConfig;
+use super::default_conf::{DefaultConfError, IpaDefaultConf};
+use super::secret::Secret;
+use crate::config::schema::OptionSpec;
+use crate::config::{
+    ConfigError, ConfigFiles, CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE, IPA_DEFAULT_CONF,
+    IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_REALM, IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, URL,
+};
+
+/// Why the IPA client cannot be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum IpaConfigError {
+    /// A join.conf value is wrong or missing (names file, line, option).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// default.conf exists but cannot be read or parsed.
+    #[error(transparent)]
+    DefaultConf(#[from] DefaultConfError),
+    /// `auth_method = kerberos`, which this build cannot do yet.
+    #[error("[ipa] auth_method = kerberos: Kerberos login to IPA is not available in this build; \
+             set [ipa] auth_method = password with [ipa] username and password")]
+    KerberosUnavailable,
+}
+
+fn bad(conf: &ConfigFiles, spec: &OptionSpec, problem: String) -> ConfigError {
+    match conf.raw(spec) {
+        Some(at) => ConfigError::BadValue {
+            file: at.file.clone(),
+            line: at.line,
+            group: spec.group.to_string(),
+            option: spec.name.to_string(),
+            problem,
+        },
+        None => ConfigError::Missing { group: spec.group.to_string(), option: spec.name.to_string(), why: problem },
+    }
+}
+
+/// Reads default.conf at `[ipa] default_conf`; `Ok(None)` when the file
+/// does not exist (a host that is not an IPA client).
+pub fn load_default_conf(conf: &ConfigFiles) -> Result<Option<IpaDefaultConf>, IpaConfigError> {
+    let path = PathBuf::from(conf.string(&IPA_DEFAULT_CONF).unwrap_or_default());
+    match IpaDefaultConf::load(&path) {
+        Ok(c) => Ok(Some(c)),
+        Err(DefaultConfError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl IpaClientConfig {
+    /// The client configuration from join.conf (and default.conf).
+    pub fn from_conf(conf: &ConfigFiles) -> Result<Self, IpaConfigError> {
+        let dc = load_default_conf(conf)?;
+        Self::from_conf_with(conf, dc.as_ref())
+    }
+
+    /// As [`from_conf`](Self::from_conf), with default.conf already read.
+    pub fn from_conf_with(conf: &ConfigFiles, dc: Option<&IpaDefaultConf>) -> Result<Self, IpaConfigError> {
+        let server = conf
+            .string(&IPA_SERVER)
+            .filter(|s| !s.is_empty())
+            .or_else(|| dc.and_then(IpaDefaultConf::server_fqdn));
+        let url_text = conf
+            .string(&URL)
+            .filter(|s| !s.is_empty())
+            .or_else(|| dc.and_then(IpaDefaultConf::json_url))
+            .or_else(|| server.as_ref().map(|s| format!("https://{s}/ipa/json")))
+            .ok_or_else(|| ConfigError::Missing {
+                group: "DEFAULT".into(),
+                option: "url".into(),
+                why: "no IPA server is known: set [DEFAULT] url or [ipa] server, or make this host an IPA \
+                      client (/etc/ipa/default.conf, see [ipa] default_conf)"
+                    .into(),
+            })?;
+        let url = Url::parse(&url_text)
+            .map_err(|e| bad(conf, &URL, format!("{url_text:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err(bad(conf, &URL, format!("{url_text:?} must be https://<ipa server fqdn>/ipa/json")).into());
+        }
+        let realm = conf.string(&IPA_REALM).filter(|s| !s.is_empty()).or_else(|| dc.and_then(|d| d.realm.clone()));
+
+        let auth = match conf.choice(&IPA_AUTH_METHOD)?.as_deref() {
+            Some("password") => {
+                let why = "[ipa] auth_method = password needs it";
+                IpaAuth::password(conf.required(&IPA_USERNAME, why)?, Secret::new(conf.required(&IPA_PASSWORD, why)?))
+            }
+            _ => return Err(IpaConfigError::KerberosUnavailable),
+        };
+
+        let ca_file = (url.scheme() == "https").then(|| conf.string(&IPA_CA_FILE).map(PathBuf::from)).flatten();
+
+        let api_version = conf.string(&IPA_API_VERSION).unwrap_or_default();
+        let valid_version = api_version
+            .split_once('.')
+            .is_some_and(|(a, b)| a == "2" && !b.is_empty() && b.chars().all(|c| c.is_ascii_digit()));
+        if !valid_version {
+            return Err(bad(
+                conf,
+                &IPA_API_VERSION,
+                format!("{api_version:?} is not an IPA API version of the form 2.N (e.g. 2.146)"),
+            )
+            .into());
+        }
+
+        let timeout = conf.float(&IPA_TIMEOUT)?.unwrap_or(20.0);
+        if timeout <= 0.0 {
+            return Err(bad(conf, &IPA_TIMEOUT, "must be more than 0 seconds".into()).into());
+        }
+        let mut cfg = IpaClientConfig::new(url, auth);
+        cfg.server_fqdn = server;
+        cfg.realm = realm;
+        cfg.ca_file = ca_file;
+        cfg.api_version = api_version;
+        cfg.timeout = Duration::from_secs_f64(timeout);
+        cfg.connect_retries = conf.int(&CONNECT_RETRIES)?.unwrap_or(2) as u32;
+        cfg.max_concurrent_calls = conf.int(&IPA_MAX_CONCURRENT)?.unwrap_or(16) as usize;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn conf(text: &str) -> ConfigFiles {
+        let mut c = ConfigFiles::default();
+        c.add_text(Path::new("/etc/novajoin/join.conf"), text).unwrap();
+        c
+    }
+
+    fn dc() -> IpaDefaultConf {
+        IpaDefaultConf::parse(
+            Path::new("/etc/ipa/default.conf"),
+            "[global]\nrealm = EXAMPLE.COM\ndomain = example.com\nserver = ipa.example.com\n\
+             xmlrpc_uri = https://ipa.example.com/ipa/xml\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn password_login_from_join_conf_and_server_from_default_conf() {
+        let c = conf("[DEFAULT]\nconnect_retries = 4\n[ipa]\nauth_method = password\nusername = admin\npassword = Secret123\n");
+        let cfg = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap();
+        assert_eq!(cfg.url.as_str(), "https://ipa.example.com/ipa/json");
+        assert_eq!(cfg.server_fqdn.as_deref(), Some("ipa.example.com"));
+        assert_eq!(cfg.realm.as_deref(), Some("EXAMPLE.COM"));
+        assert_eq!(cfg.api_version, "2.146");
+        assert_eq!(cfg.connect_retries, 4);
+        assert_eq!(cfg.max_concurrent_calls, 16);
+        assert_eq!(cfg.ca_file.as_deref(), Some(Path::new("/etc/ipa/ca.crt")));
+        assert!(!format!("{cfg:?}").contains("Secret123"));
+    }
+
+    #[test]
+    fn missing_password_names_the_option() {
+        let c = conf("[ipa]\nauth_method = password\nusername = admin\n");
+        let e = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap_err().to_string();
+        assert!(e.contains("[ipa] password"), "{e}");
+    }
+
+    #[test]
+    fn bad_version_names_file_and_line() {
+        let c = conf("[ipa]\nauth_method = password\nusername = a\npassword = b\napi_version = 4.12\n");
+        let e = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap_err().to_string();
+        assert!(e.contains("join.conf:5") && e.contains("api_version"), "{e}");
+    }
+
+    #[test]
+    fn no_server_anywhere_is_a_clear_error() {
+        let c = conf("[ipa]\nauth_method = password\nusername = a\npassword = b\n");
+        let e = IpaClientConfig::from_conf_with(&c, None).unwrap_err().to_string();
+        assert!(e.contains("[DEFAULT] url"), "{e}");
+    }
+
+    #[test]
+    fn url_option_wins_and_http_has_no_ca() {
+        let c = conf("[DEFAULT]\nurl = http://127.0.0.1:8080/ipa/json\n[ipa]\nserver = ipa.example.test\n\
+                      auth_method = password\nusername = a\npassword = b\n");
+        let cfg = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap();
+        assert_eq!(cfg.url.as_str(), "http://127.0.0.1:8080/ipa/json");
+        assert_eq!(cfg.server_fqdn.as_deref(), Some("ipa.example.test"));
+        assert_eq!(cfg.ca_file, None);
+    }
+
+    #[test]
+    fn kerberos_is_reported_until_it_exists() {
+        let c = conf("[DEFAULT]\nurl = https://ipa.example.com/ipa/json\n");
+        assert!(matches!(IpaClientConfig::from_conf_with(&c, None), Err(IpaConfigError::KerberosUnavailable)));
+    }
+}
