@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod notify;
+
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
 #[command(name = "novajoin", version, about, long_about = None)]
@@ -29,6 +31,8 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
+    /// Run the RabbitMQ notification listener that cleans IPA up.
+    Notify(ConfigArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -36,5 +40,6 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
+        Command::Notify(args) => notify::run_cli(args),
     }
 }

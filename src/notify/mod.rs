@@ -14,11 +14,18 @@
 //! * [`topology`]: exchange/queue declarations matching oslo.messaging;
 //! * [`envelope`]: the oslo message envelope;
 //! * [`events`]: from a notification to an [`events::Event`];
-//! * [`listener`]: connection, consumption, retries, acks, shutdown.
+//! * [`listener`]: connection, consumption, retries, acks, shutdown;
+//! * [`handlers`]: the IPA work per event;
+//! * [`cloud`]: keystone/nova/neutron lookups with the service credentials;
+//! * [`naming`]: FQDNs and requested services, as the vendordata service
+//!   computes them.
 
+pub mod cloud;
 pub mod envelope;
 pub mod events;
+pub mod handlers;
 pub mod listener;
+pub mod naming;
 pub mod options;
 pub mod settings;
 pub mod topology;

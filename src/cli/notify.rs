@@ -1,0 +1,133 @@
+//! `novajoin notify`: load join.conf, build the IPA client and the cloud
+//! lookups, and run the notification listener until SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use crate::cli::ConfigArgs;
+use crate::config::{self, ConfigFiles};
+use crate::ipa::{load_default_conf, IpaClient, IpaClientConfig};
+use crate::keystone::ServiceSession;
+use crate::notify::cloud::CloudLookups;
+use crate::notify::handlers::IpaEventHandler;
+use crate::notify::naming::FqdnPolicy;
+use crate::notify::{Listener, ListenerSettings};
+
+/// Runs the listener from the command line; returns the exit status.
+pub fn run_cli(args: ConfigArgs) -> i32 {
+    let cfg = match ConfigFiles::load(&args.config_file, &args.config_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("novajoin notify: {e}");
+            return 2;
+        }
+    };
+    init_logging(&cfg);
+    match cfg.validate() {
+        Ok(warnings) => {
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match build(&cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 2;
+            }
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        match listener.run(shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("{e}");
+                1
+            }
+        }
+    })
+}
+
+/// Everything the listener needs, from join.conf. Errors are start-up
+/// errors with a message naming the option to fix.
+fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
+    let settings = ListenerSettings::from_config(cfg).map_err(|e| e.to_string())?;
+    let default_conf = load_default_conf(cfg).map_err(|e| e.to_string())?;
+    let ipa_cfg = IpaClientConfig::from_conf_with(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
+    let realm = ipa_cfg.realm.clone().unwrap_or_default();
+    let ipa = IpaClient::new(ipa_cfg).map_err(|e| e.to_string())?;
+    let domain = cfg
+        .string(&config::DOMAIN)
+        .filter(|d| !d.trim().is_empty())
+        .or_else(|| default_conf.as_ref().and_then(|d| d.domain.clone()))
+        .ok_or_else(|| {
+            "[DEFAULT] domain is not set and /etc/ipa/default.conf names no domain; \
+             set [DEFAULT] domain to the DNS domain of enrolled hosts"
+                .to_string()
+        })?;
+    let policy = FqdnPolicy {
+        domain: domain.trim().trim_end_matches('.').to_ascii_lowercase(),
+        project_subdomain: cfg.bool(&config::PROJECT_SUBDOMAIN).map_err(|e| e.to_string())?,
+        normalize_project: cfg.bool(&config::NORMALIZE_PROJECT).map_err(|e| e.to_string())?,
+    };
+    let cloud = ServiceSession::from_config(cfg).map_err(|e| e.to_string())?.map(CloudLookups::new);
+    if cloud.is_none() {
+        if policy.project_subdomain {
+            return Err("project_subdomain = true needs [service_credentials] (auth_type, auth_url, username, ...) \
+                        to look up project names"
+                .into());
+        }
+        tracing::warn!(
+            "[service_credentials] is not configured: floating-IP events cannot be handled and instance \
+             updates are applied without checking that nova still has the instance"
+        );
+    }
+    if realm.is_empty() {
+        tracing::warn!("the IPA realm is unknown ([ipa] realm or /etc/ipa/default.conf): service principals \
+                        written with @REALM in instance metadata will be refused");
+    }
+    // The response-cache eviction seam: wired once the cache lands.
+    let handler = IpaEventHandler::new(ipa, policy, realm, cloud, None);
+    Listener::new(settings, Arc::new(handler)).map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received: stopping"),
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+fn init_logging(cfg: &ConfigFiles) {
+    use tracing_subscriber::EnvFilter;
+    let level = if cfg.bool(&config::DEBUG).unwrap_or(false) { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},lapin=warn")));
+    let json = match cfg.choice(&config::LOG_FORMAT).ok().flatten().as_deref() {
+        Some("json") => true,
+        Some("human") => false,
+        _ => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
