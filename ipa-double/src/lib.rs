@@ -1,1 +1,511 @@
-//! Stateful FreeIPA JSON-RPC test double (in progress).
+//! A stateful FreeIPA JSON-RPC test double, for tests and benchmarks only
+//! (never shipped).
+//!
+//! It speaks IPA's wire format as described in the project's
+//! `spec/freeipa-jsonrpc.md`:
+//!
+//! * `POST /ipa/session/login_password` (form `user`, `password`; Referer
+//!   required) → `200` + `Set-Cookie: ipa_session=MagBearerToken=...`, or
+//!   `401` + `X-IPA-Rejection-Reason`, or `400` for a bad form or Referer.
+//! * `POST /ipa/session/json` with the cookie: a missing, unknown or expired
+//!   session gets Apache's `401` + `WWW-Authenticate: Negotiate`; a Referer
+//!   failing IPA's `check_referer()` gets `400` "denied"; then IPA's executor
+//!   (Referer prefix check → `RefererError` 911, `version` check →
+//!   `VersionError` 901, unknown option → `OptionError` 3005, argument
+//!   checks, the command) answers HTTP 200 JSON-RPC.
+//! * Kerberos, behind a real Apache with mod_auth_gssapi: set
+//!   [`DoubleOptions::trusted_user_header`] (e.g. `X-Remote-User`) and have
+//!   Apache authenticate `/ipa/session/login_kerberos` and `/ipa/json` with
+//!   `GssapiCredStore`/`Require valid-user`, then
+//!   `RequestHeader unset X-Remote-User early` and
+//!   `RequestHeader set X-Remote-User "%{REMOTE_USER}s"` before proxying to
+//!   the double. The double trusts that header as the authenticated
+//!   principal: `login_kerberos` then issues an `ipa_session` cookie, and
+//!   `/ipa/json` runs the call (and sets a cookie, as mod_auth_gssapi
+//!   sessions do). Without the header both answer `401 Negotiate`. Never
+//!   expose the double with this option set without such a proxy in front.
+//!
+//! Commands: `ping`, `batch`, `session_logout`, `host_add/mod/show/find/del`,
+//! `service_add/add_host/remove_host/show/find/del`, `dnszone_add`,
+//! `dnsrecord_add/find/del`, and the setup commands `permission_add/show`,
+//! `privilege_add/add_permission/show`, `role_add/add_privilege/add_member/show`,
+//! with IPA's semantics and error codes (see `commands.rs`).
+//!
+//! Start it in-process with [`IpaDouble::start`], or as the `ipa-double`
+//! binary for demos and benchmarks.
+
+mod commands;
+mod errors;
+mod server;
+mod state;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use errors::IpaErr;
+pub use state::{DnsRecordView, HostView, PermissionView, PrivilegeView, RoleView, ServiceView, UserState};
+
+use commands::ServerConfig;
+use server::{Counters, Faults, Shared};
+use state::{Host, Service, State, User};
+
+/// How an injected failure looks to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 503 (what IPA answers when its LDAP server is down).
+    Http503,
+    /// The connection is closed without an answer, after the request was
+    /// read and before it was run.
+    Drop,
+    /// The request is run, then the connection is closed without an
+    /// answer: the client cannot know the command took effect.
+    LoseAnswer,
+}
+
+/// How to start the double.
+#[derive(Clone, Debug)]
+pub struct DoubleOptions {
+    /// Address to listen on (loopback, port 0 = any free port).
+    pub listen: SocketAddr,
+    /// The IPA server's FQDN (what the Referer must name).
+    pub fqdn: String,
+    /// Kerberos realm.
+    pub realm: String,
+    /// DNS domain; also a DNS zone unless `dns_zones` says otherwise.
+    pub domain: String,
+    /// Users for password login: `(uid, password)`.
+    pub users: Vec<(String, String)>,
+    /// The server's API version (`2.254` = IPA 4.12).
+    pub api_version: String,
+    /// The server package version in every response.
+    pub package_version: String,
+    /// Emulate IPA ≤ 4.3: reject a client whose minor API version is newer
+    /// than the server's. Newer servers accept any `2.x`.
+    pub strict_minor_version: bool,
+    /// Whether IPA DNS is configured (else DNS commands get `NotFound`
+    /// "DNS is not configured").
+    pub dns_enabled: bool,
+    /// DNS zones that exist at start (absolute or not).
+    pub dns_zones: Vec<String>,
+    /// How long a session cookie stays valid.
+    pub session_lifetime: Duration,
+    /// Serve HTTPS with a certificate from a CA made at start
+    /// ([`IpaDouble::ca_pem`]); the certificate names `fqdn`, `localhost`
+    /// and 127.0.0.1.
+    pub tls: bool,
+    /// Header that a fronting Apache (mod_auth_gssapi) sets to the
+    /// authenticated principal; enables Kerberos login (see crate docs).
+    pub trusted_user_header: Option<String>,
+}
+
+impl Default for DoubleOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fqdn: "ipa.example.test".into(),
+            realm: "EXAMPLE.TEST".into(),
+            domain: "example.test".into(),
+            users: vec![("admin".into(), "Secret123".into())],
+            api_version: "2.254".into(),
+            package_version: "4.12.2".into(),
+            strict_minor_version: false,
+            dns_enabled: true,
+            dns_zones: vec!["example.test.".into()],
+            session_lifetime: Duration::from_secs(20 * 60),
+            tls: false,
+            trusted_user_header: None,
+        }
+    }
+}
+
+/// A running double. Dropping it stops the server.
+pub struct IpaDouble {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    scheme: &'static str,
+    ca_pem: Option<String>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for IpaDouble {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.lock().expect("task").take() {
+            t.abort();
+        }
+    }
+}
+
+impl IpaDouble {
+    /// Starts the double on a Tokio runtime.
+    pub async fn start(opts: DoubleOptions) -> std::io::Result<Self> {
+        if commands::parse_version(&opts.api_version).is_none() {
+            return Err(std::io::Error::other(format!("api_version {:?} is not 2.N", opts.api_version)));
+        }
+        let basedn = opts.domain.split('.').map(|p| format!("dc={p}")).collect::<Vec<_>>().join(",");
+        let cfg = ServerConfig {
+            realm: opts.realm.clone(),
+            domain: opts.domain.clone(),
+            fqdn: opts.fqdn.to_lowercase(),
+            basedn,
+            api_version: opts.api_version.clone(),
+            package_version: opts.package_version.clone(),
+            strict_minor_version: opts.strict_minor_version,
+            dns_enabled: opts.dns_enabled,
+        };
+        let mut state = State::default();
+        for (u, p) in &opts.users {
+            state.users.insert(u.clone(), User { password: p.clone(), state: UserState::Active });
+        }
+        for z in &opts.dns_zones {
+            let z = z.to_lowercase();
+            let z = if z.ends_with('.') { z } else { format!("{z}.") };
+            state.zones.insert(z, BTreeMap::new());
+        }
+        for p in state::MANAGED_PERMISSIONS {
+            state.permissions.insert(p.to_lowercase(), PermissionView { name: (*p).into(), ..Default::default() });
+        }
+        // The IPA server itself is a host.
+        state.hosts.insert(cfg.fqdn.clone(), Host {
+            fqdn: cfg.fqdn.clone(),
+            has_keytab: true,
+            krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
+            managedby: [cfg.fqdn.clone()].into(),
+            uniqueid: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        });
+        let (tls, ca_pem) = if opts.tls {
+            let m = tls::make(&opts.fqdn).map_err(std::io::Error::other)?;
+            (Some(m.acceptor), Some(m.ca_pem))
+        } else {
+            (None, None)
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            session_lifetime: opts.session_lifetime,
+            trusted_user_header: opts.trusted_user_header.clone(),
+            state: Mutex::new(state),
+            faults: Mutex::new(Faults::default()),
+            counters: Mutex::new(Counters::default()),
+            tls,
+        });
+        let listener = server::bind(opts.listen).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(server::serve(listener, shared.clone()));
+        Ok(Self {
+            shared,
+            addr,
+            scheme: if opts.tls { "https" } else { "http" },
+            ca_pem,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    // ---- where it is ----
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (or https).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// `<url>/ipa/json`: what `[DEFAULT] url` should say.
+    pub fn json_url(&self) -> String {
+        format!("{}/ipa/json", self.url())
+    }
+
+    /// The server FQDN the Referer must name.
+    pub fn fqdn(&self) -> &str {
+        &self.shared.cfg.fqdn
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.shared.cfg.realm
+    }
+
+    /// The domain.
+    pub fn domain(&self) -> &str {
+        &self.shared.cfg.domain
+    }
+
+    /// `https://<fqdn>/ipa`: the Referer the double accepts.
+    pub fn referer(&self) -> String {
+        format!("https://{}/ipa", self.shared.cfg.fqdn)
+    }
+
+    /// The PEM of the CA that signed the double's certificate (with `tls`).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    // ---- state inspection ----
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().expect("state")
+    }
+
+    /// A host by FQDN (case-insensitive, trailing dot ignored).
+    pub fn host(&self, fqdn: &str) -> Option<HostView> {
+        self.state().hosts.get(&fqdn.trim_end_matches('.').to_lowercase()).map(Host::view)
+    }
+
+    /// Every host (the IPA server's own host included), by FQDN.
+    pub fn hosts(&self) -> Vec<HostView> {
+        self.state().hosts.values().map(Host::view).collect()
+    }
+
+    /// A service by principal (`svc/host` or `svc/host@REALM`).
+    pub fn service(&self, principal: &str) -> Option<ServiceView> {
+        let key = if principal.contains('@') { principal.to_string() } else { format!("{principal}@{}", self.realm()) };
+        self.state().services.get(&key).map(Service::view)
+    }
+
+    /// Every service.
+    pub fn services(&self) -> Vec<ServiceView> {
+        self.state().services.values().map(Service::view).collect()
+    }
+
+    /// The records of a zone (`example.test` or `example.test.`), by name;
+    /// `None` when the zone does not exist.
+    pub fn dns_records(&self, zone: &str) -> Option<BTreeMap<String, DnsRecordView>> {
+        let z = zone.to_lowercase();
+        let z = if z.ends_with('.') { z } else { format!("{z}.") };
+        self.state().zones.get(&z).cloned()
+    }
+
+    /// A permission by name (case-insensitive).
+    pub fn permission(&self, name: &str) -> Option<PermissionView> {
+        self.state().permissions.get(&name.to_lowercase()).cloned()
+    }
+
+    /// A privilege by name.
+    pub fn privilege(&self, name: &str) -> Option<PrivilegeView> {
+        self.state().privileges.get(&name.to_lowercase()).cloned()
+    }
+
+    /// A role by name.
+    pub fn role(&self, name: &str) -> Option<RoleView> {
+        self.state().roles.get(&name.to_lowercase()).cloned()
+    }
+
+    /// Sessions currently stored (valid or not yet noticed expired).
+    pub fn session_count(&self) -> usize {
+        self.state().sessions.len()
+    }
+
+    // ---- test hooks that change state ----
+
+    /// Adds a DNS zone.
+    pub fn add_zone(&self, zone: &str) {
+        let z = zone.to_lowercase();
+        let z = if z.ends_with('.') { z } else { format!("{z}.") };
+        self.state().zones.entry(z).or_default();
+    }
+
+    /// Adds an A record (creating the zone if needed).
+    pub fn add_a_record(&self, zone: &str, name: &str, ip: &str) {
+        self.add_zone(zone);
+        let z = zone.to_lowercase();
+        let z = if z.ends_with('.') { z } else { format!("{z}.") };
+        let mut st = self.state();
+        let r = st.zones.get_mut(&z).expect("zone").entry(name.to_lowercase()).or_default();
+        if !r.a.iter().any(|x| x == ip) {
+            r.a.push(ip.to_string());
+        }
+    }
+
+    /// Creates a host directly (no OTP, principal present, not enrolled),
+    /// as `host_add --force` without a password would.
+    pub fn seed_host(&self, fqdn: &str) {
+        let fqdn = fqdn.trim_end_matches('.').to_lowercase();
+        let realm = self.realm().to_string();
+        self.state().hosts.entry(fqdn.clone()).or_insert_with(|| Host {
+            krbprincipalname: Some(format!("host/{fqdn}@{realm}")),
+            managedby: [fqdn.clone()].into(),
+            uniqueid: uuid::Uuid::new_v4().to_string(),
+            fqdn,
+            ..Default::default()
+        });
+    }
+
+    /// Creates a service directly (its host must exist for realism, but is
+    /// not checked here).
+    pub fn seed_service(&self, principal: &str) {
+        let key = if principal.contains('@') { principal.to_string() } else { format!("{principal}@{}", self.realm()) };
+        let host = key.split_once('/').map(|(_, r)| r.split('@').next().unwrap_or_default().to_lowercase()).unwrap_or_default();
+        self.state().services.entry(key.clone()).or_insert_with(|| Service {
+            principal: key,
+            managedby: [host.clone()].into(),
+            host,
+            has_keytab: false,
+        });
+    }
+
+    /// Marks a host enrolled, as if it had run `ipa-client-install`: it now
+    /// has a keytab and no OTP, so `host_mod userpassword` gets
+    /// `ValidationError`. Returns false when the host does not exist.
+    pub fn mark_enrolled(&self, fqdn: &str) -> bool {
+        let realm = self.realm().to_string();
+        let mut st = self.state();
+        let Some(h) = st.hosts.get_mut(&fqdn.trim_end_matches('.').to_lowercase()) else { return false };
+        h.password = None;
+        h.has_keytab = true;
+        h.krbprincipalname.get_or_insert_with(|| format!("host/{}@{realm}", h.fqdn));
+        true
+    }
+
+    /// Enrols a host the way `ipa-join` does with an OTP: succeeds only if
+    /// the host exists, is not enrolled, and `otp` is its current OTP.
+    pub fn ipa_join(&self, fqdn: &str, otp: &str) -> Result<(), String> {
+        let fqdn = fqdn.trim_end_matches('.').to_lowercase();
+        {
+            let st = self.state();
+            let h = st.hosts.get(&fqdn).ok_or_else(|| format!("{fqdn}: host not found"))?;
+            match &h.password {
+                None if h.has_keytab => return Err(format!("{fqdn} is already enrolled")),
+                None => return Err(format!("{fqdn} has no OTP")),
+                Some(p) if p != otp => return Err(format!("{fqdn}: wrong OTP")),
+                Some(_) => {}
+            }
+        }
+        self.mark_enrolled(&fqdn);
+        Ok(())
+    }
+
+    /// Adds (or replaces) a password-login user.
+    pub fn add_user(&self, uid: &str, password: &str) {
+        self.state().users.insert(uid.into(), User { password: password.into(), state: UserState::Active });
+    }
+
+    /// Sets a user's login state (locked, expired...).
+    pub fn set_user_state(&self, uid: &str, state: UserState) {
+        if let Some(u) = self.state().users.get_mut(uid) {
+            u.state = state;
+        }
+    }
+
+    // ---- counters ----
+
+    fn counters(&self) -> Counters {
+        self.shared.counters.lock().expect("counters").clone()
+    }
+
+    /// JSON-RPC round trips answered (`/ipa/session/json` and `/ipa/json`
+    /// requests that reached IPA's executor; a batch is one).
+    pub fn round_trips(&self) -> u64 {
+        self.counters().round_trips
+    }
+
+    /// Round trips whose top-level method was `method` (`batch`, `host_mod`...).
+    pub fn round_trips_for(&self, method: &str) -> u64 {
+        self.counters().round_trips_by_method.get(method).copied().unwrap_or(0)
+    }
+
+    /// Round trips by top-level method.
+    pub fn round_trips_by_method(&self) -> BTreeMap<String, u64> {
+        self.counters().round_trips_by_method
+    }
+
+    /// Commands executed by name, batch sub-commands included.
+    pub fn commands(&self, method: &str) -> u64 {
+        self.state().command_counts.get(method).copied().unwrap_or(0)
+    }
+
+    /// Successful logins (sessions issued).
+    pub fn logins(&self) -> u64 {
+        self.counters().logins
+    }
+
+    /// Rejected password logins.
+    pub fn failed_logins(&self) -> u64 {
+        self.counters().failed_logins
+    }
+
+    /// The most HTTP requests that were being handled at the same time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.counters().max_in_flight
+    }
+
+    /// Every HTTP request received (faulted ones included).
+    pub fn http_requests(&self) -> u64 {
+        self.counters().http_requests
+    }
+
+    /// Requests answered by an injected fault.
+    pub fn injected_failures(&self) -> u64 {
+        self.counters().injected
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset_counters(&self) {
+        *self.shared.counters.lock().expect("counters") = Counters::default();
+        self.state().command_counts.clear();
+    }
+
+    // ---- faults ----
+
+    /// Adds a fixed delay before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.faults.lock().expect("faults").latency = latency;
+    }
+
+    /// Fails the next `n` HTTP requests (any endpoint) with `fault`.
+    pub fn fail_next(&self, n: u32, fault: Fault) {
+        let mut f = self.shared.faults.lock().expect("faults");
+        f.fail_next = n;
+        f.mode = Some(fault);
+    }
+
+    /// Fails this fraction (0.0–1.0) of HTTP requests with `fault`.
+    pub fn set_failure_rate(&self, fraction: f64, fault: Fault) {
+        let mut f = self.shared.faults.lock().expect("faults");
+        f.fail_rate = fraction.clamp(0.0, 1.0);
+        f.mode = Some(fault);
+    }
+
+    /// Clears every fault and the latency.
+    pub fn clear_faults(&self) {
+        *self.shared.faults.lock().expect("faults") = Faults::default();
+    }
+
+    /// Invalidates every session: the next call with a cookie gets 401.
+    pub fn expire_sessions(&self) {
+        let now = Instant::now();
+        for s in self.state().sessions.values_mut() {
+            s.expires = now;
+        }
+    }
+
+    /// Stops listening and closes every connection: clients get
+    /// "connection refused" until [`go_up`](Self::go_up).
+    pub async fn go_down(&self) {
+        let task = self.task.lock().expect("task").take();
+        if let Some(t) = task {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// Listens again on the same address, with the same state.
+    pub async fn go_up(&self) -> std::io::Result<()> {
+        if self.is_up() {
+            return Ok(());
+        }
+        let listener = server::bind(self.addr).await?;
+        let task = tokio::spawn(server::serve(listener, self.shared.clone()));
+        *self.task.lock().expect("task") = Some(task);
+        Ok(())
+    }
+
+    /// Whether it is listening.
+    pub fn is_up(&self) -> bool {
+        self.task.lock().expect("task").is_some()
+    }
+}

@@ -1,4 +1,5 @@
 //! The shared test environment: one module per real server or test double.
 //! Every integration test starts what it needs through these helpers.
 #![allow(dead_code)]
+pub mod ipa;
 pub mod rabbit;

@@ -1,0 +1,1124 @@
+//! The JSON-RPC commands: argument and option checking as ipalib's
+//! `Command.__call__` does it (version, then unknown options, then argument
+//! count), and each command's semantics on [`State`].
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::{json, Map, Value};
+
+use crate::errors::{message, IpaErr};
+use crate::state::{DnsRecordView, Host, PermissionView, PrivilegeView, RoleView, Service, State, RECORD_ATTRS};
+
+/// Server identity and behaviour switches.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub realm: String,
+    pub domain: String,
+    pub fqdn: String,
+    pub basedn: String,
+    /// API version the server speaks, `2.N`.
+    pub api_version: String,
+    /// Package version (`version` in every response).
+    pub package_version: String,
+    /// Reject a client minor version newer than the server's (IPA ≤ 4.3).
+    pub strict_minor_version: bool,
+    /// Whether IPA DNS is configured.
+    pub dns_enabled: bool,
+}
+
+/// Per-call context.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a ServerConfig,
+    /// Minor of the effective client API version (selects encodings).
+    pub minor: u32,
+}
+
+impl Ctx<'_> {
+    /// A DNS name on the wire: wrapped for clients ≥ 2.88.
+    fn dns(&self, name: &str) -> Value {
+        if self.minor >= 88 {
+            json!({"__dns_name__": name})
+        } else {
+            json!(name)
+        }
+    }
+}
+
+type Out = Result<Value, IpaErr>;
+
+struct Spec {
+    /// Positional parameter names; a trailing `?` means optional, `+` one or more, `*` any.
+    args: &'static [&'static str],
+    options: &'static [&'static str],
+}
+
+const COMMON: &[&str] = &["version", "all", "raw", "no_members"];
+
+fn spec(name: &str) -> Option<Spec> {
+    let s = |args, options| Some(Spec { args, options });
+    match name {
+        "ping" => s(&[], &[]),
+        "batch" => s(&["methods*"], &["keeponly"]),
+        "session_logout" => s(&[], &[]),
+        "host_add" => s(&["fqdn"], &["description", "l", "nshostlocation", "nshardwareplatform", "nsosversion",
+            "userpassword", "random", "usercertificate", "macaddress", "ipasshpubkey", "userclass",
+            "ipaassignedidview", "krbprincipalauthind", "ipakrbrequirespreauth", "ipakrbokasdelegate",
+            "ipakrboktoauthasdelegate", "force", "no_reverse", "ip_address", "setattr", "addattr"]),
+        "host_mod" => s(&["fqdn"], &["description", "l", "nshostlocation", "nshardwareplatform", "nsosversion",
+            "userpassword", "random", "usercertificate", "macaddress", "ipasshpubkey", "userclass",
+            "ipaassignedidview", "krbprincipalauthind", "ipakrbrequirespreauth", "ipakrbokasdelegate",
+            "ipakrboktoauthasdelegate", "krbprincipalname", "updatedns", "setattr", "addattr", "delattr",
+            "rights"]),
+        "host_show" => s(&["fqdn"], &["rights", "out"]),
+        "host_find" => s(&["criteria?"], &["fqdn", "description", "l", "nshostlocation", "nshardwareplatform",
+            "nsosversion", "userclass", "macaddress", "timelimit", "sizelimit", "in_hostgroup", "not_in_hostgroup",
+            "man_by_host", "not_man_by_host", "man_host", "not_man_host", "pkey_only"]),
+        "host_del" => s(&["fqdn+"], &["continue", "updatedns"]),
+        "service_add" => s(&["krbcanonicalname"], &["krbprincipalauthind", "usercertificate",
+            "ipakrbrequirespreauth", "ipakrbokasdelegate", "ipakrboktoauthasdelegate", "force",
+            "skip_host_check", "setattr", "addattr"]),
+        "service_add_host" => s(&["krbcanonicalname"], &["host"]),
+        "service_remove_host" => s(&["krbcanonicalname"], &["host"]),
+        "service_show" => s(&["krbcanonicalname"], &["rights", "out"]),
+        "service_find" => s(&["criteria?"], &["krbprincipalname", "krbcanonicalname", "man_by_host",
+            "not_man_by_host", "timelimit", "sizelimit", "pkey_only"]),
+        "service_del" => s(&["krbcanonicalname+"], &["continue"]),
+        "dnszone_add" => s(&["idnsname"], &["idnssoamname", "idnssoarname", "force", "skip_overlap_check",
+            "skip_nameserver_check", "dnsttl"]),
+        "dnsrecord_add" => s(&["dnszoneidnsname", "idnsname"], &["dnsttl", "dnsclass", "arecord",
+            "a_part_ip_address", "a_extra_create_reverse", "aaaarecord", "aaaa_part_ip_address",
+            "aaaa_extra_create_reverse", "ptrrecord", "cnamerecord", "sshfprecord", "txtrecord", "force",
+            "structured", "setattr", "addattr"]),
+        "dnsrecord_find" => s(&["dnszoneidnsname", "criteria?"], &["idnsname", "dnsttl", "arecord", "aaaarecord",
+            "ptrrecord", "cnamerecord", "txtrecord", "timelimit", "sizelimit", "pkey_only", "structured"]),
+        "dnsrecord_del" => s(&["dnszoneidnsname", "idnsname"], &["arecord", "aaaarecord", "ptrrecord",
+            "cnamerecord", "sshfprecord", "txtrecord", "del_all", "structured"]),
+        "permission_add" => s(&["cn"], &["ipapermright", "attrs", "type", "ipapermbindruletype",
+            "ipapermlocation", "extratargetfilter", "ipapermtargetfilter", "memberof", "targetgroup", "subtree",
+            "setattr", "addattr"]),
+        "permission_show" => s(&["cn"], &["rights"]),
+        "privilege_add" => s(&["cn"], &["description", "setattr", "addattr"]),
+        "privilege_add_permission" => s(&["cn"], &["permission"]),
+        "privilege_show" => s(&["cn"], &["rights"]),
+        "role_add" => s(&["cn"], &["description", "setattr", "addattr"]),
+        "role_add_privilege" => s(&["cn"], &["privilege"]),
+        "role_add_member" => s(&["cn"], &["user", "group", "host", "hostgroup", "service", "idoverrideuser"]),
+        "role_show" => s(&["cn"], &["rights"]),
+        _ => None,
+    }
+}
+
+/// Parses `2.N`; `None` when it is not a version.
+pub(crate) fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Runs one command. `principal` is the caller (for `ping` and logs).
+pub(crate) fn execute(state: &mut State, cfg: &ServerConfig, method: &str, args: &[Value], options: &Map<String, Value>) -> Out {
+    let name = method.strip_suffix("/1").unwrap_or(method);
+    let Some(spec) = spec(name) else {
+        return Err(IpaErr::command(method));
+    };
+    *state.command_counts.entry(name.to_string()).or_default() += 1;
+    let server = parse_version(&cfg.api_version).expect("server api_version is 2.N");
+    // 1. version
+    let (minor, version_missing) = match options.get("version") {
+        Some(v) => {
+            let cver = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            match parse_version(&cver) {
+                Some((major, minor)) if major == server.0 && !(cfg.strict_minor_version && minor > server.1) => {
+                    (minor, false)
+                }
+                _ => {
+                    return Err(IpaErr::version(&cver, &cfg.api_version, &format!("https://{}/ipa/xml", cfg.fqdn)))
+                }
+            }
+        }
+        None => (server.1, true),
+    };
+    // 2. unknown options
+    if let Some(bad) = options.keys().find(|k| !COMMON.contains(&k.as_str()) && !spec.options.contains(&k.as_str())) {
+        return Err(IpaErr::unknown_option(bad));
+    }
+    // 3. arguments
+    let max = if spec.args.last().is_some_and(|a| a.ends_with('+') || a.ends_with('*')) { usize::MAX } else { spec.args.len() };
+    let takes_list = max == usize::MAX;
+    if !takes_list && args.len() > max {
+        return Err(IpaErr::max_arguments(name, max));
+    }
+    for (i, a) in spec.args.iter().enumerate() {
+        let required = !a.ends_with('?') && !a.ends_with('*');
+        let missing = match args.get(i) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Array(v)) => v.is_empty(),
+            _ => false,
+        };
+        if required && missing {
+            return Err(IpaErr::requirement(a.trim_end_matches(['?', '+', '*'])));
+        }
+    }
+    let ctx = Ctx { cfg, minor };
+    let mut out = if name == "batch" {
+        batch(state, cfg, args, options)?
+    } else {
+        run(state, &ctx, name, args, options)?
+    };
+    if version_missing {
+        if let Value::Object(o) = &mut out {
+            let mut data = Map::new();
+            data.insert("server_version".into(), json!(cfg.api_version));
+            o.insert("messages".into(), json!([message(13001, "VersionMissing", format!(
+                "API Version number was not sent, forward compatibility not guaranteed. Assuming server's API version, {}",
+                cfg.api_version), data)]));
+        }
+    }
+    Ok(out)
+}
+
+fn batch(state: &mut State, cfg: &ServerConfig, args: &[Value], options: &Map<String, Value>) -> Out {
+    // `methods*` arrives as one list argument or as the items themselves.
+    let items: Vec<Value> = match args {
+        [Value::Array(items)] if items.iter().all(Value::is_object) || items.is_empty() => items.clone(),
+        other => other.to_vec(),
+    };
+    if items.iter().any(|i| !i.is_object()) {
+        return Err(IpaErr::conversion("methods", "must be a dictionary"));
+    }
+    let version = options.get("version").cloned();
+    let mut results = Vec::with_capacity(items.len());
+    for item in &items {
+        let r = (|| {
+            let Some(method) = item.get("method").and_then(Value::as_str) else {
+                return Err(IpaErr::requirement("method"));
+            };
+            let Some(params) = item.get("params") else {
+                return Err(IpaErr::requirement("params"));
+            };
+            let (Some(a), Some(o)) = (params.get(0).and_then(Value::as_array), params.get(1).and_then(Value::as_object))
+            else {
+                return Err(IpaErr::conversion("params", "must contain a tuple (list, dict)"));
+            };
+            if params.as_array().map(Vec::len) != Some(2) {
+                return Err(IpaErr::conversion("params", "must contain a tuple (list, dict)"));
+            }
+            if method == "batch" || method == "batch/1" {
+                return Err(IpaErr::command(method));
+            }
+            let mut o = o.clone();
+            if let (false, Some(v)) = (o.contains_key("version"), &version) {
+                o.insert("version".into(), v.clone());
+            }
+            execute(state, cfg, method, a, &o)
+        })();
+        results.push(match r {
+            Ok(Value::Object(mut m)) => {
+                m.insert("error".into(), Value::Null);
+                Value::Object(m)
+            }
+            Ok(other) => json!({"result": other, "error": null}),
+            Err(e) => e.to_batch_item(),
+        });
+    }
+    Ok(json!({"count": results.len(), "results": results}))
+}
+
+fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String, Value>) -> Out {
+    match name {
+        "ping" => Ok(json!({"summary": format!("IPA server version {}. API version {}",
+            ctx.cfg.package_version, ctx.cfg.api_version)})),
+        "session_logout" => Ok(json!({"result": null})),
+        "host_add" => host_add(state, ctx, args, o),
+        "host_mod" => host_mod(state, ctx, args, o),
+        "host_show" => {
+            let fqdn = norm_host(&arg(args, 0, "fqdn")?);
+            let h = state.hosts.get(&fqdn).ok_or_else(|| host_not_found(&fqdn))?;
+            Ok(json!({"result": host_entry(h, ctx, true), "value": fqdn, "summary": null}))
+        }
+        "host_find" => host_find(state, ctx, args, o),
+        "host_del" => host_del(state, ctx, args, o),
+        "service_add" => service_add(state, ctx, args, o),
+        "service_add_host" | "service_remove_host" => service_member(state, ctx, name, args, o),
+        "service_show" => {
+            let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
+            let s = state.services.get(&p).ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
+            Ok(json!({"result": service_entry(s, ctx), "value": p, "summary": null}))
+        }
+        "service_find" => service_find(state, ctx, args, o),
+        "service_del" => service_del(state, args, o, ctx),
+        "dnszone_add" => {
+            let zone = norm_zone(&arg(args, 0, "idnsname")?);
+            if state.zones.contains_key(&zone) {
+                return Err(IpaErr::duplicate("DNS zone", &zone));
+            }
+            state.zones.insert(zone.clone(), Default::default());
+            Ok(json!({"result": {"idnsname": [ctx.dns(&zone)], "dn": format!("idnsname={zone},cn=dns,{}", ctx.cfg.basedn)},
+                      "value": ctx.dns(&zone), "summary": format!("Added DNS zone \"{zone}\"")}))
+        }
+        "dnsrecord_add" => dnsrecord_add(state, ctx, args, o),
+        "dnsrecord_find" => dnsrecord_find(state, ctx, args, o),
+        "dnsrecord_del" => dnsrecord_del(state, ctx, args, o),
+        "permission_add" => {
+            let cn = arg(args, 0, "cn")?;
+            if state.permissions.contains_key(&cn.to_lowercase()) {
+                return Err(IpaErr::duplicate("permission", &cn));
+            }
+            let p = PermissionView {
+                name: cn.clone(),
+                rights: opt_strs(o, "ipapermright")?,
+                object_type: opt_str(o, "type")?,
+                attrs: opt_strs(o, "attrs")?,
+            };
+            let entry = permission_entry(&p, ctx);
+            state.permissions.insert(cn.to_lowercase(), p);
+            Ok(json!({"result": entry, "value": cn, "summary": format!("Added permission \"{cn}\"")}))
+        }
+        "permission_show" => {
+            let cn = arg(args, 0, "cn")?;
+            let p = state.permissions.get(&cn.to_lowercase())
+                .ok_or_else(|| IpaErr::not_found(format!("{cn}: permission not found")))?;
+            Ok(json!({"result": permission_entry(p, ctx), "value": p.name, "summary": null}))
+        }
+        "privilege_add" | "role_add" => {
+            let cn = arg(args, 0, "cn")?;
+            let description = opt_str(o, "description")?;
+            let (kind, exists) = if name == "privilege_add" {
+                ("privilege", state.privileges.contains_key(&cn.to_lowercase()))
+            } else {
+                ("role", state.roles.contains_key(&cn.to_lowercase()))
+            };
+            if exists {
+                return Err(IpaErr::duplicate(kind, &cn));
+            }
+            let entry = if name == "privilege_add" {
+                let p = PrivilegeView { name: cn.clone(), description, permissions: vec![] };
+                let e = privilege_entry(&p, ctx);
+                state.privileges.insert(cn.to_lowercase(), p);
+                e
+            } else {
+                let r = RoleView { name: cn.clone(), description, ..Default::default() };
+                let e = role_entry(&r, ctx);
+                state.roles.insert(cn.to_lowercase(), r);
+                e
+            };
+            Ok(json!({"result": entry, "value": cn, "summary": format!("Added {kind} \"{cn}\"")}))
+        }
+        "privilege_show" => {
+            let cn = arg(args, 0, "cn")?;
+            let p = state.privileges.get(&cn.to_lowercase())
+                .ok_or_else(|| IpaErr::not_found(format!("{cn}: privilege not found")))?;
+            Ok(json!({"result": privilege_entry(p, ctx), "value": p.name, "summary": null}))
+        }
+        "role_show" => {
+            let cn = arg(args, 0, "cn")?;
+            let r = state.roles.get(&cn.to_lowercase())
+                .ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
+            Ok(json!({"result": role_entry(r, ctx), "value": r.name, "summary": null}))
+        }
+        "privilege_add_permission" => {
+            let cn = arg(args, 0, "cn")?;
+            let wanted = opt_strs(o, "permission")?;
+            let known: Vec<(String, String)> =
+                state.permissions.iter().map(|(k, p)| (k.clone(), p.name.clone())).collect();
+            let p = state.privileges.get_mut(&cn.to_lowercase())
+                .ok_or_else(|| IpaErr::not_found(format!("{cn}: privilege not found")))?;
+            let mut failed = Vec::new();
+            let mut completed = 0;
+            for w in wanted {
+                match known.iter().find(|(k, _)| *k == w.to_lowercase()) {
+                    None => failed.push(json!([w, "no such entry"])),
+                    Some((_, real)) if p.permissions.contains(real) => failed.push(json!([w, "This entry is already a member"])),
+                    Some((_, real)) => {
+                        p.permissions.push(real.clone());
+                        completed += 1;
+                    }
+                }
+            }
+            let entry = privilege_entry(p, ctx);
+            Ok(json!({"result": entry, "completed": completed, "failed": {"member": {"permission": failed}}}))
+        }
+        "role_add_privilege" => {
+            let cn = arg(args, 0, "cn")?;
+            let wanted = opt_strs(o, "privilege")?;
+            let known: Vec<(String, String)> =
+                state.privileges.iter().map(|(k, p)| (k.clone(), p.name.clone())).collect();
+            let r = state.roles.get_mut(&cn.to_lowercase())
+                .ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
+            let mut failed = Vec::new();
+            let mut completed = 0;
+            for w in wanted {
+                match known.iter().find(|(k, _)| *k == w.to_lowercase()) {
+                    None => failed.push(json!([w, "no such entry"])),
+                    Some((_, real)) if r.privileges.contains(real) => failed.push(json!([w, "This entry is already a member"])),
+                    Some((_, real)) => {
+                        r.privileges.push(real.clone());
+                        completed += 1;
+                    }
+                }
+            }
+            let entry = role_entry(r, ctx);
+            Ok(json!({"result": entry, "completed": completed, "failed": {"member": {"privilege": failed}}}))
+        }
+        "role_add_member" => role_add_member(state, ctx, args, o),
+        _ => Err(IpaErr::command(name)),
+    }
+}
+
+// ---- argument and option helpers ----
+
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
+        _ => None,
+    }
+}
+
+fn arg(args: &[Value], i: usize, name: &str) -> Result<String, IpaErr> {
+    match args.get(i) {
+        Some(Value::Array(v)) if v.len() == 1 => as_text(&v[0]),
+        Some(Value::Array(v)) if v.len() > 1 => return Err(IpaErr::validation(name, "Only one value is allowed")),
+        Some(v) => as_text(v),
+        None => None,
+    }
+    .filter(|s| !s.is_empty())
+    .ok_or_else(|| IpaErr::requirement(name))
+}
+
+fn arg_list(args: &[Value], i: usize, name: &str) -> Result<Vec<String>, IpaErr> {
+    let v: Vec<String> = match args.get(i) {
+        Some(Value::Array(v)) => v.iter().filter_map(as_text).collect(),
+        Some(v) => as_text(v).into_iter().collect(),
+        None => vec![],
+    };
+    if v.is_empty() {
+        return Err(IpaErr::requirement(name));
+    }
+    Ok(v)
+}
+
+fn opt_str(o: &Map<String, Value>, name: &str) -> Result<Option<String>, IpaErr> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(v)) if v.len() > 1 => Err(IpaErr::validation(name, "Only one value is allowed")),
+        Some(Value::Array(v)) => Ok(v.first().and_then(as_text)),
+        Some(v) => as_text(v).map(Some).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")),
+    }
+}
+
+fn opt_strs(o: &Map<String, Value>, name: &str) -> Result<Vec<String>, IpaErr> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(v)) => v.iter().map(|x| as_text(x).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text"))).collect(),
+        Some(v) => as_text(v).map(|s| vec![s]).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")),
+    }
+}
+
+fn flag(o: &Map<String, Value>, name: &str) -> Result<bool, IpaErr> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Some(_) => Err(IpaErr::conversion(name, "must be True or False")),
+    }
+}
+
+fn sizelimit(o: &Map<String, Value>) -> Result<Option<usize>, IpaErr> {
+    match o.get("sizelimit") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => as_text(v)
+            .and_then(|s| s.parse::<usize>().ok())
+            .map(|n| if n == 0 { None } else { Some(n) })
+            .ok_or_else(|| IpaErr::conversion("sizelimit", "must be an integer")),
+    }
+}
+
+fn find_output(mut entries: Vec<Value>, limit: Option<usize>, noun: &str) -> Value {
+    let truncated = limit.is_some_and(|l| entries.len() > l);
+    if let Some(l) = limit {
+        entries.truncate(l);
+    }
+    let n = entries.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let mut out = json!({"result": entries, "count": n, "truncated": truncated,
+                         "summary": format!("{n} {noun}{plural} matched")});
+    if truncated {
+        out["messages"] = json!([message(13017, "SearchResultTruncated",
+            "Search result has been truncated: Configured size limit exceeded".into(), Map::new())]);
+    }
+    out
+}
+
+// ---- hosts ----
+
+fn norm_host(s: &str) -> String {
+    s.trim_end_matches('.').to_lowercase()
+}
+
+fn host_not_found(fqdn: &str) -> IpaErr {
+    IpaErr::not_found(format!("{fqdn}: host not found"))
+}
+
+fn validate_hostname(fqdn: &str) -> Result<(), IpaErr> {
+    if !fqdn.contains('.') {
+        return Err(IpaErr::validation("hostname", "invalid domain-name: not fully qualified"));
+    }
+    for label in fqdn.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(IpaErr::validation("hostname",
+                "invalid domain-name: only letters, numbers, '-' are allowed. DNS label may not start or end with '-'"));
+        }
+    }
+    if fqdn.len() > 64 {
+        return Err(IpaErr::validation("hostname", "can be at most 64 characters"));
+    }
+    Ok(())
+}
+
+/// `(zone, relative name)` of an FQDN inside the managed zones, longest zone first.
+fn split_in_zone(state: &State, fqdn: &str) -> Option<(String, String)> {
+    let mut best: Option<(String, String)> = None;
+    for zone in state.zones.keys() {
+        let z = zone.trim_end_matches('.');
+        if let Some(rel) = fqdn.strip_suffix(&format!(".{z}")) {
+            if best.as_ref().is_none_or(|(b, _)| b.len() < zone.len()) {
+                best = Some((zone.clone(), rel.to_string()));
+            }
+        }
+    }
+    best
+}
+
+fn resolves(state: &State, fqdn: &str) -> bool {
+    split_in_zone(state, fqdn)
+        .and_then(|(z, n)| state.zones.get(&z)?.get(&n).cloned())
+        .is_some_and(|r| !r.a.is_empty() || !r.aaaa.is_empty())
+}
+
+fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
+    let mut e = Map::new();
+    if with_dn {
+        e.insert("dn".into(), json!(format!("fqdn={},cn=computers,cn=accounts,{}", h.fqdn, ctx.cfg.basedn)));
+    }
+    e.insert("fqdn".into(), json!([h.fqdn]));
+    e.insert("cn".into(), json!([h.fqdn]));
+    e.insert("serverhostname".into(), json!([h.fqdn.split('.').next().unwrap_or_default()]));
+    for (k, v) in [("description", &h.description), ("l", &h.locality), ("nshostlocation", &h.nshostlocation),
+                   ("nsosversion", &h.nsosversion), ("nshardwareplatform", &h.nshardwareplatform)] {
+        if let Some(v) = v {
+            e.insert(k.into(), json!([v]));
+        }
+    }
+    if !h.userclass.is_empty() {
+        e.insert("userclass".into(), json!(h.userclass));
+    }
+    if !h.macaddress.is_empty() {
+        e.insert("macaddress".into(), json!(h.macaddress));
+    }
+    if let Some(p) = &h.krbprincipalname {
+        e.insert("krbprincipalname".into(), json!([p]));
+        e.insert("krbcanonicalname".into(), json!([p]));
+    }
+    e.insert("ipauniqueid".into(), json!([h.uniqueid]));
+    e.insert("objectclass".into(), json!(["ipaobject", "nshost", "ipahost", "pkiuser", "ipaservice",
+        "ieee802device", "ipasshhost", "top", "ipaSshGroupOfPubKeys"]));
+    e.insert("managedby_host".into(), json!(h.managedby.iter().collect::<Vec<_>>()));
+    e.insert("has_keytab".into(), json!(h.has_keytab && h.password.is_none()));
+    e.insert("has_password".into(), json!(h.password.is_some()));
+    Value::Object(e)
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut r = rand::thread_rng();
+    (0..24).map(|_| CHARS[r.gen_range(0..CHARS.len())] as char).collect()
+}
+
+fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let fqdn = norm_host(&arg(args, 0, "fqdn")?);
+    validate_hostname(&fqdn)?;
+    let password = opt_str(o, "userpassword")?;
+    let random = flag(o, "random")?;
+    let force = flag(o, "force")?;
+    let ip = opt_str(o, "ip_address")?;
+    if let Some(ip) = &ip {
+        if ip.parse::<Ipv4Addr>().is_err() && ip.parse::<Ipv6Addr>().is_err() {
+            return Err(IpaErr::validation("ip_address", "invalid IP address format"));
+        }
+    }
+    if state.hosts.contains_key(&fqdn) {
+        return Err(IpaErr::duplicate("host", &fqdn));
+    }
+    if !force && ip.is_none() && !resolves(state, &fqdn) {
+        return Err(IpaErr::dns_not_a_record(&fqdn));
+    }
+    let randompassword = random.then(random_password);
+    let otp = randompassword.clone().or(password);
+    let host = Host {
+        fqdn: fqdn.clone(),
+        description: opt_str(o, "description")?,
+        locality: opt_str(o, "l")?,
+        nshostlocation: opt_str(o, "nshostlocation")?,
+        nsosversion: opt_str(o, "nsosversion")?,
+        nshardwareplatform: opt_str(o, "nshardwareplatform")?,
+        userclass: opt_strs(o, "userclass")?,
+        macaddress: opt_strs(o, "macaddress")?,
+        krbprincipalname: otp.is_none().then(|| format!("host/{fqdn}@{}", ctx.cfg.realm)),
+        password: otp,
+        has_keytab: false,
+        managedby: BTreeSet::from([fqdn.clone()]),
+        uniqueid: uuid::Uuid::new_v4().to_string(),
+    };
+    let mut messages = Vec::new();
+    if let Some(ip) = ip {
+        let attr = if ip.contains(':') { "aaaarecord" } else { "arecord" };
+        match split_in_zone(state, &fqdn) {
+            Some((zone, name)) if ctx.cfg.dns_enabled => {
+                let rec = state.zones.get_mut(&zone).expect("zone").entry(name).or_default();
+                let vals = rec.values_mut(attr).expect("attr");
+                if !vals.contains(&ip) {
+                    vals.push(ip);
+                }
+            }
+            _ => messages.push(message(13011, "FailedToAddHostDNSRecords",
+                format!("The host was added but the DNS update failed with: DNS zone not found for {fqdn}"),
+                Map::new())),
+        }
+    }
+    let mut entry = host_entry(&host, ctx, true);
+    if let Some(r) = randompassword {
+        entry["randompassword"] = json!(r);
+    }
+    state.hosts.insert(fqdn.clone(), host);
+    let mut out = json!({"result": entry, "value": fqdn, "summary": format!("Added host \"{fqdn}\"")});
+    if !messages.is_empty() {
+        out["messages"] = json!(messages);
+    }
+    Ok(out)
+}
+
+fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let fqdn = norm_host(&arg(args, 0, "fqdn")?);
+    let password = opt_str(o, "userpassword")?;
+    let random = flag(o, "random")?;
+    let setattr = opt_strs(o, "setattr")?;
+    let setattr_password = setattr.iter().find_map(|s| s.strip_prefix("userpassword=").map(str::to_string));
+    let h = state.hosts.get_mut(&fqdn).ok_or_else(|| host_not_found(&fqdn))?;
+    let sets_password = password.is_some() || random || setattr_password.is_some();
+    if sets_password && h.password.is_none() && h.has_keytab {
+        return Err(IpaErr::validation("password", "Password cannot be set on enrolled host."));
+    }
+    let mut changed = false;
+    let mut randompassword = None;
+    if let Some(p) = password.or(setattr_password) {
+        h.password = Some(p);
+        changed = true;
+    }
+    if random {
+        let r = random_password();
+        h.password = Some(r.clone());
+        randompassword = Some(r);
+        changed = true;
+    }
+    for (key, field) in [("description", &mut h.description), ("l", &mut h.locality),
+                         ("nshostlocation", &mut h.nshostlocation), ("nsosversion", &mut h.nsosversion),
+                         ("nshardwareplatform", &mut h.nshardwareplatform)] {
+        if o.contains_key(key) {
+            let v = opt_str(o, key)?;
+            if *field != v {
+                *field = v;
+                changed = true;
+            }
+        }
+    }
+    if o.contains_key("userclass") {
+        let v = opt_strs(o, "userclass")?;
+        if h.userclass != v {
+            h.userclass = v;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Err(IpaErr::empty_modlist());
+    }
+    let mut entry = host_entry(h, ctx, false);
+    if let Some(r) = randompassword {
+        entry["randompassword"] = json!(r);
+    }
+    Ok(json!({"result": entry, "value": fqdn, "summary": format!("Modified host \"{fqdn}\"")}))
+}
+
+fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let criteria = args.first().and_then(as_text).map(|s| s.to_lowercase());
+    let fqdn = opt_str(o, "fqdn")?.map(|s| norm_host(&s));
+    let description = opt_str(o, "description")?;
+    let userclass = opt_strs(o, "userclass")?;
+    let man_by = opt_strs(o, "man_by_host")?.iter().map(|s| norm_host(s)).collect::<Vec<_>>();
+    let not_man_by = opt_strs(o, "not_man_by_host")?.iter().map(|s| norm_host(s)).collect::<Vec<_>>();
+    let pkey_only = flag(o, "pkey_only")?;
+    let entries: Vec<Value> = state
+        .hosts
+        .values()
+        .filter(|h| criteria.as_ref().is_none_or(|c| {
+            h.fqdn.contains(c.as_str()) || h.description.as_ref().is_some_and(|d| d.to_lowercase().contains(c.as_str()))
+        }))
+        .filter(|h| fqdn.as_ref().is_none_or(|f| &h.fqdn == f))
+        .filter(|h| description.as_ref().is_none_or(|d| h.description.as_ref() == Some(d)))
+        .filter(|h| userclass.iter().all(|u| h.userclass.contains(u)))
+        .filter(|h| man_by.iter().all(|m| h.managedby.contains(m)))
+        .filter(|h| not_man_by.iter().all(|m| !h.managedby.contains(m)))
+        .map(|h| if pkey_only { json!({"fqdn": [h.fqdn], "dn": format!("fqdn={},cn=computers,cn=accounts,{}", h.fqdn, ctx.cfg.basedn)}) } else { host_entry(h, ctx, true) })
+        .collect();
+    Ok(find_output(entries, sizelimit(o)?, "host"))
+}
+
+fn host_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let names: Vec<String> = arg_list(args, 0, "fqdn")?.iter().map(|s| norm_host(s)).collect();
+    let cont = flag(o, "continue")?;
+    let updatedns = flag(o, "updatedns")?;
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    let mut messages = Vec::new();
+    for fqdn in names {
+        if fqdn == ctx.cfg.fqdn {
+            let e = IpaErr::validation("hostname", "An IPA master host cannot be deleted or disabled");
+            if cont { failed.push(fqdn); continue } else { return Err(e) }
+        }
+        if state.hosts.remove(&fqdn).is_none() {
+            if cont {
+                failed.push(fqdn);
+                continue;
+            }
+            return Err(host_not_found(&fqdn));
+        }
+        // IPA deletes the services whose principal host is this host, and
+        // referential integrity drops the host from every managedby.
+        state.services.retain(|_, s| s.host != fqdn);
+        for s in state.services.values_mut() {
+            s.managedby.remove(&fqdn);
+        }
+        for h in state.hosts.values_mut() {
+            h.managedby.remove(&fqdn);
+        }
+        if updatedns {
+            let mut removed = false;
+            if let Some((zone, name)) = split_in_zone(state, &fqdn) {
+                if let Some(recs) = state.zones.get_mut(&zone) {
+                    if let Some(r) = recs.get_mut(&name) {
+                        removed = !(r.a.is_empty() && r.aaaa.is_empty() && r.sshfp.is_empty());
+                        r.a.clear();
+                        r.aaaa.clear();
+                        r.sshfp.clear();
+                        if r.is_empty() {
+                            recs.remove(&name);
+                        }
+                    }
+                }
+            }
+            if !removed {
+                messages.push(message(13012, "FailedToRemoveHostDNSRecords",
+                    format!("The host was removed but the DNS update failed with: DNS resource record not found for {fqdn}"),
+                    Map::new()));
+            }
+        }
+        deleted.push(fqdn);
+    }
+    let mut out = json!({"result": {"failed": failed}, "value": deleted,
+                         "summary": format!("Deleted host \"{}\"", deleted.join(","))});
+    if !messages.is_empty() {
+        out["messages"] = json!(messages);
+    }
+    Ok(out)
+}
+
+// ---- services ----
+
+/// `svc/host[@REALM]` → canonical `svc/host@REALM`.
+fn principal_key(ctx: &Ctx, p: &str) -> Result<String, IpaErr> {
+    let (name, realm) = match p.rsplit_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (p, None),
+    };
+    if let Some(r) = realm {
+        if r != ctx.cfg.realm {
+            return Err(IpaErr::realm_mismatch());
+        }
+    }
+    let Some((svc, host)) = name.split_once('/') else {
+        return Err(IpaErr::validation("canonical_principal",
+            "Service principal is required"));
+    };
+    if svc.is_empty() || host.is_empty() || host.contains('/') {
+        return Err(IpaErr::validation("canonical_principal", "Malformed principal"));
+    }
+    Ok(format!("{svc}/{}@{}", norm_host(host), ctx.cfg.realm))
+}
+
+fn service_entry(s: &Service, ctx: &Ctx) -> Value {
+    json!({
+        "dn": format!("krbprincipalname={},cn=services,cn=accounts,{}", s.principal, ctx.cfg.basedn),
+        "krbprincipalname": [s.principal],
+        "krbcanonicalname": [s.principal],
+        "ipakrbprincipalalias": [s.principal],
+        "managedby_host": s.managedby.iter().collect::<Vec<_>>(),
+        "has_keytab": s.has_keytab,
+        "objectclass": ["krbprincipal", "krbprincipalaux", "krbticketpolicyaux", "ipaobject", "ipaservice", "pkiuser", "top"],
+    })
+}
+
+fn service_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
+    let force = flag(o, "force")?;
+    let skip_host_check = flag(o, "skip_host_check")?;
+    let (svc, rest) = p.split_once('/').expect("checked");
+    let host = rest.split('@').next().unwrap_or_default().to_string();
+    if svc.eq_ignore_ascii_case("host") && !force {
+        return Err(IpaErr::host_service());
+    }
+    if !skip_host_check && !state.hosts.contains_key(&host) {
+        return Err(IpaErr::not_found(format!("The host '{host}' does not exist to add a service to.")));
+    }
+    if !force && !resolves(state, &host) {
+        return Err(IpaErr::dns_not_a_record(&host));
+    }
+    if state.services.contains_key(&p) {
+        return Err(IpaErr::duplicate("service", &p));
+    }
+    let s = Service { principal: p.clone(), host: host.clone(), managedby: BTreeSet::from([host]), has_keytab: false };
+    let entry = service_entry(&s, ctx);
+    state.services.insert(p.clone(), s);
+    Ok(json!({"result": entry, "value": p, "summary": format!("Added service \"{p}\"")}))
+}
+
+fn service_member(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String, Value>) -> Out {
+    let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
+    let hosts: Vec<String> = opt_strs(o, "host")?.iter().map(|h| norm_host(h)).collect();
+    let exists: Vec<bool> = hosts.iter().map(|h| state.hosts.contains_key(h)).collect();
+    let s = state.services.get_mut(&p).ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
+    let mut failed = Vec::new();
+    let mut completed = 0;
+    for (h, exists) in hosts.iter().zip(exists) {
+        if name == "service_add_host" {
+            if !exists {
+                failed.push(json!([h, "no such entry"]));
+            } else if !s.managedby.insert(h.clone()) {
+                failed.push(json!([h, "This entry is already a member"]));
+            } else {
+                completed += 1;
+            }
+        } else if s.managedby.remove(h) {
+            completed += 1;
+        } else {
+            failed.push(json!([h, "This entry is not a member"]));
+        }
+    }
+    Ok(json!({"result": service_entry(s, ctx), "completed": completed, "failed": {"managedby": {"host": failed}}}))
+}
+
+fn service_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let criteria = args.first().and_then(as_text).map(|s| s.to_lowercase());
+    let man_by: Vec<String> = opt_strs(o, "man_by_host")?.iter().map(|h| norm_host(h)).collect();
+    let not_man_by: Vec<String> = opt_strs(o, "not_man_by_host")?.iter().map(|h| norm_host(h)).collect();
+    let names = opt_strs(o, "krbprincipalname")?
+        .iter()
+        .map(|p| principal_key(ctx, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let canonical = opt_str(o, "krbcanonicalname")?.map(|p| principal_key(ctx, &p)).transpose()?;
+    let pkey_only = flag(o, "pkey_only")?;
+    let entries: Vec<Value> = state
+        .services
+        .values()
+        .filter(|s| criteria.as_ref().is_none_or(|c| s.principal.to_lowercase().contains(c.as_str())))
+        .filter(|s| man_by.iter().all(|m| s.managedby.contains(m)))
+        .filter(|s| not_man_by.iter().all(|m| !s.managedby.contains(m)))
+        .filter(|s| names.is_empty() || names.contains(&s.principal))
+        .filter(|s| canonical.as_ref().is_none_or(|c| c == &s.principal))
+        .map(|s| if pkey_only { json!({"krbcanonicalname": [s.principal], "krbprincipalname": [s.principal]}) } else { service_entry(s, ctx) })
+        .collect();
+    Ok(find_output(entries, sizelimit(o)?, "service"))
+}
+
+fn service_del(state: &mut State, args: &[Value], o: &Map<String, Value>, ctx: &Ctx) -> Out {
+    let cont = flag(o, "continue")?;
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    for raw in arg_list(args, 0, "krbcanonicalname")? {
+        let p = principal_key(ctx, &raw)?;
+        let svc = p.split('/').next().unwrap_or_default();
+        let host = p.split_once('/').map(|(_, r)| r.split('@').next().unwrap_or_default()).unwrap_or_default();
+        if host == ctx.cfg.fqdn && ["HTTP", "ldap", "DNS", "dogtag", "ipa-dnskeysyncd"].contains(&svc) {
+            return Err(IpaErr::validation("principal", "This principal is required by the IPA master"));
+        }
+        if state.services.remove(&p).is_none() {
+            if cont {
+                failed.push(p);
+                continue;
+            }
+            return Err(IpaErr::not_found(format!("{p}: service not found")));
+        }
+        for r in state.roles.values_mut() {
+            r.services.retain(|s| s != &p);
+        }
+        deleted.push(p);
+    }
+    Ok(json!({"result": {"failed": failed}, "value": deleted,
+              "summary": format!("Deleted service \"{}\"", deleted.join(","))}))
+}
+
+// ---- DNS ----
+
+fn norm_zone(z: &str) -> String {
+    let z = z.to_lowercase();
+    if z.ends_with('.') { z } else { format!("{z}.") }
+}
+
+fn zone_of<'s>(state: &'s mut State, ctx: &Ctx, args: &[Value]) -> Result<(String, &'s mut std::collections::BTreeMap<String, DnsRecordView>), IpaErr> {
+    if !ctx.cfg.dns_enabled {
+        return Err(IpaErr::not_found("DNS is not configured".into()));
+    }
+    let zone = norm_zone(&arg(args, 0, "dnszoneidnsname")?);
+    match state.zones.get_mut(&zone) {
+        Some(z) => Ok((zone, z)),
+        None => Err(IpaErr::not_found(format!("{zone}: DNS zone not found"))),
+    }
+}
+
+fn record_label(attr: &str) -> &'static str {
+    match attr {
+        "arecord" => "A record",
+        "aaaarecord" => "AAAA record",
+        "ptrrecord" => "PTR record",
+        "cnamerecord" => "CNAME record",
+        "txtrecord" => "TXT record",
+        _ => "SSHFP record",
+    }
+}
+
+fn check_value(attr: &str, v: &str) -> Result<(), IpaErr> {
+    let ok = match attr {
+        "arecord" | "a_part_ip_address" => v.parse::<Ipv4Addr>().is_ok(),
+        "aaaarecord" | "aaaa_part_ip_address" => v.parse::<Ipv6Addr>().is_ok(),
+        _ => true,
+    };
+    if ok { Ok(()) } else { Err(IpaErr::validation(attr, "invalid IP address format")) }
+}
+
+fn record_entry(zone: &str, name: &str, r: &DnsRecordView, ctx: &Ctx) -> Value {
+    let mut e = Map::new();
+    e.insert("dn".into(), json!(format!("idnsname={name},idnsname={zone},cn=dns,{}", ctx.cfg.basedn)));
+    e.insert("idnsname".into(), json!([ctx.dns(name)]));
+    for attr in RECORD_ATTRS {
+        let vals = r.values(attr);
+        if !vals.is_empty() {
+            e.insert((*attr).into(), json!(vals));
+        }
+    }
+    e.insert("objectclass".into(), json!(["top", "idnsrecord"]));
+    Value::Object(e)
+}
+
+fn dnsrecord_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let name = arg(args, 1, "idnsname")?.to_lowercase();
+    let mut adds: Vec<(&str, String)> = Vec::new();
+    for attr in RECORD_ATTRS {
+        for v in opt_strs(o, attr)? {
+            check_value(attr, &v)?;
+            adds.push((attr, v));
+        }
+    }
+    for (part, attr, raw_opt) in [("a_part_ip_address", "arecord", "a_rec"), ("aaaa_part_ip_address", "aaaarecord", "aaaa_rec")] {
+        if let Some(v) = opt_str(o, part)? {
+            if o.contains_key(attr) {
+                return Err(IpaErr::validation(part, &format!("Raw value of a DNS record was already set by \"{raw_opt}\" option")));
+            }
+            check_value(part, &v)?;
+            adds.push((attr, v));
+        }
+    }
+    let (zone, recs) = zone_of(state, ctx, args)?;
+    let existing = recs.get(&name).cloned().unwrap_or_default();
+    let has_cname = !existing.cname.is_empty() || adds.iter().any(|(a, _)| *a == "cnamerecord");
+    let has_other = RECORD_ATTRS.iter().any(|a| *a != "cnamerecord" && !existing.values(a).is_empty())
+        || adds.iter().any(|(a, _)| *a != "cnamerecord");
+    if has_cname && has_other {
+        return Err(IpaErr::validation("cnamerecord",
+            "CNAME record is not allowed to coexist with any other record (RFC 1034, section 3.6.2)"));
+    }
+    let rec = recs.entry(name.clone()).or_default();
+    let mut changed = false;
+    for (attr, v) in adds {
+        let vals = rec.values_mut(attr).expect("known attr");
+        if !vals.contains(&v) {
+            vals.push(v);
+            changed = true;
+        }
+    }
+    if !changed {
+        if rec.is_empty() {
+            recs.remove(&name);
+        }
+        return Err(IpaErr::empty_modlist());
+    }
+    let entry = record_entry(&zone, &name, rec, ctx);
+    Ok(json!({"result": entry, "value": ctx.dns(&name), "summary": null}))
+}
+
+fn dnsrecord_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let criteria = args.get(1).and_then(as_text).map(|s| s.to_lowercase());
+    let idnsname = opt_str(o, "idnsname")?.map(|s| s.to_lowercase());
+    let mut filters = Vec::new();
+    for attr in RECORD_ATTRS {
+        for v in opt_strs(o, attr)? {
+            filters.push((*attr, v));
+        }
+    }
+    let limit = sizelimit(o)?;
+    let pkey_only = flag(o, "pkey_only")?;
+    let (zone, recs) = zone_of(state, ctx, args)?;
+    let entries: Vec<Value> = recs
+        .iter()
+        .filter(|(n, _)| criteria.as_ref().is_none_or(|c| n.contains(c.as_str())))
+        .filter(|(n, _)| idnsname.as_ref().is_none_or(|i| *n == i))
+        .filter(|(_, r)| filters.iter().all(|(a, v)| r.values(a).contains(v)))
+        .map(|(n, r)| if pkey_only { json!({"idnsname": [ctx.dns(n)]}) } else { record_entry(&zone, n, r, ctx) })
+        .collect();
+    Ok(find_output(entries, limit, "DNS resource record"))
+}
+
+fn dnsrecord_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let name = arg(args, 1, "idnsname")?.to_lowercase();
+    let del_all = flag(o, "del_all")?;
+    let mut dels: Vec<(&str, String)> = Vec::new();
+    for attr in RECORD_ATTRS {
+        for v in opt_strs(o, attr)? {
+            dels.push((attr, v));
+        }
+    }
+    if !del_all && dels.is_empty() {
+        return Err(IpaErr::option("Neither --del-all nor options to delete a specific record provided.\n\
+            Command help may be consulted for all supported record types."));
+    }
+    if del_all && name == "@" {
+        return Err(IpaErr::validation("del_all", "Zone record '@' cannot be deleted"));
+    }
+    let (_zone, recs) = zone_of(state, ctx, args)?;
+    let Some(rec) = recs.get_mut(&name) else {
+        return Err(IpaErr::not_found(format!("{name}: DNS resource record not found")));
+    };
+    if del_all {
+        recs.remove(&name);
+    } else {
+        for (attr, v) in &dels {
+            if !rec.values(attr).contains(v) {
+                return Err(IpaErr::attr_value_not_found(record_label(attr), v));
+            }
+        }
+        for (attr, v) in dels {
+            rec.values_mut(attr).expect("known").retain(|x| *x != v);
+        }
+        if rec.is_empty() {
+            recs.remove(&name);
+        }
+    }
+    Ok(json!({"result": {"failed": []}, "value": [ctx.dns(&name)], "summary": format!("Deleted record \"{name}\"")}))
+}
+
+// ---- setup objects ----
+
+fn permission_entry(p: &PermissionView, ctx: &Ctx) -> Value {
+    let mut e = json!({"cn": [p.name], "ipapermright": p.rights, "attrs": p.attrs,
+        "dn": format!("cn={},cn=permissions,cn=pbac,{}", p.name, ctx.cfg.basedn)});
+    if let Some(t) = &p.object_type {
+        e["type"] = json!([t]);
+    }
+    e
+}
+
+fn privilege_entry(p: &PrivilegeView, ctx: &Ctx) -> Value {
+    let mut e = json!({"cn": [p.name], "dn": format!("cn={},cn=privileges,cn=pbac,{}", p.name, ctx.cfg.basedn)});
+    if let Some(d) = &p.description {
+        e["description"] = json!([d]);
+    }
+    if !p.permissions.is_empty() {
+        e["memberof_permission"] = json!(p.permissions);
+    }
+    e
+}
+
+fn role_entry(r: &RoleView, ctx: &Ctx) -> Value {
+    let mut e = json!({"cn": [r.name], "dn": format!("cn={},cn=roles,cn=accounts,{}", r.name, ctx.cfg.basedn)});
+    if let Some(d) = &r.description {
+        e["description"] = json!([d]);
+    }
+    for (k, v) in [("memberof_privilege", &r.privileges), ("member_service", &r.services),
+                   ("member_user", &r.users), ("member_host", &r.hosts)] {
+        if !v.is_empty() {
+            e[k] = json!(v);
+        }
+    }
+    e
+}
+
+fn role_add_member(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let cn = arg(args, 0, "cn")?;
+    let services = opt_strs(o, "service")?;
+    let hosts: Vec<String> = opt_strs(o, "host")?.iter().map(|h| norm_host(h)).collect();
+    let users = opt_strs(o, "user")?;
+    let service_keys: Vec<Option<String>> = services
+        .iter()
+        .map(|s| principal_key(ctx, s).ok().filter(|k| state.services.contains_key(k)))
+        .collect();
+    let host_exists: Vec<bool> = hosts.iter().map(|h| state.hosts.contains_key(h)).collect();
+    let user_exists: Vec<bool> = users.iter().map(|u| state.users.contains_key(u)).collect();
+    let r = state.roles.get_mut(&cn.to_lowercase()).ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
+    let mut completed = 0;
+    let mut failed_services = Vec::new();
+    for (raw, key) in services.iter().zip(service_keys) {
+        match key {
+            None => failed_services.push(json!([raw, "no such entry"])),
+            Some(k) if r.services.contains(&k) => failed_services.push(json!([raw, "This entry is already a member"])),
+            Some(k) => {
+                r.services.push(k);
+                completed += 1;
+            }
+        }
+    }
+    let mut failed_hosts = Vec::new();
+    for (h, ok) in hosts.iter().zip(host_exists) {
+        if !ok {
+            failed_hosts.push(json!([h, "no such entry"]));
+        } else if r.hosts.contains(h) {
+            failed_hosts.push(json!([h, "This entry is already a member"]));
+        } else {
+            r.hosts.push(h.clone());
+            completed += 1;
+        }
+    }
+    let mut failed_users = Vec::new();
+    for (u, ok) in users.iter().zip(user_exists) {
+        if !ok {
+            failed_users.push(json!([u, "no such entry"]));
+        } else if r.users.contains(u) {
+            failed_users.push(json!([u, "This entry is already a member"]));
+        } else {
+            r.users.push(u.clone());
+            completed += 1;
+        }
+    }
+    Ok(json!({"result": role_entry(r, ctx), "completed": completed, "failed": {"member": {
+        "user": failed_users, "group": [], "host": failed_hosts, "hostgroup": [], "service": failed_services,
+        "idoverrideuser": []}}}))
+}

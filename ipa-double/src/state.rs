@@ -1,0 +1,257 @@
+//! What the double's "LDAP" holds: hosts, services, DNS zones and records,
+//! the setup objects (permissions, privileges, roles), users and sessions.
+//! The `*View` types are what tests inspect.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+/// A host entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Host {
+    pub fqdn: String,
+    pub description: Option<String>,
+    pub locality: Option<String>,
+    pub nshostlocation: Option<String>,
+    pub nsosversion: Option<String>,
+    pub nshardwareplatform: Option<String>,
+    pub userclass: Vec<String>,
+    pub macaddress: Vec<String>,
+    /// The enrolment OTP while not enrolled.
+    pub password: Option<String>,
+    /// Enrolled: `ipa-join` fetched a keytab.
+    pub has_keytab: bool,
+    /// `host/<fqdn>@REALM` once it exists.
+    pub krbprincipalname: Option<String>,
+    pub managedby: BTreeSet<String>,
+    pub uniqueid: String,
+}
+
+/// A service entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Service {
+    /// `svc/host@REALM`.
+    pub principal: String,
+    pub host: String,
+    pub managedby: BTreeSet<String>,
+    pub has_keytab: bool,
+}
+
+/// One DNS name's records in a zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsRecordView {
+    /// `arecord` values.
+    pub a: Vec<String>,
+    /// `aaaarecord` values.
+    pub aaaa: Vec<String>,
+    /// `ptrrecord` values.
+    pub ptr: Vec<String>,
+    /// `cnamerecord` values.
+    pub cname: Vec<String>,
+    /// `txtrecord` values.
+    pub txt: Vec<String>,
+    /// `sshfprecord` values.
+    pub sshfp: Vec<String>,
+}
+
+impl DnsRecordView {
+    pub(crate) fn values_mut(&mut self, attr: &str) -> Option<&mut Vec<String>> {
+        Some(match attr {
+            "arecord" => &mut self.a,
+            "aaaarecord" => &mut self.aaaa,
+            "ptrrecord" => &mut self.ptr,
+            "cnamerecord" => &mut self.cname,
+            "txtrecord" => &mut self.txt,
+            "sshfprecord" => &mut self.sshfp,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn values(&self, attr: &str) -> &[String] {
+        match attr {
+            "arecord" => &self.a,
+            "aaaarecord" => &self.aaaa,
+            "ptrrecord" => &self.ptr,
+            "cnamerecord" => &self.cname,
+            "txtrecord" => &self.txt,
+            "sshfprecord" => &self.sshfp,
+            _ => &[],
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        RECORD_ATTRS.iter().all(|a| self.values(a).is_empty())
+    }
+}
+
+/// The record attributes the double stores.
+pub(crate) const RECORD_ATTRS: &[&str] =
+    &["arecord", "aaaarecord", "ptrrecord", "cnamerecord", "txtrecord", "sshfprecord"];
+
+/// A permission (setup).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PermissionView {
+    /// `cn`.
+    pub name: String,
+    /// `ipapermright`.
+    pub rights: Vec<String>,
+    /// `type`.
+    pub object_type: Option<String>,
+    /// `attrs`.
+    pub attrs: Vec<String>,
+}
+
+/// A privilege (setup).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrivilegeView {
+    /// `cn`.
+    pub name: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// Permission names (as stored).
+    pub permissions: Vec<String>,
+}
+
+/// A role (setup).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleView {
+    /// `cn`.
+    pub name: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// Privilege names.
+    pub privileges: Vec<String>,
+    /// Member services (principals with realm).
+    pub services: Vec<String>,
+    /// Member users.
+    pub users: Vec<String>,
+    /// Member hosts.
+    pub hosts: Vec<String>,
+}
+
+/// The state of an IPA user for password login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserState {
+    /// Can log in.
+    Active,
+    /// `user-locked`.
+    Locked,
+    /// `password-expired`.
+    PasswordExpired,
+    /// `krbprincipal-expired`.
+    PrincipalExpired,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct User {
+    pub password: String,
+    pub state: UserState,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub principal: String,
+    pub expires: Instant,
+}
+
+/// A host as tests see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostView {
+    /// FQDN.
+    pub fqdn: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// `userclass`.
+    pub userclass: Vec<String>,
+    /// `nsosversion`.
+    pub nsosversion: Option<String>,
+    /// `nshostlocation`.
+    pub nshostlocation: Option<String>,
+    /// The OTP currently set (`None` when none or enrolled). Exposed
+    /// because this is a test double: tests check the OTP handed out is
+    /// the one IPA holds.
+    pub otp: Option<String>,
+    /// `has_password`.
+    pub has_password: bool,
+    /// Enrolled (`has_keytab`).
+    pub enrolled: bool,
+    /// `krbprincipalname`.
+    pub krbprincipalname: Option<String>,
+    /// `managedby_host`.
+    pub managed_by: Vec<String>,
+}
+
+/// A service as tests see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceView {
+    /// `svc/host@REALM`.
+    pub principal: String,
+    /// The principal's host.
+    pub host: String,
+    /// `managedby_host`.
+    pub managed_by: Vec<String>,
+}
+
+/// Everything the double holds.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub hosts: BTreeMap<String, Host>,
+    pub services: BTreeMap<String, Service>,
+    /// Zone (absolute, lower case) → name → records.
+    pub zones: BTreeMap<String, BTreeMap<String, DnsRecordView>>,
+    /// Lower-cased name → permission.
+    pub permissions: BTreeMap<String, PermissionView>,
+    pub privileges: BTreeMap<String, PrivilegeView>,
+    pub roles: BTreeMap<String, RoleView>,
+    pub users: HashMap<String, User>,
+    pub sessions: HashMap<String, Session>,
+    /// Commands executed, by name (batch sub-commands included).
+    pub command_counts: BTreeMap<String, u64>,
+}
+
+impl Host {
+    pub(crate) fn view(&self) -> HostView {
+        HostView {
+            fqdn: self.fqdn.clone(),
+            description: self.description.clone(),
+            userclass: self.userclass.clone(),
+            nsosversion: self.nsosversion.clone(),
+            nshostlocation: self.nshostlocation.clone(),
+            otp: self.password.clone(),
+            has_password: self.password.is_some(),
+            enrolled: self.has_keytab,
+            krbprincipalname: self.krbprincipalname.clone(),
+            managed_by: self.managedby.iter().cloned().collect(),
+        }
+    }
+}
+
+impl Service {
+    pub(crate) fn view(&self) -> ServiceView {
+        ServiceView {
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            managed_by: self.managedby.iter().cloned().collect(),
+        }
+    }
+}
+
+/// The permissions a current IPA ships that novajoin's setup names (their
+/// real names; four of novajoin's list do not match any of them).
+pub(crate) const MANAGED_PERMISSIONS: &[&str] = &[
+    "System: Add Hosts",
+    "System: Remove Hosts",
+    "System: Modify Hosts",
+    "System: Add krbPrincipalName to a Host",
+    "System: Add Services",
+    "System: Remove Services",
+    "System: Manage Host Keytab",
+    "System: Manage Host Certificates",
+    "System: Modify Services",
+    "System: Manage Service Keytab",
+    "System: Read DNS Entries",
+    "System: Remove DNS Entries",
+    "System: Add DNS Entries",
+    "System: Update DNS Entries",
+    "Retrieve Certificates from the CA",
+    "Revoke Certificate",
+];
