@@ -12,9 +12,11 @@ pub mod extensions;
 pub mod registry;
 pub mod response;
 
+pub mod authtoken;
 pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
+pub mod keystonecontext;
 pub mod noauth;
 pub mod request_id;
 pub mod sizelimit;

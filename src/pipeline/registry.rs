@@ -214,8 +214,8 @@ pub fn filters() -> Vec<FilterEntry> {
         FilterEntry { name: "sizelimit", requires: &[], provides: &[BodyLimit], build: Some(super::sizelimit::build) },
         FilterEntry { name: "cors", requires: &[], provides: &[], build: Some(super::cors::build) },
         FilterEntry { name: "noauth", requires: &[], provides: &[Identity, Context], build: Some(super::noauth::build) },
-        FilterEntry { name: "authtoken", requires: &[], provides: &[Identity], build: None },
-        FilterEntry { name: "keystonecontext", requires: &[Identity], provides: &[Context], build: None },
+        FilterEntry { name: "authtoken", requires: &[], provides: &[Identity], build: Some(super::authtoken::build) },
+        FilterEntry { name: "keystonecontext", requires: &[Identity], provides: &[Context], build: Some(super::keystonecontext::build) },
         FilterEntry { name: "policy", requires: &[Context], provides: &[Authorized], build: None },
         FilterEntry { name: "cache", requires: &[BodyLimit, Authorized], provides: &[], build: None },
     ]

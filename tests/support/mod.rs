@@ -2,4 +2,5 @@
 //! Every integration test starts what it needs through these helpers.
 #![allow(dead_code)]
 pub mod ipa;
+pub mod keystone;
 pub mod rabbit;
