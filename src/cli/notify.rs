@@ -122,12 +122,17 @@ async fn shutdown_signal() {
 fn init_logging(cfg: &ConfigFiles) {
     use tracing_subscriber::EnvFilter;
     let level = if cfg.bool(&config::DEBUG).unwrap_or(false) { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},lapin=warn")));
+    // lapin logs every channel the broker closes as an error, including the
+    // throwaway channels of passive exchange checks; the listener reports
+    // the closures that matter itself, with the fix.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},lapin=warn,lapin::channel=off")));
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let json = match cfg.choice(&config::LOG_FORMAT).ok().flatten().as_deref() {
         Some("json") => true,
         Some("human") => false,
-        _ => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        _ => !terminal,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(terminal).with_writer(std::io::stderr);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -4,7 +4,7 @@ topic). Used by tests/support/rabbit.rs; reads one JSON job on stdin:
 
     {"url": "rabbit://guest:guest@127.0.0.1:5672/?amqp_durable_queues=true",
      "exchange": "nova", "topic": "novajoin_notifications",
-     "driver": "messagingv2",
+     "driver": "messagingv2", "pace": 0.0,
      "messages": [{"publisher_id": "compute.cmp-1",
                    "event_type": "compute.instance.delete.end",
                    "priority": "info", "payload": {...},
@@ -17,6 +17,7 @@ sent ("sent <n>") and "done <n>" at the end, so the caller can follow.
 
 import json
 import sys
+import time
 
 from oslo_config import cfg
 from oslo_context import context as oslo_context
@@ -60,7 +61,10 @@ def main():
         retry=job.get("retry", -1),
     )
     sent = 0
+    pace = float(job.get("pace", 0))
     for msg in job["messages"]:
+        if pace and sent:
+            time.sleep(pace)
         notifier = base.prepare(publisher_id=msg["publisher_id"])
         ctx_fields = msg.get("context") or {}
         ctxt = oslo_context.RequestContext(**ctx_fields)

@@ -75,6 +75,50 @@ impl OsloMessage {
     }
 }
 
+/// Publishes on one topic with the real oslo.messaging Notifier.
+#[derive(Clone, Debug)]
+pub struct OsloPublisher {
+    /// The topic (`notifications_topic`).
+    pub topic: String,
+}
+
+impl OsloPublisher {
+    /// Publishes to `exchange` (the publisher's control exchange) on this
+    /// topic; `query` carries `[oslo_messaging_rabbit]` options (e.g.
+    /// `amqp_durable_queues=true`). Blocks until every message was sent.
+    pub fn publish(&self, exchange: &str, query: &str, messages: &[OsloMessage]) {
+        let mut child = self.spawn(exchange, query, messages, Duration::ZERO);
+        let status = child.wait().expect("publisher did not run");
+        assert!(status.success(), "oslo.messaging publisher failed: {status}");
+    }
+
+    /// Starts publishing in the background, `pace` apart; the child prints
+    /// `sent <n>` per message and `done <n>` at the end on its stdout.
+    pub fn spawn(&self, exchange: &str, query: &str, messages: &[OsloMessage], pace: Duration) -> Child {
+        let url = if query.is_empty() { TRANSPORT_URL.to_string() } else { format!("{TRANSPORT_URL}?{query}") };
+        let job = json!({
+            "url": url,
+            "exchange": exchange,
+            "topic": self.topic,
+            "driver": "messagingv2",
+            "pace": pace.as_secs_f64(),
+            "messages": messages.iter().map(OsloMessage::to_json).collect::<Vec<_>>(),
+        });
+        let mut child = Command::new(venv_python())
+            .arg(publisher_script())
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the oslo.messaging publisher");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(job.to_string().as_bytes()).expect("write job");
+        drop(stdin);
+        child
+    }
+}
+
 /// Unique names for one test.
 pub struct RabbitNames {
     /// `notifications_topic` for the listener and the publishers.
@@ -108,39 +152,10 @@ impl RabbitNames {
         format!("{}.info", self.topic)
     }
 
-    /// Publishes with the real oslo.messaging Notifier to `exchange` (its
-    /// control exchange) on this topic; `query` carries
-    /// `[oslo_messaging_rabbit]` options (e.g. `amqp_durable_queues=true`).
-    /// Blocks until every message was sent.
-    pub fn publish(&self, exchange: &str, query: &str, messages: &[OsloMessage]) {
-        let mut child = self.spawn_publisher(exchange, query, messages);
-        let status = child.wait().expect("publisher did not run");
-        assert!(status.success(), "oslo.messaging publisher failed: {status}");
-    }
-
-    /// Starts publishing in the background; the child prints `sent <n>` per
-    /// message and `done <n>` at the end on its stdout.
-    pub fn spawn_publisher(&self, exchange: &str, query: &str, messages: &[OsloMessage]) -> Child {
-        let url = if query.is_empty() { TRANSPORT_URL.to_string() } else { format!("{TRANSPORT_URL}?{query}") };
-        let job = json!({
-            "url": url,
-            "exchange": exchange,
-            "topic": self.topic,
-            "driver": "messagingv2",
-            "messages": messages.iter().map(OsloMessage::to_json).collect::<Vec<_>>(),
-        });
-        let mut child = Command::new(venv_python())
-            .arg(publisher_script())
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start the oslo.messaging publisher");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(job.to_string().as_bytes()).expect("write job");
-        drop(stdin);
-        child
+    /// The oslo.messaging publisher for this topic (cheap to clone, and
+    /// usable from a blocking thread).
+    pub fn publisher(&self) -> OsloPublisher {
+        OsloPublisher { topic: self.topic.clone() }
     }
 
     /// Publishes raw bytes (for malformed messages oslo would never send)
