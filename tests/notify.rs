@@ -715,3 +715,39 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
         log.matches("lost the broker connection").count()
     );
 }
+
+// ---------------------------------------------------------------------------
+// TLS (ssl options): the broker's certificate is verified against
+// ssl_ca_file, including its host name.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_with_the_configured_ca_and_refusal_of_an_unknown_one() {
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("tls");
+    enroll_like_vendordata(&ipa, "tls.example.test", None).await;
+    let front = rabbit::TlsFront::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &front.ca_pem).unwrap();
+    let tls_url = format!("rabbit://guest:guest@localhost:{}/", front.port);
+
+    // A CA that did not sign the broker's certificate: no connection.
+    let other = rabbit::TlsFront::start().await;
+    let wrong_ca = dir.path().join("wrong.pem");
+    std::fs::write(&wrong_ca, &other.ca_pem).unwrap();
+    let conf = join_conf(&ipa, &names, "unversioned",
+        &format!("[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n", wrong_ca.display()))
+        .replace(rabbit::TRANSPORT_URL, &tls_url);
+    let refused = NotifyProcess::spawn(&conf);
+    refused.wait_log("cannot connect to the broker", Duration::from_secs(30)).await;
+    assert!(!refused.log_text().contains("listening for notifications"));
+    drop(refused);
+
+    let conf = join_conf(&ipa, &names, "unversioned",
+        &format!("[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n", ca.display()))
+        .replace(rabbit::TRANSPORT_URL, &tls_url);
+    let _listener = NotifyProcess::start(&conf).await;
+    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
+        legacy_instance("compute.instance.delete.end", &new_id(), "tls", json!({"ipa_enroll": "True"})))]).await;
+    wait_until("delivered over TLS", Duration::from_secs(30), || ipa.host("tls.example.test").is_none()).await;
+}

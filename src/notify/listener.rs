@@ -305,8 +305,8 @@ async fn consume(
         };
         let delivery = match next {
             Some(Ok(d)) => d,
-            Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
-            None => return SessionEnd::Lost("the broker cancelled the consumer or closed the channel".into()),
+            Some(Err(e)) => return lost(&session, e.to_string()).await,
+            None => return lost(&session, "the broker cancelled the consumer or closed the channel".into()).await,
         };
         dispatch(delivery, permit, &shared, &session, tasks);
         // Reap finished tasks as we go.
@@ -320,6 +320,15 @@ async fn consume(
         .basic_cancel(ShortString::from(session.consumer_tag.as_str()), BasicCancelOptions::default())
         .await;
     SessionEnd::Shutdown(session)
+}
+
+/// Ends a session that stopped delivering: the connection is closed (if it
+/// still stands, e.g. only the channel died) so the broker requeues every
+/// unacknowledged delivery for the next session.
+async fn lost(session: &Session, why: String) -> SessionEnd {
+    let close = session.connection.close(200, ShortString::from("novajoin notify reconnecting"));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
+    SessionEnd::Lost(why)
 }
 
 fn dispatch(
