@@ -751,3 +751,135 @@ async fn tls_with_the_configured_ca_and_refusal_of_an_unknown_one() {
         legacy_instance("compute.instance.delete.end", &new_id(), "tls", json!({"ipa_enroll": "True"})))]).await;
     wait_until("delivered over TLS", Duration::from_secs(30), || ipa.host("tls.example.test").is_none()).await;
 }
+
+// ---------------------------------------------------------------------------
+// Events that need the cloud: the real keystone (service credentials,
+// catalog, project names) and the nova/neutron API double in its catalog.
+
+use support::keystone::{Keystone, Provider};
+use support::nova_neutron::NovaNeutron;
+
+async fn cloud() -> (&'static Keystone, &'static NovaNeutron) {
+    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet)).await.unwrap();
+    let api = NovaNeutron::shared(ks).await;
+    (ks, api)
+}
+
+fn service_credentials(ks: &Keystone) -> String {
+    let nova = ks.user("nova");
+    format!(
+        "[service_credentials]\nauth_type = password\nauth_url = {}\nusername = nova\npassword = {}\n\
+         project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n",
+        ks.auth_url(),
+        nova.password
+    )
+}
+
+fn a_records(ipa: &IpaDouble, name: &str) -> Vec<String> {
+    ipa.dns_records("example.test.").and_then(|z| z.get(name).map(|r| r.a.clone())).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nova_network_floating_ip_associate_and_disassociate() {
+    let (ks, api) = cloud().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("fipnn");
+    let server = new_id();
+    api.add_server(&server, "web-nn");
+    let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &service_credentials(ks))).await;
+    let payload = json!({"floating_ip": "192.168.5.201", "instance_id": server, "project_id": TENANT});
+    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("network.net-1", "network.floating_ip.associate", payload.clone())]).await;
+    wait_until("A record added", Duration::from_secs(30), || a_records(&ipa, "web-nn") == ["192.168.5.201"]).await;
+    assert!(api.requests().iter().any(|r| r == &format!("GET /v2.1/servers/{server}")), "{:?}", api.requests());
+    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("network.net-1", "network.floating_ip.disassociate", payload)]).await;
+    wait_until("A record removed", Duration::from_secs(30), || a_records(&ipa, "web-nn").is_empty()).await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats() {
+    let (ks, api) = cloud().await;
+    for format in ["unversioned", "versioned"] {
+        let ipa = ipa_support::start().await;
+        let names = RabbitNames::new("fipq");
+        let (server_a, server_b, port_b) = (new_id(), new_id(), new_id());
+        api.add_server(&server_a, "web-a");
+        api.add_server(&server_b, "web-b");
+        api.add_port(&port_b, &server_b);
+        let _listener = NotifyProcess::start(&join_conf(&ipa, &names, format, &service_credentials(ks))).await;
+        let fip = |ip: &str, port: Value, details: Value| json!({"floatingip": {
+            "created_at": "2024-05-14T10:25:03Z", "description": "", "dns_domain": "", "dns_name": "",
+            "fixed_ip_address": if port.is_null() { Value::Null } else { json!("10.0.0.12") },
+            "floating_ip_address": ip, "floating_network_id": "d9edfcd5-f245-4f45-be26-4383942fd74c",
+            "id": new_id(), "port_details": details, "port_forwardings": [], "port_id": port,
+            "project_id": TENANT, "qos_policy_id": null, "revision_number": 2,
+            "router_id": if port.is_null() { Value::Null } else { json!("62c1fd2b-8149-4222-8d6b-e581c55e5264") },
+            "status": "DOWN", "tags": [], "tenant_id": TENANT, "updated_at": "2024-05-14T10:25:41Z"}});
+        // Current neutron: port_details names the instance.
+        let with_details = fip("192.168.5.10", json!(new_id()), json!({"admin_state_up": true, "device_id": server_a,
+            "device_owner": "compute:nova", "mac_address": "fa:16:3e:4c:2c:30", "name": "",
+            "network_id": "0ee5b3a1-2c4d-4e5f-8a9b-1c2d3e4f5a6b", "status": "ACTIVE"}));
+        // Older neutron (no port_details): the port is looked up.
+        let mut without_details = fip("192.168.5.11", json!(port_b), Value::Null);
+        without_details["floatingip"].as_object_mut().unwrap().remove("port_details");
+        publish(&names, &names.neutron_exchange, "", vec![
+            OsloMessage::info("network.ctl-1", "floatingip.update.end", with_details),
+            OsloMessage::info("network.ctl-1", "floatingip.update.end", without_details),
+        ]).await;
+        wait_until("both A records", Duration::from_secs(30), || {
+            a_records(&ipa, "web-a") == ["192.168.5.10"] && a_records(&ipa, "web-b") == ["192.168.5.11"]
+        }).await;
+        assert!(api.requests().iter().any(|r| r.contains(&format!("ports?id={port_b}"))), "{format}: port looked up");
+        publish(&names, &names.neutron_exchange, "", vec![
+            OsloMessage::info("network.ctl-1", "floatingip.update.end", fip("192.168.5.10", Value::Null, Value::Null)),
+        ]).await;
+        wait_until("A record of web-a removed", Duration::from_secs(30), || a_records(&ipa, "web-a").is_empty()).await;
+        wait_queue_settled(&names, Duration::from_secs(30)).await;
+        assert_eq!(a_records(&ipa, "web-b"), ["192.168.5.11"], "{format}: the other record stays");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn project_subdomain_deletes_the_host_named_with_the_real_project() {
+    // The original used the placeholder 'foo' here and deleted nothing.
+    let (ks, _api) = cloud().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("projsub");
+    let demo = ks.user("demo");
+    let fqdn = format!("vm1.{}.example.test", demo.project.to_lowercase());
+    enroll_like_vendordata(&ipa, &fqdn, None).await;
+    enroll_like_vendordata(&ipa, "vm1.foo.example.test", None).await;
+    let conf = join_conf(&ipa, &names, "versioned",
+        &format!("{}\n[DEFAULT]\nproject_subdomain = true\n", service_credentials(ks)));
+    let _listener = NotifyProcess::start(&conf).await;
+    let mut payload = versioned_instance("instance.delete.end", "1.9", &new_id(), "vm1", json!({"ipa_enroll": "True"}));
+    payload["nova_object.data"]["tenant_id"] = json!(demo.project_id);
+    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("nova-compute:cmp-1", "instance.delete.end", payload)]).await;
+    wait_until("the project host is gone", Duration::from_secs(30), || ipa.host(&fqdn).is_none()).await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert!(ipa.host("vm1.foo.example.test").is_some(), "the placeholder name is not touched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
+    let (ks, api) = cloud().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("updgone");
+    enroll_like_vendordata(&ipa, "gone.example.test", None).await;
+    enroll_like_vendordata(&ipa, "alive.example.test", None).await;
+    let alive = new_id();
+    api.add_server(&alive, "alive");
+    let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &service_credentials(ks))).await;
+    let md = json!({"ipa_enroll": "True", "compact_service_HTTP": "[\"ctlplane\"]"});
+    publish(&names, &names.nova_exchange, "", vec![
+        OsloMessage::info("compute.cmp-1", "compute.instance.update",
+            legacy_instance("compute.instance.update", &new_id(), "gone", md.clone())),
+        OsloMessage::info("compute.cmp-1", "compute.instance.update",
+            legacy_instance("compute.instance.update", &alive, "alive", md)),
+    ]).await;
+    wait_until("alive's service", Duration::from_secs(30),
+        || ipa.service(&realm_principal(&ipa, "HTTP/alive.ctlplane.example.test")).is_some()).await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert!(ipa.host("gone.ctlplane.example.test").is_none(), "no sub-host for an instance nova does not have");
+    assert!(ipa.service(&realm_principal(&ipa, "HTTP/gone.ctlplane.example.test")).is_none());
+}

@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 pub mod ipa;
 pub mod keystone;
+pub mod nova_neutron;
 pub mod rabbit;
