@@ -34,12 +34,19 @@ pub struct HealthRegistry {
 impl HealthRegistry {
     /// Adds a probe.
     pub fn register(&self, probe: Arc<dyn HealthProbe>) {
-        self.probes.lock().expect("health registry poisoned").push(probe);
+        self.probes
+            .lock()
+            .expect("health registry poisoned")
+            .push(probe);
     }
 
     /// Asks every probe, in registration order.
     pub async fn check_all(&self) -> Vec<(String, HealthState)> {
-        let probes: Vec<_> = self.probes.lock().expect("health registry poisoned").clone();
+        let probes: Vec<_> = self
+            .probes
+            .lock()
+            .expect("health registry poisoned")
+            .clone();
         let mut out = Vec::with_capacity(probes.len());
         for p in probes {
             let state = p.check().await;

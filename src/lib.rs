@@ -11,6 +11,7 @@ pub mod health;
 pub mod ipa;
 pub mod join;
 pub mod keystone;
+pub mod logging;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;

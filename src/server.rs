@@ -1,9 +1,341 @@
 //! `novajoin server`: load configuration, build the pipeline, serve HTTP.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, UnixListener};
+use tower::ServiceExt;
+
 use crate::cli::ConfigArgs;
+use crate::config::pipeline_file::{PipelineFile, PipelineFileError};
+use crate::config::{
+    ConfigError, ConfigFiles, API_PASTE_CONFIG, AUTH_STRATEGY, JOIN_LISTEN, JOIN_LISTEN_PORT,
+};
+use crate::health::HealthRegistry;
+use crate::pipeline::body::BoxError;
+use crate::pipeline::extensions::{CacheOutcome, InstanceTag, PeerAddr};
+use crate::pipeline::registry::BuildContext;
+use crate::pipeline::{builder, HttpService, RespBody};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// join.conf is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// pipeline.toml is wrong, or a component could not be set up.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineFileError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}; check [DEFAULT] join_listen and join_listen_port")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Where the server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path (`join_listen = unix:/run/novajoin/join.sock`).
+    Unix(PathBuf),
+}
+
+/// Reads join.conf from the command line's files, sets up logging from
+/// it, then validates it and logs its warnings.
+pub fn load_config(args: &ConfigArgs) -> Result<Arc<ConfigFiles>, ConfigError> {
+    let cfg = ConfigFiles::load(&args.config_file, &args.config_dir)?;
+    crate::logging::init_from_config(&cfg);
+    for w in cfg.validate()? {
+        tracing::warn!("{w}");
+    }
+    Ok(Arc::new(cfg))
+}
+
+/// The pipeline file named by `api_paste_config`. An old
+/// `join-api-paste.ini` path is mapped to `pipeline.toml` beside it.
+pub fn pipeline_path(cfg: &ConfigFiles) -> PathBuf {
+    let p = PathBuf::from(cfg.string(&API_PASTE_CONFIG).unwrap_or_default());
+    if p.extension().is_some_and(|e| e == "ini") {
+        let toml = p.with_file_name("pipeline.toml");
+        tracing::warn!(old = %p.display(), new = %toml.display(),
+            "api_paste_config names a paste .ini file; novajoin reads pipeline.toml from the same directory");
+        return toml;
+    }
+    p
+}
+
+/// The listening address from `join_listen` / `join_listen_port`.
+pub fn listen_addr(cfg: &ConfigFiles) -> Result<ListenAddr, ConfigError> {
+    let host = cfg.string(&JOIN_LISTEN).unwrap_or_else(|| "0.0.0.0".into());
+    if let Some(path) = host.strip_prefix("unix:") {
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    let port = cfg.int(&JOIN_LISTEN_PORT)?.unwrap_or(9090) as u16;
+    let ip: std::net::IpAddr = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .map_err(|_| {
+            let at = cfg.raw(&JOIN_LISTEN);
+            ConfigError::BadValue {
+                file: at.map(|a| a.file.clone()).unwrap_or_default(),
+                line: at.map(|a| a.line).unwrap_or(0),
+                group: "DEFAULT".into(),
+                option: "join_listen".into(),
+                problem: format!("{host:?} is not an IP address (or unix:/path)"),
+            }
+        })?;
+    Ok(ListenAddr::Tcp(SocketAddr::new(ip, port)))
+}
+
+/// Builds the whole request stack from join.conf and the pipeline file.
+pub async fn build_stack(
+    cfg: Arc<ConfigFiles>,
+    health: HealthRegistry,
+) -> Result<HttpService, ServerError> {
+    let path = pipeline_path(&cfg);
+    let file = PipelineFile::load(&path)?;
+    let noauth = cfg.choice(&AUTH_STRATEGY)?.as_deref() == Some("noauth");
+    let mentions_noauth = file
+        .filters
+        .iter()
+        .chain(file.routes.iter().flat_map(|r| r.filters.iter()))
+        .any(|f| f.name == "noauth");
+    if noauth && !mentions_noauth {
+        // auth_strategy = noauth with the default pipeline: swap the keystone
+        // filters for noauth, as the original's auth_strategy meant.
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let swapped = text.replace("\"authtoken\", \"keystonecontext\"", "\"noauth\"");
+        let file = PipelineFile::parse(&path, &swapped)?;
+        tracing::warn!("auth_strategy = noauth: tokens are NOT validated; development only");
+        return Ok(builder::build(
+            &file,
+            &BuildContext {
+                config: cfg,
+                health,
+            },
+        )
+        .await?);
+    }
+    Ok(builder::build(
+        &file,
+        &BuildContext {
+            config: cfg,
+            health,
+        },
+    )
+    .await?)
+}
 
 /// Runs the server from the command line; returns the exit status.
-pub fn run_cli(_args: ConfigArgs) -> i32 {
-    eprintln!("not built yet");
-    1
+pub fn run_cli(args: ConfigArgs) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("novajoin: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let cfg = match load_config(&args) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::logging::init(false, "auto");
+                tracing::error!("{e}");
+                eprintln!("novajoin: configuration error: {e}");
+                return 2;
+            }
+        };
+        match serve(cfg).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("novajoin: {e}");
+                2
+            }
+        }
+    })
+}
+
+/// Starts serving and returns when a shutdown signal has been handled.
+pub async fn serve(cfg: Arc<ConfigFiles>) -> Result<(), ServerError> {
+    let health = HealthRegistry::default();
+    let stack = build_stack(cfg.clone(), health).await?;
+    let addr = listen_addr(&cfg)?;
+    let shutdown = shutdown_signal();
+    run(stack, addr, shutdown).await
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; finishing in-flight requests"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; finishing in-flight requests"),
+    }
+}
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// A bound listening socket.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    async fn bind(addr: &ListenAddr) -> Result<Self, ServerError> {
+        match addr {
+            ListenAddr::Tcp(a) => TcpListener::bind(a)
+                .await
+                .map(Listener::Tcp)
+                .map_err(|source| ServerError::Listen {
+                    addr: a.to_string(),
+                    source,
+                }),
+            ListenAddr::Unix(p) => {
+                // A stale socket from a previous run would make bind fail.
+                let _ = std::fs::remove_file(p);
+                UnixListener::bind(p)
+                    .map(Listener::Unix)
+                    .map_err(|source| ServerError::Listen {
+                        addr: p.display().to_string(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Listener::Unix(l) => l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn accept(&self) -> std::io::Result<(Box<dyn IoStream>, Option<SocketAddr>)> {
+        match self {
+            Listener::Tcp(t) => {
+                let (s, a) = t.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Box::new(s), Some(a)))
+            }
+            Listener::Unix(u) => {
+                let (s, _) = u.accept().await?;
+                Ok((Box::new(s), None))
+            }
+        }
+    }
+}
+
+/// Serves `stack` on `addr` until `shutdown` completes, then drains
+/// in-flight requests (up to 30 s).
+pub async fn run(
+    stack: HttpService,
+    addr: ListenAddr,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let listener = Listener::bind(&addr).await?;
+    tracing::info!(listen = %listener.describe(), version = env!("CARGO_PKG_VERSION"), "novajoin server ready");
+    crate::logging::notify_ready();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let stack = stack.clone();
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let stack = stack.clone();
+            async move { Ok::<_, Infallible>(handle(stack, req, peer).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), svc).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    crate::logging::notify_stopping();
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(DRAIN) => tracing::warn!("in-flight requests still running after {}s; exiting", DRAIN.as_secs()),
+    }
+    if let ListenAddr::Unix(p) = &addr {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// A byte stream a connection is served on (TCP or Unix).
+trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> IoStream for T {}
+
+/// Runs one request through the stack and writes the access log line.
+async fn handle(
+    stack: HttpService,
+    req: Request<Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<RespBody> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut req = req.map(|b| b.map_err(BoxError::new).boxed_unsync());
+    req.extensions_mut().insert(PeerAddr(peer));
+    let resp = match stack.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let request_id = resp
+        .headers()
+        .get("x-openstack-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let instance = resp
+        .extensions()
+        .get::<InstanceTag>()
+        .map(|t| t.0.as_str())
+        .unwrap_or("-");
+    let cache = match resp.extensions().get::<CacheOutcome>() {
+        Some(CacheOutcome::Hit) => "hit",
+        Some(CacheOutcome::Miss) => "miss",
+        Some(CacheOutcome::Coalesced) => "coalesced",
+        Some(CacheOutcome::Bypass) => "bypass",
+        None => "-",
+    };
+    tracing::info!(target: "novajoin::access", %method, path = %path, status = resp.status().as_u16(),
+        latency_ms = format_args!("{latency_ms:.2}"), request_id, instance_id = instance, cache, "request");
+    resp
 }

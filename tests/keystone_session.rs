@@ -16,8 +16,11 @@ fn session_for(ks: &Keystone, user: &str) -> ServiceSession {
         u.project
     );
     let mut cfg = ConfigFiles::default();
-    cfg.add_text(std::path::Path::new("join.conf"), &text).unwrap();
-    ServiceSession::from_config(&cfg).unwrap().expect("configured")
+    cfg.add_text(std::path::Path::new("join.conf"), &text)
+        .unwrap();
+    ServiceSession::from_config(&cfg)
+        .unwrap()
+        .expect("configured")
 }
 
 #[tokio::test]
@@ -27,7 +30,10 @@ async fn token_is_obtained_once_and_reused() {
     let before = ks.calls().iter().filter(|c| c.method == "POST").count();
     let (a, b) = tokio::join!(s.auth_state(), s.auth_state());
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(std::sync::Arc::ptr_eq(&a, &b), "concurrent callers share one token");
+    assert!(
+        std::sync::Arc::ptr_eq(&a, &b),
+        "concurrent callers share one token"
+    );
     let again = s.auth_state().await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &again));
     let posts = ks.calls().iter().filter(|c| c.method == "POST").count() - before;
@@ -36,8 +42,14 @@ async fn token_is_obtained_once_and_reused() {
     assert!(posts >= 1);
     assert_eq!(a.user_id, ks.user("nova").id);
     let dbg = format!("{s:?} {a:?}");
-    assert!(!dbg.contains(a.token.expose()), "token leaked in Debug: {dbg}");
-    assert!(!dbg.contains("nova-secret"), "password leaked in Debug: {dbg}");
+    assert!(
+        !dbg.contains(a.token.expose()),
+        "token leaked in Debug: {dbg}"
+    );
+    assert!(
+        !dbg.contains("nova-secret"),
+        "password leaked in Debug: {dbg}"
+    );
 }
 
 #[tokio::test]
@@ -46,11 +58,22 @@ async fn project_names_are_looked_up() {
     let s = session_for(ks, "nova");
     let demo = &ks.credentials().projects["demo"];
     assert_eq!(s.project_name(demo).await.unwrap().as_deref(), Some("demo"));
-    assert_eq!(s.project_name("0123456789abcdef0123456789abcdef").await.unwrap(), None);
+    assert_eq!(
+        s.project_name("0123456789abcdef0123456789abcdef")
+            .await
+            .unwrap(),
+        None
+    );
     // A path trick in the id stays one path segment.
     assert_eq!(s.project_name("../users").await.unwrap(), None);
-    let url = s.endpoint("identity", Some("internal"), None).await.unwrap();
-    assert_eq!(format!("{}/v3", ks.public_url()), url.as_str().trim_end_matches('/'));
+    let url = s
+        .endpoint("identity", Some("internal"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        format!("{}/v3", ks.public_url()),
+        url.as_str().trim_end_matches('/')
+    );
 }
 
 #[tokio::test]
@@ -72,10 +95,14 @@ async fn wrong_password_names_the_section() {
         ks.auth_url()
     );
     let mut cfg = ConfigFiles::default();
-    cfg.add_text(std::path::Path::new("join.conf"), &text).unwrap();
+    cfg.add_text(std::path::Path::new("join.conf"), &text)
+        .unwrap();
     let s = ServiceSession::from_config(&cfg).unwrap().unwrap();
     let e = s.project_name("x").await.unwrap_err();
-    assert!(matches!(e, KeystoneError::CredentialsRefused { status: 401, .. }), "{e}");
+    assert!(
+        matches!(e, KeystoneError::CredentialsRefused { status: 401, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("[service_credentials]"), "{e}");
     assert!(!e.to_string().contains("wrong"), "{e}");
 }
@@ -83,13 +110,19 @@ async fn wrong_password_names_the_section() {
 #[tokio::test]
 async fn no_auth_type_means_no_session() {
     let mut cfg = ConfigFiles::default();
-    cfg.add_text(std::path::Path::new("join.conf"), "[service_credentials]\nusername = nova\n").unwrap();
+    cfg.add_text(
+        std::path::Path::new("join.conf"),
+        "[service_credentials]\nusername = nova\n",
+    )
+    .unwrap();
     assert!(ServiceSession::from_config(&cfg).unwrap().is_none());
 }
 
 #[tokio::test]
 async fn stopped_keystone_is_unreachable_not_a_hang() {
-    let ks = tokio::task::spawn_blocking(|| Keystone::start(Provider::Fernet)).await.unwrap();
+    let ks = tokio::task::spawn_blocking(|| Keystone::start(Provider::Fernet))
+        .await
+        .unwrap();
     let s = session_for(&ks, "nova");
     s.auth_state().await.unwrap();
     ks.stop();

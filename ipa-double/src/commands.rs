@@ -8,7 +8,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde_json::{json, Map, Value};
 
 use crate::errors::{message, IpaErr};
-use crate::state::{DnsRecordView, Host, PermissionView, PrivilegeView, RoleView, Service, State, RECORD_ATTRS};
+use crate::state::{
+    DnsRecordView, Host, PermissionView, PrivilegeView, RoleView, Service, State, RECORD_ATTRS,
+};
 
 /// Server identity and behaviour switches.
 #[derive(Clone, Debug)]
@@ -61,49 +63,208 @@ fn spec(name: &str) -> Option<Spec> {
         "ping" => s(&[], &[]),
         "batch" => s(&["methods*"], &["keeponly"]),
         "session_logout" => s(&[], &[]),
-        "host_add" => s(&["fqdn"], &["description", "l", "nshostlocation", "nshardwareplatform", "nsosversion",
-            "userpassword", "random", "usercertificate", "macaddress", "ipasshpubkey", "userclass",
-            "ipaassignedidview", "krbprincipalauthind", "ipakrbrequirespreauth", "ipakrbokasdelegate",
-            "ipakrboktoauthasdelegate", "force", "no_reverse", "ip_address", "setattr", "addattr"]),
-        "host_mod" => s(&["fqdn"], &["description", "l", "nshostlocation", "nshardwareplatform", "nsosversion",
-            "userpassword", "random", "usercertificate", "macaddress", "ipasshpubkey", "userclass",
-            "ipaassignedidview", "krbprincipalauthind", "ipakrbrequirespreauth", "ipakrbokasdelegate",
-            "ipakrboktoauthasdelegate", "krbprincipalname", "updatedns", "setattr", "addattr", "delattr",
-            "rights"]),
+        "host_add" => s(
+            &["fqdn"],
+            &[
+                "description",
+                "l",
+                "nshostlocation",
+                "nshardwareplatform",
+                "nsosversion",
+                "userpassword",
+                "random",
+                "usercertificate",
+                "macaddress",
+                "ipasshpubkey",
+                "userclass",
+                "ipaassignedidview",
+                "krbprincipalauthind",
+                "ipakrbrequirespreauth",
+                "ipakrbokasdelegate",
+                "ipakrboktoauthasdelegate",
+                "force",
+                "no_reverse",
+                "ip_address",
+                "setattr",
+                "addattr",
+            ],
+        ),
+        "host_mod" => s(
+            &["fqdn"],
+            &[
+                "description",
+                "l",
+                "nshostlocation",
+                "nshardwareplatform",
+                "nsosversion",
+                "userpassword",
+                "random",
+                "usercertificate",
+                "macaddress",
+                "ipasshpubkey",
+                "userclass",
+                "ipaassignedidview",
+                "krbprincipalauthind",
+                "ipakrbrequirespreauth",
+                "ipakrbokasdelegate",
+                "ipakrboktoauthasdelegate",
+                "krbprincipalname",
+                "updatedns",
+                "setattr",
+                "addattr",
+                "delattr",
+                "rights",
+            ],
+        ),
         "host_show" => s(&["fqdn"], &["rights", "out"]),
-        "host_find" => s(&["criteria?"], &["fqdn", "description", "l", "nshostlocation", "nshardwareplatform",
-            "nsosversion", "userclass", "macaddress", "timelimit", "sizelimit", "in_hostgroup", "not_in_hostgroup",
-            "man_by_host", "not_man_by_host", "man_host", "not_man_host", "pkey_only"]),
+        "host_find" => s(
+            &["criteria?"],
+            &[
+                "fqdn",
+                "description",
+                "l",
+                "nshostlocation",
+                "nshardwareplatform",
+                "nsosversion",
+                "userclass",
+                "macaddress",
+                "timelimit",
+                "sizelimit",
+                "in_hostgroup",
+                "not_in_hostgroup",
+                "man_by_host",
+                "not_man_by_host",
+                "man_host",
+                "not_man_host",
+                "pkey_only",
+            ],
+        ),
         "host_del" => s(&["fqdn+"], &["continue", "updatedns"]),
-        "service_add" => s(&["krbcanonicalname"], &["krbprincipalauthind", "usercertificate",
-            "ipakrbrequirespreauth", "ipakrbokasdelegate", "ipakrboktoauthasdelegate", "force",
-            "skip_host_check", "setattr", "addattr"]),
+        "service_add" => s(
+            &["krbcanonicalname"],
+            &[
+                "krbprincipalauthind",
+                "usercertificate",
+                "ipakrbrequirespreauth",
+                "ipakrbokasdelegate",
+                "ipakrboktoauthasdelegate",
+                "force",
+                "skip_host_check",
+                "setattr",
+                "addattr",
+            ],
+        ),
         "service_add_host" => s(&["krbcanonicalname"], &["host"]),
         "service_remove_host" => s(&["krbcanonicalname"], &["host"]),
         "service_show" => s(&["krbcanonicalname"], &["rights", "out"]),
-        "service_find" => s(&["criteria?"], &["krbprincipalname", "krbcanonicalname", "man_by_host",
-            "not_man_by_host", "timelimit", "sizelimit", "pkey_only"]),
+        "service_find" => s(
+            &["criteria?"],
+            &[
+                "krbprincipalname",
+                "krbcanonicalname",
+                "man_by_host",
+                "not_man_by_host",
+                "timelimit",
+                "sizelimit",
+                "pkey_only",
+            ],
+        ),
         "service_del" => s(&["krbcanonicalname+"], &["continue"]),
-        "dnszone_add" => s(&["idnsname"], &["idnssoamname", "idnssoarname", "force", "skip_overlap_check",
-            "skip_nameserver_check", "dnsttl"]),
-        "dnsrecord_add" => s(&["dnszoneidnsname", "idnsname"], &["dnsttl", "dnsclass", "arecord",
-            "a_part_ip_address", "a_extra_create_reverse", "aaaarecord", "aaaa_part_ip_address",
-            "aaaa_extra_create_reverse", "ptrrecord", "cnamerecord", "sshfprecord", "txtrecord", "force",
-            "structured", "setattr", "addattr"]),
-        "dnsrecord_find" => s(&["dnszoneidnsname", "criteria?"], &["idnsname", "dnsttl", "arecord", "aaaarecord",
-            "ptrrecord", "cnamerecord", "txtrecord", "timelimit", "sizelimit", "pkey_only", "structured"]),
-        "dnsrecord_del" => s(&["dnszoneidnsname", "idnsname"], &["arecord", "aaaarecord", "ptrrecord",
-            "cnamerecord", "sshfprecord", "txtrecord", "del_all", "structured"]),
-        "permission_add" => s(&["cn"], &["ipapermright", "attrs", "type", "ipapermbindruletype",
-            "ipapermlocation", "extratargetfilter", "ipapermtargetfilter", "memberof", "targetgroup", "subtree",
-            "setattr", "addattr"]),
+        "dnszone_add" => s(
+            &["idnsname"],
+            &[
+                "idnssoamname",
+                "idnssoarname",
+                "force",
+                "skip_overlap_check",
+                "skip_nameserver_check",
+                "dnsttl",
+            ],
+        ),
+        "dnsrecord_add" => s(
+            &["dnszoneidnsname", "idnsname"],
+            &[
+                "dnsttl",
+                "dnsclass",
+                "arecord",
+                "a_part_ip_address",
+                "a_extra_create_reverse",
+                "aaaarecord",
+                "aaaa_part_ip_address",
+                "aaaa_extra_create_reverse",
+                "ptrrecord",
+                "cnamerecord",
+                "sshfprecord",
+                "txtrecord",
+                "force",
+                "structured",
+                "setattr",
+                "addattr",
+            ],
+        ),
+        "dnsrecord_find" => s(
+            &["dnszoneidnsname", "criteria?"],
+            &[
+                "idnsname",
+                "dnsttl",
+                "arecord",
+                "aaaarecord",
+                "ptrrecord",
+                "cnamerecord",
+                "txtrecord",
+                "timelimit",
+                "sizelimit",
+                "pkey_only",
+                "structured",
+            ],
+        ),
+        "dnsrecord_del" => s(
+            &["dnszoneidnsname", "idnsname"],
+            &[
+                "arecord",
+                "aaaarecord",
+                "ptrrecord",
+                "cnamerecord",
+                "sshfprecord",
+                "txtrecord",
+                "del_all",
+                "structured",
+            ],
+        ),
+        "permission_add" => s(
+            &["cn"],
+            &[
+                "ipapermright",
+                "attrs",
+                "type",
+                "ipapermbindruletype",
+                "ipapermlocation",
+                "extratargetfilter",
+                "ipapermtargetfilter",
+                "memberof",
+                "targetgroup",
+                "subtree",
+                "setattr",
+                "addattr",
+            ],
+        ),
         "permission_show" => s(&["cn"], &["rights"]),
         "privilege_add" => s(&["cn"], &["description", "setattr", "addattr"]),
         "privilege_add_permission" => s(&["cn"], &["permission"]),
         "privilege_show" => s(&["cn"], &["rights"]),
         "role_add" => s(&["cn"], &["description", "setattr", "addattr"]),
         "role_add_privilege" => s(&["cn"], &["privilege"]),
-        "role_add_member" => s(&["cn"], &["user", "group", "host", "hostgroup", "service", "idoverrideuser"]),
+        "role_add_member" => s(
+            &["cn"],
+            &[
+                "user",
+                "group",
+                "host",
+                "hostgroup",
+                "service",
+                "idoverrideuser",
+            ],
+        ),
         "role_show" => s(&["cn"], &["rights"]),
         _ => None,
     }
@@ -116,7 +277,13 @@ pub(crate) fn parse_version(v: &str) -> Option<(u32, u32)> {
 }
 
 /// Runs one command. `principal` is the caller (for `ping` and logs).
-pub(crate) fn execute(state: &mut State, cfg: &ServerConfig, method: &str, args: &[Value], options: &Map<String, Value>) -> Out {
+pub(crate) fn execute(
+    state: &mut State,
+    cfg: &ServerConfig,
+    method: &str,
+    args: &[Value],
+    options: &Map<String, Value>,
+) -> Out {
     let name = method.strip_suffix("/1").unwrap_or(method);
     let Some(spec) = spec(name) else {
         return Err(IpaErr::command(method));
@@ -131,22 +298,39 @@ pub(crate) fn execute(state: &mut State, cfg: &ServerConfig, method: &str, args:
                 other => other.to_string(),
             };
             match parse_version(&cver) {
-                Some((major, minor)) if major == server.0 && !(cfg.strict_minor_version && minor > server.1) => {
+                Some((major, minor))
+                    if major == server.0 && !(cfg.strict_minor_version && minor > server.1) =>
+                {
                     (minor, false)
                 }
                 _ => {
-                    return Err(IpaErr::version(&cver, &cfg.api_version, &format!("https://{}/ipa/xml", cfg.fqdn)))
+                    return Err(IpaErr::version(
+                        &cver,
+                        &cfg.api_version,
+                        &format!("https://{}/ipa/xml", cfg.fqdn),
+                    ))
                 }
             }
         }
         None => (server.1, true),
     };
     // 2. unknown options
-    if let Some(bad) = options.keys().find(|k| !COMMON.contains(&k.as_str()) && !spec.options.contains(&k.as_str())) {
+    if let Some(bad) = options
+        .keys()
+        .find(|k| !COMMON.contains(&k.as_str()) && !spec.options.contains(&k.as_str()))
+    {
         return Err(IpaErr::unknown_option(bad));
     }
     // 3. arguments
-    let max = if spec.args.last().is_some_and(|a| a.ends_with('+') || a.ends_with('*')) { usize::MAX } else { spec.args.len() };
+    let max = if spec
+        .args
+        .last()
+        .is_some_and(|a| a.ends_with('+') || a.ends_with('*'))
+    {
+        usize::MAX
+    } else {
+        spec.args.len()
+    };
     let takes_list = max == usize::MAX;
     if !takes_list && args.len() > max {
         return Err(IpaErr::max_arguments(name, max));
@@ -181,10 +365,17 @@ pub(crate) fn execute(state: &mut State, cfg: &ServerConfig, method: &str, args:
     Ok(out)
 }
 
-fn batch(state: &mut State, cfg: &ServerConfig, args: &[Value], options: &Map<String, Value>) -> Out {
+fn batch(
+    state: &mut State,
+    cfg: &ServerConfig,
+    args: &[Value],
+    options: &Map<String, Value>,
+) -> Out {
     // `methods*` arrives as one list argument or as the items themselves.
     let items: Vec<Value> = match args {
-        [Value::Array(items)] if items.iter().all(Value::is_object) || items.is_empty() => items.clone(),
+        [Value::Array(items)] if items.iter().all(Value::is_object) || items.is_empty() => {
+            items.clone()
+        }
         other => other.to_vec(),
     };
     if items.iter().any(|i| !i.is_object()) {
@@ -200,12 +391,20 @@ fn batch(state: &mut State, cfg: &ServerConfig, args: &[Value], options: &Map<St
             let Some(params) = item.get("params") else {
                 return Err(IpaErr::requirement("params"));
             };
-            let (Some(a), Some(o)) = (params.get(0).and_then(Value::as_array), params.get(1).and_then(Value::as_object))
-            else {
-                return Err(IpaErr::conversion("params", "must contain a tuple (list, dict)"));
+            let (Some(a), Some(o)) = (
+                params.get(0).and_then(Value::as_array),
+                params.get(1).and_then(Value::as_object),
+            ) else {
+                return Err(IpaErr::conversion(
+                    "params",
+                    "must contain a tuple (list, dict)",
+                ));
             };
             if params.as_array().map(Vec::len) != Some(2) {
-                return Err(IpaErr::conversion("params", "must contain a tuple (list, dict)"));
+                return Err(IpaErr::conversion(
+                    "params",
+                    "must contain a tuple (list, dict)",
+                ));
             }
             if method == "batch" || method == "batch/1" {
                 return Err(IpaErr::command(method));
@@ -230,14 +429,19 @@ fn batch(state: &mut State, cfg: &ServerConfig, args: &[Value], options: &Map<St
 
 fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String, Value>) -> Out {
     match name {
-        "ping" => Ok(json!({"summary": format!("IPA server version {}. API version {}",
-            ctx.cfg.package_version, ctx.cfg.api_version)})),
+        "ping" => Ok(
+            json!({"summary": format!("IPA server version {}. API version {}",
+            ctx.cfg.package_version, ctx.cfg.api_version)}),
+        ),
         "session_logout" => Ok(json!({"result": null})),
         "host_add" => host_add(state, ctx, args, o),
         "host_mod" => host_mod(state, ctx, args, o),
         "host_show" => {
             let fqdn = norm_host(&arg(args, 0, "fqdn")?);
-            let h = state.hosts.get(&fqdn).ok_or_else(|| host_not_found(&fqdn))?;
+            let h = state
+                .hosts
+                .get(&fqdn)
+                .ok_or_else(|| host_not_found(&fqdn))?;
             Ok(json!({"result": host_entry(h, ctx, true), "value": fqdn, "summary": null}))
         }
         "host_find" => host_find(state, ctx, args, o),
@@ -246,7 +450,10 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
         "service_add_host" | "service_remove_host" => service_member(state, ctx, name, args, o),
         "service_show" => {
             let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
-            let s = state.services.get(&p).ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
+            let s = state
+                .services
+                .get(&p)
+                .ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
             Ok(json!({"result": service_entry(s, ctx), "value": p, "summary": null}))
         }
         "service_find" => service_find(state, ctx, args, o),
@@ -257,8 +464,10 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 return Err(IpaErr::duplicate("DNS zone", &zone));
             }
             state.zones.insert(zone.clone(), Default::default());
-            Ok(json!({"result": {"idnsname": [ctx.dns(&zone)], "dn": format!("idnsname={zone},cn=dns,{}", ctx.cfg.basedn)},
-                      "value": ctx.dns(&zone), "summary": format!("Added DNS zone \"{zone}\"")}))
+            Ok(
+                json!({"result": {"idnsname": [ctx.dns(&zone)], "dn": format!("idnsname={zone},cn=dns,{}", ctx.cfg.basedn)},
+                      "value": ctx.dns(&zone), "summary": format!("Added DNS zone \"{zone}\"")}),
+            )
         }
         "dnsrecord_add" => dnsrecord_add(state, ctx, args, o),
         "dnsrecord_find" => dnsrecord_find(state, ctx, args, o),
@@ -276,11 +485,15 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             };
             let entry = permission_entry(&p, ctx);
             state.permissions.insert(cn.to_lowercase(), p);
-            Ok(json!({"result": entry, "value": cn, "summary": format!("Added permission \"{cn}\"")}))
+            Ok(
+                json!({"result": entry, "value": cn, "summary": format!("Added permission \"{cn}\"")}),
+            )
         }
         "permission_show" => {
             let cn = arg(args, 0, "cn")?;
-            let p = state.permissions.get(&cn.to_lowercase())
+            let p = state
+                .permissions
+                .get(&cn.to_lowercase())
                 .ok_or_else(|| IpaErr::not_found(format!("{cn}: permission not found")))?;
             Ok(json!({"result": permission_entry(p, ctx), "value": p.name, "summary": null}))
         }
@@ -288,7 +501,10 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             let cn = arg(args, 0, "cn")?;
             let description = opt_str(o, "description")?;
             let (kind, exists) = if name == "privilege_add" {
-                ("privilege", state.privileges.contains_key(&cn.to_lowercase()))
+                (
+                    "privilege",
+                    state.privileges.contains_key(&cn.to_lowercase()),
+                )
             } else {
                 ("role", state.roles.contains_key(&cn.to_lowercase()))
             };
@@ -296,12 +512,20 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 return Err(IpaErr::duplicate(kind, &cn));
             }
             let entry = if name == "privilege_add" {
-                let p = PrivilegeView { name: cn.clone(), description, permissions: vec![] };
+                let p = PrivilegeView {
+                    name: cn.clone(),
+                    description,
+                    permissions: vec![],
+                };
                 let e = privilege_entry(&p, ctx);
                 state.privileges.insert(cn.to_lowercase(), p);
                 e
             } else {
-                let r = RoleView { name: cn.clone(), description, ..Default::default() };
+                let r = RoleView {
+                    name: cn.clone(),
+                    description,
+                    ..Default::default()
+                };
                 let e = role_entry(&r, ctx);
                 state.roles.insert(cn.to_lowercase(), r);
                 e
@@ -310,29 +534,40 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
         }
         "privilege_show" => {
             let cn = arg(args, 0, "cn")?;
-            let p = state.privileges.get(&cn.to_lowercase())
+            let p = state
+                .privileges
+                .get(&cn.to_lowercase())
                 .ok_or_else(|| IpaErr::not_found(format!("{cn}: privilege not found")))?;
             Ok(json!({"result": privilege_entry(p, ctx), "value": p.name, "summary": null}))
         }
         "role_show" => {
             let cn = arg(args, 0, "cn")?;
-            let r = state.roles.get(&cn.to_lowercase())
+            let r = state
+                .roles
+                .get(&cn.to_lowercase())
                 .ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
             Ok(json!({"result": role_entry(r, ctx), "value": r.name, "summary": null}))
         }
         "privilege_add_permission" => {
             let cn = arg(args, 0, "cn")?;
             let wanted = opt_strs(o, "permission")?;
-            let known: Vec<(String, String)> =
-                state.permissions.iter().map(|(k, p)| (k.clone(), p.name.clone())).collect();
-            let p = state.privileges.get_mut(&cn.to_lowercase())
+            let known: Vec<(String, String)> = state
+                .permissions
+                .iter()
+                .map(|(k, p)| (k.clone(), p.name.clone()))
+                .collect();
+            let p = state
+                .privileges
+                .get_mut(&cn.to_lowercase())
                 .ok_or_else(|| IpaErr::not_found(format!("{cn}: privilege not found")))?;
             let mut failed = Vec::new();
             let mut completed = 0;
             for w in wanted {
                 match known.iter().find(|(k, _)| *k == w.to_lowercase()) {
                     None => failed.push(json!([w, "no such entry"])),
-                    Some((_, real)) if p.permissions.contains(real) => failed.push(json!([w, "This entry is already a member"])),
+                    Some((_, real)) if p.permissions.contains(real) => {
+                        failed.push(json!([w, "This entry is already a member"]))
+                    }
                     Some((_, real)) => {
                         p.permissions.push(real.clone());
                         completed += 1;
@@ -340,21 +575,30 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 }
             }
             let entry = privilege_entry(p, ctx);
-            Ok(json!({"result": entry, "completed": completed, "failed": {"member": {"permission": failed}}}))
+            Ok(
+                json!({"result": entry, "completed": completed, "failed": {"member": {"permission": failed}}}),
+            )
         }
         "role_add_privilege" => {
             let cn = arg(args, 0, "cn")?;
             let wanted = opt_strs(o, "privilege")?;
-            let known: Vec<(String, String)> =
-                state.privileges.iter().map(|(k, p)| (k.clone(), p.name.clone())).collect();
-            let r = state.roles.get_mut(&cn.to_lowercase())
+            let known: Vec<(String, String)> = state
+                .privileges
+                .iter()
+                .map(|(k, p)| (k.clone(), p.name.clone()))
+                .collect();
+            let r = state
+                .roles
+                .get_mut(&cn.to_lowercase())
                 .ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
             let mut failed = Vec::new();
             let mut completed = 0;
             for w in wanted {
                 match known.iter().find(|(k, _)| *k == w.to_lowercase()) {
                     None => failed.push(json!([w, "no such entry"])),
-                    Some((_, real)) if r.privileges.contains(real) => failed.push(json!([w, "This entry is already a member"])),
+                    Some((_, real)) if r.privileges.contains(real) => {
+                        failed.push(json!([w, "This entry is already a member"]))
+                    }
                     Some((_, real)) => {
                         r.privileges.push(real.clone());
                         completed += 1;
@@ -362,7 +606,9 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 }
             }
             let entry = role_entry(r, ctx);
-            Ok(json!({"result": entry, "completed": completed, "failed": {"member": {"privilege": failed}}}))
+            Ok(
+                json!({"result": entry, "completed": completed, "failed": {"member": {"privilege": failed}}}),
+            )
         }
         "role_add_member" => role_add_member(state, ctx, args, o),
         _ => Err(IpaErr::command(name)),
@@ -383,7 +629,9 @@ fn as_text(v: &Value) -> Option<String> {
 fn arg(args: &[Value], i: usize, name: &str) -> Result<String, IpaErr> {
     match args.get(i) {
         Some(Value::Array(v)) if v.len() == 1 => as_text(&v[0]),
-        Some(Value::Array(v)) if v.len() > 1 => return Err(IpaErr::validation(name, "Only one value is allowed")),
+        Some(Value::Array(v)) if v.len() > 1 => {
+            return Err(IpaErr::validation(name, "Only one value is allowed"))
+        }
         Some(v) => as_text(v),
         None => None,
     }
@@ -406,17 +654,26 @@ fn arg_list(args: &[Value], i: usize, name: &str) -> Result<Vec<String>, IpaErr>
 fn opt_str(o: &Map<String, Value>, name: &str) -> Result<Option<String>, IpaErr> {
     match o.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(v)) if v.len() > 1 => Err(IpaErr::validation(name, "Only one value is allowed")),
+        Some(Value::Array(v)) if v.len() > 1 => {
+            Err(IpaErr::validation(name, "Only one value is allowed"))
+        }
         Some(Value::Array(v)) => Ok(v.first().and_then(as_text)),
-        Some(v) => as_text(v).map(Some).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")),
+        Some(v) => as_text(v)
+            .map(Some)
+            .ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")),
     }
 }
 
 fn opt_strs(o: &Map<String, Value>, name: &str) -> Result<Vec<String>, IpaErr> {
     match o.get(name) {
         None | Some(Value::Null) => Ok(vec![]),
-        Some(Value::Array(v)) => v.iter().map(|x| as_text(x).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text"))).collect(),
-        Some(v) => as_text(v).map(|s| vec![s]).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")),
+        Some(Value::Array(v)) => v
+            .iter()
+            .map(|x| as_text(x).ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")))
+            .collect(),
+        Some(v) => as_text(v)
+            .map(|s| vec![s])
+            .ok_or_else(|| IpaErr::conversion(name, "must be Unicode text")),
     }
 }
 
@@ -450,8 +707,12 @@ fn find_output(mut entries: Vec<Value>, limit: Option<usize>, noun: &str) -> Val
     let mut out = json!({"result": entries, "count": n, "truncated": truncated,
                          "summary": format!("{n} {noun}{plural} matched")});
     if truncated {
-        out["messages"] = json!([message(13017, "SearchResultTruncated",
-            "Search result has been truncated: Configured size limit exceeded".into(), Map::new())]);
+        out["messages"] = json!([message(
+            13017,
+            "SearchResultTruncated",
+            "Search result has been truncated: Configured size limit exceeded".into(),
+            Map::new()
+        )]);
     }
     out
 }
@@ -468,7 +729,10 @@ fn host_not_found(fqdn: &str) -> IpaErr {
 
 fn validate_hostname(fqdn: &str) -> Result<(), IpaErr> {
     if !fqdn.contains('.') {
-        return Err(IpaErr::validation("hostname", "invalid domain-name: not fully qualified"));
+        return Err(IpaErr::validation(
+            "hostname",
+            "invalid domain-name: not fully qualified",
+        ));
     }
     for label in fqdn.split('.') {
         let ok = !label.is_empty()
@@ -482,7 +746,10 @@ fn validate_hostname(fqdn: &str) -> Result<(), IpaErr> {
         }
     }
     if fqdn.len() > 64 {
-        return Err(IpaErr::validation("hostname", "can be at most 64 characters"));
+        return Err(IpaErr::validation(
+            "hostname",
+            "can be at most 64 characters",
+        ));
     }
     Ok(())
 }
@@ -510,13 +777,27 @@ fn resolves(state: &State, fqdn: &str) -> bool {
 fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
     let mut e = Map::new();
     if with_dn {
-        e.insert("dn".into(), json!(format!("fqdn={},cn=computers,cn=accounts,{}", h.fqdn, ctx.cfg.basedn)));
+        e.insert(
+            "dn".into(),
+            json!(format!(
+                "fqdn={},cn=computers,cn=accounts,{}",
+                h.fqdn, ctx.cfg.basedn
+            )),
+        );
     }
     e.insert("fqdn".into(), json!([h.fqdn]));
     e.insert("cn".into(), json!([h.fqdn]));
-    e.insert("serverhostname".into(), json!([h.fqdn.split('.').next().unwrap_or_default()]));
-    for (k, v) in [("description", &h.description), ("l", &h.locality), ("nshostlocation", &h.nshostlocation),
-                   ("nsosversion", &h.nsosversion), ("nshardwareplatform", &h.nshardwareplatform)] {
+    e.insert(
+        "serverhostname".into(),
+        json!([h.fqdn.split('.').next().unwrap_or_default()]),
+    );
+    for (k, v) in [
+        ("description", &h.description),
+        ("l", &h.locality),
+        ("nshostlocation", &h.nshostlocation),
+        ("nsosversion", &h.nsosversion),
+        ("nshardwareplatform", &h.nshardwareplatform),
+    ] {
         if let Some(v) = v {
             e.insert(k.into(), json!([v]));
         }
@@ -532,10 +813,28 @@ fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
         e.insert("krbcanonicalname".into(), json!([p]));
     }
     e.insert("ipauniqueid".into(), json!([h.uniqueid]));
-    e.insert("objectclass".into(), json!(["ipaobject", "nshost", "ipahost", "pkiuser", "ipaservice",
-        "ieee802device", "ipasshhost", "top", "ipaSshGroupOfPubKeys"]));
-    e.insert("managedby_host".into(), json!(h.managedby.iter().collect::<Vec<_>>()));
-    e.insert("has_keytab".into(), json!(h.has_keytab && h.password.is_none()));
+    e.insert(
+        "objectclass".into(),
+        json!([
+            "ipaobject",
+            "nshost",
+            "ipahost",
+            "pkiuser",
+            "ipaservice",
+            "ieee802device",
+            "ipasshhost",
+            "top",
+            "ipaSshGroupOfPubKeys"
+        ]),
+    );
+    e.insert(
+        "managedby_host".into(),
+        json!(h.managedby.iter().collect::<Vec<_>>()),
+    );
+    e.insert(
+        "has_keytab".into(),
+        json!(h.has_keytab && h.password.is_none()),
+    );
     e.insert("has_password".into(), json!(h.password.is_some()));
     Value::Object(e)
 }
@@ -544,7 +843,9 @@ fn random_password() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut r = rand::thread_rng();
-    (0..24).map(|_| CHARS[r.gen_range(0..CHARS.len())] as char).collect()
+    (0..24)
+        .map(|_| CHARS[r.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
@@ -556,7 +857,10 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
     let ip = opt_str(o, "ip_address")?;
     if let Some(ip) = &ip {
         if ip.parse::<Ipv4Addr>().is_err() && ip.parse::<Ipv6Addr>().is_err() {
-            return Err(IpaErr::validation("ip_address", "invalid IP address format"));
+            return Err(IpaErr::validation(
+                "ip_address",
+                "invalid IP address format",
+            ));
         }
     }
     if state.hosts.contains_key(&fqdn) {
@@ -576,7 +880,9 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         nshardwareplatform: opt_str(o, "nshardwareplatform")?,
         userclass: opt_strs(o, "userclass")?,
         macaddress: opt_strs(o, "macaddress")?,
-        krbprincipalname: otp.is_none().then(|| format!("host/{fqdn}@{}", ctx.cfg.realm)),
+        krbprincipalname: otp
+            .is_none()
+            .then(|| format!("host/{fqdn}@{}", ctx.cfg.realm)),
         password: otp,
         has_keytab: false,
         managedby: BTreeSet::from([fqdn.clone()]),
@@ -584,7 +890,11 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
     };
     let mut messages = Vec::new();
     if let Some(ip) = ip {
-        let attr = if ip.contains(':') { "aaaarecord" } else { "arecord" };
+        let attr = if ip.contains(':') {
+            "aaaarecord"
+        } else {
+            "arecord"
+        };
         match split_in_zone(state, &fqdn) {
             Some((zone, name)) if ctx.cfg.dns_enabled => {
                 let rec = state.zones.get_mut(&zone).expect("zone").entry(name).or_default();
@@ -603,7 +913,8 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         entry["randompassword"] = json!(r);
     }
     state.hosts.insert(fqdn.clone(), host);
-    let mut out = json!({"result": entry, "value": fqdn, "summary": format!("Added host \"{fqdn}\"")});
+    let mut out =
+        json!({"result": entry, "value": fqdn, "summary": format!("Added host \"{fqdn}\"")});
     if !messages.is_empty() {
         out["messages"] = json!(messages);
     }
@@ -615,11 +926,19 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
     let password = opt_str(o, "userpassword")?;
     let random = flag(o, "random")?;
     let setattr = opt_strs(o, "setattr")?;
-    let setattr_password = setattr.iter().find_map(|s| s.strip_prefix("userpassword=").map(str::to_string));
-    let h = state.hosts.get_mut(&fqdn).ok_or_else(|| host_not_found(&fqdn))?;
+    let setattr_password = setattr
+        .iter()
+        .find_map(|s| s.strip_prefix("userpassword=").map(str::to_string));
+    let h = state
+        .hosts
+        .get_mut(&fqdn)
+        .ok_or_else(|| host_not_found(&fqdn))?;
     let sets_password = password.is_some() || random || setattr_password.is_some();
     if sets_password && h.password.is_none() && h.has_keytab {
-        return Err(IpaErr::validation("password", "Password cannot be set on enrolled host."));
+        return Err(IpaErr::validation(
+            "password",
+            "Password cannot be set on enrolled host.",
+        ));
     }
     let mut changed = false;
     let mut randompassword = None;
@@ -633,9 +952,13 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         randompassword = Some(r);
         changed = true;
     }
-    for (key, field) in [("description", &mut h.description), ("l", &mut h.locality),
-                         ("nshostlocation", &mut h.nshostlocation), ("nsosversion", &mut h.nsosversion),
-                         ("nshardwareplatform", &mut h.nshardwareplatform)] {
+    for (key, field) in [
+        ("description", &mut h.description),
+        ("l", &mut h.locality),
+        ("nshostlocation", &mut h.nshostlocation),
+        ("nsosversion", &mut h.nsosversion),
+        ("nshardwareplatform", &mut h.nshardwareplatform),
+    ] {
         if o.contains_key(key) {
             let v = opt_str(o, key)?;
             if *field != v {
@@ -666,8 +989,14 @@ fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value
     let fqdn = opt_str(o, "fqdn")?.map(|s| norm_host(&s));
     let description = opt_str(o, "description")?;
     let userclass = opt_strs(o, "userclass")?;
-    let man_by = opt_strs(o, "man_by_host")?.iter().map(|s| norm_host(s)).collect::<Vec<_>>();
-    let not_man_by = opt_strs(o, "not_man_by_host")?.iter().map(|s| norm_host(s)).collect::<Vec<_>>();
+    let man_by = opt_strs(o, "man_by_host")?
+        .iter()
+        .map(|s| norm_host(s))
+        .collect::<Vec<_>>();
+    let not_man_by = opt_strs(o, "not_man_by_host")?
+        .iter()
+        .map(|s| norm_host(s))
+        .collect::<Vec<_>>();
     let pkey_only = flag(o, "pkey_only")?;
     let entries: Vec<Value> = state
         .hosts
@@ -686,7 +1015,10 @@ fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value
 }
 
 fn host_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
-    let names: Vec<String> = arg_list(args, 0, "fqdn")?.iter().map(|s| norm_host(s)).collect();
+    let names: Vec<String> = arg_list(args, 0, "fqdn")?
+        .iter()
+        .map(|s| norm_host(s))
+        .collect();
     let cont = flag(o, "continue")?;
     let updatedns = flag(o, "updatedns")?;
     let mut deleted = Vec::new();
@@ -694,8 +1026,16 @@ fn host_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
     let mut messages = Vec::new();
     for fqdn in names {
         if fqdn == ctx.cfg.fqdn {
-            let e = IpaErr::validation("hostname", "An IPA master host cannot be deleted or disabled");
-            if cont { failed.push(fqdn); continue } else { return Err(e) }
+            let e = IpaErr::validation(
+                "hostname",
+                "An IPA master host cannot be deleted or disabled",
+            );
+            if cont {
+                failed.push(fqdn);
+                continue;
+            } else {
+                return Err(e);
+            }
         }
         if state.hosts.remove(&fqdn).is_none() {
             if cont {
@@ -758,11 +1098,16 @@ fn principal_key(ctx: &Ctx, p: &str) -> Result<String, IpaErr> {
         }
     }
     let Some((svc, host)) = name.split_once('/') else {
-        return Err(IpaErr::validation("canonical_principal",
-            "Service principal is required"));
+        return Err(IpaErr::validation(
+            "canonical_principal",
+            "Service principal is required",
+        ));
     };
     if svc.is_empty() || host.is_empty() || host.contains('/') {
-        return Err(IpaErr::validation("canonical_principal", "Malformed principal"));
+        return Err(IpaErr::validation(
+            "canonical_principal",
+            "Malformed principal",
+        ));
     }
     Ok(format!("{svc}/{}@{}", norm_host(host), ctx.cfg.realm))
 }
@@ -789,7 +1134,9 @@ fn service_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Val
         return Err(IpaErr::host_service());
     }
     if !skip_host_check && !state.hosts.contains_key(&host) {
-        return Err(IpaErr::not_found(format!("The host '{host}' does not exist to add a service to.")));
+        return Err(IpaErr::not_found(format!(
+            "The host '{host}' does not exist to add a service to."
+        )));
     }
     if !force && !resolves(state, &host) {
         return Err(IpaErr::dns_not_a_record(&host));
@@ -797,17 +1144,31 @@ fn service_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Val
     if state.services.contains_key(&p) {
         return Err(IpaErr::duplicate("service", &p));
     }
-    let s = Service { principal: p.clone(), host: host.clone(), managedby: BTreeSet::from([host]), has_keytab: false };
+    let s = Service {
+        principal: p.clone(),
+        host: host.clone(),
+        managedby: BTreeSet::from([host]),
+        has_keytab: false,
+    };
     let entry = service_entry(&s, ctx);
     state.services.insert(p.clone(), s);
     Ok(json!({"result": entry, "value": p, "summary": format!("Added service \"{p}\"")}))
 }
 
-fn service_member(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String, Value>) -> Out {
+fn service_member(
+    state: &mut State,
+    ctx: &Ctx,
+    name: &str,
+    args: &[Value],
+    o: &Map<String, Value>,
+) -> Out {
     let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
     let hosts: Vec<String> = opt_strs(o, "host")?.iter().map(|h| norm_host(h)).collect();
     let exists: Vec<bool> = hosts.iter().map(|h| state.hosts.contains_key(h)).collect();
-    let s = state.services.get_mut(&p).ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
+    let s = state
+        .services
+        .get_mut(&p)
+        .ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
     let mut failed = Vec::new();
     let mut completed = 0;
     for (h, exists) in hosts.iter().zip(exists) {
@@ -825,28 +1186,48 @@ fn service_member(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &
             failed.push(json!([h, "This entry is not a member"]));
         }
     }
-    Ok(json!({"result": service_entry(s, ctx), "completed": completed, "failed": {"managedby": {"host": failed}}}))
+    Ok(
+        json!({"result": service_entry(s, ctx), "completed": completed, "failed": {"managedby": {"host": failed}}}),
+    )
 }
 
 fn service_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
     let criteria = args.first().and_then(as_text).map(|s| s.to_lowercase());
-    let man_by: Vec<String> = opt_strs(o, "man_by_host")?.iter().map(|h| norm_host(h)).collect();
-    let not_man_by: Vec<String> = opt_strs(o, "not_man_by_host")?.iter().map(|h| norm_host(h)).collect();
+    let man_by: Vec<String> = opt_strs(o, "man_by_host")?
+        .iter()
+        .map(|h| norm_host(h))
+        .collect();
+    let not_man_by: Vec<String> = opt_strs(o, "not_man_by_host")?
+        .iter()
+        .map(|h| norm_host(h))
+        .collect();
     let names = opt_strs(o, "krbprincipalname")?
         .iter()
         .map(|p| principal_key(ctx, p))
         .collect::<Result<Vec<_>, _>>()?;
-    let canonical = opt_str(o, "krbcanonicalname")?.map(|p| principal_key(ctx, &p)).transpose()?;
+    let canonical = opt_str(o, "krbcanonicalname")?
+        .map(|p| principal_key(ctx, &p))
+        .transpose()?;
     let pkey_only = flag(o, "pkey_only")?;
     let entries: Vec<Value> = state
         .services
         .values()
-        .filter(|s| criteria.as_ref().is_none_or(|c| s.principal.to_lowercase().contains(c.as_str())))
+        .filter(|s| {
+            criteria
+                .as_ref()
+                .is_none_or(|c| s.principal.to_lowercase().contains(c.as_str()))
+        })
         .filter(|s| man_by.iter().all(|m| s.managedby.contains(m)))
         .filter(|s| not_man_by.iter().all(|m| !s.managedby.contains(m)))
         .filter(|s| names.is_empty() || names.contains(&s.principal))
         .filter(|s| canonical.as_ref().is_none_or(|c| c == &s.principal))
-        .map(|s| if pkey_only { json!({"krbcanonicalname": [s.principal], "krbprincipalname": [s.principal]}) } else { service_entry(s, ctx) })
+        .map(|s| {
+            if pkey_only {
+                json!({"krbcanonicalname": [s.principal], "krbprincipalname": [s.principal]})
+            } else {
+                service_entry(s, ctx)
+            }
+        })
         .collect();
     Ok(find_output(entries, sizelimit(o)?, "service"))
 }
@@ -858,9 +1239,17 @@ fn service_del(state: &mut State, args: &[Value], o: &Map<String, Value>, ctx: &
     for raw in arg_list(args, 0, "krbcanonicalname")? {
         let p = principal_key(ctx, &raw)?;
         let svc = p.split('/').next().unwrap_or_default();
-        let host = p.split_once('/').map(|(_, r)| r.split('@').next().unwrap_or_default()).unwrap_or_default();
-        if host == ctx.cfg.fqdn && ["HTTP", "ldap", "DNS", "dogtag", "ipa-dnskeysyncd"].contains(&svc) {
-            return Err(IpaErr::validation("principal", "This principal is required by the IPA master"));
+        let host = p
+            .split_once('/')
+            .map(|(_, r)| r.split('@').next().unwrap_or_default())
+            .unwrap_or_default();
+        if host == ctx.cfg.fqdn
+            && ["HTTP", "ldap", "DNS", "dogtag", "ipa-dnskeysyncd"].contains(&svc)
+        {
+            return Err(IpaErr::validation(
+                "principal",
+                "This principal is required by the IPA master",
+            ));
         }
         if state.services.remove(&p).is_none() {
             if cont {
@@ -882,10 +1271,24 @@ fn service_del(state: &mut State, args: &[Value], o: &Map<String, Value>, ctx: &
 
 fn norm_zone(z: &str) -> String {
     let z = z.to_lowercase();
-    if z.ends_with('.') { z } else { format!("{z}.") }
+    if z.ends_with('.') {
+        z
+    } else {
+        format!("{z}.")
+    }
 }
 
-fn zone_of<'s>(state: &'s mut State, ctx: &Ctx, args: &[Value]) -> Result<(String, &'s mut std::collections::BTreeMap<String, DnsRecordView>), IpaErr> {
+fn zone_of<'s>(
+    state: &'s mut State,
+    ctx: &Ctx,
+    args: &[Value],
+) -> Result<
+    (
+        String,
+        &'s mut std::collections::BTreeMap<String, DnsRecordView>,
+    ),
+    IpaErr,
+> {
     if !ctx.cfg.dns_enabled {
         return Err(IpaErr::not_found("DNS is not configured".into()));
     }
@@ -913,12 +1316,22 @@ fn check_value(attr: &str, v: &str) -> Result<(), IpaErr> {
         "aaaarecord" | "aaaa_part_ip_address" => v.parse::<Ipv6Addr>().is_ok(),
         _ => true,
     };
-    if ok { Ok(()) } else { Err(IpaErr::validation(attr, "invalid IP address format")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(IpaErr::validation(attr, "invalid IP address format"))
+    }
 }
 
 fn record_entry(zone: &str, name: &str, r: &DnsRecordView, ctx: &Ctx) -> Value {
     let mut e = Map::new();
-    e.insert("dn".into(), json!(format!("idnsname={name},idnsname={zone},cn=dns,{}", ctx.cfg.basedn)));
+    e.insert(
+        "dn".into(),
+        json!(format!(
+            "idnsname={name},idnsname={zone},cn=dns,{}",
+            ctx.cfg.basedn
+        )),
+    );
     e.insert("idnsname".into(), json!([ctx.dns(name)]));
     for attr in RECORD_ATTRS {
         let vals = r.values(attr);
@@ -939,10 +1352,16 @@ fn dnsrecord_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
             adds.push((attr, v));
         }
     }
-    for (part, attr, raw_opt) in [("a_part_ip_address", "arecord", "a_rec"), ("aaaa_part_ip_address", "aaaarecord", "aaaa_rec")] {
+    for (part, attr, raw_opt) in [
+        ("a_part_ip_address", "arecord", "a_rec"),
+        ("aaaa_part_ip_address", "aaaarecord", "aaaa_rec"),
+    ] {
         if let Some(v) = opt_str(o, part)? {
             if o.contains_key(attr) {
-                return Err(IpaErr::validation(part, &format!("Raw value of a DNS record was already set by \"{raw_opt}\" option")));
+                return Err(IpaErr::validation(
+                    part,
+                    &format!("Raw value of a DNS record was already set by \"{raw_opt}\" option"),
+                ));
             }
             check_value(part, &v)?;
             adds.push((attr, v));
@@ -951,7 +1370,9 @@ fn dnsrecord_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
     let (zone, recs) = zone_of(state, ctx, args)?;
     let existing = recs.get(&name).cloned().unwrap_or_default();
     let has_cname = !existing.cname.is_empty() || adds.iter().any(|(a, _)| *a == "cnamerecord");
-    let has_other = RECORD_ATTRS.iter().any(|a| *a != "cnamerecord" && !existing.values(a).is_empty())
+    let has_other = RECORD_ATTRS
+        .iter()
+        .any(|a| *a != "cnamerecord" && !existing.values(a).is_empty())
         || adds.iter().any(|(a, _)| *a != "cnamerecord");
     if has_cname && has_other {
         return Err(IpaErr::validation("cnamerecord",
@@ -993,7 +1414,13 @@ fn dnsrecord_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, 
         .filter(|(n, _)| criteria.as_ref().is_none_or(|c| n.contains(c.as_str())))
         .filter(|(n, _)| idnsname.as_ref().is_none_or(|i| *n == i))
         .filter(|(_, r)| filters.iter().all(|(a, v)| r.values(a).contains(v)))
-        .map(|(n, r)| if pkey_only { json!({"idnsname": [ctx.dns(n)]}) } else { record_entry(&zone, n, r, ctx) })
+        .map(|(n, r)| {
+            if pkey_only {
+                json!({"idnsname": [ctx.dns(n)]})
+            } else {
+                record_entry(&zone, n, r, ctx)
+            }
+        })
         .collect();
     Ok(find_output(entries, limit, "DNS resource record"))
 }
@@ -1008,15 +1435,22 @@ fn dnsrecord_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
         }
     }
     if !del_all && dels.is_empty() {
-        return Err(IpaErr::option("Neither --del-all nor options to delete a specific record provided.\n\
-            Command help may be consulted for all supported record types."));
+        return Err(IpaErr::option(
+            "Neither --del-all nor options to delete a specific record provided.\n\
+            Command help may be consulted for all supported record types.",
+        ));
     }
     if del_all && name == "@" {
-        return Err(IpaErr::validation("del_all", "Zone record '@' cannot be deleted"));
+        return Err(IpaErr::validation(
+            "del_all",
+            "Zone record '@' cannot be deleted",
+        ));
     }
     let (_zone, recs) = zone_of(state, ctx, args)?;
     let Some(rec) = recs.get_mut(&name) else {
-        return Err(IpaErr::not_found(format!("{name}: DNS resource record not found")));
+        return Err(IpaErr::not_found(format!(
+            "{name}: DNS resource record not found"
+        )));
     };
     if del_all {
         recs.remove(&name);
@@ -1033,7 +1467,9 @@ fn dnsrecord_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
             recs.remove(&name);
         }
     }
-    Ok(json!({"result": {"failed": []}, "value": [ctx.dns(&name)], "summary": format!("Deleted record \"{name}\"")}))
+    Ok(
+        json!({"result": {"failed": []}, "value": [ctx.dns(&name)], "summary": format!("Deleted record \"{name}\"")}),
+    )
 }
 
 // ---- setup objects ----
@@ -1063,8 +1499,12 @@ fn role_entry(r: &RoleView, ctx: &Ctx) -> Value {
     if let Some(d) = &r.description {
         e["description"] = json!([d]);
     }
-    for (k, v) in [("memberof_privilege", &r.privileges), ("member_service", &r.services),
-                   ("member_user", &r.users), ("member_host", &r.hosts)] {
+    for (k, v) in [
+        ("memberof_privilege", &r.privileges),
+        ("member_service", &r.services),
+        ("member_user", &r.users),
+        ("member_host", &r.hosts),
+    ] {
         if !v.is_empty() {
             e[k] = json!(v);
         }
@@ -1079,17 +1519,26 @@ fn role_add_member(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String,
     let users = opt_strs(o, "user")?;
     let service_keys: Vec<Option<String>> = services
         .iter()
-        .map(|s| principal_key(ctx, s).ok().filter(|k| state.services.contains_key(k)))
+        .map(|s| {
+            principal_key(ctx, s)
+                .ok()
+                .filter(|k| state.services.contains_key(k))
+        })
         .collect();
     let host_exists: Vec<bool> = hosts.iter().map(|h| state.hosts.contains_key(h)).collect();
     let user_exists: Vec<bool> = users.iter().map(|u| state.users.contains_key(u)).collect();
-    let r = state.roles.get_mut(&cn.to_lowercase()).ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
+    let r = state
+        .roles
+        .get_mut(&cn.to_lowercase())
+        .ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
     let mut completed = 0;
     let mut failed_services = Vec::new();
     for (raw, key) in services.iter().zip(service_keys) {
         match key {
             None => failed_services.push(json!([raw, "no such entry"])),
-            Some(k) if r.services.contains(&k) => failed_services.push(json!([raw, "This entry is already a member"])),
+            Some(k) if r.services.contains(&k) => {
+                failed_services.push(json!([raw, "This entry is already a member"]))
+            }
             Some(k) => {
                 r.services.push(k);
                 completed += 1;
@@ -1118,7 +1567,9 @@ fn role_add_member(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String,
             completed += 1;
         }
     }
-    Ok(json!({"result": role_entry(r, ctx), "completed": completed, "failed": {"member": {
+    Ok(
+        json!({"result": role_entry(r, ctx), "completed": completed, "failed": {"member": {
         "user": failed_users, "group": [], "host": failed_hosts, "hostgroup": [], "service": failed_services,
-        "idoverrideuser": []}}}))
+        "idoverrideuser": []}}}),
+    )
 }

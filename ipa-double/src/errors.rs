@@ -19,7 +19,12 @@ pub struct IpaErr {
 
 impl IpaErr {
     fn new(code: i64, name: &'static str, message: String, data: Value) -> Self {
-        Self { code, name, message, data }
+        Self {
+            code,
+            name,
+            message,
+            data,
+        }
     }
 
     /// The `error` object of a JSON-RPC response.
@@ -34,46 +39,83 @@ impl IpaErr {
 
     /// 901 `VersionError`.
     pub fn version(cver: &str, sver: &str, server: &str) -> Self {
-        Self::new(901, "VersionError", format!("{cver} client incompatible with {sver} server at '{server}'"),
-            json!({"cver": cver, "sver": sver, "server": server}))
+        Self::new(
+            901,
+            "VersionError",
+            format!("{cver} client incompatible with {sver} server at '{server}'"),
+            json!({"cver": cver, "sver": sver, "server": server}),
+        )
     }
 
     /// 903 `InternalError`.
     pub fn internal() -> Self {
-        Self::new(903, "InternalError", "an internal error has occurred".into(), json!({}))
+        Self::new(
+            903,
+            "InternalError",
+            "an internal error has occurred".into(),
+            json!({}),
+        )
     }
 
     /// 905 `CommandError`: unknown command.
     pub fn command(name: &str) -> Self {
-        Self::new(905, "CommandError", format!("unknown command '{name}'"), json!({"name": name}))
+        Self::new(
+            905,
+            "CommandError",
+            format!("unknown command '{name}'"),
+            json!({"name": name}),
+        )
     }
 
     /// 909 `JSONError`.
     pub fn json(error: &str) -> Self {
-        Self::new(909, "JSONError", format!("Invalid JSON-RPC request: {error}"), json!({"error": error}))
+        Self::new(
+            909,
+            "JSONError",
+            format!("Invalid JSON-RPC request: {error}"),
+            json!({"error": error}),
+        )
     }
 
     /// 911 `RefererError`.
     pub fn referer(referer: &str) -> Self {
-        Self::new(911, "RefererError", format!("Missing or invalid HTTP Referer, {referer}"),
-            json!({"referer": referer}))
+        Self::new(
+            911,
+            "RefererError",
+            format!("Missing or invalid HTTP Referer, {referer}"),
+            json!({"referer": referer}),
+        )
     }
 
     /// 2100 `ACIError`.
     pub fn aci(info: &str) -> Self {
-        Self::new(2100, "ACIError", format!("Insufficient access: {info}"), json!({"info": info}))
+        Self::new(
+            2100,
+            "ACIError",
+            format!("Insufficient access: {info}"),
+            json!({"info": info}),
+        )
     }
 
     /// 3004 `MaxArgumentError`.
     pub fn max_arguments(name: &str, count: usize) -> Self {
         let plural = if count == 1 { "argument" } else { "arguments" };
-        Self::new(3004, "MaxArgumentError", format!("command '{name}' takes at most {count} {plural}"),
-            json!({"name": name, "count": count}))
+        Self::new(
+            3004,
+            "MaxArgumentError",
+            format!("command '{name}' takes at most {count} {plural}"),
+            json!({"name": name, "count": count}),
+        )
     }
 
     /// 3005 `OptionError` for an unknown option.
     pub fn unknown_option(option: &str) -> Self {
-        Self::new(3005, "OptionError", format!("Unknown option: {option}"), json!({"option": option}))
+        Self::new(
+            3005,
+            "OptionError",
+            format!("Unknown option: {option}"),
+            json!({"option": option}),
+        )
     }
 
     /// 3005 `OptionError` with a pre-formatted message.
@@ -83,17 +125,32 @@ impl IpaErr {
 
     /// 3007 `RequirementError`.
     pub fn requirement(name: &str) -> Self {
-        Self::new(3007, "RequirementError", format!("'{name}' is required"), json!({"name": name}))
+        Self::new(
+            3007,
+            "RequirementError",
+            format!("'{name}' is required"),
+            json!({"name": name}),
+        )
     }
 
     /// 3008 `ConversionError`.
     pub fn conversion(name: &str, error: &str) -> Self {
-        Self::new(3008, "ConversionError", format!("invalid '{name}': {error}"), json!({"name": name, "error": error}))
+        Self::new(
+            3008,
+            "ConversionError",
+            format!("invalid '{name}': {error}"),
+            json!({"name": name, "error": error}),
+        )
     }
 
     /// 3009 `ValidationError`.
     pub fn validation(name: &str, error: &str) -> Self {
-        Self::new(3009, "ValidationError", format!("invalid '{name}': {error}"), json!({"name": name, "error": error}))
+        Self::new(
+            3009,
+            "ValidationError",
+            format!("invalid '{name}': {error}"),
+            json!({"name": name, "error": error}),
+        )
     }
 
     /// 4001 `NotFound`.
@@ -103,36 +160,62 @@ impl IpaErr {
 
     /// 4002 `DuplicateEntry` as `*_add` raises it (pre-formatted, empty data).
     pub fn duplicate(object: &str, pkey: &str) -> Self {
-        Self::new(4002, "DuplicateEntry", format!("{object} with name \"{pkey}\" already exists"), json!({}))
+        Self::new(
+            4002,
+            "DuplicateEntry",
+            format!("{object} with name \"{pkey}\" already exists"),
+            json!({}),
+        )
     }
 
     /// 4003 `HostService`.
     pub fn host_service() -> Self {
-        Self::new(4003, "HostService", "You must enroll a host in order to create a host service".into(), json!({}))
+        Self::new(
+            4003,
+            "HostService",
+            "You must enroll a host in order to create a host service".into(),
+            json!({}),
+        )
     }
 
     /// 4005 `RealmMismatch`.
     pub fn realm_mismatch() -> Self {
-        Self::new(4005, "RealmMismatch", "The realm for the principal does not match the realm for this IPA server".into(),
-            json!({}))
+        Self::new(
+            4005,
+            "RealmMismatch",
+            "The realm for the principal does not match the realm for this IPA server".into(),
+            json!({}),
+        )
     }
 
     /// 4019 `DNSNotARecordError`.
     pub fn dns_not_a_record(hostname: &str) -> Self {
-        Self::new(4019, "DNSNotARecordError",
+        Self::new(
+            4019,
+            "DNSNotARecordError",
             format!("Host '{hostname}' does not have corresponding DNS A/AAAA record"),
-            json!({"hostname": hostname}))
+            json!({"hostname": hostname}),
+        )
     }
 
     /// 4026 `AttrValueNotFound`.
     pub fn attr_value_not_found(attr: &str, value: &str) -> Self {
-        Self::new(4026, "AttrValueNotFound", format!("{attr} does not contain '{value}'"),
-            json!({"attr": attr, "value": value}))
+        Self::new(
+            4026,
+            "AttrValueNotFound",
+            format!("{attr} does not contain '{value}'"),
+            json!({"attr": attr, "value": value}),
+        )
     }
 
     /// 4202 `EmptyModlist`.
     pub fn empty_modlist() -> Self {
-        Self::new(4202, "EmptyModlist", "no modifications to be performed".into(), json!({}))
+        Self::new(
+            4202,
+            "EmptyModlist",
+            "no modifications to be performed".into(),
+            json!({}),
+        )
     }
 }
 

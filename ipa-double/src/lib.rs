@@ -46,7 +46,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use errors::IpaErr;
-pub use state::{DnsRecordView, HostView, PermissionView, PrivilegeView, RoleView, ServiceView, UserState};
+pub use state::{
+    DnsRecordView, HostView, PermissionView, PrivilegeView, RoleView, ServiceView, UserState,
+};
 
 use commands::ServerConfig;
 use server::{Counters, Faults, Shared};
@@ -142,9 +144,17 @@ impl IpaDouble {
     /// Starts the double on a Tokio runtime.
     pub async fn start(opts: DoubleOptions) -> std::io::Result<Self> {
         if commands::parse_version(&opts.api_version).is_none() {
-            return Err(std::io::Error::other(format!("api_version {:?} is not 2.N", opts.api_version)));
+            return Err(std::io::Error::other(format!(
+                "api_version {:?} is not 2.N",
+                opts.api_version
+            )));
         }
-        let basedn = opts.domain.split('.').map(|p| format!("dc={p}")).collect::<Vec<_>>().join(",");
+        let basedn = opts
+            .domain
+            .split('.')
+            .map(|p| format!("dc={p}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let cfg = ServerConfig {
             realm: opts.realm.clone(),
             domain: opts.domain.clone(),
@@ -157,7 +167,13 @@ impl IpaDouble {
         };
         let mut state = State::default();
         for (u, p) in &opts.users {
-            state.users.insert(u.clone(), User { password: p.clone(), state: UserState::Active });
+            state.users.insert(
+                u.clone(),
+                User {
+                    password: p.clone(),
+                    state: UserState::Active,
+                },
+            );
         }
         for z in &opts.dns_zones {
             let z = z.to_lowercase();
@@ -165,17 +181,26 @@ impl IpaDouble {
             state.zones.insert(z, BTreeMap::new());
         }
         for p in state::MANAGED_PERMISSIONS {
-            state.permissions.insert(p.to_lowercase(), PermissionView { name: (*p).into(), ..Default::default() });
+            state.permissions.insert(
+                p.to_lowercase(),
+                PermissionView {
+                    name: (*p).into(),
+                    ..Default::default()
+                },
+            );
         }
         // The IPA server itself is a host.
-        state.hosts.insert(cfg.fqdn.clone(), Host {
-            fqdn: cfg.fqdn.clone(),
-            has_keytab: true,
-            krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
-            managedby: [cfg.fqdn.clone()].into(),
-            uniqueid: uuid::Uuid::new_v4().to_string(),
-            ..Default::default()
-        });
+        state.hosts.insert(
+            cfg.fqdn.clone(),
+            Host {
+                fqdn: cfg.fqdn.clone(),
+                has_keytab: true,
+                krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
+                managedby: [cfg.fqdn.clone()].into(),
+                uniqueid: uuid::Uuid::new_v4().to_string(),
+                ..Default::default()
+            },
+        );
         let (tls, ca_pem) = if opts.tls {
             let m = tls::make(&opts.fqdn).map_err(std::io::Error::other)?;
             (Some(m.acceptor), Some(m.ca_pem))
@@ -253,7 +278,10 @@ impl IpaDouble {
 
     /// A host by FQDN (case-insensitive, trailing dot ignored).
     pub fn host(&self, fqdn: &str) -> Option<HostView> {
-        self.state().hosts.get(&fqdn.trim_end_matches('.').to_lowercase()).map(Host::view)
+        self.state()
+            .hosts
+            .get(&fqdn.trim_end_matches('.').to_lowercase())
+            .map(Host::view)
     }
 
     /// Every host (the IPA server's own host included), by FQDN.
@@ -263,7 +291,11 @@ impl IpaDouble {
 
     /// A service by principal (`svc/host` or `svc/host@REALM`).
     pub fn service(&self, principal: &str) -> Option<ServiceView> {
-        let key = if principal.contains('@') { principal.to_string() } else { format!("{principal}@{}", self.realm()) };
+        let key = if principal.contains('@') {
+            principal.to_string()
+        } else {
+            format!("{principal}@{}", self.realm())
+        };
         self.state().services.get(&key).map(Service::view)
     }
 
@@ -315,7 +347,12 @@ impl IpaDouble {
         let z = zone.to_lowercase();
         let z = if z.ends_with('.') { z } else { format!("{z}.") };
         let mut st = self.state();
-        let r = st.zones.get_mut(&z).expect("zone").entry(name.to_lowercase()).or_default();
+        let r = st
+            .zones
+            .get_mut(&z)
+            .expect("zone")
+            .entry(name.to_lowercase())
+            .or_default();
         if !r.a.iter().any(|x| x == ip) {
             r.a.push(ip.to_string());
         }
@@ -326,26 +363,39 @@ impl IpaDouble {
     pub fn seed_host(&self, fqdn: &str) {
         let fqdn = fqdn.trim_end_matches('.').to_lowercase();
         let realm = self.realm().to_string();
-        self.state().hosts.entry(fqdn.clone()).or_insert_with(|| Host {
-            krbprincipalname: Some(format!("host/{fqdn}@{realm}")),
-            managedby: [fqdn.clone()].into(),
-            uniqueid: uuid::Uuid::new_v4().to_string(),
-            fqdn,
-            ..Default::default()
-        });
+        self.state()
+            .hosts
+            .entry(fqdn.clone())
+            .or_insert_with(|| Host {
+                krbprincipalname: Some(format!("host/{fqdn}@{realm}")),
+                managedby: [fqdn.clone()].into(),
+                uniqueid: uuid::Uuid::new_v4().to_string(),
+                fqdn,
+                ..Default::default()
+            });
     }
 
     /// Creates a service directly (its host must exist for realism, but is
     /// not checked here).
     pub fn seed_service(&self, principal: &str) {
-        let key = if principal.contains('@') { principal.to_string() } else { format!("{principal}@{}", self.realm()) };
-        let host = key.split_once('/').map(|(_, r)| r.split('@').next().unwrap_or_default().to_lowercase()).unwrap_or_default();
-        self.state().services.entry(key.clone()).or_insert_with(|| Service {
-            principal: key,
-            managedby: [host.clone()].into(),
-            host,
-            has_keytab: false,
-        });
+        let key = if principal.contains('@') {
+            principal.to_string()
+        } else {
+            format!("{principal}@{}", self.realm())
+        };
+        let host = key
+            .split_once('/')
+            .map(|(_, r)| r.split('@').next().unwrap_or_default().to_lowercase())
+            .unwrap_or_default();
+        self.state()
+            .services
+            .entry(key.clone())
+            .or_insert_with(|| Service {
+                principal: key,
+                managedby: [host.clone()].into(),
+                host,
+                has_keytab: false,
+            });
     }
 
     /// Marks a host enrolled, as if it had run `ipa-client-install`: it now
@@ -354,10 +404,13 @@ impl IpaDouble {
     pub fn mark_enrolled(&self, fqdn: &str) -> bool {
         let realm = self.realm().to_string();
         let mut st = self.state();
-        let Some(h) = st.hosts.get_mut(&fqdn.trim_end_matches('.').to_lowercase()) else { return false };
+        let Some(h) = st.hosts.get_mut(&fqdn.trim_end_matches('.').to_lowercase()) else {
+            return false;
+        };
         h.password = None;
         h.has_keytab = true;
-        h.krbprincipalname.get_or_insert_with(|| format!("host/{}@{realm}", h.fqdn));
+        h.krbprincipalname
+            .get_or_insert_with(|| format!("host/{}@{realm}", h.fqdn));
         true
     }
 
@@ -367,7 +420,10 @@ impl IpaDouble {
         let fqdn = fqdn.trim_end_matches('.').to_lowercase();
         {
             let st = self.state();
-            let h = st.hosts.get(&fqdn).ok_or_else(|| format!("{fqdn}: host not found"))?;
+            let h = st
+                .hosts
+                .get(&fqdn)
+                .ok_or_else(|| format!("{fqdn}: host not found"))?;
             match &h.password {
                 None if h.has_keytab => return Err(format!("{fqdn} is already enrolled")),
                 None => return Err(format!("{fqdn} has no OTP")),
@@ -381,7 +437,13 @@ impl IpaDouble {
 
     /// Adds (or replaces) a password-login user.
     pub fn add_user(&self, uid: &str, password: &str) {
-        self.state().users.insert(uid.into(), User { password: password.into(), state: UserState::Active });
+        self.state().users.insert(
+            uid.into(),
+            User {
+                password: password.into(),
+                state: UserState::Active,
+            },
+        );
     }
 
     /// Sets a user's login state (locked, expired...).
@@ -405,7 +467,11 @@ impl IpaDouble {
 
     /// Round trips whose top-level method was `method` (`batch`, `host_mod`...).
     pub fn round_trips_for(&self, method: &str) -> u64 {
-        self.counters().round_trips_by_method.get(method).copied().unwrap_or(0)
+        self.counters()
+            .round_trips_by_method
+            .get(method)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Round trips by top-level method.
@@ -415,7 +481,11 @@ impl IpaDouble {
 
     /// Commands executed by name, batch sub-commands included.
     pub fn commands(&self, method: &str) -> u64 {
-        self.state().command_counts.get(method).copied().unwrap_or(0)
+        self.state()
+            .command_counts
+            .get(method)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Successful logins (sessions issued).

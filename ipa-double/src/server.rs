@@ -79,11 +79,15 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
+                        let _ = builder
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                            .await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
                 }
             }
         });
@@ -110,7 +114,10 @@ fn html(status: StatusCode, title: &str, message: &str) -> Resp {
     );
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }
 
@@ -121,13 +128,22 @@ fn bad_request(message: &str) -> Resp {
 /// What Apache's mod_auth_gssapi answers when there is no valid session:
 /// 401 with a Negotiate challenge and IPA's unauthorized page.
 fn negotiate_challenge() -> Resp {
-    let mut r = html(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid Authentication");
-    r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+    let mut r = html(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "Invalid Authentication",
+    );
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
     r
 }
 
 fn unauthorized(reason: &str) -> Resp {
-    let mut r = html(StatusCode::UNAUTHORIZED, "Invalid Authentication", "Authentication failed");
+    let mut r = html(
+        StatusCode::UNAUTHORIZED,
+        "Invalid Authentication",
+        "Authentication failed",
+    );
     if let Ok(v) = HeaderValue::from_str(reason) {
         r.headers_mut().insert("x-ipa-rejection-reason", v);
     }
@@ -140,7 +156,9 @@ fn check_referer(cfg: &ServerConfig, referer: Option<&str>) -> bool {
     if r.matches("://").count() > 1 {
         return false;
     }
-    let Some(rest) = r.strip_prefix("https://") else { return false };
+    let Some(rest) = r.strip_prefix("https://") else {
+        return false;
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -151,27 +169,39 @@ fn check_referer(cfg: &ServerConfig, referer: Option<&str>) -> bool {
     host.eq_ignore_ascii_case(&cfg.fqdn) && (path == "/ipa" || path.starts_with("/ipa/"))
 }
 
-fn header<'a>(req: &'a Request<Incoming>, name: impl hyper::header::AsHeaderName) -> Option<&'a str> {
+fn header(req: &Request<Incoming>, name: impl hyper::header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 fn session_token(req: &Request<Incoming>) -> Option<String> {
-    req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        v.split(';').find_map(|c| c.trim().strip_prefix("ipa_session=").map(str::to_string))
-    })
+    req.headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .find_map(|c| c.trim().strip_prefix("ipa_session=").map(str::to_string))
+        })
 }
 
 fn new_session(shared: &Shared, principal: String) -> HeaderValue {
-    let token = format!("MagBearerToken={}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    shared
-        .state
-        .lock()
-        .expect("state")
-        .sessions
-        .insert(token.clone(), Session { principal, expires: Instant::now() + shared.session_lifetime });
+    let token = format!(
+        "MagBearerToken={}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    shared.state.lock().expect("state").sessions.insert(
+        token.clone(),
+        Session {
+            principal,
+            expires: Instant::now() + shared.session_lifetime,
+        },
+    );
     shared.counters.lock().expect("counters").logins += 1;
-    HeaderValue::from_str(&format!("ipa_session={token}; path=/ipa; httponly; secure; SameSite=strict"))
-        .expect("cookie is ASCII")
+    HeaderValue::from_str(&format!(
+        "ipa_session={token}; path=/ipa; httponly; secure; SameSite=strict"
+    ))
+    .expect("cookie is ASCII")
 }
 
 /// Routes one request.
@@ -213,8 +243,11 @@ async fn handle_counted(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<
         shared.counters.lock().expect("counters").injected += 1;
         match mode {
             Fault::Http503 => {
-                return Ok(html(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable",
-                    "Retry later: the directory server is not available"))
+                return Ok(html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "Retry later: the directory server is not available",
+                ))
             }
             Fault::Drop => return Err(Dropped),
             Fault::LoseAnswer => {}
@@ -225,8 +258,11 @@ async fn handle_counted(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<
         "/ipa/session/login_kerberos" => login_kerberos(shared, req),
         "/ipa/session/json" => session_json(shared, req).await,
         "/ipa/json" => kerberos_json(shared, req).await,
-        other => html(StatusCode::NOT_FOUND, "Not Found",
-            &format!("The requested URL {other} was not found on this server.")),
+        other => html(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            &format!("The requested URL {other} was not found on this server."),
+        ),
     };
     if fault == Some(Fault::LoseAnswer) {
         return Err(Dropped);
@@ -235,7 +271,11 @@ async fn handle_counted(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<
 }
 
 async fn read_body(req: Request<Incoming>) -> Bytes {
-    req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default()
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
 }
 
 async fn login_password(shared: &Shared, req: Request<Incoming>) -> Resp {
@@ -252,17 +292,18 @@ async fn login_password(shared: &Shared, req: Request<Incoming>) -> Resp {
     }
     let body = read_body(req).await;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let one = |k: &str| -> Result<String, Resp> {
+    // The problem with a form field, as IPA words it.
+    let one = |k: &str| -> Result<String, String> {
         let v: Vec<_> = pairs.iter().filter(|(n, _)| n == k).collect();
         match v.as_slice() {
-            [] => Err(bad_request(&format!("Missing {k} parameter"))),
+            [] => Err(format!("Missing {k} parameter")),
             [(_, v)] => Ok(v.clone()),
-            _ => Err(bad_request(&format!("More than one {k} parameter"))),
+            _ => Err(format!("More than one {k} parameter")),
         }
     };
     let (user, password) = match (one("user"), one("password")) {
         (Ok(u), Ok(p)) => (u, p),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(why), _) | (_, Err(why)) => return bad_request(&why),
     };
     let uid = match user.rsplit_once('@') {
         Some((u, realm)) if realm == shared.cfg.realm => u.to_string(),
@@ -299,7 +340,10 @@ async fn login_password(shared: &Shared, req: Request<Incoming>) -> Resp {
 /// the configured trusted header.
 fn proxy_principal(shared: &Shared, req: &Request<Incoming>) -> Option<String> {
     let name = shared.trusted_user_header.as_deref()?;
-    header(req, name).map(str::trim).filter(|p| !p.is_empty()).map(str::to_string)
+    header(req, name)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
 }
 
 fn login_kerberos(shared: &Shared, req: Request<Incoming>) -> Resp {
@@ -354,7 +398,14 @@ async fn json_rpc(shared: &Shared, req: Request<Incoming>, principal: String) ->
     let referer = header(&req, REFERER).map(str::to_string);
     let is_json_post = req.method() == Method::POST
         && header(&req, CONTENT_TYPE).is_some_and(|c| c.starts_with("application/json"));
-    let path_name = req.uri().path().trim_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+    let path_name = req
+        .uri()
+        .path()
+        .trim_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let body = read_body(req).await;
     let mut id = Value::Null;
     let mut method_name = "<invalid>".to_string();
@@ -384,8 +435,13 @@ async fn json_rpc(shared: &Shared, req: Request<Incoming>, principal: String) ->
     };
     let body = json!({"result": result, "error": error, "id": id, "principal": principal,
                       "version": shared.cfg.package_version});
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(&body).expect("json"))));
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    let mut r = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(&body).expect("json"),
+    )));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 
@@ -394,14 +450,24 @@ type Unmarshalled = (String, Vec<Value>, serde_json::Map<String, Value>, Value);
 fn unmarshal(body: &[u8]) -> Result<Unmarshalled, crate::errors::IpaErr> {
     use crate::errors::IpaErr;
     let d: Value = serde_json::from_slice(body).map_err(|e| IpaErr::json(&e.to_string()))?;
-    let Value::Object(d) = d else { return Err(IpaErr::json("Request must be a dict")) };
-    let Some(method) = d.get("method") else { return Err(IpaErr::json("Request is missing \"method\"")) };
-    let Some(params) = d.get("params") else { return Err(IpaErr::json("Request is missing \"params\"")) };
-    let Value::Array(params) = params else { return Err(IpaErr::json("params must be a list")) };
+    let Value::Object(d) = d else {
+        return Err(IpaErr::json("Request must be a dict"));
+    };
+    let Some(method) = d.get("method") else {
+        return Err(IpaErr::json("Request is missing \"method\""));
+    };
+    let Some(params) = d.get("params") else {
+        return Err(IpaErr::json("Request is missing \"params\""));
+    };
+    let Value::Array(params) = params else {
+        return Err(IpaErr::json("params must be a list"));
+    };
     if params.len() != 2 {
         return Err(IpaErr::json("params must contain [args, options]"));
     }
-    let Value::Array(args) = &params[0] else { return Err(IpaErr::json("params[0] (aka args) must be a list")) };
+    let Value::Array(args) = &params[0] else {
+        return Err(IpaErr::json("params[0] (aka args) must be a list"));
+    };
     let Value::Object(options) = &params[1] else {
         return Err(IpaErr::json("params[1] (aka options) must be a dict"));
     };
@@ -409,7 +475,12 @@ fn unmarshal(body: &[u8]) -> Result<Unmarshalled, crate::errors::IpaErr> {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    Ok((method, args.clone(), options.clone(), d.get("id").cloned().unwrap_or(Value::Null)))
+    Ok((
+        method,
+        args.clone(),
+        options.clone(),
+        d.get("id").cloned().unwrap_or(Value::Null),
+    ))
 }
 
 /// Binds a listener on `addr`.

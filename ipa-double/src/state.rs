@@ -84,8 +84,14 @@ impl DnsRecordView {
 }
 
 /// The record attributes the double stores.
-pub(crate) const RECORD_ATTRS: &[&str] =
-    &["arecord", "aaaarecord", "ptrrecord", "cnamerecord", "txtrecord", "sshfprecord"];
+pub(crate) const RECORD_ATTRS: &[&str] = &[
+    "arecord",
+    "aaaarecord",
+    "ptrrecord",
+    "cnamerecord",
+    "txtrecord",
+    "sshfprecord",
+];
 
 /// A permission (setup).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

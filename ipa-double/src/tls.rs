@@ -16,12 +16,17 @@ pub(crate) fn make(fqdn: &str) -> Result<TlsMaterial, String> {
     let e = |e: rcgen::Error| e.to_string();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Certificate Authority (ipa-double)");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Certificate Authority (ipa-double)");
     let ca_key = KeyPair::generate().map_err(e)?;
     let ca = ca_params.self_signed(&ca_key).map_err(e)?;
 
-    let mut params = CertificateParams::new(vec![fqdn.to_string(), "localhost".to_string()]).map_err(e)?;
-    params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    let mut params =
+        CertificateParams::new(vec![fqdn.to_string(), "localhost".to_string()]).map_err(e)?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     params.distinguished_name.push(DnType::CommonName, fqdn);
     let key = KeyPair::generate().map_err(e)?;
     let cert = params.signed_by(&key, &ca, &ca_key).map_err(e)?;
@@ -36,5 +41,8 @@ pub(crate) fn make(fqdn: &str) -> Result<TlsMaterial, String> {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .map_err(|e| e.to_string())?;
-    Ok(TlsMaterial { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_pem: ca.pem() })
+    Ok(TlsMaterial {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        ca_pem: ca.pem(),
+    })
 }

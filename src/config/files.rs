@@ -124,8 +124,7 @@ impl ConfigFiles {
                 // Continuation of the previous value.
                 let Some(key) = &last else {
                     return Err(syntax(
-                        "indented line does not continue a value; remove the leading spaces"
-                            .into(),
+                        "indented line does not continue a value; remove the leading spaces".into(),
                     ));
                 };
                 if let Some(v) = self.values.get_mut(key).and_then(|v| v.last_mut()) {
@@ -258,10 +257,15 @@ impl ConfigFiles {
     /// oslo.config boolean.
     pub fn bool(&self, spec: &OptionSpec) -> Result<bool, ConfigError> {
         let text = match self.raw(spec) {
-            Some(v) => return parse_bool(&v.value).ok_or_else(|| {
-                Self::bad_value(spec, v, format!(
-                    "{:?} is not a boolean; use true or false", v.value))
-            }),
+            Some(v) => {
+                return parse_bool(&v.value).ok_or_else(|| {
+                    Self::bad_value(
+                        spec,
+                        v,
+                        format!("{:?} is not a boolean; use true or false", v.value),
+                    )
+                })
+            }
             None => spec.default.unwrap_or("false"),
         };
         Ok(parse_bool(text).unwrap_or(false))
@@ -307,7 +311,9 @@ impl ConfigFiles {
 
     /// A comma-separated list (empty entries dropped, entries trimmed).
     pub fn list(&self, spec: &OptionSpec) -> Vec<String> {
-        self.string(spec).map(|s| split_list(&s)).unwrap_or_default()
+        self.string(spec)
+            .map(|s| split_list(&s))
+            .unwrap_or_default()
     }
 
     /// One of the option's allowed words.
@@ -447,10 +453,16 @@ mod tests {
     fn bad_values_name_file_line_and_option() {
         let c = parse("[DEFAULT]\n\njoin_listen_port = 99999\n").unwrap();
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("join.conf:3") && e.contains("join_listen_port"), "{e}");
+        assert!(
+            e.contains("join.conf:3") && e.contains("join_listen_port"),
+            "{e}"
+        );
         let c = parse("[DEFAULT]\nproject_subdomain = maybe\n").unwrap();
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("join.conf:2") && e.contains("project_subdomain"), "{e}");
+        assert!(
+            e.contains("join.conf:2") && e.contains("project_subdomain"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -461,8 +473,15 @@ mod tests {
         .unwrap();
         let w = c.validate().unwrap();
         let text: Vec<String> = w.iter().map(|w| w.to_string()).collect();
-        assert!(text.iter().any(|t| t.contains("join.conf:2") && t.contains("bogus")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("[oslo_concurrency]")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.contains("join.conf:2") && t.contains("bogus")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("[oslo_concurrency]")),
+            "{text:?}"
+        );
         assert!(!text.iter().any(|t| t.contains("tenantA")), "{text:?}");
     }
 

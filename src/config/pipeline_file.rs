@@ -27,7 +27,7 @@ use toml::Spanned;
 
 /// A mistake in pipeline.toml, with its place and the fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{}:{line}: {problem}", file.display())]
+#[error("{}{problem}", place(file, *line))]
 pub struct PipelineFileError {
     /// The pipeline file.
     pub file: PathBuf,
@@ -35,6 +35,26 @@ pub struct PipelineFileError {
     pub line: usize,
     /// What is wrong and what to do about it.
     pub problem: String,
+}
+
+fn place(file: &Path, line: usize) -> String {
+    match (file.as_os_str().is_empty(), line) {
+        (true, _) => String::new(),
+        (false, 0) => format!("{}: ", file.display()),
+        (false, n) => format!("{}:{n}: ", file.display()),
+    }
+}
+
+impl PipelineFileError {
+    /// An error of a component being set up (its message names the file
+    /// and line itself, e.g. a join.conf value).
+    pub fn component(problem: impl std::fmt::Display) -> Self {
+        Self {
+            file: PathBuf::new(),
+            line: 0,
+            problem: problem.to_string(),
+        }
+    }
 }
 
 /// A filter name as written, with where it was written.
@@ -112,7 +132,9 @@ impl PipelineFile {
         let text = std::fs::read_to_string(path).map_err(|e| PipelineFileError {
             file: path.to_path_buf(),
             line: 1,
-            problem: format!("cannot read the pipeline file: {e}; set [DEFAULT] api_paste_config to its path"),
+            problem: format!(
+                "cannot read the pipeline file: {e}; set [DEFAULT] api_paste_config to its path"
+            ),
         })?;
         Self::parse(path, &text)
     }
@@ -126,7 +148,7 @@ impl PipelineFile {
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s)).unwrap_or(1);
-            err(line, format!("{}", e.message()))
+            err(line, e.message().to_string())
         })?;
         let named = |s: &Spanned<String>| NamedAt {
             name: s.get_ref().clone(),
@@ -140,7 +162,10 @@ impl PipelineFile {
                 return Err(err(line, format!("route path {p:?} must start with '/'")));
             }
             if routes.iter().any(|x: &RouteSpec| x.path == *p) {
-                return Err(err(line, format!("route path {p:?} is defined twice; keep one [[route]]")));
+                return Err(err(
+                    line,
+                    format!("route path {p:?} is defined twice; keep one [[route]]"),
+                ));
             }
             routes.push(RouteSpec {
                 path: p.trim_end_matches('/').to_string(),
@@ -150,7 +175,10 @@ impl PipelineFile {
             });
         }
         if routes.is_empty() {
-            return Err(err(1, "no [[route]] defined; add one with path = \"/v1\" and app = \"join\"".into()));
+            return Err(err(
+                1,
+                "no [[route]] defined; add one with path = \"/v1\" and app = \"join\"".into(),
+            ));
         }
         let options = raw
             .filter
@@ -159,7 +187,13 @@ impl PipelineFile {
                 let o = opts
                     .iter()
                     .map(|(k, v)| {
-                        (k.clone(), OptionAt { value: v.get_ref().clone(), line: line_of(text, v.span()) })
+                        (
+                            k.clone(),
+                            OptionAt {
+                                value: v.get_ref().clone(),
+                                line: line_of(text, v.span()),
+                            },
+                        )
                     })
                     .collect();
                 (f.clone(), o)
@@ -198,7 +232,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_toml_name_the_line() {
-        let e = PipelineFile::parse(Path::new("p.toml"), "[[route]]\npath = \"/v1\"\napp = \"join\"\nfilterz = []\n").unwrap_err();
+        let e = PipelineFile::parse(
+            Path::new("p.toml"),
+            "[[route]]\npath = \"/v1\"\napp = \"join\"\nfilterz = []\n",
+        )
+        .unwrap_err();
         assert_eq!(e.line, 4, "{e}");
         assert!(e.to_string().contains("filterz"), "{e}");
         let e = PipelineFile::parse(Path::new("p.toml"), "[[route]\n").unwrap_err();

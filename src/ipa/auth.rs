@@ -31,7 +31,10 @@ pub enum IpaAuth {
 impl IpaAuth {
     /// Password login.
     pub fn password(user: impl Into<String>, password: Secret) -> Self {
-        Self::Password { user: user.into(), password }
+        Self::Password {
+            user: user.into(),
+            password,
+        }
     }
 
     /// A description for logs (never the secret).
@@ -42,7 +45,11 @@ impl IpaAuth {
     }
 
     /// Logs in once and returns the `ipa_session` cookie value.
-    pub(crate) async fn login(&self, http: &reqwest::Client, ep: &Endpoints) -> Result<Secret, AttemptError> {
+    pub(crate) async fn login(
+        &self,
+        http: &reqwest::Client,
+        ep: &Endpoints,
+    ) -> Result<Secret, AttemptError> {
         match self {
             Self::Password { user, password } => {
                 let form = [("user", user.as_str()), ("password", password.expose())];
@@ -62,11 +69,17 @@ impl IpaAuth {
                         ))
                     }),
                     401 => {
-                        let reason = rejection_reason(resp.headers())
-                            .unwrap_or_else(|| "no reason given (the server could not create a session)".into());
-                        Err(AttemptError::Fatal(IpaError::LoginRejected { user: user.clone(), reason }))
+                        let reason = rejection_reason(resp.headers()).unwrap_or_else(|| {
+                            "no reason given (the server could not create a session)".into()
+                        });
+                        Err(AttemptError::Fatal(IpaError::LoginRejected {
+                            user: user.clone(),
+                            reason,
+                        }))
                     }
-                    s if is_transient_status(s) => Err(AttemptError::Transient(format!("login answered HTTP {s}"))),
+                    s if is_transient_status(s) => {
+                        Err(AttemptError::Transient(format!("login answered HTTP {s}")))
+                    }
                     s => Err(AttemptError::Fatal(http_error(s, ep.login_password.path()))),
                 }
             }
@@ -104,7 +117,10 @@ impl Endpoints {
         base.set_path("/");
         base.set_query(None);
         base.set_fragment(None);
-        let join = |p: &str| base.join(p).map_err(|e| IpaError::Setup(format!("IPA URL {url}: {e}")));
+        let join = |p: &str| {
+            base.join(p)
+                .map_err(|e| IpaError::Setup(format!("IPA URL {url}: {e}")))
+        };
         let referer_host = server_fqdn.unwrap_or(host);
         Ok(Self {
             login_password: join("ipa/session/login_password")?,
@@ -165,7 +181,11 @@ pub(crate) fn http_error(status: u16, path: &str) -> IpaError {
         404 => "no such IPA endpoint; check the IPA URL",
         _ => "unexpected status",
     };
-    IpaError::Http { status, path: path.to_string(), hint: hint.to_string() }
+    IpaError::Http {
+        status,
+        path: path.to_string(),
+        hint: hint.to_string(),
+    }
 }
 
 /// `ipa_session=<value>` from `Set-Cookie`, value up to the first `;`.
@@ -180,7 +200,10 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<Secret> {
 
 /// `X-IPA-Rejection-Reason`.
 pub(crate) fn rejection_reason(headers: &HeaderMap) -> Option<String> {
-    headers.get("x-ipa-rejection-reason").and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get("x-ipa-rejection-reason")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// `Cookie: ipa_session=<value>`, marked sensitive so it is never logged.
@@ -201,15 +224,32 @@ mod tests {
 
     #[test]
     fn endpoints_from_any_ipa_url() {
-        for u in ["https://ipa.example.com/ipa/json", "https://ipa.example.com/ipa/session/json",
-                  "https://ipa.example.com/ipa", "https://ipa.example.com"] {
+        for u in [
+            "https://ipa.example.com/ipa/json",
+            "https://ipa.example.com/ipa/session/json",
+            "https://ipa.example.com/ipa",
+            "https://ipa.example.com",
+        ] {
             let ep = Endpoints::new(&Url::parse(u).unwrap(), None).unwrap();
-            assert_eq!(ep.session_json.as_str(), "https://ipa.example.com/ipa/session/json");
-            assert_eq!(ep.login_password.as_str(), "https://ipa.example.com/ipa/session/login_password");
+            assert_eq!(
+                ep.session_json.as_str(),
+                "https://ipa.example.com/ipa/session/json"
+            );
+            assert_eq!(
+                ep.login_password.as_str(),
+                "https://ipa.example.com/ipa/session/login_password"
+            );
             assert_eq!(ep.referer, "https://ipa.example.com/ipa");
         }
-        let ep = Endpoints::new(&Url::parse("http://127.0.0.1:8080/ipa/json").unwrap(), Some("ipa.example.test")).unwrap();
-        assert_eq!(ep.session_json.as_str(), "http://127.0.0.1:8080/ipa/session/json");
+        let ep = Endpoints::new(
+            &Url::parse("http://127.0.0.1:8080/ipa/json").unwrap(),
+            Some("ipa.example.test"),
+        )
+        .unwrap();
+        assert_eq!(
+            ep.session_json.as_str(),
+            "http://127.0.0.1:8080/ipa/session/json"
+        );
         assert_eq!(ep.referer, "https://ipa.example.test/ipa");
     }
 
@@ -219,7 +259,10 @@ mod tests {
         h.append(SET_COOKIE, HeaderValue::from_static("other=1; path=/"));
         h.append(SET_COOKIE, HeaderValue::from_static(
             "ipa_session=MagBearerToken=abc%2Bdef; path=/ipa; httponly; secure; SameSite=strict"));
-        assert_eq!(session_cookie(&h).unwrap().expose(), "MagBearerToken=abc%2Bdef");
+        assert_eq!(
+            session_cookie(&h).unwrap().expose(),
+            "MagBearerToken=abc%2Bdef"
+        );
     }
 
     #[test]

@@ -25,10 +25,12 @@ use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 use super::auth::{
-    cookie_header, error_chain, http_error, is_transient_status, json_content_type, rejection_reason, AttemptError,
-    Endpoints, IpaAuth,
+    cookie_header, error_chain, http_error, is_transient_status, json_content_type,
+    rejection_reason, AttemptError, Endpoints, IpaAuth,
 };
-use super::command::{CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry};
+use super::command::{
+    CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
+};
 use super::error::IpaError;
 use super::secret::Secret;
 use super::wire;
@@ -137,10 +139,16 @@ impl IpaClient {
             .user_agent(concat!("novajoin/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &cfg.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
-                IpaError::Setup(format!("cannot read the IPA CA bundle {}: {e} ([ipa] ca_file)", path.display()))
+                IpaError::Setup(format!(
+                    "cannot read the IPA CA bundle {}: {e} ([ipa] ca_file)",
+                    path.display()
+                ))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                IpaError::Setup(format!("{} is not a PEM certificate bundle: {e} ([ipa] ca_file)", path.display()))
+                IpaError::Setup(format!(
+                    "{} is not a PEM certificate bundle: {e} ([ipa] ca_file)",
+                    path.display()
+                ))
             })?;
             if certs.is_empty() {
                 return Err(IpaError::Setup(format!(
@@ -153,10 +161,18 @@ impl IpaClient {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let http = builder.build().map_err(|e| IpaError::Setup(error_chain(&e)))?;
+        let http = builder
+            .build()
+            .map_err(|e| IpaError::Setup(error_chain(&e)))?;
         let slots = Semaphore::new(cfg.max_concurrent_calls.max(1));
         Ok(Self {
-            inner: Arc::new(Inner { http, cfg, endpoints, session: Mutex::new(SessionState::default()), slots }),
+            inner: Arc::new(Inner {
+                http,
+                cfg,
+                endpoints,
+                session: Mutex::new(SessionState::default()),
+                slots,
+            }),
         })
     }
 
@@ -185,7 +201,9 @@ impl IpaClient {
     /// Runs one command.
     pub async fn call(&self, cmd: IpaCommand) -> Result<CommandOutput, IpaError> {
         let mut options = cmd.options().clone();
-        options.entry("version").or_insert_with(|| json!(self.inner.cfg.api_version));
+        options
+            .entry("version")
+            .or_insert_with(|| json!(self.inner.cfg.api_version));
         let body = wire::request_body(cmd.method(), cmd.args(), &options);
         let started = Instant::now();
         let out = self.round_trip(&body).await;
@@ -198,7 +216,10 @@ impl IpaClient {
     /// transaction: a failed item does not stop the others and earlier
     /// successes stay. `Err` only when the batch as a whole failed
     /// (transport, auth, version). An empty list costs no round trip.
-    pub async fn batch(&self, cmds: &[IpaCommand]) -> Result<Vec<Result<CommandOutput, IpaError>>, IpaError> {
+    pub async fn batch(
+        &self,
+        cmds: &[IpaCommand],
+    ) -> Result<Vec<Result<CommandOutput, IpaError>>, IpaError> {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
@@ -211,10 +232,16 @@ impl IpaClient {
         let body = wire::request_body("batch", &methods, &options);
         let started = Instant::now();
         let out = self.round_trip(&body).await;
-        log_outcome(&format!("batch of {}", cmds.len()), started, out.as_ref().map(|_| ()));
+        log_outcome(
+            &format!("batch of {}", cmds.len()),
+            started,
+            out.as_ref().map(|_| ()),
+        );
         let mut out = out?;
         let Some(Value::Array(results)) = out.get_mut("results").map(Value::take) else {
-            return Err(IpaError::Protocol("batch result has no \"results\" list".into()));
+            return Err(IpaError::Protocol(
+                "batch result has no \"results\" list".into(),
+            ));
         };
         if results.len() != cmds.len() {
             return Err(IpaError::Protocol(format!(
@@ -223,7 +250,10 @@ impl IpaClient {
                 results.len()
             )));
         }
-        let items: Vec<_> = results.into_iter().map(|r| wire::parse_batch_item(r).map(CommandOutput)).collect();
+        let items: Vec<_> = results
+            .into_iter()
+            .map(|r| wire::parse_batch_item(r).map(CommandOutput))
+            .collect();
         for (cmd, item) in cmds.iter().zip(&items) {
             if let Err(e) = item {
                 tracing::debug!(command = %cmd.describe(), error = %e, "IPA batch item failed");
@@ -266,7 +296,9 @@ impl IpaClient {
 
     /// `host_del` (IPA also deletes the host's services). `NotFound` when missing.
     pub async fn host_del(&self, fqdn: &str, updatedns: bool) -> Result<(), IpaError> {
-        self.call(IpaCommand::host_del(fqdn, updatedns)).await.map(|_| ())
+        self.call(IpaCommand::host_del(fqdn, updatedns))
+            .await
+            .map(|_| ())
     }
 
     /// `service_add force=true`. `DuplicateEntry` when it exists.
@@ -276,8 +308,15 @@ impl IpaClient {
     }
 
     /// `service_add_host host=[hosts]`.
-    pub async fn service_add_host(&self, principal: &str, hosts: &[String]) -> Result<MemberAddResult, IpaError> {
-        Ok(self.call(IpaCommand::service_add_host(principal, hosts)).await?.member_result())
+    pub async fn service_add_host(
+        &self,
+        principal: &str,
+        hosts: &[String],
+    ) -> Result<MemberAddResult, IpaError> {
+        Ok(self
+            .call(IpaCommand::service_add_host(principal, hosts))
+            .await?
+            .member_result())
     }
 
     /// `service_show`. `NotFound` when missing.
@@ -300,30 +339,46 @@ impl IpaClient {
 
     /// `service_del`. `NotFound` when missing.
     pub async fn service_del(&self, principal: &str) -> Result<(), IpaError> {
-        self.call(IpaCommand::service_del(principal)).await.map(|_| ())
+        self.call(IpaCommand::service_del(principal))
+            .await
+            .map(|_| ())
     }
 
     /// `dnsrecord_add <zone> <name> a_part_ip_address=<ip>`. `EmptyModlist`
     /// when the value is already there.
     pub async fn dnsrecord_add_a(&self, zone: &str, name: &str, ip: &str) -> Result<(), IpaError> {
-        self.call(IpaCommand::dnsrecord_add_a(zone, name, ip)).await.map(|_| ())
+        self.call(IpaCommand::dnsrecord_add_a(zone, name, ip))
+            .await
+            .map(|_| ())
     }
 
     /// `dnsrecord_find <zone> arecord=<ip>`: the names holding that A value.
-    pub async fn dnsrecord_find_a(&self, zone: &str, ip: &str) -> Result<Vec<DnsRecordEntry>, IpaError> {
+    pub async fn dnsrecord_find_a(
+        &self,
+        zone: &str,
+        ip: &str,
+    ) -> Result<Vec<DnsRecordEntry>, IpaError> {
         let out = self.call(IpaCommand::dnsrecord_find_a(zone, ip)).await?;
-        Ok(out.entries().iter().filter_map(|e| e.as_object().and_then(DnsRecordEntry::from_entry)).collect())
+        Ok(out
+            .entries()
+            .iter()
+            .filter_map(|e| e.as_object().and_then(DnsRecordEntry::from_entry))
+            .collect())
     }
 
     /// `dnsrecord_del <zone> <name> del_all=true`. `NotFound` when missing.
     pub async fn dnsrecord_del_all(&self, zone: &str, name: &str) -> Result<(), IpaError> {
-        self.call(IpaCommand::dnsrecord_del_all(zone, name)).await.map(|_| ())
+        self.call(IpaCommand::dnsrecord_del_all(zone, name))
+            .await
+            .map(|_| ())
     }
 
     /// `dnsrecord_del <zone> <name> arecord=<ip>`. `AttrValueNotFound` when
     /// the value is not there.
     pub async fn dnsrecord_del_a(&self, zone: &str, name: &str, ip: &str) -> Result<(), IpaError> {
-        self.call(IpaCommand::dnsrecord_del_a(zone, name, ip)).await.map(|_| ())
+        self.call(IpaCommand::dnsrecord_del_a(zone, name, ip))
+            .await
+            .map(|_| ())
     }
 
     // ---- transport ----
@@ -337,8 +392,15 @@ impl IpaClient {
     }
 
     async fn round_trip_within_deadline(&self, body: &Value) -> Result<Value, IpaError> {
-        let _slot = self.inner.slots.acquire().await.map_err(|_| IpaError::Setup("client closed".into()))?;
-        let bytes = bytes::Bytes::from(serde_json::to_vec(body).map_err(|e| IpaError::Protocol(e.to_string()))?);
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| IpaError::Setup("client closed".into()))?;
+        let bytes = bytes::Bytes::from(
+            serde_json::to_vec(body).map_err(|e| IpaError::Protocol(e.to_string()))?,
+        );
         let attempts = self.inner.cfg.connect_retries + 1;
         let mut failures = 0u32;
         let mut relogged = false;
@@ -363,23 +425,35 @@ impl IpaClient {
                 }
                 Err(AttemptError::Transient(why)) => {
                     failures += 1;
-                    tracing::debug!(attempt = failures, of = attempts, "IPA attempt failed: {why}");
+                    tracing::debug!(
+                        attempt = failures,
+                        of = attempts,
+                        "IPA attempt failed: {why}"
+                    );
                     last = why;
                 }
                 Err(AttemptError::Fatal(e)) => return Err(e),
             }
         }
         tracing::warn!(url = %self.inner.endpoints.session_json, attempts, "IPA unreachable: {last}");
-        Err(IpaError::Unreachable { url: self.inner.endpoints.base.to_string(), attempts, last })
+        Err(IpaError::Unreachable {
+            url: self.inner.endpoints.base.to_string(),
+            attempts,
+            last,
+        })
     }
 
     fn backoff(&self, failures: u32) -> Duration {
         let cfg = &self.inner.cfg;
-        let exp = cfg.retry_backoff.saturating_mul(1u32 << (failures - 1).min(16));
+        let exp = cfg
+            .retry_backoff
+            .saturating_mul(1u32 << (failures - 1).min(16));
         let capped = exp.min(cfg.retry_backoff_max);
         // Up to 25% jitter so that many replicas do not retry in lock step.
         let jitter = rand::thread_rng().gen_range(0.0..0.25);
-        capped.mul_f64(1.0 + jitter).min(cfg.retry_backoff_max.max(cfg.retry_backoff))
+        capped
+            .mul_f64(1.0 + jitter)
+            .min(cfg.retry_backoff_max.max(cfg.retry_backoff))
     }
 
     /// The current cookie, logging in first when there is none. The lock is
@@ -390,7 +464,12 @@ impl IpaClient {
             return Ok((c.clone(), st.generation));
         }
         let started = Instant::now();
-        let cookie = self.inner.cfg.auth.login(&self.inner.http, &self.inner.endpoints).await?;
+        let cookie = self
+            .inner
+            .cfg
+            .auth
+            .login(&self.inner.http, &self.inner.endpoints)
+            .await?;
         st.generation += 1;
         st.cookie = Some(cookie.clone());
         tracing::info!(
@@ -425,15 +504,19 @@ impl IpaClient {
         let resp = req.send().await.map_err(AttemptError::from_send)?;
         let status = resp.status().as_u16();
         match status {
-            200 => resp
-                .bytes()
-                .await
-                .map(Reply::Json)
-                .map_err(|e| AttemptError::Fatal(IpaError::Protocol(format!("reading the answer: {}", error_chain(&e))))),
+            200 => resp.bytes().await.map(Reply::Json).map_err(|e| {
+                AttemptError::Fatal(IpaError::Protocol(format!(
+                    "reading the answer: {}",
+                    error_chain(&e)
+                )))
+            }),
             401 => Ok(Reply::Unauthorized(
-                rejection_reason(resp.headers()).unwrap_or_else(|| "session missing or expired".into()),
+                rejection_reason(resp.headers())
+                    .unwrap_or_else(|| "session missing or expired".into()),
             )),
-            s if is_transient_status(s) => Err(AttemptError::Transient(format!("IPA answered HTTP {s}"))),
+            s if is_transient_status(s) => {
+                Err(AttemptError::Transient(format!("IPA answered HTTP {s}")))
+            }
             s => Err(AttemptError::Fatal(http_error(s, ep.session_json.path()))),
         }
     }

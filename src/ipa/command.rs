@@ -65,7 +65,11 @@ impl NewHost {
 impl IpaCommand {
     /// Any command, for what the typed constructors do not cover.
     pub fn new(method: impl Into<String>, args: Vec<Value>, options: Map<String, Value>) -> Self {
-        Self { method: method.into(), args, options }
+        Self {
+            method: method.into(),
+            args,
+            options,
+        }
     }
 
     /// The command name.
@@ -215,7 +219,11 @@ impl CommandOutput {
 
     /// The entries of a `*_find` (`result.result` when it is an array).
     pub fn entries(&self) -> &[Value] {
-        self.0.get("result").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+        self.0
+            .get("result")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// `count` of a `*_find`.
@@ -251,7 +259,10 @@ impl CommandOutput {
     pub fn member_result(&self) -> MemberAddResult {
         let mut failed = Vec::new();
         collect_failed(self.0.get("failed").unwrap_or(&Value::Null), &mut failed);
-        MemberAddResult { completed: self.0.get("completed").and_then(Value::as_u64).unwrap_or(0), failed }
+        MemberAddResult {
+            completed: self.0.get("completed").and_then(Value::as_u64).unwrap_or(0),
+            failed,
+        }
     }
 }
 
@@ -268,7 +279,10 @@ fn collect_failed(v: &Value, out: &mut Vec<(String, String)>) {
                 match it {
                     Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => out.push((
                         pair[0].as_str().unwrap_or("").to_string(),
-                        pair[1].as_str().map(str::to_string).unwrap_or_else(|| pair[1].to_string()),
+                        pair[1]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| pair[1].to_string()),
                     )),
                     other => collect_failed(other, out),
                 }
@@ -293,7 +307,10 @@ impl MemberAddResult {
     /// idempotent caller). The reason text is IPA's fixed English string
     /// for `AlreadyGroupMember` (4014); batch `failed` lists carry no code.
     pub fn real_failures(&self) -> Vec<&(String, String)> {
-        self.failed.iter().filter(|(_, why)| why != "This entry is already a member").collect()
+        self.failed
+            .iter()
+            .filter(|(_, why)| why != "This entry is already a member")
+            .collect()
     }
 }
 
@@ -309,7 +326,11 @@ fn first(entry: &Map<String, Value>, key: &str) -> Option<String> {
 /// All strings of a multi-valued attribute.
 fn all(entry: &Map<String, Value>, key: &str) -> Vec<String> {
     match entry.get(key) {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -376,7 +397,8 @@ impl ServiceEntry {
     /// Reads the entry of a service command's output.
     pub fn from_entry(entry: &Map<String, Value>) -> Option<Self> {
         let krbprincipalname = all(entry, "krbprincipalname");
-        let principal = first(entry, "krbcanonicalname").or_else(|| krbprincipalname.first().cloned())?;
+        let principal =
+            first(entry, "krbcanonicalname").or_else(|| krbprincipalname.first().cloned())?;
         Some(Self {
             principal,
             krbprincipalname,
@@ -434,7 +456,17 @@ mod tests {
         };
         let c = IpaCommand::host_add(&h);
         let keys: Vec<_> = c.options().keys().cloned().collect();
-        assert_eq!(keys, ["description", "userpassword", "force", "userclass", "nsosversion", "nshostlocation"]);
+        assert_eq!(
+            keys,
+            [
+                "description",
+                "userpassword",
+                "force",
+                "userclass",
+                "nsosversion",
+                "nshostlocation"
+            ]
+        );
     }
 
     #[test]
@@ -444,6 +476,9 @@ mod tests {
                                               ["b.example.com", "no such entry"]]}}}));
         let m = out.member_result();
         assert_eq!(m.failed.len(), 2);
-        assert_eq!(m.real_failures(), vec![&("b.example.com".to_string(), "no such entry".to_string())]);
+        assert_eq!(
+            m.real_failures(),
+            vec![&("b.example.com".to_string(), "no such entry".to_string())]
+        );
     }
 }

@@ -47,17 +47,25 @@ pub enum DefaultConfError {
 impl IpaDefaultConf {
     /// Reads the file.
     pub fn load(path: &Path) -> Result<Self, DefaultConfError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| DefaultConfError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| DefaultConfError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
     /// Parses the text of a default.conf (no escapes or quotes, as
     /// Python's configparser reads it).
     pub fn parse(path: &Path, text: &str) -> Result<Self, DefaultConfError> {
-        let opt = ParseOption { enabled_escape: false, enabled_quote: false, ..ParseOption::default() };
-        let ini = Ini::load_from_str_opt(text, opt)
-            .map_err(|e| DefaultConfError::Syntax { path: path.to_path_buf(), problem: e.to_string() })?;
+        let opt = ParseOption {
+            enabled_escape: false,
+            enabled_quote: false,
+            ..ParseOption::default()
+        };
+        let ini = Ini::load_from_str_opt(text, opt).map_err(|e| DefaultConfError::Syntax {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
         let get = |k: &str| {
             ini.section(Some("global"))
                 .and_then(|s| s.get(k))
@@ -109,19 +117,31 @@ mod tests {
         assert_eq!(c.domain.as_deref(), Some("example.com"));
         assert_eq!(c.host.as_deref(), Some("undercloud.example.com"));
         assert_eq!(c.server_fqdn().as_deref(), Some("ipa.example.com"));
-        assert_eq!(c.json_url().as_deref(), Some("https://ipa.example.com/ipa/json"));
+        assert_eq!(
+            c.json_url().as_deref(),
+            Some("https://ipa.example.com/ipa/json")
+        );
     }
 
     #[test]
     fn server_from_xmlrpc_uri_when_server_is_absent() {
-        let c = IpaDefaultConf::parse(Path::new("x"), "[global]\nxmlrpc_uri = https://ipa2.example.com/ipa/xml\n").unwrap();
+        let c = IpaDefaultConf::parse(
+            Path::new("x"),
+            "[global]\nxmlrpc_uri = https://ipa2.example.com/ipa/xml\n",
+        )
+        .unwrap();
         assert_eq!(c.server_fqdn().as_deref(), Some("ipa2.example.com"));
         assert_eq!(c.realm, None);
     }
 
     #[test]
     fn missing_file_names_the_path_and_the_fix() {
-        let e = IpaDefaultConf::load(Path::new("/nonexistent/default.conf")).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/default.conf") && e.contains("[ipa] default_conf"), "{e}");
+        let e = IpaDefaultConf::load(Path::new("/nonexistent/default.conf"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/default.conf") && e.contains("[ipa] default_conf"),
+            "{e}"
+        );
     }
 }

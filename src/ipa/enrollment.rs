@@ -110,7 +110,10 @@ impl EnrollmentBatch {
 
     /// Whether nothing would be sent.
     pub fn is_empty(&self) -> bool {
-        self.host.is_none() && self.subhosts.is_empty() && self.services.is_empty() && self.managers.is_empty()
+        self.host.is_none()
+            && self.subhosts.is_empty()
+            && self.services.is_empty()
+            && self.managers.is_empty()
     }
 
     /// The commands in the order they must run, each with its role.
@@ -122,13 +125,19 @@ impl EnrollmentBatch {
             out.push((Item::HostAdd, IpaCommand::host_add(h)));
         }
         for s in &self.subhosts {
-            out.push((Item::Subhost, IpaCommand::host_add(&NewHost::subhost(s.clone()))));
+            out.push((
+                Item::Subhost,
+                IpaCommand::host_add(&NewHost::subhost(s.clone())),
+            ));
         }
         for p in &self.services {
             out.push((Item::Service, IpaCommand::service_add(p)));
         }
         for (p, h) in &self.managers {
-            out.push((Item::Manager, IpaCommand::service_add_host(p, std::slice::from_ref(h))));
+            out.push((
+                Item::Manager,
+                IpaCommand::service_add_host(p, std::slice::from_ref(h)),
+            ));
         }
         out
     }
@@ -140,12 +149,22 @@ impl IpaClient {
     /// itself failed; then nothing is known about what IPA did, and sending
     /// the same batch again is safe (see the module documentation).
     pub async fn enroll(&self, batch: &EnrollmentBatch) -> Result<EnrollmentOutcome, IpaError> {
-        if batch.host.as_ref().is_some_and(|h| h.otp.as_ref().is_none_or(Secret::is_empty)) {
-            return Err(IpaError::Setup("an enrollment batch's host must carry an OTP".into()));
+        if batch
+            .host
+            .as_ref()
+            .is_some_and(|h| h.otp.as_ref().is_none_or(Secret::is_empty))
+        {
+            return Err(IpaError::Setup(
+                "an enrollment batch's host must carry an OTP".into(),
+            ));
         }
         let planned = batch.commands();
         if planned.is_empty() {
-            return Ok(EnrollmentOutcome { host: HostOutcome::NotRequested, failures: Vec::new(), round_trips: 0 });
+            return Ok(EnrollmentOutcome {
+                host: HostOutcome::NotRequested,
+                failures: Vec::new(),
+                round_trips: 0,
+            });
         }
         let cmds: Vec<IpaCommand> = planned.iter().map(|(_, c)| c.clone()).collect();
         let results = self.batch(&cmds).await?;
@@ -153,7 +172,10 @@ impl IpaClient {
     }
 }
 
-fn interpret(planned: &[(Item, IpaCommand)], results: Vec<Result<CommandOutput, IpaError>>) -> EnrollmentOutcome {
+fn interpret(
+    planned: &[(Item, IpaCommand)],
+    results: Vec<Result<CommandOutput, IpaError>>,
+) -> EnrollmentOutcome {
     let mut host_mod: Option<Result<CommandOutput, IpaError>> = None;
     let mut host = HostOutcome::NotRequested;
     let mut failures = Vec::new();
@@ -164,39 +186,53 @@ fn interpret(planned: &[(Item, IpaCommand)], results: Vec<Result<CommandOutput, 
                 host = match (host_mod.take(), result) {
                     (Some(Ok(_)), _) => HostOutcome::OtpReset,
                     (Some(Err(IpaError::NotFound(_))), Ok(_)) => HostOutcome::Created,
-                    (Some(Err(IpaError::NotFound(_))), Err(IpaError::DuplicateEntry(_))) => HostOutcome::LostRace,
+                    (Some(Err(IpaError::NotFound(_))), Err(IpaError::DuplicateEntry(_))) => {
+                        HostOutcome::LostRace
+                    }
                     (Some(Err(IpaError::NotFound(_))), Err(e)) => HostOutcome::Failed(e),
                     (Some(Err(IpaError::Validation(_))), _) => HostOutcome::AlreadyEnrolled,
                     (Some(Err(e)), _) => HostOutcome::Failed(e),
-                    (None, _) => HostOutcome::Failed(IpaError::Protocol("host_mod result missing".into())),
+                    (None, _) => {
+                        HostOutcome::Failed(IpaError::Protocol("host_mod result missing".into()))
+                    }
                 }
             }
             Item::Subhost | Item::Service => match result {
                 Ok(_) | Err(IpaError::DuplicateEntry(_)) => {}
-                Err(error) => failures.push(ItemFailure { command: cmd.describe(), error }),
+                Err(error) => failures.push(ItemFailure {
+                    command: cmd.describe(),
+                    error,
+                }),
             },
             Item::Manager => match result {
                 Ok(out) => {
                     for (member, reason) in out.member_result().real_failures() {
                         failures.push(ItemFailure {
                             command: cmd.describe(),
-                            error: IpaError::Remote(super::error::RemoteError {
+                            error: IpaError::Remote(Box::new(super::error::RemoteError {
                                 code: 0,
                                 name: "MemberFailed".into(),
                                 message: format!("{member}: {reason}"),
                                 data: serde_json::Value::Null,
-                            }),
+                            })),
                         });
                     }
                 }
-                Err(error) => failures.push(ItemFailure { command: cmd.describe(), error }),
+                Err(error) => failures.push(ItemFailure {
+                    command: cmd.describe(),
+                    error,
+                }),
             },
         }
     }
     for f in &failures {
         tracing::warn!(command = %f.command, error = %f.error, "IPA enrollment item failed");
     }
-    EnrollmentOutcome { host, failures, round_trips: 1 }
+    EnrollmentOutcome {
+        host,
+        failures,
+        round_trips: 1,
+    }
 }
 
 #[cfg(test)]
@@ -206,15 +242,26 @@ mod tests {
     use serde_json::json;
 
     fn err(code: i64, name: &str) -> IpaError {
-        IpaError::from_remote(RemoteError { code, name: name.into(), message: String::new(), data: json!({}) })
+        IpaError::from_remote(RemoteError {
+            code,
+            name: name.into(),
+            message: String::new(),
+            data: json!({}),
+        })
     }
     fn ok() -> Result<CommandOutput, IpaError> {
         Ok(CommandOutput(json!({"result": {}})))
     }
 
     fn planned() -> Vec<(Item, IpaCommand)> {
-        let h = NewHost { otp: Some(Secret::new("otp")), ..NewHost::subhost("vm1.example.com") };
-        EnrollmentBatch::new().host(h).service("HTTP/vm1.example.com").commands()
+        let h = NewHost {
+            otp: Some(Secret::new("otp")),
+            ..NewHost::subhost("vm1.example.com")
+        };
+        EnrollmentBatch::new()
+            .host(h)
+            .service("HTTP/vm1.example.com")
+            .commands()
     }
 
     #[test]
@@ -226,26 +273,64 @@ mod tests {
 
     #[test]
     fn outcomes_for_new_existing_enrolled_and_race() {
-        let cases: Vec<(Result<CommandOutput, IpaError>, Result<CommandOutput, IpaError>, &str)> = vec![
+        type Item = Result<CommandOutput, IpaError>;
+        let cases: Vec<(Item, Item, &str)> = vec![
             (Err(err(4001, "NotFound")), ok(), "Created"),
             (ok(), Err(err(4002, "DuplicateEntry")), "OtpReset"),
-            (Err(err(3009, "ValidationError")), Err(err(4002, "DuplicateEntry")), "AlreadyEnrolled"),
-            (Err(err(4001, "NotFound")), Err(err(4002, "DuplicateEntry")), "LostRace"),
-            (Err(err(4001, "NotFound")), Err(err(3009, "ValidationError")), "Failed"),
-            (Err(err(2100, "ACIError")), Err(err(2100, "ACIError")), "Failed"),
+            (
+                Err(err(3009, "ValidationError")),
+                Err(err(4002, "DuplicateEntry")),
+                "AlreadyEnrolled",
+            ),
+            (
+                Err(err(4001, "NotFound")),
+                Err(err(4002, "DuplicateEntry")),
+                "LostRace",
+            ),
+            (
+                Err(err(4001, "NotFound")),
+                Err(err(3009, "ValidationError")),
+                "Failed",
+            ),
+            (
+                Err(err(2100, "ACIError")),
+                Err(err(2100, "ACIError")),
+                "Failed",
+            ),
         ];
         for (m, a, want) in cases {
             let out = interpret(&planned(), vec![m, a, ok()]);
-            assert!(format!("{:?}", out.host).starts_with(want), "{:?} != {want}", out.host);
-            assert_eq!(out.host.otp_is_valid(), want == "Created" || want == "OtpReset");
+            assert!(
+                format!("{:?}", out.host).starts_with(want),
+                "{:?} != {want}",
+                out.host
+            );
+            assert_eq!(
+                out.host.otp_is_valid(),
+                want == "Created" || want == "OtpReset"
+            );
         }
     }
 
     #[test]
     fn duplicate_service_is_not_a_failure_but_realm_mismatch_is() {
-        let out = interpret(&planned(), vec![ok(), Err(err(4002, "DuplicateEntry")), Err(err(4002, "DuplicateEntry"))]);
+        let out = interpret(
+            &planned(),
+            vec![
+                ok(),
+                Err(err(4002, "DuplicateEntry")),
+                Err(err(4002, "DuplicateEntry")),
+            ],
+        );
         assert!(out.failures.is_empty());
-        let out = interpret(&planned(), vec![ok(), Err(err(4002, "DuplicateEntry")), Err(err(4005, "RealmMismatch"))]);
+        let out = interpret(
+            &planned(),
+            vec![
+                ok(),
+                Err(err(4002, "DuplicateEntry")),
+                Err(err(4005, "RealmMismatch")),
+            ],
+        );
         assert_eq!(out.failures.len(), 1);
         assert_eq!(out.failures[0].command, "service_add HTTP/vm1.example.com");
     }

@@ -78,7 +78,9 @@ pub mod wire;
 
 pub use auth::{Endpoints, IpaAuth};
 pub use client::{IpaClient, IpaClientConfig, DEFAULT_API_VERSION};
-pub use command::{CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry};
+pub use command::{
+    CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
+};
 pub use default_conf::IpaDefaultConf;
 pub use enrollment::{EnrollmentBatch, EnrollmentOutcome, HostOutcome, ItemFailure};
 pub use error::{IpaError, RemoteError};

@@ -23,8 +23,9 @@ use super::default_conf::{DefaultConfError, IpaDefaultConf};
 use super::secret::Secret;
 use crate::config::schema::OptionSpec;
 use crate::config::{
-    ConfigError, ConfigFiles, CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE, IPA_DEFAULT_CONF,
-    IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_REALM, IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, URL,
+    ConfigError, ConfigFiles, CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE,
+    IPA_DEFAULT_CONF, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_REALM, IPA_SERVER, IPA_TIMEOUT,
+    IPA_USERNAME, URL,
 };
 
 /// Why the IPA client cannot be configured.
@@ -37,8 +38,10 @@ pub enum IpaConfigError {
     #[error(transparent)]
     DefaultConf(#[from] DefaultConfError),
     /// `auth_method = kerberos`, which this build cannot do yet.
-    #[error("[ipa] auth_method = kerberos: Kerberos login to IPA is not available in this build; \
-             set [ipa] auth_method = password with [ipa] username and password")]
+    #[error(
+        "[ipa] auth_method = kerberos: Kerberos login to IPA is not available in this build; \
+             set [ipa] auth_method = password with [ipa] username and password"
+    )]
     KerberosUnavailable,
 }
 
@@ -51,7 +54,11 @@ fn bad(conf: &ConfigFiles, spec: &OptionSpec, problem: String) -> ConfigError {
             option: spec.name.to_string(),
             problem,
         },
-        None => ConfigError::Missing { group: spec.group.to_string(), option: spec.name.to_string(), why: problem },
+        None => ConfigError::Missing {
+            group: spec.group.to_string(),
+            option: spec.name.to_string(),
+            why: problem,
+        },
     }
 }
 
@@ -61,7 +68,11 @@ pub fn load_default_conf(conf: &ConfigFiles) -> Result<Option<IpaDefaultConf>, I
     let path = PathBuf::from(conf.string(&IPA_DEFAULT_CONF).unwrap_or_default());
     match IpaDefaultConf::load(&path) {
         Ok(c) => Ok(Some(c)),
-        Err(DefaultConfError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(DefaultConfError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -74,7 +85,10 @@ impl IpaClientConfig {
     }
 
     /// As [`from_conf`](Self::from_conf), with default.conf already read.
-    pub fn from_conf_with(conf: &ConfigFiles, dc: Option<&IpaDefaultConf>) -> Result<Self, IpaConfigError> {
+    pub fn from_conf_with(
+        conf: &ConfigFiles,
+        dc: Option<&IpaDefaultConf>,
+    ) -> Result<Self, IpaConfigError> {
         let server = conf
             .string(&IPA_SERVER)
             .filter(|s| !s.is_empty())
@@ -94,24 +108,37 @@ impl IpaClientConfig {
         let url = Url::parse(&url_text)
             .map_err(|e| bad(conf, &URL, format!("{url_text:?} is not a URL: {e}")))?;
         if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-            return Err(bad(conf, &URL, format!("{url_text:?} must be https://<ipa server fqdn>/ipa/json")).into());
+            return Err(bad(
+                conf,
+                &URL,
+                format!("{url_text:?} must be https://<ipa server fqdn>/ipa/json"),
+            )
+            .into());
         }
-        let realm = conf.string(&IPA_REALM).filter(|s| !s.is_empty()).or_else(|| dc.and_then(|d| d.realm.clone()));
+        let realm = conf
+            .string(&IPA_REALM)
+            .filter(|s| !s.is_empty())
+            .or_else(|| dc.and_then(|d| d.realm.clone()));
 
         let auth = match conf.choice(&IPA_AUTH_METHOD)?.as_deref() {
             Some("password") => {
                 let why = "[ipa] auth_method = password needs it";
-                IpaAuth::password(conf.required(&IPA_USERNAME, why)?, Secret::new(conf.required(&IPA_PASSWORD, why)?))
+                IpaAuth::password(
+                    conf.required(&IPA_USERNAME, why)?,
+                    Secret::new(conf.required(&IPA_PASSWORD, why)?),
+                )
             }
             _ => return Err(IpaConfigError::KerberosUnavailable),
         };
 
-        let ca_file = (url.scheme() == "https").then(|| conf.string(&IPA_CA_FILE).map(PathBuf::from)).flatten();
+        let ca_file = (url.scheme() == "https")
+            .then(|| conf.string(&IPA_CA_FILE).map(PathBuf::from))
+            .flatten();
 
         let api_version = conf.string(&IPA_API_VERSION).unwrap_or_default();
-        let valid_version = api_version
-            .split_once('.')
-            .is_some_and(|(a, b)| a == "2" && !b.is_empty() && b.chars().all(|c| c.is_ascii_digit()));
+        let valid_version = api_version.split_once('.').is_some_and(|(a, b)| {
+            a == "2" && !b.is_empty() && b.chars().all(|c| c.is_ascii_digit())
+        });
         if !valid_version {
             return Err(bad(
                 conf,
@@ -144,7 +171,8 @@ mod tests {
 
     fn conf(text: &str) -> ConfigFiles {
         let mut c = ConfigFiles::default();
-        c.add_text(Path::new("/etc/novajoin/join.conf"), text).unwrap();
+        c.add_text(Path::new("/etc/novajoin/join.conf"), text)
+            .unwrap();
         c
     }
 
@@ -174,28 +202,40 @@ mod tests {
     #[test]
     fn missing_password_names_the_option() {
         let c = conf("[ipa]\nauth_method = password\nusername = admin\n");
-        let e = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap_err().to_string();
+        let e = IpaClientConfig::from_conf_with(&c, Some(&dc()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[ipa] password"), "{e}");
     }
 
     #[test]
     fn bad_version_names_file_and_line() {
-        let c = conf("[ipa]\nauth_method = password\nusername = a\npassword = b\napi_version = 4.12\n");
-        let e = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap_err().to_string();
-        assert!(e.contains("join.conf:5") && e.contains("api_version"), "{e}");
+        let c =
+            conf("[ipa]\nauth_method = password\nusername = a\npassword = b\napi_version = 4.12\n");
+        let e = IpaClientConfig::from_conf_with(&c, Some(&dc()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("join.conf:5") && e.contains("api_version"),
+            "{e}"
+        );
     }
 
     #[test]
     fn no_server_anywhere_is_a_clear_error() {
         let c = conf("[ipa]\nauth_method = password\nusername = a\npassword = b\n");
-        let e = IpaClientConfig::from_conf_with(&c, None).unwrap_err().to_string();
+        let e = IpaClientConfig::from_conf_with(&c, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[DEFAULT] url"), "{e}");
     }
 
     #[test]
     fn url_option_wins_and_http_has_no_ca() {
-        let c = conf("[DEFAULT]\nurl = http://127.0.0.1:8080/ipa/json\n[ipa]\nserver = ipa.example.test\n\
-                      auth_method = password\nusername = a\npassword = b\n");
+        let c = conf(
+            "[DEFAULT]\nurl = http://127.0.0.1:8080/ipa/json\n[ipa]\nserver = ipa.example.test\n\
+                      auth_method = password\nusername = a\npassword = b\n",
+        );
         let cfg = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap();
         assert_eq!(cfg.url.as_str(), "http://127.0.0.1:8080/ipa/json");
         assert_eq!(cfg.server_fqdn.as_deref(), Some("ipa.example.test"));
@@ -205,6 +245,9 @@ mod tests {
     #[test]
     fn kerberos_is_reported_until_it_exists() {
         let c = conf("[DEFAULT]\nurl = https://ipa.example.com/ipa/json\n");
-        assert!(matches!(IpaClientConfig::from_conf_with(&c, None), Err(IpaConfigError::KerberosUnavailable)));
+        assert!(matches!(
+            IpaClientConfig::from_conf_with(&c, None),
+            Err(IpaConfigError::KerberosUnavailable)
+        ));
     }
 }

@@ -25,7 +25,11 @@ pub fn unwrap_special(v: Value) -> Value {
                     }
                 }
             }
-            Value::Object(map.into_iter().map(|(k, v)| (k, unwrap_special(v))).collect())
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, unwrap_special(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(unwrap_special).collect()),
         other => other,
@@ -44,20 +48,32 @@ pub fn parse_response(body: &[u8]) -> Result<Value, IpaError> {
         None | Some(Value::Null) => {}
         Some(Value::Object(err)) => return Err(IpaError::from_remote(remote_from_envelope(&err))),
         Some(other) => {
-            return Err(IpaError::Protocol(format!("\"error\" is neither null nor an object: {other}")))
+            return Err(IpaError::Protocol(format!(
+                "\"error\" is neither null nor an object: {other}"
+            )))
         }
     }
     match top.remove("result") {
         Some(result) => Ok(unwrap_special(result)),
-        None => Err(IpaError::Protocol("response has neither \"result\" nor \"error\"".into())),
+        None => Err(IpaError::Protocol(
+            "response has neither \"result\" nor \"error\"".into(),
+        )),
     }
 }
 
 fn remote_from_envelope(err: &Map<String, Value>) -> RemoteError {
     RemoteError {
         code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-        name: err.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
-        message: err.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        name: err
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        message: err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         data: err.get("data").cloned().unwrap_or(Value::Null),
     }
 }
@@ -75,7 +91,11 @@ pub fn parse_batch_item(item: Value) -> Result<Value, IpaError> {
         }
         Some(Value::String(message)) => Err(IpaError::from_remote(RemoteError {
             code: map.get("error_code").and_then(Value::as_i64).unwrap_or(0),
-            name: map.get("error_name").and_then(Value::as_str).unwrap_or("").to_string(),
+            name: map
+                .get("error_name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             message: message.clone(),
             data: map.get("error_kw").cloned().unwrap_or(Value::Null),
         })),
@@ -106,7 +126,9 @@ mod tests {
             "data": {"reason": "vm2.example.com: host not found"}}, "id": 0,
             "principal": "admin@EXAMPLE.COM", "version": "4.12.2"}"#;
         match parse_response(body) {
-            Err(IpaError::NotFound(e)) => assert_eq!(e.data["reason"], "vm2.example.com: host not found"),
+            Err(IpaError::NotFound(e)) => {
+                assert_eq!(e.data["reason"], "vm2.example.com: host not found")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -115,14 +137,23 @@ mod tests {
     fn batch_item_error_form() {
         let item = json!({"error": "host with name \"a\" already exists", "error_code": 4002,
                           "error_name": "DuplicateEntry", "error_kw": {}});
-        assert!(matches!(parse_batch_item(item), Err(IpaError::DuplicateEntry(_))));
+        assert!(matches!(
+            parse_batch_item(item),
+            Err(IpaError::DuplicateEntry(_))
+        ));
         let ok = json!({"result": {"fqdn": ["a"]}, "value": "a", "summary": "x", "error": null});
         assert_eq!(parse_batch_item(ok).unwrap()["value"], "a");
     }
 
     #[test]
     fn garbage_is_a_protocol_error() {
-        assert!(matches!(parse_response(b"<html>"), Err(IpaError::Protocol(_))));
-        assert!(matches!(parse_response(b"{\"id\":0}"), Err(IpaError::Protocol(_))));
+        assert!(matches!(
+            parse_response(b"<html>"),
+            Err(IpaError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_response(b"{\"id\":0}"),
+            Err(IpaError::Protocol(_))
+        ));
     }
 }

@@ -3,8 +3,30 @@
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, LengthLimitError};
 
-/// Boxed error of a request body stream.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The error of a request body stream. A named type rather than a bare
+/// `Box<dyn Error>`: the trait object's lifetime in a type alias trips
+/// rustc's "not general enough" checks in async code.
+#[derive(Debug)]
+pub struct BoxError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for BoxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BoxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl BoxError {
+    /// Wraps any error.
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(e.into())
+    }
+}
 
 /// The request body type of the whole stack.
 pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -32,7 +54,7 @@ pub fn full(bytes: impl Into<Bytes>) -> ReqBody {
 pub async fn read_all(body: ReqBody) -> Result<Bytes, BodyReadError> {
     match body.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if is_length_limit(&*e) => Err(BodyReadError::TooLarge),
+        Err(e) if is_length_limit(&e) => Err(BodyReadError::TooLarge),
         Err(e) => Err(BodyReadError::Broken(e.to_string())),
     }
 }

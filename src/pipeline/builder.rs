@@ -14,7 +14,10 @@ use crate::config::pipeline_file::{NamedAt, PipelineFile, PipelineFileError};
 
 /// Checks a pipeline file against the filters this binary has, and builds
 /// the stack. Every mistake names the file, the line and the fix.
-pub async fn build(file: &PipelineFile, ctx: &BuildContext) -> Result<HttpService, PipelineFileError> {
+pub async fn build(
+    file: &PipelineFile,
+    ctx: &BuildContext,
+) -> Result<HttpService, PipelineFileError> {
     let filters = registry::filters();
     let apps = registry::apps();
     let mut outer_factories: Vec<FilterFactory> = Vec::new();
@@ -29,23 +32,37 @@ pub async fn build(file: &PipelineFile, ctx: &BuildContext) -> Result<HttpServic
         let mut route_seen = seen.clone();
         let mut factories = Vec::new();
         for f in &route.filters {
-            factories.push(build_filter(file, f, &filters, &mut route_provided, &mut route_seen, ctx).await?);
+            factories.push(
+                build_filter(file, f, &filters, &mut route_provided, &mut route_seen, ctx).await?,
+            );
         }
         let Some(app) = apps.iter().find(|a| a.name == route.app.name) else {
             let known: Vec<_> = apps.iter().map(|a| a.name).collect();
-            return Err(file.error(route.app.line, format!(
-                "unknown app '{}'; known apps: {}", route.app.name, known.join(", "))));
+            return Err(file.error(
+                route.app.line,
+                format!(
+                    "unknown app '{}'; known apps: {}",
+                    route.app.name,
+                    known.join(", ")
+                ),
+            ));
         };
         check_requires(file, &route.app, app.requires, &route_provided)?;
-        let opts = FilterOptions::new(app.name, file.path.clone(),
-            file.options.get(app.name).cloned().unwrap_or_default(), ctx.config.clone());
+        let opts = FilterOptions::new(
+            app.name,
+            file.path.clone(),
+            file.options.get(app.name).cloned().unwrap_or_default(),
+            ctx.config.clone(),
+        );
         let mut svc = (app.build)(opts, ctx.clone()).await?;
         for f in factories.iter().rev() {
             svc = f(svc);
         }
         routes.push((route.path.clone(), svc));
     }
-    let mut svc = boxed(Router { routes: Arc::new(routes) });
+    let mut svc = boxed(Router {
+        routes: Arc::new(routes),
+    });
     for f in outer_factories.iter().rev() {
         svc = f(svc);
     }
@@ -62,20 +79,35 @@ async fn build_filter(
 ) -> Result<FilterFactory, PipelineFileError> {
     let Some(entry) = known.iter().find(|e| e.name == at.name) else {
         let names: Vec<_> = known.iter().map(|e| e.name).collect();
-        return Err(file.error(at.line, format!(
-            "unknown filter '{}'; known filters: {}", at.name, names.join(", "))));
+        return Err(file.error(
+            at.line,
+            format!(
+                "unknown filter '{}'; known filters: {}",
+                at.name,
+                names.join(", ")
+            ),
+        ));
     };
     if !seen.insert(at.name.clone()) {
-        return Err(file.error(at.line, format!(
-            "filter '{}' appears twice in this request's path; keep one", at.name)));
+        return Err(file.error(
+            at.line,
+            format!(
+                "filter '{}' appears twice in this request's path; keep one",
+                at.name
+            ),
+        ));
     }
     check_requires(file, at, entry.requires, provided)?;
     let Some(build) = entry.build else {
         return Err(file.error(at.line, format!(
             "filter '{}' is not available in this build of novajoin; remove it from the pipeline", at.name)));
     };
-    let opts = FilterOptions::new(entry.name, file.path.clone(),
-        file.options.get(entry.name).cloned().unwrap_or_default(), ctx.config.clone());
+    let opts = FilterOptions::new(
+        entry.name,
+        file.path.clone(),
+        file.options.get(entry.name).cloned().unwrap_or_default(),
+        ctx.config.clone(),
+    );
     let factory = build(opts, ctx.clone()).await?;
     provided.extend_from_slice(entry.provides);
     Ok(factory)
@@ -89,9 +121,15 @@ fn check_requires(
 ) -> Result<(), PipelineFileError> {
     for need in requires {
         if !provided.contains(need) {
-            return Err(file.error(at.line, format!(
-                "'{}' needs {} in front of it; put {} earlier in the list (outermost first)",
-                at.name, need.provided_by(), need.provided_by())));
+            return Err(file.error(
+                at.line,
+                format!(
+                    "'{}' needs {} in front of it; put {} earlier in the list (outermost first)",
+                    at.name,
+                    need.provided_by(),
+                    need.provided_by()
+                ),
+            ));
         }
     }
     Ok(())
@@ -117,17 +155,22 @@ impl tower::Service<Request<ReqBody>> for Router {
         let found = self
             .routes
             .iter()
-            .filter(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty())
+            .filter(|(prefix, _)| {
+                path == *prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
+            })
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, svc)| svc.clone());
         match found {
-            Some(mut svc) => Box::pin(async move { tower::ServiceExt::ready(&mut svc).await?.call(req).await }),
+            Some(mut svc) => {
+                Box::pin(async move { tower::ServiceExt::ready(&mut svc).await?.call(req).await })
+            }
             None => Box::pin(async move {
                 // urlmap's answer, CRLF line endings included.
-                Ok(response::text(StatusCode::NOT_FOUND, format!(
-                    "404 Not Found\r\nThe resource could not be found.\r\n{path}\r\n\r\n")))
+                Ok(response::text(
+                    StatusCode::NOT_FOUND,
+                    format!("404 Not Found\r\nThe resource could not be found.\r\n{path}\r\n\r\n"),
+                ))
             }),
         }
     }
 }
-

@@ -91,11 +91,17 @@ mod tests {
 
     #[tokio::test]
     async fn fault_has_the_original_shape() {
-        let r = fault(StatusCode::FORBIDDEN, "Not allowed to add to hostclass 'mail'");
+        let r = fault(
+            StatusCode::FORBIDDEN,
+            "Not allowed to add to hostclass 'mail'",
+        );
         assert_eq!(r.headers()["content-type"], "application/json");
         let body = r.into_body().collect().await.unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["forbidden"]["code"], 403);
-        assert_eq!(v["forbidden"]["message"], "Not allowed to add to hostclass 'mail'");
+        assert_eq!(
+            v["forbidden"]["message"],
+            "Not allowed to add to hostclass 'mail'"
+        );
     }
 }

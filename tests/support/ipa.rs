@@ -84,13 +84,29 @@ pub async fn raw_login(ipa: &IpaDouble) -> String {
         .await
         .expect("login");
     assert_eq!(resp.status(), 200, "login to the double");
-    let sc = resp.headers().get("set-cookie").expect("set-cookie").to_str().unwrap().to_string();
-    sc.split(';').next().unwrap().strip_prefix("ipa_session=").unwrap().to_string()
+    let sc = resp
+        .headers()
+        .get("set-cookie")
+        .expect("set-cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    sc.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("ipa_session=")
+        .unwrap()
+        .to_string()
 }
 
 /// POSTs a raw JSON-RPC body to `/ipa/session/json` with the cookie and
 /// the given Referer (none when `None`); returns status and body text.
-pub async fn raw_rpc(ipa: &IpaDouble, cookie: &str, referer: Option<&str>, body: &str) -> (u16, String) {
+pub async fn raw_rpc(
+    ipa: &IpaDouble,
+    cookie: &str,
+    referer: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut req = reqwest::Client::new()
         .post(format!("{}/ipa/session/json", ipa.url()))
         .header("Cookie", format!("ipa_session={cookie}"))

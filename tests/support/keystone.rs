@@ -122,8 +122,12 @@ fn template() -> &'static Template {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let text = std::fs::read_to_string(dir.join("credentials.json")).expect("template credentials.json");
-        Template { creds: serde_json::from_str(&text).expect("credentials.json"), dir }
+        let text = std::fs::read_to_string(dir.join("credentials.json"))
+            .expect("template credentials.json");
+        Template {
+            creds: serde_json::from_str(&text).expect("credentials.json"),
+            dir,
+        }
     })
 }
 
@@ -145,6 +149,8 @@ fn spawn_child(mut cmd: Command) -> std::io::Result<Child> {
                     unsafe {
                         cmd.pre_exec(|| {
                             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                            // Own process group, so stop() reaches the workers too.
+                            libc::setpgid(0, 0);
                             Ok(())
                         });
                     }
@@ -227,15 +233,25 @@ impl Proxy {
         let (c2, t2) = (calls.clone(), tasks.clone());
         let accept = proxy_runtime().spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            let client = reqwest::Client::builder().no_proxy().build().expect("proxy client");
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("proxy client");
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (calls, client, upstream) = (c2.clone(), client.clone(), upstream.clone());
                 let conn = tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (calls, client, upstream) = (calls.clone(), client.clone(), upstream.clone());
-                        async move { Ok::<_, Infallible>(forward(req, &client, &upstream, &calls).await) }
-                    });
+                    let svc = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let (calls, client, upstream) =
+                                (calls.clone(), client.clone(), upstream.clone());
+                            async move {
+                                Ok::<_, Infallible>(forward(req, &client, &upstream, &calls).await)
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -246,7 +262,12 @@ impl Proxy {
             }
         });
         tasks.lock().unwrap().push(accept.abort_handle());
-        Proxy { addr, calls, stopped, tasks }
+        Proxy {
+            addr,
+            calls,
+            stopped,
+            tasks,
+        }
     }
 
     /// Closes the listener and every open connection: clients then get
@@ -275,9 +296,20 @@ async fn forward(
         path: parts.uri.path().to_string(),
         subject,
     });
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let base = upstream.lock().unwrap().clone();
-    let url = format!("{base}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let url = format!(
+        "{base}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
     let mut out = client.request(parts.method.clone(), url).body(body);
     for (k, v) in parts.headers.iter() {
         if k != http::header::HOST && k != http::header::CONTENT_LENGTH {
@@ -316,15 +348,24 @@ pub struct Keystone {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1)) else {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    ) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /v3 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+    if s.write_all(b"GET /v3 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut buf = [0u8; 12];
@@ -340,7 +381,10 @@ fn tail(path: &Path) -> String {
 impl Keystone {
     /// Starts a private instance (blocking, ~5-10 s); stopped when dropped.
     pub fn start(provider: Provider) -> Keystone {
-        let tmp = tempfile::Builder::new().prefix("novajoin-keystone-").tempdir().expect("tempdir");
+        let tmp = tempfile::Builder::new()
+            .prefix("novajoin-keystone-")
+            .tempdir()
+            .expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut ks = Self::start_in(provider, dir);
         ks._tmp = Some(tmp);
@@ -353,16 +397,15 @@ impl Keystone {
         let map = SHARED.get_or_init(|| Mutex::new(HashMap::new()));
         // Holding the lock while starting makes concurrent tests wait for one start.
         let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(provider)
-            .or_insert_with(|| {
-                let dir = std::env::temp_dir().join(format!(
-                    "novajoin-keystone-shared-{}-{}",
-                    std::process::id(),
-                    provider.name()
-                ));
-                remove_at_exit(dir.clone());
-                Box::leak(Box::new(Self::start_in(provider, dir)))
-            })
+        m.entry(provider).or_insert_with(|| {
+            let dir = std::env::temp_dir().join(format!(
+                "novajoin-keystone-shared-{}-{}",
+                std::process::id(),
+                provider.name()
+            ));
+            remove_at_exit(dir.clone());
+            Box::leak(Box::new(Self::start_in(provider, dir)))
+        })
     }
 
     fn start_in(provider: Provider, dir: PathBuf) -> Keystone {
@@ -378,7 +421,11 @@ impl Keystone {
             .args(["--provider", provider.name(), "--public-endpoint", &public])
             .output()
             .expect("keystone_env.py instance");
-        assert!(out.status.success(), "keystone instance setup: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keystone instance setup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let log = dir.join("keystone.log");
         for _attempt in 0..3 {
             let port = free_port();
@@ -422,18 +469,20 @@ impl Keystone {
     pub fn stop(&self) {
         self.proxy.stop();
         if let Some(mut c) = self.child.lock().unwrap().take() {
-            // SIGTERM lets gunicorn stop its worker; SIGKILL if it hangs.
+            // SIGINT is gunicorn's quick shutdown; SIGKILL to the group if it hangs.
             unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
+                libc::kill(c.id() as i32, libc::SIGINT);
             }
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = c.kill();
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
             let _ = c.wait();
         }
     }
@@ -465,7 +514,11 @@ impl Keystone {
 
     /// A template user by name (admin, nova, novajoin, demo).
     pub fn user(&self, name: &str) -> &'static User {
-        template().creds.users.get(name).unwrap_or_else(|| panic!("no test user {name}"))
+        template()
+            .creds
+            .users
+            .get(name)
+            .unwrap_or_else(|| panic!("no test user {name}"))
     }
 
     /// Every call the service under test made, in order.
@@ -510,7 +563,12 @@ impl Keystone {
             .send()
             .await
             .expect("keystone reachable");
-        assert_eq!(r.status(), 201, "token issue failed: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            201,
+            "token issue failed: {}",
+            r.text().await.unwrap_or_default()
+        );
         let tok = r.headers()["x-subject-token"].to_str().unwrap().to_string();
         (tok, r.json().await.unwrap())
     }
@@ -525,17 +583,26 @@ impl Keystone {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 204, "revoke failed: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            204,
+            "revoke failed: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
 
     /// A token for `name` that expires in about `seconds` (made from an
-    /// application credential that expires then: keystone caps the token).
-    pub async fn issue_short_lived_token(&self, name: &str, seconds: i64) -> String {
+    /// application credential that expires then: keystone caps the token),
+    /// and its expiry as keystone states it.
+    pub async fn issue_short_lived_token(&self, name: &str, seconds: i64) -> (String, chrono::DateTime<chrono::Utc>) {
         let u = self.user(name);
         let tok = self.issue_token(name).await;
         let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
         let r = Self::client()
-            .post(format!("{}/v3/users/{}/application_credentials", self.direct, u.id))
+            .post(format!(
+                "{}/v3/users/{}/application_credentials",
+                self.direct, u.id
+            ))
             .header("x-auth-token", &tok)
             .json(&serde_json::json!({"application_credential": {
                 "name": format!("short-{}", uuid::Uuid::new_v4()),
@@ -543,17 +610,30 @@ impl Keystone {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "app cred: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            201,
+            "app cred: {}",
+            r.text().await.unwrap_or_default()
+        );
         let v: serde_json::Value = r.json().await.unwrap();
         let (id, secret) = (
-            v["application_credential"]["id"].as_str().unwrap().to_string(),
-            v["application_credential"]["secret"].as_str().unwrap().to_string(),
+            v["application_credential"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            v["application_credential"]["secret"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         );
-        self.issue_with(serde_json::json!({"auth": {"identity": {
-            "methods": ["application_credential"],
-            "application_credential": {"id": id, "secret": secret}}}}))
-            .await
-            .0
+        let (token, body) = self
+            .issue_with(serde_json::json!({"auth": {"identity": {
+                "methods": ["application_credential"],
+                "application_credential": {"id": id, "secret": secret}}}}))
+            .await;
+        let expires = body["token"]["expires_at"].as_str().expect("expires_at").parse().expect("RFC 3339");
+        (token, expires)
     }
 
     /// Whether keystone itself (not the proxy) still answers.
@@ -564,7 +644,9 @@ impl Keystone {
     /// How many calls keystone's own access log shows (a cross-check of
     /// the proxy's count).
     pub fn access_log_lines(&self) -> usize {
-        std::fs::read_to_string(self.dir.join("access.log")).map(|t| t.lines().count()).unwrap_or(0)
+        std::fs::read_to_string(self.dir.join("access.log"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
     }
 }
 

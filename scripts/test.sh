@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine of this kind: installs what the
+# tests need (Debian packages, the Python venv with the real keystone,
+# oslo.policy and oslo.messaging), builds, and runs every test. The tests
+# start the real keystone, KDC and Apache themselves (tests/support/), and
+# use the RabbitMQ and Redis this machine runs on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NOVAJOIN_TEST_VENV=${NOVAJOIN_TEST_VENV:-$PWD/target/test-venv}
+
+scripts/install-test-deps.sh
+
+# Services this kind of machine runs; start them if a previous run stopped them.
+redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || \
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+rabbitmqctl -q status >/dev/null 2>&1 || rabbitmq-server -detached
+for _ in $(seq 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
+rabbitmqctl -q start_app >/dev/null 2>&1 || true
+
+cargo build --all-targets --locked
+cargo test --all-targets --locked "$@"

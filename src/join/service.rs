@@ -1,0 +1,115 @@
+//! The `join` app: the tower service at the end of the `/v1` pipeline.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+
+use super::decision::JoinHandler;
+use super::request::VendordataRequest;
+use super::JoinError;
+use crate::config::pipeline_file::PipelineFileError;
+use crate::pipeline::body::{read_all, BodyReadError};
+use crate::pipeline::extensions::{InstanceTag, RequestContext};
+use crate::pipeline::registry::{BuildContext, FilterOptions};
+use crate::pipeline::{boxed, response, HttpService, ReqBody, RespBody};
+
+/// The service.
+#[derive(Clone)]
+pub struct JoinService {
+    handler: Arc<JoinHandler>,
+}
+
+impl JoinService {
+    /// A service answering with `handler`.
+    pub fn new(handler: Arc<JoinHandler>) -> Self {
+        Self { handler }
+    }
+}
+
+fn error_response(e: &JoinError) -> Response<RespBody> {
+    response::fault(e.status(), &e.to_string())
+}
+
+async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<RespBody> {
+    let path = req.uri().path();
+    if path != "/v1" && path != "/v1/" {
+        return response::default_fault(StatusCode::NOT_FOUND);
+    }
+    // The original ran `create` for any method; only POST (what nova sends)
+    // and PUT (which worked the same) are accepted now.
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        let mut r = response::fault(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Use POST: this is nova's dynamic vendordata endpoint.",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
+        return r;
+    }
+    let Some(ctx) = req.extensions().get::<RequestContext>().cloned() else {
+        return response::default_fault(StatusCode::UNAUTHORIZED);
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match read_all(req.into_body()).await {
+        Ok(b) => b,
+        Err(BodyReadError::TooLarge) => {
+            return response::fault(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
+        }
+        Err(BodyReadError::Broken(e)) => return response::fault(StatusCode::BAD_REQUEST, &e),
+    };
+    let request = match VendordataRequest::parse(content_type.as_deref(), &body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(request_id = %ctx.request_id, error = %e, "join request refused");
+            return error_response(&e);
+        }
+    };
+    let instance = request.instance_id.clone().unwrap_or_default();
+    let mut resp = match handler.handle(&request, &ctx).await {
+        Ok(answer) => response::json(StatusCode::OK, &answer.to_json()),
+        Err(e) => {
+            tracing::info!(request_id = %ctx.request_id, instance_id = %instance, status = e.status().as_u16(), error = %e, "join request failed");
+            error_response(&e)
+        }
+    };
+    resp.extensions_mut().insert(InstanceTag(instance));
+    resp
+}
+
+impl tower::Service<Request<ReqBody>> for JoinService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let handler = self.handler.clone();
+        Box::pin(async move { Ok(answer(handler, req).await) })
+    }
+}
+
+/// Builds the `join` app from join.conf: IPA client, keystone and glance
+/// access, FQDN rules and realm.
+pub fn build_app(
+    opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<HttpService, PipelineFileError>> {
+    Box::pin(async move {
+        let config = opts.config().clone();
+        opts.finish()?;
+        let handler = super::setup::join_handler(config)
+            .await
+            .map_err(PipelineFileError::component)?;
+        Ok(boxed(JoinService::new(Arc::new(handler))))
+    })
+}

@@ -1,0 +1,72 @@
+//! Building the [`JoinHandler`] from join.conf at start-up: every setting
+//! problem is found here, before the first request.
+
+use std::sync::Arc;
+
+use super::decision::JoinHandler;
+use super::directory::CloudDirectory;
+use super::fqdn::FqdnPolicy;
+use crate::config::{ConfigError, ConfigFiles, DOMAIN, NORMALIZE_PROJECT, PROJECT_SUBDOMAIN};
+use crate::ipa::settings::{load_default_conf, IpaConfigError};
+use crate::ipa::{IpaClient, IpaClientConfig};
+
+/// Why the join app cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinSetupError {
+    /// A join.conf value is wrong or missing.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The IPA client cannot be configured.
+    #[error(transparent)]
+    Ipa(#[from] IpaConfigError),
+    /// The IPA client could not be built (CA bundle unreadable, ...).
+    #[error("IPA client: {0}")]
+    IpaClient(String),
+    /// Keystone or glance access cannot be configured.
+    #[error("{0}")]
+    Directory(String),
+}
+
+/// Builds the handler: FQDN rules, realm, IPA client, keystone and glance.
+pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinSetupError> {
+    let default_conf = load_default_conf(&config)?;
+    let domain = config
+        .string(&DOMAIN)
+        .filter(|d| !d.is_empty())
+        .or_else(|| default_conf.as_ref().and_then(|d| d.domain.clone()))
+        .ok_or_else(|| ConfigError::Missing {
+            group: "DEFAULT".into(),
+            option: "domain".into(),
+            why: "the DNS domain of enrolled hosts is unknown (no /etc/ipa/default.conf either)"
+                .into(),
+        })?;
+    let fqdn = FqdnPolicy {
+        domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+        project_subdomain: config.bool(&PROJECT_SUBDOMAIN)?,
+        normalize_project: config.bool(&NORMALIZE_PROJECT)?,
+    };
+    if fqdn.project_subdomain {
+        tracing::warn!(
+            "project_subdomain is on: instance hosts are named <host>.<project>.{}",
+            fqdn.domain
+        );
+    }
+    let ipa_cfg = IpaClientConfig::from_conf_with(&config, default_conf.as_ref())?;
+    let realm = ipa_cfg.realm.clone().ok_or_else(|| ConfigError::Missing {
+        group: "ipa".into(),
+        option: "realm".into(),
+        why:
+            "the Kerberos realm returned as krb_realm is unknown (no /etc/ipa/default.conf either)"
+                .into(),
+    })?;
+    let ipa = IpaClient::new(ipa_cfg).map_err(|e| JoinSetupError::IpaClient(e.to_string()))?;
+    let directory = CloudDirectory::from_config(&config)
+        .map_err(|e| JoinSetupError::Directory(e.to_string()))?;
+    Ok(JoinHandler {
+        fqdn,
+        realm,
+        ipa,
+        directory,
+        config,
+    })
+}
