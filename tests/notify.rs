@@ -47,7 +47,7 @@ impl NotifyProcess {
             .arg("notify")
             .arg("--config-file")
             .arg(&conf_path)
-            .env("RUST_LOG", "debug,lapin=warn,lapin::channel=off,hyper=info,reqwest=info,h2=info")
+            .env("RUST_LOG", "debug,lapin=warn,hyper=info,reqwest=info,h2=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -115,7 +115,7 @@ impl Drop for NotifyProcess {
 fn join_conf(ipa: &IpaDouble, names: &RabbitNames, format: &str, extra: &str) -> String {
     format!(
         "{ipa}\n[DEFAULT]\ntransport_url = {url}\nnotifications_topic = {topic}\ncontrol_exchange = {exchange}\n\
-         notification_format = {format}\nlog_format_style = human\n\
+         notification_format = {format}\nlog_format_style = json\n\
          [oslo_messaging_rabbit]\nkombu_reconnect_delay = 0.5\nrabbit_retry_interval = 0.5\n\
          rabbit_retry_backoff = 0.5\nrabbit_interval_max = 2\n\
          [notify]\npublisher_exchanges = {nova},{neutron}\nretry_initial_delay = 0.2\nretry_max_delay = 1\n\
@@ -290,7 +290,7 @@ async fn enroll_like_vendordata(ipa: &IpaDouble, fqdn: &str, vip: Option<&str>) 
     let client = ipa_support::client(ipa);
     let short = fqdn.split('.').next().unwrap();
     let host = NewHost {
-        description: Some("IPA host for OpenStack".into()),
+        description: Some(novajoin::join::decision::HOST_DESCRIPTION.into()),
         otp: Some(Secret::new("0123456789abcdef0123456789abcdef")),
         ..NewHost::subhost(fqdn)
     };
@@ -455,7 +455,7 @@ async fn creates_are_logged_in_both_formats_without_touching_ipa() {
         let listener = NotifyProcess::start(&join_conf(&ipa, &names, format, "")).await;
         ipa.reset_counters();
         publish(&names, &names.nova_exchange, "", vec![msg]).await;
-        listener.wait_log("fqdn=newvm.example.test", Duration::from_secs(30)).await;
+        listener.wait_log("\"fqdn\":\"newvm.example.test\"", Duration::from_secs(30)).await;
         wait_queue_settled(&names, Duration::from_secs(30)).await;
         assert_eq!(ipa.round_trips(), 0, "{format}: create must not call IPA");
         assert!(ipa.host("newvm.example.test").is_none());

@@ -21,7 +21,7 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
             return 2;
         }
     };
-    init_logging(&cfg);
+    crate::logging::init_from_config(&cfg);
     match cfg.validate() {
         Ok(warnings) => {
             for w in warnings {
@@ -48,7 +48,7 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
                 return 2;
             }
         };
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        crate::logging::notify_ready();
         match listener.run(shutdown_signal()).await {
             Ok(()) => 0,
             Err(e) => {
@@ -67,9 +67,10 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
     let ipa_cfg = IpaClientConfig::from_conf_with(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
     let realm = ipa_cfg.realm.clone().unwrap_or_default();
     let ipa = IpaClient::new(ipa_cfg).map_err(|e| e.to_string())?;
+    // The same rule as the vendordata service (join::setup).
     let domain = cfg
         .string(&config::DOMAIN)
-        .filter(|d| !d.trim().is_empty())
+        .filter(|d| !d.is_empty())
         .or_else(|| default_conf.as_ref().and_then(|d| d.domain.clone()))
         .ok_or_else(|| {
             "[DEFAULT] domain is not set and /etc/ipa/default.conf names no domain; \
@@ -77,7 +78,7 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
                 .to_string()
         })?;
     let policy = FqdnPolicy {
-        domain: domain.trim().trim_end_matches('.').to_ascii_lowercase(),
+        domain: domain.trim_end_matches('.').to_ascii_lowercase(),
         project_subdomain: cfg.bool(&config::PROJECT_SUBDOMAIN).map_err(|e| e.to_string())?,
         normalize_project: cfg.bool(&config::NORMALIZE_PROJECT).map_err(|e| e.to_string())?,
     };
@@ -116,23 +117,5 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received: stopping"),
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-}
-
-fn init_logging(cfg: &ConfigFiles) {
-    use tracing_subscriber::EnvFilter;
-    let level = if cfg.bool(&config::DEBUG).unwrap_or(false) { "debug" } else { "info" };
-    // lapin logs every channel the broker closes as an error, including the
-    // throwaway channels of passive exchange checks; the listener reports
-    // the closures that matter itself, with the fix.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},lapin=warn,lapin::channel=off")));
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let json = match cfg.choice(&config::LOG_FORMAT).ok().flatten().as_deref() {
-        Some("json") => true,
-        Some("human") => false,
-        _ => !terminal,
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(terminal).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    crate::logging::notify_stopping();
 }

@@ -27,10 +27,6 @@ use super::listener::{EventHandler, HandlerError};
 use super::naming::{self, FqdnPolicy, ServiceRequest};
 use crate::ipa::{EnrollmentBatch, IpaClient, IpaCommand, IpaError};
 
-/// The description novajoin gives the hosts it creates (the original's
-/// text, kept so hosts made by either version are recognised).
-pub const NOVAJOIN_HOST_DESCRIPTION: &str = "IPA host for OpenStack";
-
 /// Removes an instance's answer from the vendordata response cache when
 /// the instance is deleted (the shared Redis cache; a per-process memory
 /// cache lives in the server process and expires on its own).
@@ -101,7 +97,7 @@ impl IpaEventHandler {
             return Ok(true);
         }
         match self.ipa.host_show(fqdn).await {
-            Ok(h) => Ok(h.description.as_deref() == Some(NOVAJOIN_HOST_DESCRIPTION)),
+            Ok(h) => Ok(h.description.as_deref() == Some(naming::HOST_DESCRIPTION)),
             Err(IpaError::NotFound(_)) => Ok(false),
             Err(e) => Err(ipa_failure(&format!("host_show {fqdn}"), e)),
         }
@@ -111,7 +107,7 @@ impl IpaEventHandler {
         // Enrollment happens through the vendordata service; this is a log
         // line only, so a failed project lookup must not hold it up.
         let project = self.project_name(facts).await.ok().flatten();
-        let fqdn = self.policy.instance_fqdn(&facts.hostname, project.as_deref()).unwrap_or_else(|e| e);
+        let fqdn = self.policy.instance_fqdn(&facts.hostname, project.as_deref()).unwrap_or_else(|e| e.to_string());
         tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %fqdn, "instance created");
         Ok(())
     }
