@@ -13,6 +13,7 @@ pub mod registry;
 pub mod response;
 
 pub mod authtoken;
+pub mod cache;
 pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;

@@ -6,4 +6,5 @@ pub mod ipa;
 pub mod keystone;
 pub mod nova_neutron;
 pub mod rabbit;
+pub mod redis;
 pub mod server;
