@@ -883,3 +883,43 @@ async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
     assert!(ipa.host("gone.ctlplane.example.test").is_none(), "no sub-host for an instance nova does not have");
     assert!(ipa.service(&realm_principal(&ipa, "HTTP/gone.ctlplane.example.test")).is_none());
 }
+
+// ---------------------------------------------------------------------------
+// Cache eviction: a delete removes the instance's answer from the shared
+// (Redis) response cache, so a re-used instance id never gets a stale OTP.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_evicts_the_instance_from_the_shared_response_cache() {
+    use novajoin::cache::{CacheSettings, Fingerprint, RawCacheOptions, RequestKey, ResponseCache};
+
+    let ns = support::redis::RedisNamespace::new("notify-evict");
+    let secret = "0123456789abcdef0123456789abcdef0123456789";
+    let cache_conf = format!("[cache]\nbackend = redis\nredis_url = {}\nsecret_key = {secret}\nkey_prefix = {}\nttl = 3600\n",
+        ns.url, ns.prefix);
+    // What the vendordata service stores for an instance, through the
+    // cache's own API and the same settings.
+    let mut files = novajoin::config::ConfigFiles::default();
+    files.add_text(std::path::Path::new("join.conf"), &cache_conf).unwrap();
+    let settings: CacheSettings = RawCacheOptions::from_config(&files).unwrap().resolve().unwrap();
+    let cache = ResponseCache::new(&settings).unwrap();
+    let (kept, gone) = (new_id(), new_id());
+    for id in [&kept, &gone] {
+        let key = RequestKey { instance_id: id.clone(), fingerprint: Fingerprint([[7; 8]; 5]) };
+        let (resp, _) = cache.get_or_compute(key, Box::new(|| Box::pin(async {
+            http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"hostname\": \"vm\"}")))
+        }))).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let entry = |id: &str| format!("{}entry:{id}", ns.prefix);
+    assert!(ns.keys().contains(&entry(&gone)) && ns.keys().contains(&entry(&kept)), "{:?}", ns.keys());
+
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("evict");
+    enroll_like_vendordata(&ipa, "evicted.example.test", None).await;
+    let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &cache_conf)).await;
+    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
+        legacy_instance("compute.instance.delete.end", &gone, "evicted", json!({"ipa_enroll": "True"})))]).await;
+    wait_until("host gone", Duration::from_secs(30), || ipa.host("evicted.example.test").is_none()).await;
+    wait_until("entry evicted", Duration::from_secs(10), || !ns.keys().contains(&entry(&gone))).await;
+    assert!(ns.keys().contains(&entry(&kept)), "other instances' entries stay");
+}

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use crate::cache::{RawCacheOptions, ResponseCache};
 use crate::cli::ConfigArgs;
 use crate::config::{self, ConfigFiles};
 use crate::ipa::{load_default_conf, IpaClient, IpaClientConfig};
 use crate::keystone::ServiceSession;
 use crate::notify::cloud::CloudLookups;
-use crate::notify::handlers::IpaEventHandler;
+use crate::notify::handlers::{InstanceEviction, IpaEventHandler};
 use crate::notify::naming::FqdnPolicy;
 use crate::notify::{Listener, ListenerSettings};
 
@@ -98,9 +99,24 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
         tracing::warn!("the IPA realm is unknown ([ipa] realm or /etc/ipa/default.conf): service principals \
                         written with @REALM in instance metadata will be refused");
     }
-    // The response-cache eviction seam: wired once the cache lands.
-    let handler = IpaEventHandler::new(ipa, policy, realm, cloud, None);
+    let handler = IpaEventHandler::new(ipa, policy, realm, cloud, response_cache(cfg)?);
     Listener::new(settings, Arc::new(handler)).map_err(|e| e.to_string())
+}
+
+/// The shared (Redis) response cache whose entries deletes evict. A memory
+/// cache lives inside the server process, out of reach, and its entries
+/// expire after `[cache] ttl` on their own.
+fn response_cache(cfg: &ConfigFiles) -> Result<Option<Arc<dyn InstanceEviction>>, String> {
+    let settings = RawCacheOptions::from_config(cfg)
+        .and_then(RawCacheOptions::resolve)
+        .map_err(|e| e.to_string())?;
+    if settings.redis.is_none() {
+        tracing::debug!("[cache] backend is memory: nothing to evict from this process");
+        return Ok(None);
+    }
+    let cache = ResponseCache::new(&settings).map_err(|e| e.to_string())?;
+    tracing::info!("deleted instances are evicted from the shared response cache (Redis)");
+    Ok(Some(Arc::new(cache)))
 }
 
 async fn shutdown_signal() {

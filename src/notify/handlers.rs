@@ -35,6 +35,12 @@ pub trait InstanceEviction: Send + Sync + 'static {
     fn evict<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), String>>;
 }
 
+impl InstanceEviction for crate::cache::ResponseCache {
+    fn evict<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { crate::cache::ResponseCache::evict(self, instance_id).await.map(|_| ()).map_err(|e| e.to_string()) })
+    }
+}
+
 /// The IPA work for every event.
 pub struct IpaEventHandler {
     ipa: IpaClient,
@@ -179,9 +185,13 @@ impl IpaEventHandler {
         }
         self.remove_host(&fqdn).await?;
         if let Some(ev) = &self.eviction {
-            ev.evict(&facts.instance_id)
-                .await
-                .map_err(|e| HandlerError::Transient(format!("evicting the cached vendordata answer: {e}")))?;
+            // Hygiene, not safety: the entry expires after [cache] ttl and an
+            // instance id is never reused, so a Redis outage must not hold
+            // the delete back.
+            if let Err(e) = ev.evict(&facts.instance_id).await {
+                tracing::warn!(message_id, instance_id = %facts.instance_id, error = %e,
+                    "could not evict the instance's cached vendordata answer; it expires on its own");
+            }
         }
         tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %fqdn,
             subhosts = compact.len(), managed_services = managed.len(), "instance removed from IPA");
