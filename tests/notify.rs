@@ -33,12 +33,16 @@ impl NotifyProcess {
     /// logged that it consumes (or panics with its log after 30 s).
     async fn start(conf: &str) -> Self {
         let p = Self::spawn(conf);
-        p.wait_log("listening for notifications", Duration::from_secs(30)).await;
+        p.wait_log("listening for notifications", Duration::from_secs(30))
+            .await;
         p
     }
 
     fn spawn(conf: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("novajoin-notify-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("novajoin-notify-")
+            .tempdir()
+            .expect("tempdir");
         let conf_path = dir.path().join("join.conf");
         std::fs::write(&conf_path, conf).expect("write join.conf");
         let log = dir.path().join("notify.log");
@@ -47,13 +51,20 @@ impl NotifyProcess {
             .arg("notify")
             .arg("--config-file")
             .arg(&conf_path)
-            .env("RUST_LOG", "debug,lapin=warn,hyper=info,reqwest=info,h2=info")
+            .env(
+                "RUST_LOG",
+                "debug,lapin=warn,hyper=info,reqwest=info,h2=info",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("start novajoin notify");
-        Self { child, log, _dir: dir }
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
     }
 
     fn log_text(&self) -> String {
@@ -72,7 +83,10 @@ impl NotifyProcess {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the listener did not log {needle:?} within {timeout:?}; its log:\n{}", self.log_text());
+        panic!(
+            "the listener did not log {needle:?} within {timeout:?}; its log:\n{}",
+            self.log_text()
+        );
     }
 
     fn count_log(&self, needle: &str) -> usize {
@@ -168,8 +182,8 @@ async fn wait_queue_settled(names: &RabbitNames, timeout: Duration) {
 async fn publish(names: &RabbitNames, exchange: &str, query: &str, messages: Vec<OsloMessage>) {
     let (publisher, exchange, query) = (names.publisher(), exchange.to_string(), query.to_string());
     tokio::task::spawn_blocking(move || publisher.publish(&exchange, &query, &messages))
-    .await
-    .unwrap();
+        .await
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -202,15 +216,24 @@ fn legacy_instance(event: &str, instance_id: &str, hostname: &str, metadata: Val
     let m = p.as_object_mut().unwrap();
     match event {
         "compute.instance.create.end" => {
-            m.insert("fixed_ips".into(), json!([{"address": "10.0.0.12", "floating_ips": [], "label": "private",
-                "meta": {}, "type": "fixed", "version": 4, "vif_mac": "fa:16:3e:4c:2c:30"}]));
+            m.insert(
+                "fixed_ips".into(),
+                json!([{"address": "10.0.0.12", "floating_ips": [], "label": "private",
+                "meta": {}, "type": "fixed", "version": 4, "vif_mac": "fa:16:3e:4c:2c:30"}]),
+            );
             m.insert("message".into(), json!("Success"));
         }
         "compute.instance.update" => {
-            for (k, v) in [("audit_period_beginning", json!("2024-05-01T00:00:00.000000")),
-                           ("audit_period_ending", json!("2024-05-14T10:21:19.000000")),
-                           ("new_task_state", Value::Null), ("old_state", json!("building")),
-                           ("old_task_state", json!("spawning"))] {
+            for (k, v) in [
+                (
+                    "audit_period_beginning",
+                    json!("2024-05-01T00:00:00.000000"),
+                ),
+                ("audit_period_ending", json!("2024-05-14T10:21:19.000000")),
+                ("new_task_state", Value::Null),
+                ("old_state", json!("building")),
+                ("old_task_state", json!("spawning")),
+            ] {
                 m.insert(k.into(), v);
             }
         }
@@ -219,7 +242,13 @@ fn legacy_instance(event: &str, instance_id: &str, hostname: &str, metadata: Val
     p
 }
 
-fn versioned_instance(event: &str, version: &str, instance_id: &str, host_name: &str, metadata: Value) -> Value {
+fn versioned_instance(
+    event: &str,
+    version: &str,
+    instance_id: &str,
+    host_name: &str,
+    metadata: Value,
+) -> Value {
     let (class, deleted) = match event {
         "instance.create.end" => ("InstanceCreatePayload", false),
         "instance.update" => ("InstanceUpdatePayload", false),
@@ -306,7 +335,10 @@ async fn enroll_like_vendordata(ipa: &IpaDouble, fqdn: &str, vip: Option<&str>) 
             .managed_by(format!("HTTP/{sub}"), fqdn);
     }
     let out = client.enroll(&batch).await.expect("enroll");
-    assert!(out.host.otp_is_valid() && out.failures.is_empty(), "{out:?}");
+    assert!(
+        out.host.otp_is_valid() && out.failures.is_empty(),
+        "{out:?}"
+    );
     ipa.add_a_record(&format!("{}.", ipa.domain()), short, "10.0.0.12");
 }
 
@@ -329,29 +361,87 @@ async fn legacy_delete_removes_host_subhosts_orphaned_services_and_dns() {
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", "")).await;
 
     let (id1, id2) = (new_id(), new_id());
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info(
-        "compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &id1, "vm1", service_metadata(&vip)))]).await;
-    wait_until("vm1 gone from IPA", Duration::from_secs(30), || ipa.host("vm1.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &id1,
+                "vm1",
+                service_metadata(&vip),
+            ),
+        )],
+    )
+    .await;
+    wait_until("vm1 gone from IPA", Duration::from_secs(30), || {
+        ipa.host("vm1.example.test").is_none()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
 
-    assert!(ipa.host("vm1.ctlplane.example.test").is_none(), "compact sub-host removed");
-    assert!(ipa.service(&realm_principal(&ipa, "HTTP/vm1.ctlplane.example.test")).is_none());
-    let vip_service = ipa.service(&realm_principal(&ipa, &format!("HTTP/{vip}"))).expect("shared service kept");
-    assert!(vip_service.managed_by.iter().any(|h| h == "vm2.example.test"), "{vip_service:?}");
-    assert!(ipa.host(&vip).is_some(), "VIP host kept while vm2 manages its service");
+    assert!(
+        ipa.host("vm1.ctlplane.example.test").is_none(),
+        "compact sub-host removed"
+    );
+    assert!(ipa
+        .service(&realm_principal(&ipa, "HTTP/vm1.ctlplane.example.test"))
+        .is_none());
+    let vip_service = ipa
+        .service(&realm_principal(&ipa, &format!("HTTP/{vip}")))
+        .expect("shared service kept");
+    assert!(
+        vip_service
+            .managed_by
+            .iter()
+            .any(|h| h == "vm2.example.test"),
+        "{vip_service:?}"
+    );
+    assert!(
+        ipa.host(&vip).is_some(),
+        "VIP host kept while vm2 manages its service"
+    );
     let zone = ipa.dns_records("example.test.").unwrap();
-    assert!(!zone.contains_key("vm1") && zone.contains_key("vm2"), "{zone:?}");
+    assert!(
+        !zone.contains_key("vm1") && zone.contains_key("vm2"),
+        "{zone:?}"
+    );
     assert!(ipa.host("vm2.example.test").is_some() && ipa.host("bystander.example.test").is_some());
 
     // The last manager goes: so do the VIP service and its host.
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info(
-        "compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &id2, "vm2", service_metadata(&vip)))]).await;
-    wait_until("vm2 gone from IPA", Duration::from_secs(30), || ipa.host("vm2.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &id2,
+                "vm2",
+                service_metadata(&vip),
+            ),
+        )],
+    )
+    .await;
+    wait_until("vm2 gone from IPA", Duration::from_secs(30), || {
+        ipa.host("vm2.example.test").is_none()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
-    assert!(ipa.service(&realm_principal(&ipa, &format!("HTTP/{vip}"))).is_none(), "orphaned service removed");
-    assert!(ipa.host(&vip).is_none(), "VIP host removed with its last service");
+    assert!(
+        ipa.service(&realm_principal(&ipa, &format!("HTTP/{vip}")))
+            .is_none(),
+        "orphaned service removed"
+    );
+    assert!(
+        ipa.host(&vip).is_none(),
+        "VIP host removed with its last service"
+    );
     assert!(ipa.host("bystander.example.test").is_some());
     assert!(listener.log_text().contains("instance removed from IPA"));
 }
@@ -365,20 +455,38 @@ async fn versioned_deletes_from_compute_and_api_are_handled() {
     enroll_like_vendordata(&ipa, "vm3.example.test", None).await;
     let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
     let md = json!({"ipa_enroll": "True"});
-    publish(&names, &names.nova_exchange, "", vec![
-        // nova-compute, current payload version.
-        OsloMessage::info("nova-compute:cmp-1", "instance.delete.end",
-            versioned_instance("instance.delete.end", "1.9", &new_id(), "vm1", md.clone())),
-        // nova-api deletes an instance that was never scheduled / whose compute is down.
-        OsloMessage::info("nova-api:ctl-1", "instance.delete.end",
-            versioned_instance("instance.delete.end", "1.9", &new_id(), "vm2", md.clone())),
-        // The 1.7 payload the original was written for.
-        OsloMessage::info("nova-compute:cmp-1", "instance.delete.end",
-            versioned_instance("instance.delete.end", "1.7", &new_id(), "vm3", md)),
-    ]).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![
+            // nova-compute, current payload version.
+            OsloMessage::info(
+                "nova-compute:cmp-1",
+                "instance.delete.end",
+                versioned_instance("instance.delete.end", "1.9", &new_id(), "vm1", md.clone()),
+            ),
+            // nova-api deletes an instance that was never scheduled / whose compute is down.
+            OsloMessage::info(
+                "nova-api:ctl-1",
+                "instance.delete.end",
+                versioned_instance("instance.delete.end", "1.9", &new_id(), "vm2", md.clone()),
+            ),
+            // The 1.7 payload the original was written for.
+            OsloMessage::info(
+                "nova-compute:cmp-1",
+                "instance.delete.end",
+                versioned_instance("instance.delete.end", "1.7", &new_id(), "vm3", md),
+            ),
+        ],
+    )
+    .await;
     wait_until("all three hosts gone", Duration::from_secs(30), || {
-        ["vm1", "vm2", "vm3"].iter().all(|h| ipa.host(&format!("{h}.example.test")).is_none())
-    }).await;
+        ["vm1", "vm2", "vm3"]
+            .iter()
+            .all(|h| ipa.host(&format!("{h}.example.test")).is_none())
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
 }
 
@@ -394,15 +502,33 @@ async fn delete_without_the_flag_in_the_payload_is_decided_by_ipa_not_glance() {
     enroll_like_vendordata(&ipa, "img1.example.test", None).await;
     ipa.seed_host("manual.example.test");
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
-    publish(&names, &names.nova_exchange, "", vec![
-        OsloMessage::info("nova-compute:cmp-1", "instance.delete.end",
-            versioned_instance("instance.delete.end", "1.9", &new_id(), "manual", json!({}))),
-        OsloMessage::info("nova-compute:cmp-1", "instance.delete.end",
-            versioned_instance("instance.delete.end", "1.9", &new_id(), "img1", json!({}))),
-    ]).await;
-    wait_until("img1 gone", Duration::from_secs(30), || ipa.host("img1.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![
+            OsloMessage::info(
+                "nova-compute:cmp-1",
+                "instance.delete.end",
+                versioned_instance("instance.delete.end", "1.9", &new_id(), "manual", json!({})),
+            ),
+            OsloMessage::info(
+                "nova-compute:cmp-1",
+                "instance.delete.end",
+                versioned_instance("instance.delete.end", "1.9", &new_id(), "img1", json!({})),
+            ),
+        ],
+    )
+    .await;
+    wait_until("img1 gone", Duration::from_secs(30), || {
+        ipa.host("img1.example.test").is_none()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
-    assert!(ipa.host("manual.example.test").is_some(), "a host novajoin did not create is kept");
+    assert!(
+        ipa.host("manual.example.test").is_some(),
+        "a host novajoin did not create is kept"
+    );
     assert!(listener.log_text().contains("novajoin did not enroll"));
 }
 
@@ -412,22 +538,42 @@ async fn check_update_adds_services(format: &str, messages: impl Fn(&str, Value)
     enroll_like_vendordata(&ipa, "vm1.example.test", None).await;
     let _listener = NotifyProcess::start(&join_conf(&ipa, &names, format, "")).await;
     let vip = format!("overcloud.storage.{}", ipa.domain());
-    publish(&names, &names.nova_exchange, "", vec![messages(&new_id(), service_metadata(&vip))]).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![messages(&new_id(), service_metadata(&vip))],
+    )
+    .await;
     let sub_svc = realm_principal(&ipa, "HTTP/vm1.ctlplane.example.test");
-    wait_until("compact service created", Duration::from_secs(30), || ipa.service(&sub_svc).is_some()).await;
+    wait_until("compact service created", Duration::from_secs(30), || {
+        ipa.service(&sub_svc).is_some()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
-    let vip_svc = ipa.service(&realm_principal(&ipa, &format!("HTTP/{vip}"))).expect("managed service created");
-    assert!(vip_svc.managed_by.iter().any(|h| h == "vm1.example.test"), "{vip_svc:?}");
+    let vip_svc = ipa
+        .service(&realm_principal(&ipa, &format!("HTTP/{vip}")))
+        .expect("managed service created");
+    assert!(
+        vip_svc.managed_by.iter().any(|h| h == "vm1.example.test"),
+        "{vip_svc:?}"
+    );
     let sub = ipa.service(&sub_svc).unwrap();
-    assert!(sub.managed_by.iter().any(|h| h == "vm1.example.test"), "{sub:?}");
+    assert!(
+        sub.managed_by.iter().any(|h| h == "vm1.example.test"),
+        "{sub:?}"
+    );
     assert!(ipa.host(&vip).is_some() && ipa.host("vm1.ctlplane.example.test").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_update_adds_managed_and_compact_services() {
     check_update_adds_services("unversioned", |id, md| {
-        OsloMessage::info("compute.cmp-1", "compute.instance.update",
-            legacy_instance("compute.instance.update", id, "vm1", md))
+        OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.update",
+            legacy_instance("compute.instance.update", id, "vm1", md),
+        )
     })
     .await;
 }
@@ -436,8 +582,11 @@ async fn legacy_update_adds_managed_and_compact_services() {
 async fn versioned_update_2_1_adds_managed_and_compact_services() {
     // The original dropped every 2.x update (nova >= 25 sends 2.1).
     check_update_adds_services("versioned", |id, md| {
-        OsloMessage::info("nova-compute:cmp-1", "instance.update",
-            versioned_instance("instance.update", "2.1", id, "vm1", md))
+        OsloMessage::info(
+            "nova-compute:cmp-1",
+            "instance.update",
+            versioned_instance("instance.update", "2.1", id, "vm1", md),
+        )
     })
     .await;
 }
@@ -446,16 +595,41 @@ async fn versioned_update_2_1_adds_managed_and_compact_services() {
 async fn creates_are_logged_in_both_formats_without_touching_ipa() {
     let ipa = ipa_support::start().await;
     for (format, msg) in [
-        ("unversioned", OsloMessage::info("compute.cmp-1", "compute.instance.create.end",
-            legacy_instance("compute.instance.create.end", &new_id(), "newvm", json!({"ipa_enroll": "True"})))),
-        ("versioned", OsloMessage::info("nova-compute:cmp-1", "instance.create.end",
-            versioned_instance("instance.create.end", "1.13", &new_id(), "newvm", json!({"ipa_enroll": "True"})))),
+        (
+            "unversioned",
+            OsloMessage::info(
+                "compute.cmp-1",
+                "compute.instance.create.end",
+                legacy_instance(
+                    "compute.instance.create.end",
+                    &new_id(),
+                    "newvm",
+                    json!({"ipa_enroll": "True"}),
+                ),
+            ),
+        ),
+        (
+            "versioned",
+            OsloMessage::info(
+                "nova-compute:cmp-1",
+                "instance.create.end",
+                versioned_instance(
+                    "instance.create.end",
+                    "1.13",
+                    &new_id(),
+                    "newvm",
+                    json!({"ipa_enroll": "True"}),
+                ),
+            ),
+        ),
     ] {
         let names = RabbitNames::new("create");
         let listener = NotifyProcess::start(&join_conf(&ipa, &names, format, "")).await;
         ipa.reset_counters();
         publish(&names, &names.nova_exchange, "", vec![msg]).await;
-        listener.wait_log("\"fqdn\":\"newvm.example.test\"", Duration::from_secs(30)).await;
+        listener
+            .wait_log("\"fqdn\":\"newvm.example.test\"", Duration::from_secs(30))
+            .await;
         wait_queue_settled(&names, Duration::from_secs(30)).await;
         assert_eq!(ipa.round_trips(), 0, "{format}: create must not call IPA");
         assert!(ipa.host("newvm.example.test").is_none());
@@ -471,7 +645,12 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_listener_g
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("bad");
     enroll_like_vendordata(&ipa, "after.example.test", None).await;
-    let conf = join_conf(&ipa, &names, "unversioned", &format!("dead_letter_queue = {}\n", names.dead_letter_queue));
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        &format!("dead_letter_queue = {}\n", names.dead_letter_queue),
+    );
     let listener = NotifyProcess::start(&conf).await;
 
     // Not JSON; JSON but not an object; an envelope of another version; an
@@ -488,30 +667,82 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_listener_g
     // delete without the hostname, an update with an unknown major version
     // (the listener is legacy here, so that one is a legacy payload with a
     // broken metadata type instead).
-    let mut no_hostname = legacy_instance("compute.instance.delete.end", &new_id(), "x", json!({"ipa_enroll": "True"}));
+    let mut no_hostname = legacy_instance(
+        "compute.instance.delete.end",
+        &new_id(),
+        "x",
+        json!({"ipa_enroll": "True"}),
+    );
     no_hostname.as_object_mut().unwrap().remove("hostname");
-    let mut bad_metadata = legacy_instance("compute.instance.delete.end", &new_id(), "y", json!({}));
+    let mut bad_metadata =
+        legacy_instance("compute.instance.delete.end", &new_id(), "y", json!({}));
     bad_metadata["metadata"] = json!("not an object");
-    publish(&names, &names.nova_exchange, "", vec![
-        OsloMessage::info("compute.cmp-1", "compute.instance.update.bogus", json!({"instance_id": "i"})),
-        OsloMessage::info("compute.cmp-1", "compute.instance.delete.end", no_hostname),
-        OsloMessage::info("compute.cmp-1", "compute.instance.delete.end", bad_metadata),
-    ]).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![
+            OsloMessage::info(
+                "compute.cmp-1",
+                "compute.instance.update.bogus",
+                json!({"instance_id": "i"}),
+            ),
+            OsloMessage::info("compute.cmp-1", "compute.instance.delete.end", no_hostname),
+            OsloMessage::info("compute.cmp-1", "compute.instance.delete.end", bad_metadata),
+        ],
+    )
+    .await;
     // And a good message after all of them: the listener must still work.
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info(
-        "compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), "after", json!({"ipa_enroll": "True"})))]).await;
-    wait_until("the good delete handled", Duration::from_secs(30), || ipa.host("after.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "after",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
+    wait_until("the good delete handled", Duration::from_secs(30), || {
+        ipa.host("after.example.test").is_none()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
 
     let dead = names.take_dead_letters().await;
-    assert_eq!(dead.len(), 7, "every malformed message is dead-lettered once");
-    let reasons: Vec<String> = dead.iter().map(|(_, h)| rabbit::header_text(h, "x-novajoin-error").unwrap_or_default()).collect();
-    for expected in ["not JSON", "not an object", "oslo.version", "oslo.message", "unknown event type",
-                     "'hostname'", "'metadata'"] {
-        assert!(reasons.iter().any(|r| r.contains(expected)), "no reason mentions {expected:?}: {reasons:?}");
+    assert_eq!(
+        dead.len(),
+        7,
+        "every malformed message is dead-lettered once"
+    );
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|(_, h)| rabbit::header_text(h, "x-novajoin-error").unwrap_or_default())
+        .collect();
+    for expected in [
+        "not JSON",
+        "not an object",
+        "oslo.version",
+        "oslo.message",
+        "unknown event type",
+        "'hostname'",
+        "'metadata'",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "no reason mentions {expected:?}: {reasons:?}"
+        );
     }
-    assert!(dead.iter().any(|(body, _)| body == b"this is not json"), "the original body is kept");
+    assert!(
+        dead.iter().any(|(body, _)| body == b"this is not json"),
+        "the original body is kept"
+    );
     let log = listener.log_text();
     assert_eq!(log.matches("notification rejected").count(), 7, "{log}");
 }
@@ -521,14 +752,31 @@ async fn without_a_dead_letter_queue_malformed_messages_are_rejected_not_requeue
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("rej");
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
-    names.publish_raw(&names.control_exchange, b"{garbage").await;
+    names
+        .publish_raw(&names.control_exchange, b"{garbage")
+        .await;
     // An unknown major version of a versioned payload.
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("nova-compute:cmp-1", "instance.update",
-        versioned_instance("instance.update", "3.0", &new_id(), "vm1", json!({})))]).await;
-    listener.wait_log("version 3.0 is not supported", Duration::from_secs(30)).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "nova-compute:cmp-1",
+            "instance.update",
+            versioned_instance("instance.update", "3.0", &new_id(), "vm1", json!({})),
+        )],
+    )
+    .await;
+    listener
+        .wait_log("version 3.0 is not supported", Duration::from_secs(30))
+        .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
     assert_eq!(listener.count_log("notification rejected"), 2);
-    assert_eq!(names.passive_ready_count(&names.queue()).await, Some(0), "rejected, not requeued");
+    assert_eq!(
+        names.passive_ready_count(&names.queue()).await,
+        Some(0),
+        "rejected, not requeued"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -545,19 +793,49 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
     let mut listener = NotifyProcess::start(&conf).await;
     // Each IPA round trip now takes 700 ms: a delete is ~2 s of work.
     ipa.set_latency(Duration::from_millis(700));
-    publish(&names, &names.nova_exchange, "", ["slow1", "slow2", "slow3"].iter().map(|h| OsloMessage::info(
-        "compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), h, json!({"ipa_enroll": "True"})))).collect()).await;
-    listener.wait_log("handling notification", Duration::from_secs(30)).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        ["slow1", "slow2", "slow3"]
+            .iter()
+            .map(|h| {
+                OsloMessage::info(
+                    "compute.cmp-1",
+                    "compute.instance.delete.end",
+                    legacy_instance(
+                        "compute.instance.delete.end",
+                        &new_id(),
+                        h,
+                        json!({"ipa_enroll": "True"}),
+                    ),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    listener
+        .wait_log("handling notification", Duration::from_secs(30))
+        .await;
     let started = Instant::now();
     listener.sigterm();
-    let status = listener.wait_exit(Duration::from_secs(10)).await.expect("exited within 10 s of SIGTERM");
+    let status = listener
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exited within 10 s of SIGTERM");
     assert!(status.success(), "clean exit: {status}");
     assert!(started.elapsed() < Duration::from_secs(10));
     let log = listener.log_text();
-    assert!(log.contains("finishing notifications in progress") && log.contains("notification listener stopped"), "{log}");
+    assert!(
+        log.contains("finishing notifications in progress")
+            && log.contains("notification listener stopped"),
+        "{log}"
+    );
     // The one in flight was finished; the others are back in the queue.
-    let gone = ["slow1", "slow2", "slow3"].iter().filter(|h| ipa.host(&format!("{h}.example.test")).is_none()).count();
+    let gone = ["slow1", "slow2", "slow3"]
+        .iter()
+        .filter(|h| ipa.host(&format!("{h}.example.test")).is_none())
+        .count();
     assert_eq!(gone, 1, "exactly the in-flight delete completed");
     let counts = tokio::task::spawn_blocking({
         let q = names.queue();
@@ -565,7 +843,11 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
     })
     .await
     .unwrap();
-    assert_eq!(counts, Some((2, 0)), "the other two wait in the queue, none unacked");
+    assert_eq!(
+        counts,
+        Some((2, 0)),
+        "the other two wait in the queue, none unacked"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -573,7 +855,12 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
 // side never gets PRECONDITION_FAILED, for the default, durable and quorum
 // settings.
 
-async fn check_declarations(query: &str, rabbit_section: &str, expect_durable: bool, expect_args: &str) {
+async fn check_declarations(
+    query: &str,
+    rabbit_section: &str,
+    expect_durable: bool,
+    expect_args: &str,
+) {
     let ipa = ipa_support::start().await;
     // Listener first, then nova's notifier.
     let names = RabbitNames::new("decl");
@@ -581,23 +868,63 @@ async fn check_declarations(query: &str, rabbit_section: &str, expect_durable: b
     enroll_like_vendordata(&ipa, "second.example.test", None).await;
     let extra = format!("[oslo_messaging_rabbit]\n{rabbit_section}\n");
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &extra)).await;
-    publish(&names, &names.nova_exchange, query, vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), "first", json!({"ipa_enroll": "True"})))]).await;
-    wait_until("delivered with the listener declaring first", Duration::from_secs(30),
-        || ipa.host("first.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        query,
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "first",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
+    wait_until(
+        "delivered with the listener declaring first",
+        Duration::from_secs(30),
+        || ipa.host("first.example.test").is_none(),
+    )
+    .await;
     let flags = rabbit::queue_flags(&names.queue()).expect("queue exists");
     assert_eq!(flags.0, expect_durable, "durable flag: {flags:?}");
     assert!(!flags.1, "never auto-delete");
-    assert!(flags.2.contains(expect_args), "arguments {:?} should contain {expect_args:?}", flags.2);
+    assert!(
+        flags.2.contains(expect_args),
+        "arguments {:?} should contain {expect_args:?}",
+        flags.2
+    );
     drop(listener);
 
     // nova's notifier first (it creates queue and exchange), then the listener.
     let names = RabbitNames::new("decl2");
-    publish(&names, &names.nova_exchange, query, vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), "second", json!({"ipa_enroll": "True"})))]).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        query,
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "second",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &extra)).await;
-    wait_until("delivered with nova declaring first", Duration::from_secs(30),
-        || ipa.host("second.example.test").is_none()).await;
+    wait_until(
+        "delivered with nova declaring first",
+        Duration::from_secs(30),
+        || ipa.host("second.example.test").is_none(),
+    )
+    .await;
     assert!(!listener.log_text().contains("PRECONDITION_FAILED"));
 }
 
@@ -608,12 +935,24 @@ async fn declarations_match_oslo_defaults() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn declarations_match_oslo_durable_queues() {
-    check_declarations("amqp_durable_queues=true", "amqp_durable_queues = true", true, "[]").await;
+    check_declarations(
+        "amqp_durable_queues=true",
+        "amqp_durable_queues = true",
+        true,
+        "[]",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn declarations_match_oslo_quorum_queues() {
-    check_declarations("rabbit_quorum_queue=true", "rabbit_quorum_queue = true", true, "quorum").await;
+    check_declarations(
+        "rabbit_quorum_queue=true",
+        "rabbit_quorum_queue = true",
+        true,
+        "quorum",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -622,16 +961,37 @@ async fn mismatched_flags_are_reported_with_the_brokers_words() {
     // redeclare it and must say why instead of crashing or looping hot.
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("mismatch");
-    publish(&names, &names.nova_exchange, "amqp_durable_queues=true", vec![OsloMessage::info("compute.cmp-1",
-        "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), "x", json!({"ipa_enroll": "True"})))]).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "amqp_durable_queues=true",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "x",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
     // The listener's control exchange must not exist yet with other flags:
     // the queue is what differs.
     let mut listener = NotifyProcess::spawn(&join_conf(&ipa, &names, "unversioned", ""));
-    listener.wait_log("inequivalent arg 'durable'", Duration::from_secs(30)).await;
-    listener.wait_log("amqp_durable_queues", Duration::from_secs(5)).await;
+    listener
+        .wait_log("inequivalent arg 'durable'", Duration::from_secs(30))
+        .await;
+    listener
+        .wait_log("amqp_durable_queues", Duration::from_secs(5))
+        .await;
     assert!(listener.is_running(), "keeps retrying with backoff");
-    assert_eq!(names.passive_ready_count(&names.queue()).await, Some(1), "nothing consumed or lost");
+    assert_eq!(
+        names.passive_ready_count(&names.queue()).await,
+        Some(1),
+        "nothing consumed or lost"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -640,17 +1000,39 @@ async fn a_dead_first_broker_is_skipped_for_the_next_one() {
     let names = RabbitNames::new("failover");
     enroll_like_vendordata(&ipa, "fo.example.test", None).await;
     // A closed port first: oslo's multi-host URL, same credentials.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let conf = join_conf(&ipa, &names, "unversioned", "").replace(
         rabbit::TRANSPORT_URL,
         &format!("rabbit://guest:guest@127.0.0.1:{closed},guest:guest@127.0.0.1:5672/"),
     );
     let listener = NotifyProcess::start(&conf).await;
     assert!(listener.log_text().contains("cannot connect to the broker"));
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), "fo", json!({"ipa_enroll": "True"})))]).await;
-    wait_until("delivered through the second broker", Duration::from_secs(30),
-        || ipa.host("fo.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "fo",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
+    wait_until(
+        "delivered through the second broker",
+        Duration::from_secs(30),
+        || ipa.host("fo.example.test").is_none(),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -666,19 +1048,38 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
     }
     // Durable: a transient queue and its messages do not survive a broker
     // restart (oslo's default loses notifications there too).
-    let conf = join_conf(&ipa, &names, "unversioned",
-        "max_concurrent_messages = 16\n[oslo_messaging_rabbit]\namqp_durable_queues = true\n");
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        "max_concurrent_messages = 16\n[oslo_messaging_rabbit]\namqp_durable_queues = true\n",
+    );
     let listener = NotifyProcess::start(&conf).await;
     ipa.set_failure_rate(0.10, ipa_support::Fault::Http503);
 
     let messages: Vec<OsloMessage> = (0..N)
-        .map(|i| OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
-            legacy_instance("compute.instance.delete.end", &new_id(), &format!("storm{i}"), json!({"ipa_enroll": "True"}))))
+        .map(|i| {
+            OsloMessage::info(
+                "compute.cmp-1",
+                "compute.instance.delete.end",
+                legacy_instance(
+                    "compute.instance.delete.end",
+                    &new_id(),
+                    &format!("storm{i}"),
+                    json!({"ipa_enroll": "True"}),
+                ),
+            )
+        })
         .collect();
     let oslo = names.publisher();
     let exchange = names.nova_exchange.clone();
     let publisher = tokio::task::spawn_blocking(move || {
-        let mut child = oslo.spawn(&exchange, "amqp_durable_queues=true", &messages, Duration::from_millis(4));
+        let mut child = oslo.spawn(
+            &exchange,
+            "amqp_durable_queues=true",
+            &messages,
+            Duration::from_millis(4),
+        );
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
         // Restart the broker once, a third of the way through publishing.
@@ -696,16 +1097,24 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
         (status, restarted, last)
     });
     let (status, restarted, last) = publisher.await.unwrap();
-    assert!(status.success() && restarted, "publisher: {status}, restarted: {restarted}, last line {last:?}");
+    assert!(
+        status.success() && restarted,
+        "publisher: {status}, restarted: {restarted}, last line {last:?}"
+    );
     assert_eq!(last, format!("done {N}"));
 
-    wait_until("all 1,000 hosts gone from IPA", Duration::from_secs(240), || {
-        ipa.hosts().iter().all(|h| !h.fqdn.starts_with("storm"))
-    })
+    wait_until(
+        "all 1,000 hosts gone from IPA",
+        Duration::from_secs(240),
+        || ipa.hosts().iter().all(|h| !h.fqdn.starts_with("storm")),
+    )
     .await;
     wait_queue_settled(&names, Duration::from_secs(60)).await;
     let log = listener.log_text();
-    assert!(log.contains("lost the broker connection"), "the restart was noticed");
+    assert!(
+        log.contains("lost the broker connection"),
+        "the restart was noticed"
+    );
     assert!(ipa.injected_failures() > 0, "IPA failures were injected");
     eprintln!(
         "storm: {} IPA requests, {} injected failures, {} retries logged, {} reconnect notices",
@@ -735,21 +1144,54 @@ async fn tls_with_the_configured_ca_and_refusal_of_an_unknown_one() {
     let other = rabbit::TlsFront::start().await;
     let wrong_ca = dir.path().join("wrong.pem");
     std::fs::write(&wrong_ca, &other.ca_pem).unwrap();
-    let conf = join_conf(&ipa, &names, "unversioned",
-        &format!("[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n", wrong_ca.display()))
-        .replace(rabbit::TRANSPORT_URL, &tls_url);
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        &format!(
+            "[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n",
+            wrong_ca.display()
+        ),
+    )
+    .replace(rabbit::TRANSPORT_URL, &tls_url);
     let refused = NotifyProcess::spawn(&conf);
-    refused.wait_log("cannot connect to the broker", Duration::from_secs(30)).await;
+    refused
+        .wait_log("cannot connect to the broker", Duration::from_secs(30))
+        .await;
     assert!(!refused.log_text().contains("listening for notifications"));
     drop(refused);
 
-    let conf = join_conf(&ipa, &names, "unversioned",
-        &format!("[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n", ca.display()))
-        .replace(rabbit::TRANSPORT_URL, &tls_url);
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        &format!(
+            "[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n",
+            ca.display()
+        ),
+    )
+    .replace(rabbit::TRANSPORT_URL, &tls_url);
     let _listener = NotifyProcess::start(&conf).await;
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &new_id(), "tls", json!({"ipa_enroll": "True"})))]).await;
-    wait_until("delivered over TLS", Duration::from_secs(30), || ipa.host("tls.example.test").is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "tls",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
+    wait_until("delivered over TLS", Duration::from_secs(30), || {
+        ipa.host("tls.example.test").is_none()
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -760,7 +1202,9 @@ use support::keystone::{Keystone, Provider};
 use support::nova_neutron::NovaNeutron;
 
 async fn cloud() -> (&'static Keystone, &'static NovaNeutron) {
-    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet)).await.unwrap();
+    let ks = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet))
+        .await
+        .unwrap();
     let api = NovaNeutron::shared(ks).await;
     (ks, api)
 }
@@ -776,7 +1220,9 @@ fn service_credentials(ks: &Keystone) -> String {
 }
 
 fn a_records(ipa: &IpaDouble, name: &str) -> Vec<String> {
-    ipa.dns_records("example.test.").and_then(|z| z.get(name).map(|r| r.a.clone())).unwrap_or_default()
+    ipa.dns_records("example.test.")
+        .and_then(|z| z.get(name).map(|r| r.a.clone()))
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -786,13 +1232,52 @@ async fn nova_network_floating_ip_associate_and_disassociate() {
     let names = RabbitNames::new("fipnn");
     let server = new_id();
     api.add_server(&server, "web-nn");
-    let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &service_credentials(ks))).await;
-    let payload = json!({"floating_ip": "192.168.5.201", "instance_id": server, "project_id": TENANT});
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("network.net-1", "network.floating_ip.associate", payload.clone())]).await;
-    wait_until("A record added", Duration::from_secs(30), || a_records(&ipa, "web-nn") == ["192.168.5.201"]).await;
-    assert!(api.requests().iter().any(|r| r == &format!("GET /v2.1/servers/{server}")), "{:?}", api.requests());
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("network.net-1", "network.floating_ip.disassociate", payload)]).await;
-    wait_until("A record removed", Duration::from_secs(30), || a_records(&ipa, "web-nn").is_empty()).await;
+    let _listener = NotifyProcess::start(&join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        &service_credentials(ks),
+    ))
+    .await;
+    let payload =
+        json!({"floating_ip": "192.168.5.201", "instance_id": server, "project_id": TENANT});
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "network.net-1",
+            "network.floating_ip.associate",
+            payload.clone(),
+        )],
+    )
+    .await;
+    wait_until("A record added", Duration::from_secs(30), || {
+        a_records(&ipa, "web-nn") == ["192.168.5.201"]
+    })
+    .await;
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r == &format!("GET /v2.1/servers/{server}")),
+        "{:?}",
+        api.requests()
+    );
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "network.net-1",
+            "network.floating_ip.disassociate",
+            payload,
+        )],
+    )
+    .await;
+    wait_until("A record removed", Duration::from_secs(30), || {
+        a_records(&ipa, "web-nn").is_empty()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
 }
 
@@ -806,36 +1291,74 @@ async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats(
         api.add_server(&server_a, "web-a");
         api.add_server(&server_b, "web-b");
         api.add_port(&port_b, &server_b);
-        let _listener = NotifyProcess::start(&join_conf(&ipa, &names, format, &service_credentials(ks))).await;
-        let fip = |ip: &str, port: Value, details: Value| json!({"floatingip": {
+        let _listener =
+            NotifyProcess::start(&join_conf(&ipa, &names, format, &service_credentials(ks))).await;
+        let fip = |ip: &str, port: Value, details: Value| {
+            json!({"floatingip": {
             "created_at": "2024-05-14T10:25:03Z", "description": "", "dns_domain": "", "dns_name": "",
             "fixed_ip_address": if port.is_null() { Value::Null } else { json!("10.0.0.12") },
             "floating_ip_address": ip, "floating_network_id": "d9edfcd5-f245-4f45-be26-4383942fd74c",
             "id": new_id(), "port_details": details, "port_forwardings": [], "port_id": port,
             "project_id": TENANT, "qos_policy_id": null, "revision_number": 2,
             "router_id": if port.is_null() { Value::Null } else { json!("62c1fd2b-8149-4222-8d6b-e581c55e5264") },
-            "status": "DOWN", "tags": [], "tenant_id": TENANT, "updated_at": "2024-05-14T10:25:41Z"}});
+            "status": "DOWN", "tags": [], "tenant_id": TENANT, "updated_at": "2024-05-14T10:25:41Z"}})
+        };
         // Current neutron: port_details names the instance.
-        let with_details = fip("192.168.5.10", json!(new_id()), json!({"admin_state_up": true, "device_id": server_a,
+        let with_details = fip(
+            "192.168.5.10",
+            json!(new_id()),
+            json!({"admin_state_up": true, "device_id": server_a,
             "device_owner": "compute:nova", "mac_address": "fa:16:3e:4c:2c:30", "name": "",
-            "network_id": "0ee5b3a1-2c4d-4e5f-8a9b-1c2d3e4f5a6b", "status": "ACTIVE"}));
+            "network_id": "0ee5b3a1-2c4d-4e5f-8a9b-1c2d3e4f5a6b", "status": "ACTIVE"}),
+        );
         // Older neutron (no port_details): the port is looked up.
         let mut without_details = fip("192.168.5.11", json!(port_b), Value::Null);
-        without_details["floatingip"].as_object_mut().unwrap().remove("port_details");
-        publish(&names, &names.neutron_exchange, "", vec![
-            OsloMessage::info("network.ctl-1", "floatingip.update.end", with_details),
-            OsloMessage::info("network.ctl-1", "floatingip.update.end", without_details),
-        ]).await;
+        without_details["floatingip"]
+            .as_object_mut()
+            .unwrap()
+            .remove("port_details");
+        publish(
+            &names,
+            &names.neutron_exchange,
+            "",
+            vec![
+                OsloMessage::info("network.ctl-1", "floatingip.update.end", with_details),
+                OsloMessage::info("network.ctl-1", "floatingip.update.end", without_details),
+            ],
+        )
+        .await;
         wait_until("both A records", Duration::from_secs(30), || {
-            a_records(&ipa, "web-a") == ["192.168.5.10"] && a_records(&ipa, "web-b") == ["192.168.5.11"]
-        }).await;
-        assert!(api.requests().iter().any(|r| r.contains(&format!("ports?id={port_b}"))), "{format}: port looked up");
-        publish(&names, &names.neutron_exchange, "", vec![
-            OsloMessage::info("network.ctl-1", "floatingip.update.end", fip("192.168.5.10", Value::Null, Value::Null)),
-        ]).await;
-        wait_until("A record of web-a removed", Duration::from_secs(30), || a_records(&ipa, "web-a").is_empty()).await;
+            a_records(&ipa, "web-a") == ["192.168.5.10"]
+                && a_records(&ipa, "web-b") == ["192.168.5.11"]
+        })
+        .await;
+        assert!(
+            api.requests()
+                .iter()
+                .any(|r| r.contains(&format!("ports?id={port_b}"))),
+            "{format}: port looked up"
+        );
+        publish(
+            &names,
+            &names.neutron_exchange,
+            "",
+            vec![OsloMessage::info(
+                "network.ctl-1",
+                "floatingip.update.end",
+                fip("192.168.5.10", Value::Null, Value::Null),
+            )],
+        )
+        .await;
+        wait_until("A record of web-a removed", Duration::from_secs(30), || {
+            a_records(&ipa, "web-a").is_empty()
+        })
+        .await;
         wait_queue_settled(&names, Duration::from_secs(30)).await;
-        assert_eq!(a_records(&ipa, "web-b"), ["192.168.5.11"], "{format}: the other record stays");
+        assert_eq!(
+            a_records(&ipa, "web-b"),
+            ["192.168.5.11"],
+            "{format}: the other record stays"
+        );
     }
 }
 
@@ -849,15 +1372,44 @@ async fn project_subdomain_deletes_the_host_named_with_the_real_project() {
     let fqdn = format!("vm1.{}.example.test", demo.project.to_lowercase());
     enroll_like_vendordata(&ipa, &fqdn, None).await;
     enroll_like_vendordata(&ipa, "vm1.foo.example.test", None).await;
-    let conf = join_conf(&ipa, &names, "versioned",
-        &format!("{}\n[DEFAULT]\nproject_subdomain = true\n", service_credentials(ks)));
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "versioned",
+        &format!(
+            "{}\n[DEFAULT]\nproject_subdomain = true\n",
+            service_credentials(ks)
+        ),
+    );
     let _listener = NotifyProcess::start(&conf).await;
-    let mut payload = versioned_instance("instance.delete.end", "1.9", &new_id(), "vm1", json!({"ipa_enroll": "True"}));
+    let mut payload = versioned_instance(
+        "instance.delete.end",
+        "1.9",
+        &new_id(),
+        "vm1",
+        json!({"ipa_enroll": "True"}),
+    );
     payload["nova_object.data"]["tenant_id"] = json!(demo.project_id);
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("nova-compute:cmp-1", "instance.delete.end", payload)]).await;
-    wait_until("the project host is gone", Duration::from_secs(30), || ipa.host(&fqdn).is_none()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "nova-compute:cmp-1",
+            "instance.delete.end",
+            payload,
+        )],
+    )
+    .await;
+    wait_until("the project host is gone", Duration::from_secs(30), || {
+        ipa.host(&fqdn).is_none()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
-    assert!(ipa.host("vm1.foo.example.test").is_some(), "the placeholder name is not touched");
+    assert!(
+        ipa.host("vm1.foo.example.test").is_some(),
+        "the placeholder name is not touched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -869,19 +1421,45 @@ async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
     enroll_like_vendordata(&ipa, "alive.example.test", None).await;
     let alive = new_id();
     api.add_server(&alive, "alive");
-    let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &service_credentials(ks))).await;
+    let _listener = NotifyProcess::start(&join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        &service_credentials(ks),
+    ))
+    .await;
     let md = json!({"ipa_enroll": "True", "compact_service_HTTP": "[\"ctlplane\"]"});
-    publish(&names, &names.nova_exchange, "", vec![
-        OsloMessage::info("compute.cmp-1", "compute.instance.update",
-            legacy_instance("compute.instance.update", &new_id(), "gone", md.clone())),
-        OsloMessage::info("compute.cmp-1", "compute.instance.update",
-            legacy_instance("compute.instance.update", &alive, "alive", md)),
-    ]).await;
-    wait_until("alive's service", Duration::from_secs(30),
-        || ipa.service(&realm_principal(&ipa, "HTTP/alive.ctlplane.example.test")).is_some()).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![
+            OsloMessage::info(
+                "compute.cmp-1",
+                "compute.instance.update",
+                legacy_instance("compute.instance.update", &new_id(), "gone", md.clone()),
+            ),
+            OsloMessage::info(
+                "compute.cmp-1",
+                "compute.instance.update",
+                legacy_instance("compute.instance.update", &alive, "alive", md),
+            ),
+        ],
+    )
+    .await;
+    wait_until("alive's service", Duration::from_secs(30), || {
+        ipa.service(&realm_principal(&ipa, "HTTP/alive.ctlplane.example.test"))
+            .is_some()
+    })
+    .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
-    assert!(ipa.host("gone.ctlplane.example.test").is_none(), "no sub-host for an instance nova does not have");
-    assert!(ipa.service(&realm_principal(&ipa, "HTTP/gone.ctlplane.example.test")).is_none());
+    assert!(
+        ipa.host("gone.ctlplane.example.test").is_none(),
+        "no sub-host for an instance nova does not have"
+    );
+    assert!(ipa
+        .service(&realm_principal(&ipa, "HTTP/gone.ctlplane.example.test"))
+        .is_none());
 }
 
 // ---------------------------------------------------------------------------
@@ -899,27 +1477,72 @@ async fn delete_evicts_the_instance_from_the_shared_response_cache() {
     // What the vendordata service stores for an instance, through the
     // cache's own API and the same settings.
     let mut files = novajoin::config::ConfigFiles::default();
-    files.add_text(std::path::Path::new("join.conf"), &cache_conf).unwrap();
-    let settings: CacheSettings = RawCacheOptions::from_config(&files).unwrap().resolve().unwrap();
+    files
+        .add_text(std::path::Path::new("join.conf"), &cache_conf)
+        .unwrap();
+    let settings: CacheSettings = RawCacheOptions::from_config(&files)
+        .unwrap()
+        .resolve()
+        .unwrap();
     let cache = ResponseCache::new(&settings).unwrap();
     let (kept, gone) = (new_id(), new_id());
     for id in [&kept, &gone] {
-        let key = RequestKey { instance_id: id.clone(), fingerprint: Fingerprint([[7; 8]; 5]) };
-        let (resp, _) = cache.get_or_compute(key, Box::new(|| Box::pin(async {
-            http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"hostname\": \"vm\"}")))
-        }))).await;
+        let key = RequestKey {
+            instance_id: id.clone(),
+            fingerprint: Fingerprint([[7; 8]; 5]),
+        };
+        let (resp, _) = cache
+            .get_or_compute(
+                key,
+                Box::new(|| {
+                    Box::pin(async {
+                        http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+                            b"{\"hostname\": \"vm\"}",
+                        )))
+                    })
+                }),
+            )
+            .await;
         assert_eq!(resp.status(), 200);
     }
     let entry = |id: &str| format!("{}entry:{id}", ns.prefix);
-    assert!(ns.keys().contains(&entry(&gone)) && ns.keys().contains(&entry(&kept)), "{:?}", ns.keys());
+    assert!(
+        ns.keys().contains(&entry(&gone)) && ns.keys().contains(&entry(&kept)),
+        "{:?}",
+        ns.keys()
+    );
 
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("evict");
     enroll_like_vendordata(&ipa, "evicted.example.test", None).await;
-    let _listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &cache_conf)).await;
-    publish(&names, &names.nova_exchange, "", vec![OsloMessage::info("compute.cmp-1", "compute.instance.delete.end",
-        legacy_instance("compute.instance.delete.end", &gone, "evicted", json!({"ipa_enroll": "True"})))]).await;
-    wait_until("host gone", Duration::from_secs(30), || ipa.host("evicted.example.test").is_none()).await;
-    wait_until("entry evicted", Duration::from_secs(10), || !ns.keys().contains(&entry(&gone))).await;
-    assert!(ns.keys().contains(&entry(&kept)), "other instances' entries stay");
+    let _listener =
+        NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &cache_conf)).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &gone,
+                "evicted",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
+    wait_until("host gone", Duration::from_secs(30), || {
+        ipa.host("evicted.example.test").is_none()
+    })
+    .await;
+    wait_until("entry evicted", Duration::from_secs(10), || {
+        !ns.keys().contains(&entry(&gone))
+    })
+    .await;
+    assert!(
+        ns.keys().contains(&entry(&kept)),
+        "other instances' entries stay"
+    );
 }

@@ -34,7 +34,10 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
             return 2;
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -65,7 +68,8 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
 fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
     let settings = ListenerSettings::from_config(cfg).map_err(|e| e.to_string())?;
     let default_conf = load_default_conf(cfg).map_err(|e| e.to_string())?;
-    let ipa_cfg = IpaClientConfig::from_conf_with(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
+    let ipa_cfg =
+        IpaClientConfig::from_conf_with(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
     let realm = ipa_cfg.realm.clone().unwrap_or_default();
     let ipa = IpaClient::new(ipa_cfg).map_err(|e| e.to_string())?;
     // The same rule as the vendordata service (join::setup).
@@ -80,10 +84,16 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
         })?;
     let policy = FqdnPolicy {
         domain: domain.trim_end_matches('.').to_ascii_lowercase(),
-        project_subdomain: cfg.bool(&config::PROJECT_SUBDOMAIN).map_err(|e| e.to_string())?,
-        normalize_project: cfg.bool(&config::NORMALIZE_PROJECT).map_err(|e| e.to_string())?,
+        project_subdomain: cfg
+            .bool(&config::PROJECT_SUBDOMAIN)
+            .map_err(|e| e.to_string())?,
+        normalize_project: cfg
+            .bool(&config::NORMALIZE_PROJECT)
+            .map_err(|e| e.to_string())?,
     };
-    let cloud = ServiceSession::from_config(cfg).map_err(|e| e.to_string())?.map(CloudLookups::new);
+    let cloud = ServiceSession::from_config(cfg)
+        .map_err(|e| e.to_string())?
+        .map(CloudLookups::new);
     if cloud.is_none() {
         if policy.project_subdomain {
             return Err("project_subdomain = true needs [service_credentials] (auth_type, auth_url, username, ...) \
@@ -96,8 +106,10 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
         );
     }
     if realm.is_empty() {
-        tracing::warn!("the IPA realm is unknown ([ipa] realm or /etc/ipa/default.conf): service principals \
-                        written with @REALM in instance metadata will be refused");
+        tracing::warn!(
+            "the IPA realm is unknown ([ipa] realm or /etc/ipa/default.conf): service principals \
+                        written with @REALM in instance metadata will be refused"
+        );
     }
     let handler = IpaEventHandler::new(ipa, policy, realm, cloud, response_cache(cfg)?);
     Listener::new(settings, Arc::new(handler)).map_err(|e| e.to_string())

@@ -99,7 +99,11 @@ impl CloudLookups {
                 Ok(Some(b.server))
             }
             http::StatusCode::NOT_FOUND => Ok(None),
-            s => Err(LookupError::Status { service: "nova", what, status: s.as_u16() }),
+            s => Err(LookupError::Status {
+                service: "nova",
+                what,
+                status: s.as_u16(),
+            }),
         }
     }
 
@@ -115,7 +119,11 @@ impl CloudLookups {
         let what = "GET /v2.0/ports?id={port}".to_string();
         let resp = self.get("neutron", &url).await?;
         if !resp.status().is_success() {
-            return Err(LookupError::Status { service: "neutron", what, status: resp.status().as_u16() });
+            return Err(LookupError::Status {
+                service: "neutron",
+                what,
+                status: resp.status().as_u16(),
+            });
         }
         #[derive(Deserialize)]
         struct Port {
@@ -137,7 +145,11 @@ impl CloudLookups {
         }
     }
 
-    async fn get(&self, service: &'static str, url: &url::Url) -> Result<reqwest::Response, LookupError> {
+    async fn get(
+        &self,
+        service: &'static str,
+        url: &url::Url,
+    ) -> Result<reqwest::Response, LookupError> {
         let mut plain = url.clone();
         plain.set_query(None);
         let plain = plain.to_string();
@@ -152,7 +164,11 @@ impl CloudLookups {
                 // The session reports any transport failure as keystone's;
                 // name the service when it was the call to it that failed.
                 KeystoneError::Unreachable { url, detail } if url == plain => {
-                    LookupError::Unreachable { service, url, detail }
+                    LookupError::Unreachable {
+                        service,
+                        url,
+                        detail,
+                    }
                 }
                 other => LookupError::Keystone(other),
             })
@@ -177,9 +193,15 @@ mod tests {
     #[test]
     fn joins_keep_the_version_prefix() {
         let b = url::Url::parse("http://nova:8774/v2.1/").unwrap();
-        assert_eq!(join(&b, &["servers", "abc"]).as_str(), "http://nova:8774/v2.1/servers/abc");
+        assert_eq!(
+            join(&b, &["servers", "abc"]).as_str(),
+            "http://nova:8774/v2.1/servers/abc"
+        );
         let b = url::Url::parse("http://neutron:9696").unwrap();
-        assert_eq!(join(&b, &["v2.0", "ports"]).as_str(), "http://neutron:9696/v2.0/ports");
+        assert_eq!(
+            join(&b, &["v2.0", "ports"]).as_str(),
+            "http://neutron:9696/v2.0/ports"
+        );
         let b = url::Url::parse("http://n/x?y=1").unwrap();
         assert_eq!(join(&b, &["a/b"]).as_str(), "http://n/x/a%2Fb");
     }

@@ -53,7 +53,8 @@ pub fn decode(body: &[u8], compression: Option<&str>) -> Result<Notification, En
     if let Some(c) = compression {
         return Err(EnvelopeError::Compressed(c.to_string()));
     }
-    let outer: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    let outer: Value =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
     let Value::Object(outer) = outer else {
         return Err(EnvelopeError::NotAnObject);
     };
@@ -90,10 +91,24 @@ fn from_message(mut m: Map<String, Value>) -> Result<Notification, EnvelopeError
     let publisher_id = text("publisher_id")?;
     let priority = text("priority")?.to_ascii_lowercase();
     let message_id = text("message_id").unwrap_or_else(|_| "-".to_string());
-    let timestamp = m.remove("timestamp").and_then(|v| v.as_str().map(str::to_string));
-    let unique_id = m.remove("_unique_id").and_then(|v| v.as_str().map(str::to_string));
-    let payload = m.remove("payload").ok_or(EnvelopeError::MissingField("payload"))?;
-    Ok(Notification { message_id, publisher_id, event_type, priority, payload, timestamp, unique_id })
+    let timestamp = m
+        .remove("timestamp")
+        .and_then(|v| v.as_str().map(str::to_string));
+    let unique_id = m
+        .remove("_unique_id")
+        .and_then(|v| v.as_str().map(str::to_string));
+    let payload = m
+        .remove("payload")
+        .ok_or(EnvelopeError::MissingField("payload"))?;
+    Ok(Notification {
+        message_id,
+        publisher_id,
+        event_type,
+        priority,
+        payload,
+        timestamp,
+        unique_id,
+    })
 }
 
 /// Best effort: the `message_id` of a body that failed to decode fully, for
@@ -113,7 +128,8 @@ mod tests {
     use serde_json::json;
 
     fn envelope(inner: &Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": inner.to_string()})).unwrap()
+        serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}))
+            .unwrap()
     }
 
     fn inner() -> Value {
@@ -136,7 +152,10 @@ mod tests {
         assert_eq!(n.priority, "info");
         assert_eq!(n.publisher_id, "compute.cmp-1");
         assert_eq!(n.payload["hostname"], "vm1");
-        assert_eq!(n.unique_id.as_deref(), Some("268e86ddb1a447059fe9416d3d11895f"));
+        assert_eq!(
+            n.unique_id.as_deref(),
+            Some("268e86ddb1a447059fe9416d3d11895f")
+        );
     }
 
     #[test]
@@ -147,25 +166,48 @@ mod tests {
 
     #[test]
     fn rejects_what_never_decodes() {
-        assert!(matches!(decode(b"not json", None), Err(EnvelopeError::NotJson(_))));
+        assert!(matches!(
+            decode(b"not json", None),
+            Err(EnvelopeError::NotJson(_))
+        ));
         assert_eq!(decode(b"[1,2]", None), Err(EnvelopeError::NotAnObject));
-        let bad = serde_json::to_vec(&json!({"oslo.version": "3.0", "oslo.message": "{}"})).unwrap();
-        assert!(matches!(decode(&bad, None), Err(EnvelopeError::UnsupportedVersion(_))));
-        let bad = serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": {"a": 1}})).unwrap();
-        assert_eq!(decode(&bad, None), Err(EnvelopeError::BadInnerMessage("not a string")));
+        let bad =
+            serde_json::to_vec(&json!({"oslo.version": "3.0", "oslo.message": "{}"})).unwrap();
+        assert!(matches!(
+            decode(&bad, None),
+            Err(EnvelopeError::UnsupportedVersion(_))
+        ));
+        let bad =
+            serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": {"a": 1}})).unwrap();
+        assert_eq!(
+            decode(&bad, None),
+            Err(EnvelopeError::BadInnerMessage("not a string"))
+        );
         let bad = serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": "{"})).unwrap();
-        assert_eq!(decode(&bad, None), Err(EnvelopeError::BadInnerMessage("not valid JSON")));
+        assert_eq!(
+            decode(&bad, None),
+            Err(EnvelopeError::BadInnerMessage("not valid JSON"))
+        );
         let mut m = inner();
         m.as_object_mut().unwrap().remove("event_type");
-        assert_eq!(decode(&envelope(&m), None), Err(EnvelopeError::MissingField("event_type")));
-        assert!(matches!(decode(&envelope(&inner()), Some("application/x-gzip")), Err(EnvelopeError::Compressed(_))));
+        assert_eq!(
+            decode(&envelope(&m), None),
+            Err(EnvelopeError::MissingField("event_type"))
+        );
+        assert!(matches!(
+            decode(&envelope(&inner()), Some("application/x-gzip")),
+            Err(EnvelopeError::Compressed(_))
+        ));
     }
 
     #[test]
     fn salvages_the_id_of_a_broken_message() {
         let mut m = inner();
         m.as_object_mut().unwrap().remove("payload");
-        assert_eq!(salvage_message_id(&envelope(&m)).as_deref(), Some("b3ef1e59-340f-42d4-a10d-c4ac20aa38d3"));
+        assert_eq!(
+            salvage_message_id(&envelope(&m)).as_deref(),
+            Some("b3ef1e59-340f-42d4-a10d-c4ac20aa38d3")
+        );
         assert_eq!(salvage_message_id(b"garbage"), None);
     }
 }

@@ -69,7 +69,9 @@ impl InstanceFacts {
     /// the image properties (the original's rule).
     pub fn payload_says_enrolled(&self) -> bool {
         let flag = |m: &Map<String, Value>| {
-            m.get("ipa_enroll").and_then(Value::as_str).is_some_and(|v| v.to_lowercase() == "true")
+            m.get("ipa_enroll")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.to_lowercase() == "true")
         };
         flag(&self.metadata) || flag(&self.image_meta)
     }
@@ -154,8 +156,12 @@ const LEGACY_EVENTS: &[&str] = &[
     "network.floating_ip.disassociate",
     "floatingip.update.end",
 ];
-const VERSIONED_EVENTS: &[&str] =
-    &["instance.create.end", "instance.delete.end", "instance.update", "floatingip.update.end"];
+const VERSIONED_EVENTS: &[&str] = &[
+    "instance.create.end",
+    "instance.delete.end",
+    "instance.update",
+    "floatingip.update.end",
+];
 
 /// Decides what a notification means for novajoin.
 pub fn classify(n: &Notification, format: NotificationFormat) -> Result<Classified, EventError> {
@@ -174,17 +180,30 @@ pub fn classify(n: &Notification, format: NotificationFormat) -> Result<Classifi
         return Ok(Classified::Ignore("event type not handled by novajoin"));
     }
     let ev = n.event_type.as_str();
-    let p = Payload { event: ev, value: &n.payload };
+    let p = Payload {
+        event: ev,
+        value: &n.payload,
+    };
     let event = match (format, ev) {
-        (NotificationFormat::Unversioned, "compute.instance.create.end") => Event::InstanceCreated(p.legacy_instance()?),
-        (NotificationFormat::Unversioned, "compute.instance.update") => Event::InstanceUpdated(p.legacy_instance()?),
-        (NotificationFormat::Unversioned, "compute.instance.delete.end") => Event::InstanceDeleted(p.legacy_instance()?),
-        (NotificationFormat::Unversioned, "network.floating_ip.associate") => Event::FloatingIpAssociated {
-            ip: p.ip("floating_ip", p.root()?)?,
-            instance_id: p.string("instance_id", p.root()?)?,
-        },
+        (NotificationFormat::Unversioned, "compute.instance.create.end") => {
+            Event::InstanceCreated(p.legacy_instance()?)
+        }
+        (NotificationFormat::Unversioned, "compute.instance.update") => {
+            Event::InstanceUpdated(p.legacy_instance()?)
+        }
+        (NotificationFormat::Unversioned, "compute.instance.delete.end") => {
+            Event::InstanceDeleted(p.legacy_instance()?)
+        }
+        (NotificationFormat::Unversioned, "network.floating_ip.associate") => {
+            Event::FloatingIpAssociated {
+                ip: p.ip("floating_ip", p.root()?)?,
+                instance_id: p.string("instance_id", p.root()?)?,
+            }
+        }
         (NotificationFormat::Unversioned, "network.floating_ip.disassociate") => {
-            Event::FloatingIpDisassociated { ip: p.ip("floating_ip", p.root()?)? }
+            Event::FloatingIpDisassociated {
+                ip: p.ip("floating_ip", p.root()?)?,
+            }
         }
         (_, "floatingip.update.end") => p.neutron_floatingip()?,
         (NotificationFormat::Versioned, "instance.create.end") => {
@@ -197,7 +216,12 @@ pub fn classify(n: &Notification, format: NotificationFormat) -> Result<Classifi
         (NotificationFormat::Versioned, "instance.delete.end") => {
             Event::InstanceDeleted(p.versioned_instance("InstanceActionPayload", &[1])?)
         }
-        _ => return Err(EventError::UnknownEvent(n.event_type.clone(), n.publisher_id.clone())),
+        _ => {
+            return Err(EventError::UnknownEvent(
+                n.event_type.clone(),
+                n.publisher_id.clone(),
+            ))
+        }
     };
     Ok(Classified::Handle(event))
 }
@@ -209,11 +233,17 @@ struct Payload<'a> {
 
 impl<'a> Payload<'a> {
     fn bad(&self, field: &'static str, expected: &'static str) -> EventError {
-        EventError::BadField { event: self.event.to_string(), field, expected }
+        EventError::BadField {
+            event: self.event.to_string(),
+            field,
+            expected,
+        }
     }
 
     fn root(&self) -> Result<&'a Map<String, Value>, EventError> {
-        self.value.as_object().ok_or_else(|| self.bad("payload", "an object"))
+        self.value
+            .as_object()
+            .ok_or_else(|| self.bad("payload", "an object"))
     }
 
     fn string(&self, field: &'static str, m: &Map<String, Value>) -> Result<String, EventError> {
@@ -224,10 +254,17 @@ impl<'a> Payload<'a> {
     }
 
     fn opt_string(m: &Map<String, Value>, field: &str) -> Option<String> {
-        m.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+        m.get(field)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
     }
 
-    fn object(&self, field: &'static str, m: &Map<String, Value>) -> Result<Map<String, Value>, EventError> {
+    fn object(
+        &self,
+        field: &'static str,
+        m: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, EventError> {
         match m.get(field) {
             None | Some(Value::Null) => Ok(Map::new()),
             Some(Value::Object(o)) => Ok(o.clone()),
@@ -236,7 +273,9 @@ impl<'a> Payload<'a> {
     }
 
     fn ip(&self, field: &'static str, m: &Map<String, Value>) -> Result<IpAddr, EventError> {
-        self.string(field, m)?.parse().map_err(|_| self.bad(field, "an IP address"))
+        self.string(field, m)?
+            .parse()
+            .map_err(|_| self.bad(field, "an IP address"))
     }
 
     fn legacy_instance(&self) -> Result<InstanceFacts, EventError> {
@@ -250,11 +289,18 @@ impl<'a> Payload<'a> {
         })
     }
 
-    fn versioned_instance(&self, expected_name: &str, majors: &[u32]) -> Result<InstanceFacts, EventError> {
+    fn versioned_instance(
+        &self,
+        expected_name: &str,
+        majors: &[u32],
+    ) -> Result<InstanceFacts, EventError> {
         let m = self.root()?;
         let version = self.string("nova_object.version", m)?;
         let name = Self::opt_string(m, "nova_object.name").unwrap_or_default();
-        let major = version.split('.').next().and_then(|v| v.parse::<u32>().ok());
+        let major = version
+            .split('.')
+            .next()
+            .and_then(|v| v.parse::<u32>().ok());
         if !major.is_some_and(|v| majors.contains(&v)) {
             return Err(EventError::UnsupportedVersion {
                 event: self.event.to_string(),
@@ -293,7 +339,11 @@ impl<'a> Payload<'a> {
                     .get("port_details")
                     .and_then(Value::as_object)
                     .and_then(|d| Self::opt_string(d, "device_id"));
-                Ok(Event::FloatingIpPortAssociated { ip, port_id: port.clone(), device_id })
+                Ok(Event::FloatingIpPortAssociated {
+                    ip,
+                    port_id: port.clone(),
+                    device_id,
+                })
             }
             Some(_) => Err(self.bad("floatingip.port_id", "a port id or null")),
         }
@@ -331,13 +381,34 @@ mod tests {
 
     #[test]
     fn legacy_delete_and_update() {
-        let c = classify(&note("compute.cmp-1", "compute.instance.delete.end", legacy_payload()), NotificationFormat::Unversioned).unwrap();
-        let Classified::Handle(Event::InstanceDeleted(i)) = c else { panic!("{c:?}") };
-        assert_eq!((i.instance_id.as_str(), i.hostname.as_str(), i.project_id.as_deref()), ("i-1", "vm1", Some("p1")));
+        let c = classify(
+            &note(
+                "compute.cmp-1",
+                "compute.instance.delete.end",
+                legacy_payload(),
+            ),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap();
+        let Classified::Handle(Event::InstanceDeleted(i)) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            (
+                i.instance_id.as_str(),
+                i.hostname.as_str(),
+                i.project_id.as_deref()
+            ),
+            ("i-1", "vm1", Some("p1"))
+        );
         assert!(i.payload_says_enrolled());
         let keys: Vec<&String> = i.metadata.keys().collect();
         assert_eq!(keys, ["ipa_enroll", "managed_service_a"]);
-        let c = classify(&note("compute.api-1", "compute.instance.update", legacy_payload()), NotificationFormat::Unversioned).unwrap();
+        let c = classify(
+            &note("compute.api-1", "compute.instance.update", legacy_payload()),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap();
         assert!(matches!(c, Classified::Handle(Event::InstanceUpdated(_))));
     }
 
@@ -349,32 +420,85 @@ mod tests {
             ("instance.delete.end", "InstanceActionPayload", "1.9"),
             ("instance.create.end", "InstanceCreatePayload", "1.13"),
         ] {
-            let c = classify(&note("nova-compute:cmp-1", ev, versioned(name, v)), NotificationFormat::Versioned).unwrap();
+            let c = classify(
+                &note("nova-compute:cmp-1", ev, versioned(name, v)),
+                NotificationFormat::Versioned,
+            )
+            .unwrap();
             assert!(matches!(c, Classified::Handle(_)), "{ev} {v}: {c:?}");
         }
-        let c = classify(&note("nova-api:ctl-1", "instance.delete.end", versioned("InstanceActionPayload", "1.9")), NotificationFormat::Versioned).unwrap();
-        let Classified::Handle(Event::InstanceDeleted(i)) = c else { panic!() };
+        let c = classify(
+            &note(
+                "nova-api:ctl-1",
+                "instance.delete.end",
+                versioned("InstanceActionPayload", "1.9"),
+            ),
+            NotificationFormat::Versioned,
+        )
+        .unwrap();
+        let Classified::Handle(Event::InstanceDeleted(i)) = c else {
+            panic!()
+        };
         assert!(i.payload_says_enrolled());
     }
 
     #[test]
     fn unknown_major_is_an_error() {
-        let e = classify(&note("nova-compute:c", "instance.delete.end", versioned("InstanceActionPayload", "2.0")), NotificationFormat::Versioned).unwrap_err();
+        let e = classify(
+            &note(
+                "nova-compute:c",
+                "instance.delete.end",
+                versioned("InstanceActionPayload", "2.0"),
+            ),
+            NotificationFormat::Versioned,
+        )
+        .unwrap_err();
         assert!(matches!(e, EventError::UnsupportedVersion { .. }), "{e}");
-        let e = classify(&note("nova-compute:c", "instance.update", versioned("InstanceUpdatePayload", "3.0")), NotificationFormat::Versioned).unwrap_err();
+        let e = classify(
+            &note(
+                "nova-compute:c",
+                "instance.update",
+                versioned("InstanceUpdatePayload", "3.0"),
+            ),
+            NotificationFormat::Versioned,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("3.0"), "{e}");
     }
 
     #[test]
     fn other_traffic_is_ignored_and_unknown_events_in_the_filter_are_errors() {
         let f = NotificationFormat::Unversioned;
-        assert!(matches!(classify(&note("compute.c", "compute.instance.power_off.end", json!({})), f), Ok(Classified::Ignore(_))));
-        assert!(matches!(classify(&note("scheduler.s", "compute.instance.delete.end", json!({})), f), Ok(Classified::Ignore(_))));
-        assert!(matches!(classify(&note("compute.c", "instance.delete.end", json!({})), f), Ok(Classified::Ignore(_))));
+        assert!(matches!(
+            classify(
+                &note("compute.c", "compute.instance.power_off.end", json!({})),
+                f
+            ),
+            Ok(Classified::Ignore(_))
+        ));
+        assert!(matches!(
+            classify(
+                &note("scheduler.s", "compute.instance.delete.end", json!({})),
+                f
+            ),
+            Ok(Classified::Ignore(_))
+        ));
+        assert!(matches!(
+            classify(&note("compute.c", "instance.delete.end", json!({})), f),
+            Ok(Classified::Ignore(_))
+        ));
         let mut n = note("compute.c", "compute.instance.delete.end", legacy_payload());
         n.priority = "error".into();
         assert!(matches!(classify(&n, f), Ok(Classified::Ignore(_))));
-        let e = classify(&note("compute.c", "compute.instance.update.bogus", legacy_payload()), f).unwrap_err();
+        let e = classify(
+            &note(
+                "compute.c",
+                "compute.instance.update.bogus",
+                legacy_payload(),
+            ),
+            f,
+        )
+        .unwrap_err();
         assert!(matches!(e, EventError::UnknownEvent(..)), "{e}");
     }
 
@@ -382,24 +506,81 @@ mod tests {
     fn missing_fields_are_named() {
         let mut p = legacy_payload();
         p.as_object_mut().unwrap().remove("hostname");
-        let e = classify(&note("compute.c", "compute.instance.delete.end", p), NotificationFormat::Unversioned).unwrap_err();
-        assert_eq!(e, EventError::BadField { event: "compute.instance.delete.end".into(), field: "hostname", expected: "a non-empty string" });
-        let e = classify(&note("compute.c", "compute.instance.delete.end", json!({"instance_id": "i", "hostname": "h", "metadata": "x"})), NotificationFormat::Unversioned).unwrap_err();
+        let e = classify(
+            &note("compute.c", "compute.instance.delete.end", p),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            EventError::BadField {
+                event: "compute.instance.delete.end".into(),
+                field: "hostname",
+                expected: "a non-empty string"
+            }
+        );
+        let e = classify(
+            &note(
+                "compute.c",
+                "compute.instance.delete.end",
+                json!({"instance_id": "i", "hostname": "h", "metadata": "x"}),
+            ),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("'metadata'"), "{e}");
-        let e = classify(&note("network.n", "network.floating_ip.associate", json!({"floating_ip": "300.1.1.1", "instance_id": "i"})), NotificationFormat::Unversioned).unwrap_err();
+        let e = classify(
+            &note(
+                "network.n",
+                "network.floating_ip.associate",
+                json!({"floating_ip": "300.1.1.1", "instance_id": "i"}),
+            ),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("floating_ip"), "{e}");
     }
 
     #[test]
     fn floating_ips() {
         let f = NotificationFormat::Unversioned;
-        let c = classify(&note("network.n", "network.floating_ip.associate", json!({"floating_ip": "192.168.5.201", "instance_id": "i-1", "project_id": "p"})), f).unwrap();
-        assert_eq!(c, Classified::Handle(Event::FloatingIpAssociated { ip: "192.168.5.201".parse().unwrap(), instance_id: "i-1".into() }));
+        let c = classify(
+            &note(
+                "network.n",
+                "network.floating_ip.associate",
+                json!({"floating_ip": "192.168.5.201", "instance_id": "i-1", "project_id": "p"}),
+            ),
+            f,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Classified::Handle(Event::FloatingIpAssociated {
+                ip: "192.168.5.201".parse().unwrap(),
+                instance_id: "i-1".into()
+            })
+        );
         let assoc = json!({"floatingip": {"floating_ip_address": "192.168.5.201", "port_id": "port-1", "port_details": {"device_id": "i-1"}}});
-        let c = classify(&note("network.ctl", "floatingip.update.end", assoc), NotificationFormat::Versioned).unwrap();
-        assert_eq!(c, Classified::Handle(Event::FloatingIpPortAssociated { ip: "192.168.5.201".parse().unwrap(), port_id: "port-1".into(), device_id: Some("i-1".into()) }));
+        let c = classify(
+            &note("network.ctl", "floatingip.update.end", assoc),
+            NotificationFormat::Versioned,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Classified::Handle(Event::FloatingIpPortAssociated {
+                ip: "192.168.5.201".parse().unwrap(),
+                port_id: "port-1".into(),
+                device_id: Some("i-1".into())
+            })
+        );
         let dis = json!({"floatingip": {"floating_ip_address": "192.168.5.201", "port_id": null, "port_details": null}});
         let c = classify(&note("network.ctl", "floatingip.update.end", dis), f).unwrap();
-        assert_eq!(c, Classified::Handle(Event::FloatingIpDisassociated { ip: "192.168.5.201".parse().unwrap() }));
+        assert_eq!(
+            c,
+            Classified::Handle(Event::FloatingIpDisassociated {
+                ip: "192.168.5.201".parse().unwrap()
+            })
+        );
     }
 }

@@ -37,7 +37,12 @@ pub trait InstanceEviction: Send + Sync + 'static {
 
 impl InstanceEviction for crate::cache::ResponseCache {
     fn evict<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { crate::cache::ResponseCache::evict(self, instance_id).await.map(|_| ()).map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            crate::cache::ResponseCache::evict(self, instance_id)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -60,7 +65,13 @@ impl IpaEventHandler {
         cloud: Option<CloudLookups>,
         eviction: Option<Arc<dyn InstanceEviction>>,
     ) -> Self {
-        Self { ipa, policy, realm, cloud, eviction }
+        Self {
+            ipa,
+            policy,
+            realm,
+            cloud,
+            eviction,
+        }
     }
 
     fn zone_of(fqdn: &str) -> (String, String) {
@@ -77,10 +88,14 @@ impl IpaEventHandler {
             return Ok(None);
         }
         let pid = facts.project_id.as_deref().ok_or_else(|| {
-            HandlerError::Permanent("project_subdomain is on but the payload has no tenant_id".into())
+            HandlerError::Permanent(
+                "project_subdomain is on but the payload has no tenant_id".into(),
+            )
         })?;
         let cloud = self.cloud.as_ref().ok_or_else(|| {
-            HandlerError::Transient("project_subdomain needs [service_credentials] to look the project up".into())
+            HandlerError::Transient(
+                "project_subdomain needs [service_credentials] to look the project up".into(),
+            )
         })?;
         match cloud.project_name(pid).await? {
             Some(name) => Ok(Some(name)),
@@ -93,7 +108,9 @@ impl IpaEventHandler {
     fn fqdn(&self, facts: &InstanceFacts, project: Option<&str>) -> Result<String, HandlerError> {
         self.policy
             .instance_fqdn(&facts.hostname, project)
-            .map_err(|why| HandlerError::Permanent(format!("instance {}: {why}", facts.instance_id)))
+            .map_err(|why| {
+                HandlerError::Permanent(format!("instance {}: {why}", facts.instance_id))
+            })
     }
 
     /// Whether the instance is novajoin's: the payload says so, or IPA has
@@ -109,20 +126,37 @@ impl IpaEventHandler {
         }
     }
 
-    async fn instance_created(&self, facts: &InstanceFacts, message_id: &str) -> Result<(), HandlerError> {
+    async fn instance_created(
+        &self,
+        facts: &InstanceFacts,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
         // Enrollment happens through the vendordata service; this is a log
         // line only, so a failed project lookup must not hold it up.
         let project = self.project_name(facts).await.ok().flatten();
-        let fqdn = self.policy.instance_fqdn(&facts.hostname, project.as_deref()).unwrap_or_else(|e| e.to_string());
+        let fqdn = self
+            .policy
+            .instance_fqdn(&facts.hostname, project.as_deref())
+            .unwrap_or_else(|e| e.to_string());
         tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %fqdn, "instance created");
         Ok(())
     }
 
-    async fn instance_updated(&self, facts: &InstanceFacts, message_id: &str) -> Result<(), HandlerError> {
+    async fn instance_updated(
+        &self,
+        facts: &InstanceFacts,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
         let project = self.project_name(facts).await?;
         let fqdn = self.fqdn(facts, project.as_deref())?;
-        let services = naming::requested_services(&facts.metadata, &fqdn, &self.policy, project.as_deref(), &self.realm)
-            .map_err(|why| HandlerError::Permanent(format!("instance {}: {why}", facts.instance_id)))?;
+        let services = naming::requested_services(
+            &facts.metadata,
+            &fqdn,
+            &self.policy,
+            project.as_deref(),
+            &self.realm,
+        )
+        .map_err(|why| HandlerError::Permanent(format!("instance {}: {why}", facts.instance_id)))?;
         if services.is_empty() {
             tracing::debug!(message_id, instance_id = %facts.instance_id, "update without services: nothing to do");
             return Ok(());
@@ -147,9 +181,15 @@ impl IpaEventHandler {
             }
         }
         for s in &services {
-            batch = batch.service(s.principal.clone()).managed_by(s.principal.clone(), s.managed_by.clone());
+            batch = batch
+                .service(s.principal.clone())
+                .managed_by(s.principal.clone(), s.managed_by.clone());
         }
-        let outcome = self.ipa.enroll(&batch).await.map_err(|e| ipa_failure("service batch", e))?;
+        let outcome = self
+            .ipa
+            .enroll(&batch)
+            .await
+            .map_err(|e| ipa_failure("service batch", e))?;
         if let Some(f) = outcome.failures.into_iter().next() {
             return Err(ipa_failure(&f.command, f.error));
         }
@@ -157,7 +197,11 @@ impl IpaEventHandler {
         Ok(())
     }
 
-    async fn instance_deleted(&self, facts: &InstanceFacts, message_id: &str) -> Result<(), HandlerError> {
+    async fn instance_deleted(
+        &self,
+        facts: &InstanceFacts,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
         let project = self.project_name(facts).await?;
         let fqdn = self.fqdn(facts, project.as_deref())?;
         if !self.is_ours(facts, &fqdn).await? {
@@ -166,10 +210,16 @@ impl IpaEventHandler {
         }
         // Malformed service metadata must not keep the host alive.
         let (managed, compact) = match naming::requested_services(
-            &facts.metadata, &fqdn, &self.policy, project.as_deref(), &self.realm,
+            &facts.metadata,
+            &fqdn,
+            &self.policy,
+            project.as_deref(),
+            &self.realm,
         ) {
             Ok(all) => {
-                let n = naming::managed_services(&facts.metadata).map(|m| m.len()).unwrap_or(0);
+                let n = naming::managed_services(&facts.metadata)
+                    .map(|m| m.len())
+                    .unwrap_or(0);
                 let (m, c) = all.split_at(n.min(all.len()));
                 (m.to_vec(), c.to_vec())
             }
@@ -212,7 +262,10 @@ impl IpaEventHandler {
     }
 
     /// The compact services' sub-hosts and their DNS names, in one batch.
-    async fn remove_compact_subhosts(&self, compact: &[ServiceRequest]) -> Result<(), HandlerError> {
+    async fn remove_compact_subhosts(
+        &self,
+        compact: &[ServiceRequest],
+    ) -> Result<(), HandlerError> {
         let hosts: BTreeSet<&str> = compact.iter().map(|s| s.principal_host.as_str()).collect();
         if hosts.is_empty() {
             return Ok(());
@@ -223,7 +276,11 @@ impl IpaEventHandler {
             cmds.push(IpaCommand::host_del(h, false));
             cmds.push(IpaCommand::dnsrecord_del_all(&zone, &label));
         }
-        let results = self.ipa.batch(&cmds).await.map_err(|e| ipa_failure("sub-host batch", e))?;
+        let results = self
+            .ipa
+            .batch(&cmds)
+            .await
+            .map_err(|e| ipa_failure("sub-host batch", e))?;
         for (cmd, r) in cmds.iter().zip(results) {
             match r {
                 Ok(_) | Err(IpaError::NotFound(_)) | Err(IpaError::AccessDenied(_)) => {}
@@ -236,7 +293,11 @@ impl IpaEventHandler {
     /// A managed service goes when no host other than its own (and the
     /// instance being deleted) manages it; its host goes when it then
     /// manages no service.
-    async fn remove_managed_service(&self, s: &ServiceRequest, instance_fqdn: &str) -> Result<(), HandlerError> {
+    async fn remove_managed_service(
+        &self,
+        s: &ServiceRequest,
+        instance_fqdn: &str,
+    ) -> Result<(), HandlerError> {
         let entry = match self.ipa.service_show(&s.principal).await {
             Ok(e) => e,
             Err(IpaError::NotFound(_)) => return Ok(()),
@@ -257,7 +318,9 @@ impl IpaEventHandler {
             .ipa
             .service_find_managed_by(&s.principal_host)
             .await
-            .map_err(|e| ipa_failure(&format!("service_find man_by_host={}", s.principal_host), e))?;
+            .map_err(|e| {
+                ipa_failure(&format!("service_find man_by_host={}", s.principal_host), e)
+            })?;
         if remaining.is_empty() {
             self.remove_host(&s.principal_host).await?;
         }
@@ -266,26 +329,44 @@ impl IpaEventHandler {
 
     fn cloud(&self, what: &str) -> Result<&CloudLookups, HandlerError> {
         self.cloud.as_ref().ok_or_else(|| {
-            HandlerError::Transient(format!("{what} needs nova/neutron lookups: configure [service_credentials]"))
+            HandlerError::Transient(format!(
+                "{what} needs nova/neutron lookups: configure [service_credentials]"
+            ))
         })
     }
 
-    async fn add_floating_ip(&self, ip: IpAddr, instance_id: &str, message_id: &str) -> Result<(), HandlerError> {
+    async fn add_floating_ip(
+        &self,
+        ip: IpAddr,
+        instance_id: &str,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
         if !ip.is_ipv4() {
             tracing::warn!(message_id, %ip, "floating IP is not IPv4; no A record added");
             return Ok(());
         }
-        let Some(server) = self.cloud("a floating-IP association")?.server(instance_id).await? else {
+        let Some(server) = self
+            .cloud("a floating-IP association")?
+            .server(instance_id)
+            .await?
+        else {
             tracing::info!(message_id, instance_id, %ip, "floating IP associated with an instance nova does not know: ignored");
             return Ok(());
         };
         let zone = self.base_zone();
-        match self.ipa.dnsrecord_add_a(&zone, &server.name, &ip.to_string()).await {
+        match self
+            .ipa
+            .dnsrecord_add_a(&zone, &server.name, &ip.to_string())
+            .await
+        {
             Ok(()) | Err(IpaError::EmptyModlist(_)) | Err(IpaError::DuplicateEntry(_)) => {
                 tracing::info!(message_id, %ip, name = %server.name, zone = %zone, "floating IP A record added");
                 Ok(())
             }
-            Err(e) => Err(ipa_failure(&format!("dnsrecord_add {zone} {}", server.name), e)),
+            Err(e) => Err(ipa_failure(
+                &format!("dnsrecord_add {zone} {}", server.name),
+                e,
+            )),
         }
     }
 
@@ -295,7 +376,12 @@ impl IpaEventHandler {
         let records = match self.ipa.dnsrecord_find_a(&zone, &ip_text).await {
             Ok(r) => r,
             Err(IpaError::NotFound(_)) => Vec::new(),
-            Err(e) => return Err(ipa_failure(&format!("dnsrecord_find {zone} arecord={ip_text}"), e)),
+            Err(e) => {
+                return Err(ipa_failure(
+                    &format!("dnsrecord_find {zone} arecord={ip_text}"),
+                    e,
+                ))
+            }
         };
         for r in &records {
             match self.ipa.dnsrecord_del_a(&zone, &r.name, &ip_text).await {
@@ -312,12 +398,22 @@ impl IpaEventHandler {
             Event::InstanceCreated(f) => self.instance_created(f, message_id).await,
             Event::InstanceUpdated(f) => self.instance_updated(f, message_id).await,
             Event::InstanceDeleted(f) => self.instance_deleted(f, message_id).await,
-            Event::FloatingIpAssociated { ip, instance_id } => self.add_floating_ip(*ip, instance_id, message_id).await,
+            Event::FloatingIpAssociated { ip, instance_id } => {
+                self.add_floating_ip(*ip, instance_id, message_id).await
+            }
             Event::FloatingIpDisassociated { ip } => self.remove_floating_ip(*ip, message_id).await,
-            Event::FloatingIpPortAssociated { ip, port_id, device_id } => {
+            Event::FloatingIpPortAssociated {
+                ip,
+                port_id,
+                device_id,
+            } => {
                 let device = match device_id {
                     Some(d) => Some(d.clone()),
-                    None => self.cloud("a floating-IP association")?.port_device(port_id).await?,
+                    None => {
+                        self.cloud("a floating-IP association")?
+                            .port_device(port_id)
+                            .await?
+                    }
                 };
                 match device {
                     Some(instance_id) => self.add_floating_ip(*ip, &instance_id, message_id).await,
@@ -332,7 +428,11 @@ impl IpaEventHandler {
 }
 
 impl EventHandler for IpaEventHandler {
-    fn handle<'a>(&'a self, event: &'a Event, message_id: &'a str) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        event: &'a Event,
+        message_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(self.dispatch(event, message_id))
     }
 }
@@ -350,7 +450,9 @@ pub fn ipa_failure(doing: &str, e: IpaError) -> HandlerError {
         | IpaError::AttrValueNotFound(_)
         | IpaError::DnsNotARecord(_)
         | IpaError::UnknownOption(_) => false,
-        IpaError::Remote(r) => !(3000..5000).contains(&r.code) || r.code == 4201 || (4203..=4216).contains(&r.code),
+        IpaError::Remote(r) => {
+            !(3000..5000).contains(&r.code) || r.code == 4201 || (4203..=4216).contains(&r.code)
+        }
         IpaError::Http { status, .. } => *status >= 500 || *status == 401 || *status == 429,
         _ => true,
     };
@@ -369,25 +471,59 @@ mod tests {
     use serde_json::json;
 
     fn remote(code: i64, name: &str) -> IpaError {
-        IpaError::from_remote(RemoteError { code, name: name.into(), message: "m".into(), data: json!({}) })
+        IpaError::from_remote(RemoteError {
+            code,
+            name: name.into(),
+            message: "m".into(),
+            data: json!({}),
+        })
     }
 
     #[test]
     fn ipa_failures_are_classified() {
-        assert!(matches!(ipa_failure("x", remote(3009, "ValidationError")), HandlerError::Permanent(_)));
-        assert!(matches!(ipa_failure("x", remote(4005, "RealmMismatch")), HandlerError::Permanent(_)));
-        assert!(matches!(ipa_failure("x", remote(4203, "DatabaseError")), HandlerError::Transient(_)));
-        assert!(matches!(ipa_failure("x", remote(903, "InternalError")), HandlerError::Transient(_)));
-        assert!(matches!(ipa_failure("x", IpaError::Timeout(std::time::Duration::from_secs(1))), HandlerError::Transient(_)));
-        let e = IpaError::Http { status: 500, path: "/ipa/session/json".into(), hint: "h".into() };
+        assert!(matches!(
+            ipa_failure("x", remote(3009, "ValidationError")),
+            HandlerError::Permanent(_)
+        ));
+        assert!(matches!(
+            ipa_failure("x", remote(4005, "RealmMismatch")),
+            HandlerError::Permanent(_)
+        ));
+        assert!(matches!(
+            ipa_failure("x", remote(4203, "DatabaseError")),
+            HandlerError::Transient(_)
+        ));
+        assert!(matches!(
+            ipa_failure("x", remote(903, "InternalError")),
+            HandlerError::Transient(_)
+        ));
+        assert!(matches!(
+            ipa_failure("x", IpaError::Timeout(std::time::Duration::from_secs(1))),
+            HandlerError::Transient(_)
+        ));
+        let e = IpaError::Http {
+            status: 500,
+            path: "/ipa/session/json".into(),
+            hint: "h".into(),
+        };
         assert!(matches!(ipa_failure("x", e), HandlerError::Transient(_)));
-        let e = IpaError::Http { status: 404, path: "/ipa/x".into(), hint: "h".into() };
+        let e = IpaError::Http {
+            status: 404,
+            path: "/ipa/x".into(),
+            hint: "h".into(),
+        };
         assert!(matches!(ipa_failure("x", e), HandlerError::Permanent(_)));
     }
 
     #[test]
     fn zones_split_at_the_first_dot() {
-        assert_eq!(IpaEventHandler::zone_of("vm1.example.com"), ("example.com.".to_string(), "vm1".to_string()));
-        assert_eq!(IpaEventHandler::zone_of("vm1.proj.example.com"), ("proj.example.com.".to_string(), "vm1".to_string()));
+        assert_eq!(
+            IpaEventHandler::zone_of("vm1.example.com"),
+            ("example.com.".to_string(), "vm1".to_string())
+        );
+        assert_eq!(
+            IpaEventHandler::zone_of("vm1.proj.example.com"),
+            ("proj.example.com.".to_string(), "vm1".to_string())
+        );
     }
 }

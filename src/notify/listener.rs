@@ -26,8 +26,8 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
 };
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -57,7 +57,11 @@ pub enum HandlerError {
 /// the same notification may be delivered again.
 pub trait EventHandler: Send + Sync + 'static {
     /// Handles one event.
-    fn handle<'a>(&'a self, event: &'a Event, message_id: &'a str) -> BoxFuture<'a, Result<(), HandlerError>>;
+    fn handle<'a>(
+        &'a self,
+        event: &'a Event,
+        message_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
 /// Why the listener stopped other than by a shutdown request.
@@ -118,20 +122,34 @@ enum SessionEnd {
 impl Listener {
     /// A listener for these settings and handler. Reads the TLS files now so
     /// that a wrong path fails at start-up.
-    pub fn new(settings: ListenerSettings, handler: Arc<dyn EventHandler>) -> Result<Self, ListenerError> {
+    pub fn new(
+        settings: ListenerSettings,
+        handler: Arc<dyn EventHandler>,
+    ) -> Result<Self, ListenerError> {
         let mut tls = OwnedTLSConfig::default();
         if let Some(t) = &settings.tls {
             let read = |p: &std::path::PathBuf| {
-                std::fs::read(p).map_err(|source| ListenerError::TlsFile { path: p.display().to_string(), source })
+                std::fs::read(p).map_err(|source| ListenerError::TlsFile {
+                    path: p.display().to_string(),
+                    source,
+                })
             };
             if let Some(ca) = &t.ca_file {
                 tls.cert_chain = Some(String::from_utf8_lossy(&read(ca)?).into_owned());
             }
             if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
-                tls.identity = Some(OwnedIdentity::PKCS8 { pem: read(c)?, key: read(k)? });
+                tls.identity = Some(OwnedIdentity::PKCS8 {
+                    pem: read(c)?,
+                    key: read(k)?,
+                });
             }
         }
-        Ok(Self { topology: Topology::new(&settings), settings, handler, tls })
+        Ok(Self {
+            topology: Topology::new(&settings),
+            settings,
+            handler,
+            tls,
+        })
     }
 
     /// Runs until `shutdown` resolves, then stops consuming, lets messages
@@ -182,7 +200,15 @@ impl Listener {
                         exchange = %self.topology.exchange, "listening for notifications");
                     failures = 0;
                     metrics::gauge!("novajoin_notify_connected").set(1.0);
-                    let end = consume(session, shared.clone(), permits.clone(), &mut tasks, &mut shutdown, &stop_tx).await;
+                    let end = consume(
+                        session,
+                        shared.clone(),
+                        permits.clone(),
+                        &mut tasks,
+                        &mut shutdown,
+                        &stop_tx,
+                    )
+                    .await;
                     metrics::gauge!("novajoin_notify_connected").set(0.0);
                     match end {
                         SessionEnd::Shutdown(s) => {
@@ -221,15 +247,22 @@ impl Listener {
         if in_flight > 0 {
             tracing::info!(in_flight, grace = ?grace, "stopping: finishing notifications in progress");
         }
-        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(left = tasks.len(), "stopping: work still running after the grace period; \
-                its notifications stay unacknowledged and the broker redelivers them");
+            tracing::warn!(
+                left = tasks.len(),
+                "stopping: work still running after the grace period; \
+                its notifications stay unacknowledged and the broker redelivers them"
+            );
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
         if let Some(s) = last_session {
-            let _ = s.connection.close(200, ShortString::from("novajoin notify stopping")).await;
+            let _ = s
+                .connection
+                .close(200, ShortString::from("novajoin notify stopping"))
+                .await;
         }
         tracing::info!("notification listener stopped");
         Ok(())
@@ -237,19 +270,29 @@ impl Listener {
 
     async fn open_session(&self, target: &ConnectTarget) -> Result<Session, lapin::Error> {
         let runtime = lapin::runtime::default_runtime()?;
-        let props = ConnectionProperties::default()
-            .with_connection_name(LongString::from(format!("novajoin-notify:{}", std::process::id())));
-        let connection =
-            Connection::connect_uri_with_config(target.amqp_uri(), props, self.tls.clone(), runtime).await?;
+        let props = ConnectionProperties::default().with_connection_name(LongString::from(
+            format!("novajoin-notify:{}", std::process::id()),
+        ));
+        let connection = Connection::connect_uri_with_config(
+            target.amqp_uri(),
+            props,
+            self.tls.clone(),
+            runtime,
+        )
+        .await?;
         let consume = connection.create_channel().await?;
         if let Err(e) = self.topology.declare(&connection, &consume).await {
             tracing::error!(error = %e, queue = %self.topology.queue, exchange = %self.topology.exchange,
                 "declaring the notification queue failed; if the broker says PRECONDITION_FAILED / inequivalent arg, \
                  make amqp_durable_queues, amqp_auto_delete and rabbit_quorum_queue equal to nova's and neutron's");
-            let _ = connection.close(200, ShortString::from("declare failed")).await;
+            let _ = connection
+                .close(200, ShortString::from("declare failed"))
+                .await;
             return Err(e);
         }
-        consume.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+        consume
+            .basic_qos(self.settings.prefetch, BasicQosOptions::default())
+            .await?;
         let publish = match &self.topology.dead_letter_queue {
             Some(_) => {
                 let ch = connection.create_channel().await?;
@@ -285,7 +328,10 @@ async fn consume(
         .basic_consume(
             ShortString::from(shared.settings.queue_name()),
             ShortString::from(session.consumer_tag.as_str()),
-            BasicConsumeOptions { no_ack: false, ..Default::default() },
+            BasicConsumeOptions {
+                no_ack: false,
+                ..Default::default()
+            },
             args,
         )
         .await;
@@ -306,7 +352,13 @@ async fn consume(
         let delivery = match next {
             Some(Ok(d)) => d,
             Some(Err(e)) => return lost(&session, e.to_string()).await,
-            None => return lost(&session, "the broker cancelled the consumer or closed the channel".into()).await,
+            None => {
+                return lost(
+                    &session,
+                    "the broker cancelled the consumer or closed the channel".into(),
+                )
+                .await
+            }
         };
         dispatch(delivery, permit, &shared, &session, tasks);
         // Reap finished tasks as we go.
@@ -317,7 +369,10 @@ async fn consume(
     // when the channel closes, or nacked by their tasks.
     let _ = session
         .consume
-        .basic_cancel(ShortString::from(session.consumer_tag.as_str()), BasicCancelOptions::default())
+        .basic_cancel(
+            ShortString::from(session.consumer_tag.as_str()),
+            BasicCancelOptions::default(),
+        )
         .await;
     SessionEnd::Shutdown(session)
 }
@@ -326,7 +381,9 @@ async fn consume(
 /// still stands, e.g. only the channel died) so the broker requeues every
 /// unacknowledged delivery for the next session.
 async fn lost(session: &Session, why: String) -> SessionEnd {
-    let close = session.connection.close(200, ShortString::from("novajoin notify reconnecting"));
+    let close = session
+        .connection
+        .close(200, ShortString::from("novajoin notify reconnecting"));
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
     SessionEnd::Lost(why)
 }
@@ -345,7 +402,11 @@ fn dispatch(
         .and_then(|h| h.inner().get("compression").map(amqp_text));
     let decoded = envelope::decode(&delivery.data, compression.as_deref())
         .map_err(|e| e.to_string())
-        .and_then(|n| events::classify(&n, shared.settings.format).map(|c| (n, c)).map_err(|e| e.to_string()));
+        .and_then(|n| {
+            events::classify(&n, shared.settings.format)
+                .map(|c| (n, c))
+                .map_err(|e| e.to_string())
+        });
     let shared = shared.clone();
     let session = session.clone();
     match decoded {
@@ -359,10 +420,18 @@ fn dispatch(
         Ok((n, Classified::Ignore(why))) => {
             tracing::debug!(message_id = %n.message_id, event_type = %n.event_type, publisher = %n.publisher_id,
                 reason = why, "notification ignored");
-            metrics::counter!("novajoin_notify_messages_total", "outcome" => "ignored").increment(1);
+            metrics::counter!("novajoin_notify_messages_total", "outcome" => "ignored")
+                .increment(1);
             tasks.spawn(async move {
                 let _permit = permit;
-                settle(&session, &delivery, &n.message_id, &n.event_type, Disposition::Ack).await;
+                settle(
+                    &session,
+                    &delivery,
+                    &n.message_id,
+                    &n.event_type,
+                    Disposition::Ack,
+                )
+                .await;
             });
         }
         Ok((n, Classified::Handle(event))) => {
@@ -381,8 +450,16 @@ fn dispatch(
                 if let Some(prev) = previous {
                     let _ = prev.await;
                 }
-                let disposition = handle_with_retry(&shared, &n, &event, delivery.redelivered).await;
-                settle(&session, &delivery, &n.message_id, &n.event_type, disposition).await;
+                let disposition =
+                    handle_with_retry(&shared, &n, &event, delivery.redelivered).await;
+                settle(
+                    &session,
+                    &delivery,
+                    &n.message_id,
+                    &n.event_type,
+                    disposition,
+                )
+                .await;
                 drop(done_tx);
                 let mut order = shared.order.lock().expect("order map poisoned");
                 if order.get(&key).is_some_and(|(owner, _)| *owner == id) {
@@ -393,7 +470,12 @@ fn dispatch(
     }
 }
 
-async fn handle_with_retry(shared: &Shared, n: &Notification, event: &Event, redelivered: bool) -> Disposition {
+async fn handle_with_retry(
+    shared: &Shared,
+    n: &Notification,
+    event: &Event,
+    redelivered: bool,
+) -> Disposition {
     let mut stopping = shared.stopping.clone();
     let policy = &shared.settings.retry;
     let mut attempt = 0u32;
@@ -405,7 +487,9 @@ async fn handle_with_retry(shared: &Shared, n: &Notification, event: &Event, red
             Err(HandlerError::Permanent(why)) => return Disposition::Permanent(why),
             Err(HandlerError::Transient(why)) => {
                 if attempt >= policy.max_attempts {
-                    return Disposition::Requeue(format!("{why} (gave up after {attempt} attempts)"));
+                    return Disposition::Requeue(format!(
+                        "{why} (gave up after {attempt} attempts)"
+                    ));
                 }
                 if *stopping.borrow() {
                     return Disposition::Requeue(format!("{why} (shutting down)"));
@@ -425,19 +509,34 @@ async fn handle_with_retry(shared: &Shared, n: &Notification, event: &Event, red
     }
 }
 
-async fn settle(session: &Session, delivery: &Delivery, message_id: &str, event_type: &str, d: Disposition) {
+async fn settle(
+    session: &Session,
+    delivery: &Delivery,
+    message_id: &str,
+    event_type: &str,
+    d: Disposition,
+) {
     let result = match &d {
         Disposition::Ack => {
-            metrics::counter!("novajoin_notify_messages_total", "outcome" => "handled").increment(1);
+            metrics::counter!("novajoin_notify_messages_total", "outcome" => "handled")
+                .increment(1);
             delivery.acker.ack(BasicAckOptions::default()).await
         }
         Disposition::Requeue(why) => {
             tracing::warn!(message_id, event_type, reason = %why, "notification given back to the broker for later");
-            metrics::counter!("novajoin_notify_messages_total", "outcome" => "requeued").increment(1);
-            delivery.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await
+            metrics::counter!("novajoin_notify_messages_total", "outcome" => "requeued")
+                .increment(1);
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                })
+                .await
         }
         Disposition::Permanent(why) => {
-            metrics::counter!("novajoin_notify_messages_total", "outcome" => "rejected").increment(1);
+            metrics::counter!("novajoin_notify_messages_total", "outcome" => "rejected")
+                .increment(1);
             match (&session.publish, &session.dead_letter_queue) {
                 (Some(ch), Some(dlq)) => match dead_letter(ch, &dlq, delivery, why).await {
                     Ok(()) => {
@@ -448,13 +547,22 @@ async fn settle(session: &Session, delivery: &Delivery, message_id: &str, event_
                     Err(e) => {
                         tracing::error!(message_id, event_type, reason = %why, error = %e,
                             "notification cannot be handled and dead-lettering it failed; requeued");
-                        delivery.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await
+                        delivery
+                            .acker
+                            .nack(BasicNackOptions {
+                                multiple: false,
+                                requeue: true,
+                            })
+                            .await
                     }
                 },
                 _ => {
                     tracing::error!(message_id, event_type, reason = %why, routing_key = %delivery.routing_key,
                         "notification rejected (it can never be handled)");
-                    delivery.acker.reject(BasicRejectOptions { requeue: false }).await
+                    delivery
+                        .acker
+                        .reject(BasicRejectOptions { requeue: false })
+                        .await
                 }
             }
         }
@@ -466,12 +574,28 @@ async fn settle(session: &Session, delivery: &Delivery, message_id: &str, event_
     }
 }
 
-async fn dead_letter(ch: &Channel, queue: &str, delivery: &Delivery, why: &str) -> Result<(), String> {
+async fn dead_letter(
+    ch: &Channel,
+    queue: &str,
+    delivery: &Delivery,
+    why: &str,
+) -> Result<(), String> {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    headers.insert("x-novajoin-error".into(), AMQPValue::LongString(LongString::from(why)));
-    headers.insert("x-original-exchange".into(), AMQPValue::LongString(LongString::from(delivery.exchange.as_str())));
-    headers.insert("x-original-routing-key".into(), AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())));
-    let mut props = BasicProperties::default().with_headers(headers).with_delivery_mode(2);
+    headers.insert(
+        "x-novajoin-error".into(),
+        AMQPValue::LongString(LongString::from(why)),
+    );
+    headers.insert(
+        "x-original-exchange".into(),
+        AMQPValue::LongString(LongString::from(delivery.exchange.as_str())),
+    );
+    headers.insert(
+        "x-original-routing-key".into(),
+        AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
+    );
+    let mut props = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(2);
     if let Some(ct) = delivery.properties.content_type() {
         props = props.with_content_type(ct.clone());
     }
@@ -479,7 +603,13 @@ async fn dead_letter(ch: &Channel, queue: &str, delivery: &Delivery, why: &str) 
         props = props.with_content_encoding(ce.clone());
     }
     let confirm = ch
-        .basic_publish(ShortString::from(""), ShortString::from(queue), BasicPublishOptions::default(), &delivery.data, props)
+        .basic_publish(
+            ShortString::from(""),
+            ShortString::from(queue),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            props,
+        )
         .await
         .map_err(|e| e.to_string())?
         .await

@@ -103,8 +103,12 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Wait after attempt `attempt` (1-based) failed: doubling, capped.
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(30)).unwrap_or(u32::MAX);
-        self.initial_delay.saturating_mul(factor).min(self.max_delay)
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(30))
+            .unwrap_or(u32::MAX);
+        self.initial_delay
+            .saturating_mul(factor)
+            .min(self.max_delay)
     }
 }
 
@@ -158,19 +162,29 @@ impl ListenerSettings {
     /// Reads and validates the settings.
     pub fn from_config(cfg: &ConfigFiles) -> Result<Self, ConfigError> {
         let (url_spec, url_text) = match cfg.raw(&opt::NOTIFICATIONS_TRANSPORT_URL) {
-            Some(_) => (&opt::NOTIFICATIONS_TRANSPORT_URL, cfg.string(&opt::NOTIFICATIONS_TRANSPORT_URL)),
+            Some(_) => (
+                &opt::NOTIFICATIONS_TRANSPORT_URL,
+                cfg.string(&opt::NOTIFICATIONS_TRANSPORT_URL),
+            ),
             None => (&config::TRANSPORT_URL, cfg.string(&config::TRANSPORT_URL)),
         };
-        let url_text = url_text.filter(|s| !s.trim().is_empty()).ok_or_else(|| ConfigError::Missing {
-            group: "DEFAULT".into(),
-            option: "transport_url".into(),
-            why: "the notification listener needs the broker's address \
+        let url_text =
+            url_text
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ConfigError::Missing {
+                    group: "DEFAULT".into(),
+                    option: "transport_url".into(),
+                    why: "the notification listener needs the broker's address \
                   (or set [oslo_messaging_notifications] transport_url)"
-                .into(),
-        })?;
+                        .into(),
+                })?;
         let transport = TransportUrl::parse(&url_text).map_err(|e| url_error(cfg, url_spec, e))?;
         let query = transport.query.clone();
-        let ov = Overrides { cfg, query: &query, url_spec };
+        let ov = Overrides {
+            cfg,
+            query: &query,
+            url_spec,
+        };
         ov.check_keys()?;
 
         let flags = QueueFlags {
@@ -194,27 +208,37 @@ impl ListenerSettings {
                     "novajoin always verifies the broker's host name; remove this option or set it to true \
                      and give the broker a certificate for the name in transport_url"));
             }
-            let path = |spec: &OptionSpec| ov.string(spec).filter(|s| !s.is_empty()).map(PathBuf::from);
+            let path =
+                |spec: &OptionSpec| ov.string(spec).filter(|s| !s.is_empty()).map(PathBuf::from);
             let t = TlsSettings {
                 ca_file: path(&opt::SSL_CA_FILE),
                 cert_file: path(&opt::SSL_CERT_FILE),
                 key_file: path(&opt::SSL_KEY_FILE),
             };
             if t.cert_file.is_some() != t.key_file.is_some() {
-                return Err(ov.bad(&opt::SSL_CERT_FILE, "ssl_cert_file and ssl_key_file must be set together"));
+                return Err(ov.bad(
+                    &opt::SSL_CERT_FILE,
+                    "ssl_cert_file and ssl_key_file must be set together",
+                ));
             }
             Some(t)
         } else {
             None
         };
-        let mechanism = match ov.string(&opt::RABBIT_LOGIN_METHOD).as_deref().unwrap_or("AMQPLAIN") {
+        let mechanism = match ov
+            .string(&opt::RABBIT_LOGIN_METHOD)
+            .as_deref()
+            .unwrap_or("AMQPLAIN")
+        {
             "PLAIN" => SASLMechanism::Plain,
             "AMQPLAIN" => SASLMechanism::AMQPlain,
             "EXTERNAL" => SASLMechanism::External,
             "RABBIT-CR-DEMO" => SASLMechanism::RabbitCrDemo,
             other => {
-                return Err(ov.bad(&opt::RABBIT_LOGIN_METHOD,
-                    &format!("{other:?} is not one of PLAIN, AMQPLAIN, EXTERNAL, RABBIT-CR-DEMO")))
+                return Err(ov.bad(
+                    &opt::RABBIT_LOGIN_METHOD,
+                    &format!("{other:?} is not one of PLAIN, AMQPLAIN, EXTERNAL, RABBIT-CR-DEMO"),
+                ))
             }
         };
 
@@ -245,9 +269,13 @@ impl ListenerSettings {
                 why: "it names the queue to consume (<topic>.info)".into(),
             });
         }
-        let control_exchange = cfg.string(&opt::CONTROL_EXCHANGE).unwrap_or_else(|| "openstack".into());
+        let control_exchange = cfg
+            .string(&opt::CONTROL_EXCHANGE)
+            .unwrap_or_else(|| "openstack".into());
         let retry = RetryPolicy {
-            initial_delay: Duration::from_secs_f64(cfg.float(&opt::RETRY_INITIAL_DELAY)?.unwrap_or(1.0)),
+            initial_delay: Duration::from_secs_f64(
+                cfg.float(&opt::RETRY_INITIAL_DELAY)?.unwrap_or(1.0),
+            ),
             max_delay: Duration::from_secs_f64(cfg.float(&opt::RETRY_MAX_DELAY)?.unwrap_or(60.0)),
             max_attempts: cfg.int(&opt::RETRY_MAX_ATTEMPTS)?.unwrap_or(10) as u32,
         };
@@ -268,8 +296,12 @@ impl ListenerSettings {
             reconnect,
             max_concurrent,
             retry,
-            dead_letter_queue: cfg.string(&opt::DEAD_LETTER_QUEUE).filter(|s| !s.trim().is_empty()),
-            shutdown_timeout: Duration::from_secs_f64(cfg.float(&opt::SHUTDOWN_TIMEOUT)?.unwrap_or(8.0)),
+            dead_letter_queue: cfg
+                .string(&opt::DEAD_LETTER_QUEUE)
+                .filter(|s| !s.trim().is_empty()),
+            shutdown_timeout: Duration::from_secs_f64(
+                cfg.float(&opt::SHUTDOWN_TIMEOUT)?.unwrap_or(8.0),
+            ),
         })
     }
 }
@@ -283,7 +315,11 @@ fn url_error(cfg: &ConfigFiles, spec: &OptionSpec, e: TransportUrlError) -> Conf
             option: spec.name.into(),
             problem: e.to_string(),
         },
-        None => ConfigError::Missing { group: spec.group.into(), option: spec.name.into(), why: e.to_string() },
+        None => ConfigError::Missing {
+            group: spec.group.into(),
+            option: spec.name.into(),
+            why: e.to_string(),
+        },
     }
 }
 
@@ -296,7 +332,11 @@ struct Overrides<'a> {
 
 impl Overrides<'_> {
     fn check_keys(&self) -> Result<(), ConfigError> {
-        match self.query.keys().find(|k| !opt::RABBIT_OPTIONS.iter().any(|o| o.name == k.as_str())) {
+        match self
+            .query
+            .keys()
+            .find(|k| !opt::RABBIT_OPTIONS.iter().any(|o| o.name == k.as_str()))
+        {
             Some(key) => Err(self.bad(
                 self.url_spec,
                 &format!("query parameter '{key}' is not an [oslo_messaging_rabbit] option"),
@@ -310,7 +350,11 @@ impl Overrides<'_> {
     }
 
     fn bad(&self, spec: &OptionSpec, problem: &str) -> ConfigError {
-        let at = if self.from_query(spec).is_some() { self.cfg.raw(self.url_spec) } else { self.cfg.raw(spec) };
+        let at = if self.from_query(spec).is_some() {
+            self.cfg.raw(self.url_spec)
+        } else {
+            self.cfg.raw(spec)
+        };
         match at {
             Some(at) => ConfigError::BadValue {
                 file: at.file.clone(),
@@ -319,7 +363,11 @@ impl Overrides<'_> {
                 option: spec.name.into(),
                 problem: problem.to_string(),
             },
-            None => ConfigError::Missing { group: spec.group.into(), option: spec.name.into(), why: problem.to_string() },
+            None => ConfigError::Missing {
+                group: spec.group.into(),
+                option: spec.name.into(),
+                why: problem.to_string(),
+            },
         }
     }
 
@@ -332,7 +380,12 @@ impl Overrides<'_> {
 
     fn bool(&self, spec: &OptionSpec) -> Result<bool, ConfigError> {
         match self.from_query(spec) {
-            Some(v) => parse_bool(v).ok_or_else(|| self.bad(spec, &format!("transport_url ?{}={v:?} is not a boolean", spec.name))),
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                self.bad(
+                    spec,
+                    &format!("transport_url ?{}={v:?} is not a boolean", spec.name),
+                )
+            }),
             None => self.cfg.bool(spec),
         }
     }
@@ -354,9 +407,20 @@ impl Overrides<'_> {
 
     fn float(&self, spec: &OptionSpec) -> Result<f64, ConfigError> {
         match self.from_query(spec) {
-            Some(v) => v.trim().parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0).ok_or_else(|| {
-                self.bad(spec, &format!("transport_url ?{}={v:?} is not a non-negative number", spec.name))
-            }),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| {
+                    self.bad(
+                        spec,
+                        &format!(
+                            "transport_url ?{}={v:?} is not a non-negative number",
+                            spec.name
+                        ),
+                    )
+                }),
             None => Ok(self.cfg.float(spec)?.unwrap_or(0.0)),
         }
     }
@@ -401,10 +465,17 @@ mod tests {
 
     #[test]
     fn unknown_query_key_names_file_and_line() {
-        let e = load("[DEFAULT]\n\ntransport_url = rabbit://h/?durable=yes\n").unwrap_err().to_string();
+        let e = load("[DEFAULT]\n\ntransport_url = rabbit://h/?durable=yes\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("join.conf:3") && e.contains("durable"), "{e}");
-        let e = load("[DEFAULT]\ntransport_url = rabbit://h/?amqp_durable_queues=maybe\n").unwrap_err().to_string();
-        assert!(e.contains("join.conf:2") && e.contains("amqp_durable_queues"), "{e}");
+        let e = load("[DEFAULT]\ntransport_url = rabbit://h/?amqp_durable_queues=maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("join.conf:2") && e.contains("amqp_durable_queues"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -433,7 +504,11 @@ mod tests {
         };
         let w: Vec<u64> = (0..5).map(|n| r.wait_after(n).as_secs()).collect();
         assert_eq!(w, vec![1, 1, 3, 5, 6]);
-        let p = RetryPolicy { initial_delay: Duration::from_millis(100), max_delay: Duration::from_millis(500), max_attempts: 5 };
+        let p = RetryPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            max_attempts: 5,
+        };
         let d: Vec<u128> = (1..6).map(|a| p.delay_after(a).as_millis()).collect();
         assert_eq!(d, vec![100, 200, 400, 500, 500]);
     }

@@ -72,7 +72,10 @@ impl Topology {
         let mut args = FieldTable::default();
         let f = &self.flags;
         if f.quorum {
-            args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
             for (name, value) in [
                 ("x-delivery-limit", f.quorum_delivery_limit),
                 ("x-max-in-memory-length", f.quorum_max_memory_length),
@@ -83,7 +86,10 @@ impl Topology {
                 }
             }
         } else if f.ha_queues {
-            args.insert("x-ha-policy".into(), AMQPValue::LongString(LongString::from("all")));
+            args.insert(
+                "x-ha-policy".into(),
+                AMQPValue::LongString(LongString::from("all")),
+            );
         }
         args
     }
@@ -102,7 +108,11 @@ impl Topology {
             )
             .await?;
         channel
-            .queue_declare(ShortString::from(self.queue.as_str()), self.queue_options(), self.queue_arguments())
+            .queue_declare(
+                ShortString::from(self.queue.as_str()),
+                self.queue_options(),
+                self.queue_arguments(),
+            )
             .await?;
         self.bind(channel, &self.exchange).await?;
         for exchange in &self.publisher_exchanges {
@@ -113,13 +123,18 @@ impl Topology {
                 .exchange_declare(
                     ShortString::from(exchange.as_str()),
                     ExchangeKind::Topic,
-                    ExchangeDeclareOptions { passive: true, ..Default::default() },
+                    ExchangeDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
                     FieldTable::default(),
                 )
                 .await
                 .is_ok();
             if exists {
-                let _ = probe.close(200, ShortString::from("exchange checked")).await;
+                let _ = probe
+                    .close(200, ShortString::from("exchange checked"))
+                    .await;
                 self.bind(channel, exchange).await?;
                 tracing::debug!(exchange = %exchange, queue = %self.queue, "bound the queue to a publisher exchange");
             } else {
@@ -130,12 +145,18 @@ impl Topology {
         if let Some(dlq) = &self.dead_letter_queue {
             let mut args = FieldTable::default();
             if self.flags.quorum {
-                args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+                args.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString(LongString::from("quorum")),
+                );
             }
             channel
                 .queue_declare(
                     ShortString::from(dlq.as_str()),
-                    QueueDeclareOptions { durable: true, ..Default::default() },
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
                     args,
                 )
                 .await?;
@@ -203,20 +224,34 @@ mod tests {
 
     #[test]
     fn quorum_forces_durable_and_sends_only_set_limits() {
-        let t = topo(QueueFlags { quorum: true, quorum_delivery_limit: 5, ..flags() });
+        let t = topo(QueueFlags {
+            quorum: true,
+            quorum_delivery_limit: 5,
+            ..flags()
+        });
         assert!(t.exchange_options().durable && t.queue_options().durable);
         let args = t.queue_arguments();
         let m = args.inner();
         assert_eq!(m.len(), 2);
-        assert_eq!(m.get("x-queue-type"), Some(&AMQPValue::LongString("quorum".into())));
+        assert_eq!(
+            m.get("x-queue-type"),
+            Some(&AMQPValue::LongString("quorum".into()))
+        );
         assert_eq!(m.get("x-delivery-limit"), Some(&AMQPValue::LongInt(5)));
     }
 
     #[test]
     fn durable_option_and_ha() {
-        let t = topo(QueueFlags { durable_queues: true, ha_queues: true, ..flags() });
+        let t = topo(QueueFlags {
+            durable_queues: true,
+            ha_queues: true,
+            ..flags()
+        });
         assert!(t.queue_options().durable && t.exchange_options().durable);
-        assert_eq!(t.queue_arguments().inner().get("x-ha-policy"), Some(&AMQPValue::LongString("all".into())));
+        assert_eq!(
+            t.queue_arguments().inner().get("x-ha-policy"),
+            Some(&AMQPValue::LongString("all".into()))
+        );
         assert_eq!(amqp_int(1 << 40), AMQPValue::LongLongInt(1 << 40));
     }
 }

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism};
+use lapin::uri::{
+    AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
+};
 use percent_encoding::percent_decode_str;
 
 /// Why a transport URL cannot be used. Never contains the password.
@@ -111,7 +113,11 @@ impl TransportUrl {
             None => String::new(),
         };
         // oslo passes an empty vhost to kombu, which uses '/'.
-        let vhost = if vhost.is_empty() { "/".to_string() } else { vhost };
+        let vhost = if vhost.is_empty() {
+            "/".to_string()
+        } else {
+            vhost
+        };
 
         let mut query: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in url::form_urlencoded::parse(query_text.as_bytes()) {
@@ -135,7 +141,12 @@ impl TransportUrl {
         if hosts.is_empty() {
             return Err(TransportUrlError::NoHost);
         }
-        Ok(Self { hosts, vhost, query, scheme_tls })
+        Ok(Self {
+            hosts,
+            vhost,
+            query,
+            scheme_tls,
+        })
     }
 
     /// The URL with passwords replaced, for logs and errors.
@@ -167,10 +178,15 @@ fn parse_host(part: &str) -> Result<BrokerHost, TransportUrlError> {
     };
     let bad = |why: &str| TransportUrlError::BadHost(hostport.to_string(), why.to_string());
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']').ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
+        let (h, tail) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
         let port = match tail {
             "" => None,
-            t => Some(t.strip_prefix(':').ok_or_else(|| bad("expected ':port' after ']'"))?),
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| bad("expected ':port' after ']'"))?,
+            ),
         };
         (h.to_string(), port)
     } else if hostport.matches(':').count() > 1 {
@@ -187,9 +203,16 @@ fn parse_host(part: &str) -> Result<BrokerHost, TransportUrlError> {
     }
     let port = match port {
         None | Some("") => 5672,
-        Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number between 1 and 65535"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| bad("the port is not a number between 1 and 65535"))?,
     };
-    Ok(BrokerHost { host, port, username, password })
+    Ok(BrokerHost {
+        host,
+        port,
+        username,
+        password,
+    })
 }
 
 /// How lapin should connect to one broker.
@@ -213,7 +236,11 @@ impl ConnectTarget {
     /// The lapin URI, built from parts so nothing is re-parsed.
     pub fn amqp_uri(&self) -> AMQPUri {
         AMQPUri {
-            scheme: if self.tls { AMQPScheme::AMQPS } else { AMQPScheme::AMQP },
+            scheme: if self.tls {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
             authority: AMQPAuthority {
                 userinfo: AMQPUserInfo {
                     username: self.host.username.clone(),
@@ -239,30 +266,53 @@ mod tests {
 
     #[test]
     fn empty_path_is_the_root_vhost() {
-        for url in ["rabbit://guest:guest@127.0.0.1:5672/", "rabbit://guest:guest@127.0.0.1:5672", "rabbit://guest:guest@127.0.0.1:5672//"] {
+        for url in [
+            "rabbit://guest:guest@127.0.0.1:5672/",
+            "rabbit://guest:guest@127.0.0.1:5672",
+            "rabbit://guest:guest@127.0.0.1:5672//",
+        ] {
             assert_eq!(TransportUrl::parse(url).unwrap().vhost, "/", "{url}");
         }
-        assert_eq!(TransportUrl::parse("rabbit://h/openstack").unwrap().vhost, "openstack");
+        assert_eq!(
+            TransportUrl::parse("rabbit://h/openstack").unwrap().vhost,
+            "openstack"
+        );
         assert_eq!(TransportUrl::parse("rabbit://h/%2Fx").unwrap().vhost, "/x");
     }
 
     #[test]
     fn several_hosts_with_credentials_and_defaults() {
-        let u = TransportUrl::parse("rabbit://nova:s%2F3cret@ctl-1:5673,nova:pw@ctl-2,[fd00::1]:5674/openstack").unwrap();
+        let u = TransportUrl::parse(
+            "rabbit://nova:s%2F3cret@ctl-1:5673,nova:pw@ctl-2,[fd00::1]:5674/openstack",
+        )
+        .unwrap();
         assert_eq!(u.hosts.len(), 3);
         assert_eq!((u.hosts[0].host.as_str(), u.hosts[0].port), ("ctl-1", 5673));
         assert_eq!(u.hosts[0].password, "s/3cret");
         assert_eq!((u.hosts[1].host.as_str(), u.hosts[1].port), ("ctl-2", 5672));
-        assert_eq!((u.hosts[2].host.as_str(), u.hosts[2].port), ("fd00::1", 5674));
+        assert_eq!(
+            (u.hosts[2].host.as_str(), u.hosts[2].port),
+            ("fd00::1", 5674)
+        );
         assert_eq!(u.vhost, "openstack");
         let anon = TransportUrl::parse("rabbit://h1").unwrap();
-        assert_eq!((anon.hosts[0].username.as_str(), anon.hosts[0].password.as_str()), ("guest", "guest"));
+        assert_eq!(
+            (
+                anon.hosts[0].username.as_str(),
+                anon.hosts[0].password.as_str()
+            ),
+            ("guest", "guest")
+        );
     }
 
     #[test]
     fn query_keys_are_kept_as_overrides() {
-        let u = TransportUrl::parse("rabbit://h:5672/?amqp_durable_queues=true&ssl=1&x=a&x=b").unwrap();
-        assert_eq!(u.query.get("amqp_durable_queues").map(String::as_str), Some("true"));
+        let u =
+            TransportUrl::parse("rabbit://h:5672/?amqp_durable_queues=true&ssl=1&x=a&x=b").unwrap();
+        assert_eq!(
+            u.query.get("amqp_durable_queues").map(String::as_str),
+            Some("true")
+        );
         assert_eq!(u.query.get("ssl").map(String::as_str), Some("1"));
         assert_eq!(u.query.get("x").map(String::as_str), Some("a,b"));
         assert_eq!(u.vhost, "/");
@@ -270,9 +320,18 @@ mod tests {
 
     #[test]
     fn bad_urls_are_explained_without_the_password() {
-        assert_eq!(TransportUrl::parse("guest@h").unwrap_err(), TransportUrlError::NoScheme);
-        assert!(matches!(TransportUrl::parse("kafka://h:9092").unwrap_err(), TransportUrlError::UnsupportedDriver(_)));
-        assert_eq!(TransportUrl::parse("rabbit:///").unwrap_err(), TransportUrlError::NoHost);
+        assert_eq!(
+            TransportUrl::parse("guest@h").unwrap_err(),
+            TransportUrlError::NoScheme
+        );
+        assert!(matches!(
+            TransportUrl::parse("kafka://h:9092").unwrap_err(),
+            TransportUrlError::UnsupportedDriver(_)
+        ));
+        assert_eq!(
+            TransportUrl::parse("rabbit:///").unwrap_err(),
+            TransportUrlError::NoHost
+        );
         let e = TransportUrl::parse("rabbit://u:topsecret@h:notaport/").unwrap_err();
         assert!(!e.to_string().contains("topsecret"), "{e}");
         assert!(e.to_string().contains("h:notaport"), "{e}");

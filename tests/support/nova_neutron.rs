@@ -46,12 +46,20 @@ impl NovaNeutron {
 
     /// nova knows a server `id` named `name`.
     pub fn add_server(&self, id: &str, name: &str) {
-        self.state.lock().unwrap().servers.insert(id.into(), name.into());
+        self.state
+            .lock()
+            .unwrap()
+            .servers
+            .insert(id.into(), name.into());
     }
 
     /// neutron knows port `port` of device (instance) `device_id`.
     pub fn add_port(&self, port: &str, device_id: &str) {
-        self.state.lock().unwrap().ports.insert(port.into(), device_id.into());
+        self.state
+            .lock()
+            .unwrap()
+            .ports
+            .insert(port.into(), device_id.into());
     }
 
     /// `METHOD path?query` of every request received, in order.
@@ -67,12 +75,17 @@ fn start() -> NovaNeutron {
     std::thread::Builder::new()
         .name("nova-neutron-double".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 loop {
-                    let Ok((tcp, _)) = listener.accept().await else { continue };
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
                     let st = st.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| {
@@ -103,21 +116,41 @@ fn reply(status: u16, body: serde_json::Value) -> http::Response<Full<Bytes>> {
         .unwrap()
 }
 
-fn answer(state: &Mutex<State>, req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+fn answer(
+    state: &Mutex<State>,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let mut st = state.lock().unwrap();
-    st.requests.push(format!("{} {path}{}{query}", req.method(), if query.is_empty() { "" } else { "?" }));
-    if req.headers().get("x-auth-token").is_none_or(|t| t.is_empty()) {
-        return reply(401, json!({"error": {"code": 401, "title": "Unauthorized",
-            "message": "The request you have made requires authentication."}}));
+    st.requests.push(format!(
+        "{} {path}{}{query}",
+        req.method(),
+        if query.is_empty() { "" } else { "?" }
+    ));
+    if req
+        .headers()
+        .get("x-auth-token")
+        .is_none_or(|t| t.is_empty())
+    {
+        return reply(
+            401,
+            json!({"error": {"code": 401, "title": "Unauthorized",
+            "message": "The request you have made requires authentication."}}),
+        );
     }
     if let Some(id) = path.strip_prefix("/v2.1/servers/") {
         return match st.servers.get(id) {
-            Some(name) => reply(200, json!({"server": {"id": id, "name": name, "status": "ACTIVE",
-                "tenant_id": "c97027dd880d4c129ae7a4ba7edade05", "metadata": {}}})),
-            None => reply(404, json!({"itemNotFound": {"code": 404,
-                "message": format!("Instance {id} could not be found.")}})),
+            Some(name) => reply(
+                200,
+                json!({"server": {"id": id, "name": name, "status": "ACTIVE",
+                "tenant_id": "c97027dd880d4c129ae7a4ba7edade05", "metadata": {}}}),
+            ),
+            None => reply(
+                404,
+                json!({"itemNotFound": {"code": 404,
+                "message": format!("Instance {id} could not be found.")}}),
+            ),
         };
     }
     if path == "/network/v2.0/ports" {
@@ -139,7 +172,10 @@ async fn register(keystone: &Keystone, double: &NovaNeutron) {
     let admin = keystone.issue_token("admin").await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = keystone.public_url();
-    for (kind, name, url) in [("compute", "nova", &double.nova_url), ("network", "neutron", &double.neutron_url)] {
+    for (kind, name, url) in [
+        ("compute", "nova", &double.nova_url),
+        ("network", "neutron", &double.neutron_url),
+    ] {
         let r = http
             .post(format!("{base}/v3/services"))
             .header("x-auth-token", &admin)
@@ -148,13 +184,18 @@ async fn register(keystone: &Keystone, double: &NovaNeutron) {
             .await
             .unwrap();
         assert_eq!(r.status(), 201, "create service {kind}");
-        let id = r.json::<serde_json::Value>().await.unwrap()["service"]["id"].as_str().unwrap().to_string();
+        let id = r.json::<serde_json::Value>().await.unwrap()["service"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         for interface in ["public", "internal"] {
             let r = http
                 .post(format!("{base}/v3/endpoints"))
                 .header("x-auth-token", &admin)
-                .json(&json!({"endpoint": {"service_id": id, "interface": interface, "url": url,
-                                           "region_id": "RegionOne", "enabled": true}}))
+                .json(
+                    &json!({"endpoint": {"service_id": id, "interface": interface, "url": url,
+                                           "region_id": "RegionOne", "enabled": true}}),
+                )
                 .send()
                 .await
                 .unwrap();

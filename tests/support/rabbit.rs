@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -58,7 +59,12 @@ pub struct OsloMessage {
 impl OsloMessage {
     /// An INFO notification.
     pub fn info(publisher_id: &str, event_type: &str, payload: Value) -> Self {
-        Self { publisher_id: publisher_id.into(), event_type: event_type.into(), priority: "info".into(), payload }
+        Self {
+            publisher_id: publisher_id.into(),
+            event_type: event_type.into(),
+            priority: "info".into(),
+            payload,
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -89,13 +95,26 @@ impl OsloPublisher {
     pub fn publish(&self, exchange: &str, query: &str, messages: &[OsloMessage]) {
         let mut child = self.spawn(exchange, query, messages, Duration::ZERO);
         let status = child.wait().expect("publisher did not run");
-        assert!(status.success(), "oslo.messaging publisher failed: {status}");
+        assert!(
+            status.success(),
+            "oslo.messaging publisher failed: {status}"
+        );
     }
 
     /// Starts publishing in the background, `pace` apart; the child prints
     /// `sent <n>` per message and `done <n>` at the end on its stdout.
-    pub fn spawn(&self, exchange: &str, query: &str, messages: &[OsloMessage], pace: Duration) -> Child {
-        let url = if query.is_empty() { TRANSPORT_URL.to_string() } else { format!("{TRANSPORT_URL}?{query}") };
+    pub fn spawn(
+        &self,
+        exchange: &str,
+        query: &str,
+        messages: &[OsloMessage],
+        pace: Duration,
+    ) -> Child {
+        let url = if query.is_empty() {
+            TRANSPORT_URL.to_string()
+        } else {
+            format!("{TRANSPORT_URL}?{query}")
+        };
         let job = json!({
             "url": url,
             "exchange": exchange,
@@ -113,7 +132,9 @@ impl OsloPublisher {
             .spawn()
             .expect("cannot start the oslo.messaging publisher");
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(job.to_string().as_bytes()).expect("write job");
+        stdin
+            .write_all(job.to_string().as_bytes())
+            .expect("write job");
         drop(stdin);
         child
     }
@@ -155,7 +176,9 @@ impl RabbitNames {
     /// The oslo.messaging publisher for this topic (cheap to clone, and
     /// usable from a blocking thread).
     pub fn publisher(&self) -> OsloPublisher {
-        OsloPublisher { topic: self.topic.clone() }
+        OsloPublisher {
+            topic: self.topic.clone(),
+        }
     }
 
     /// Publishes raw bytes (for malformed messages oslo would never send)
@@ -193,7 +216,10 @@ impl RabbitNames {
         let ch = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Some(m) = ch
-            .basic_get(ShortString::from(self.dead_letter_queue.as_str()), BasicGetOptions { no_ack: true })
+            .basic_get(
+                ShortString::from(self.dead_letter_queue.as_str()),
+                BasicGetOptions { no_ack: true },
+            )
             .await
             .expect("basic.get on the dead-letter queue")
         {
@@ -209,7 +235,14 @@ impl RabbitNames {
         let conn = connect().await;
         let ch = conn.create_channel().await.expect("channel");
         let q = ch
-            .queue_declare(ShortString::from(queue), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                ShortString::from(queue),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .ok()?;
         let _ = conn.close(200, ShortString::from("bye")).await;
@@ -220,20 +253,34 @@ impl RabbitNames {
 impl Drop for RabbitNames {
     fn drop(&mut self) {
         let queues = [self.queue(), self.dead_letter_queue.clone()];
-        let exchanges = [self.control_exchange.clone(), self.nova_exchange.clone(), self.neutron_exchange.clone()];
+        let exchanges = [
+            self.control_exchange.clone(),
+            self.nova_exchange.clone(),
+            self.neutron_exchange.clone(),
+        ];
         // Drop cannot be async, and may run inside a test's runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
-                let Ok(conn) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await else { return };
+                let Ok(conn) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
+                else {
+                    return;
+                };
                 for q in queues {
                     if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.queue_delete(ShortString::from(q), QueueDeleteOptions::default()).await;
+                        let _ = ch
+                            .queue_delete(ShortString::from(q), QueueDeleteOptions::default())
+                            .await;
                     }
                 }
                 for e in exchanges {
                     if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.exchange_delete(ShortString::from(e), ExchangeDeleteOptions::default()).await;
+                        let _ = ch
+                            .exchange_delete(ShortString::from(e), ExchangeDeleteOptions::default())
+                            .await;
                     }
                 }
                 let _ = conn.close(200, ShortString::from("bye")).await;
@@ -245,13 +292,24 @@ impl Drop for RabbitNames {
 
 /// A lapin connection to the test broker.
 pub async fn connect() -> Connection {
-    Connection::connect(AMQP_URL, ConnectionProperties::default()).await.expect("RabbitMQ on 127.0.0.1:5672")
+    Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672")
 }
 
 /// Ready and unacknowledged counts of a queue from `rabbitmqctl`.
 pub fn queue_counts(queue: &str) -> Option<(u64, u64)> {
     let out = Command::new("rabbitmqctl")
-        .args(["list_queues", "-q", "--no-table-headers", "-p", "/", "name", "messages_ready", "messages_unacknowledged"])
+        .args([
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "-p",
+            "/",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ])
         .output()
         .expect("rabbitmqctl");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -267,7 +325,17 @@ pub fn queue_counts(queue: &str) -> Option<(u64, u64)> {
 /// `durable`, `auto_delete` and `arguments` of a queue, from `rabbitmqctl`.
 pub fn queue_flags(queue: &str) -> Option<(bool, bool, String)> {
     let out = Command::new("rabbitmqctl")
-        .args(["list_queues", "-q", "--no-table-headers", "-p", "/", "name", "durable", "auto_delete", "arguments"])
+        .args([
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "-p",
+            "/",
+            "name",
+            "durable",
+            "auto_delete",
+            "arguments",
+        ])
         .output()
         .expect("rabbitmqctl");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -276,7 +344,11 @@ pub fn queue_flags(queue: &str) -> Option<(bool, bool, String)> {
         if f.next()? != queue {
             return None;
         }
-        Some((f.next()? == "true", f.next()? == "true", f.next()?.to_string()))
+        Some((
+            f.next()? == "true",
+            f.next()? == "true",
+            f.next()?.to_string(),
+        ))
     })
 }
 
@@ -284,11 +356,25 @@ pub fn queue_flags(queue: &str) -> Option<(bool, bool, String)> {
 /// `start_app`). Every client on this machine loses its connection, so
 /// keep `stopped_for` to a few seconds.
 pub fn restart_broker(stopped_for: Duration) {
-    let stop = Command::new("rabbitmqctl").arg("stop_app").output().expect("rabbitmqctl stop_app");
-    assert!(stop.status.success(), "stop_app failed: {}", String::from_utf8_lossy(&stop.stderr));
+    let stop = Command::new("rabbitmqctl")
+        .arg("stop_app")
+        .output()
+        .expect("rabbitmqctl stop_app");
+    assert!(
+        stop.status.success(),
+        "stop_app failed: {}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
     std::thread::sleep(stopped_for);
-    let start = Command::new("rabbitmqctl").arg("start_app").output().expect("rabbitmqctl start_app");
-    assert!(start.status.success(), "start_app failed: {}", String::from_utf8_lossy(&start.stderr));
+    let start = Command::new("rabbitmqctl")
+        .arg("start_app")
+        .output()
+        .expect("rabbitmqctl start_app");
+    assert!(
+        start.status.success(),
+        "start_app failed: {}",
+        String::from_utf8_lossy(&start.stderr)
+    );
 }
 
 /// Text of an AMQP header value.
@@ -326,36 +412,53 @@ impl TlsFront {
 
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "novajoin test broker CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "novajoin test broker CA");
         let ca_key = KeyPair::generate().unwrap();
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert.der().to_vec())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await
+                    else {
+                        return;
+                    };
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
                 });
             }
         });
-        TlsFront { port, ca_pem: ca.pem(), task }
+        TlsFront {
+            port,
+            ca_pem: ca.pem(),
+            task,
+        }
     }
 }
