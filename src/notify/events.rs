@@ -81,13 +81,13 @@ impl InstanceFacts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// `compute.instance.create.end` / `instance.create.end`: logged only.
-    InstanceCreated(InstanceFacts),
+    InstanceCreated(Box<InstanceFacts>),
     /// `compute.instance.update` / `instance.update`: managed and compact
     /// services follow the metadata.
-    InstanceUpdated(InstanceFacts),
+    InstanceUpdated(Box<InstanceFacts>),
     /// `compute.instance.delete.end` / `instance.delete.end`: the host and
     /// everything novajoin made for it go.
-    InstanceDeleted(InstanceFacts),
+    InstanceDeleted(Box<InstanceFacts>),
     /// nova-network `network.floating_ip.associate`.
     FloatingIpAssociated {
         /// The floating IP.
@@ -278,22 +278,22 @@ impl<'a> Payload<'a> {
             .map_err(|_| self.bad(field, "an IP address"))
     }
 
-    fn legacy_instance(&self) -> Result<InstanceFacts, EventError> {
+    fn legacy_instance(&self) -> Result<Box<InstanceFacts>, EventError> {
         let m = self.root()?;
-        Ok(InstanceFacts {
+        Ok(Box::new(InstanceFacts {
             instance_id: self.string("instance_id", m)?,
             hostname: self.string("hostname", m)?,
             project_id: Self::opt_string(m, "tenant_id"),
             metadata: self.object("metadata", m)?,
             image_meta: self.object("image_meta", m)?,
-        })
+        }))
     }
 
     fn versioned_instance(
         &self,
         expected_name: &str,
         majors: &[u32],
-    ) -> Result<InstanceFacts, EventError> {
+    ) -> Result<Box<InstanceFacts>, EventError> {
         let m = self.root()?;
         let version = self.string("nova_object.version", m)?;
         let name = Self::opt_string(m, "nova_object.name").unwrap_or_default();
@@ -316,13 +316,13 @@ impl<'a> Payload<'a> {
             Some(Value::Object(d)) => d,
             _ => return Err(self.bad("nova_object.data", "an object")),
         };
-        Ok(InstanceFacts {
+        Ok(Box::new(InstanceFacts {
             instance_id: self.string("uuid", data)?,
             hostname: self.string("host_name", data)?,
             project_id: Self::opt_string(data, "tenant_id"),
             metadata: self.object("metadata", data)?,
             image_meta: Map::new(),
-        })
+        }))
     }
 
     fn neutron_floatingip(&self) -> Result<Event, EventError> {

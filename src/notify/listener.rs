@@ -172,7 +172,7 @@ impl Listener {
             hosts.shuffle(&mut rand::thread_rng());
         }
         tokio::pin!(shutdown);
-        let mut stopping = stop_rx.clone();
+        let stopping = stop_rx.clone();
         let mut failures: u32 = 0;
         let mut host_index = 0usize;
         let mut last_session = None;
@@ -239,7 +239,6 @@ impl Listener {
             while tasks.try_join_next().is_some() {}
         }
         let _ = stop_tx.send(true);
-        let _ = stopping.changed();
 
         // Let work in progress finish; what does not is given back.
         let grace = self.settings.shutdown_timeout;
@@ -538,7 +537,7 @@ async fn settle(
             metrics::counter!("novajoin_notify_messages_total", "outcome" => "rejected")
                 .increment(1);
             match (&session.publish, &session.dead_letter_queue) {
-                (Some(ch), Some(dlq)) => match dead_letter(ch, &dlq, delivery, why).await {
+                (Some(ch), Some(dlq)) => match dead_letter(ch, dlq, delivery, why).await {
                     Ok(()) => {
                         tracing::error!(message_id, event_type, reason = %why, dead_letter_queue = %dlq,
                             routing_key = %delivery.routing_key, "notification rejected; copied to the dead-letter queue");

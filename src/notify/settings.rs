@@ -345,12 +345,12 @@ impl Overrides<'_> {
         }
     }
 
-    fn from_query(&self, spec: &OptionSpec) -> Option<&str> {
+    fn query_value(&self, spec: &OptionSpec) -> Option<&str> {
         self.query.get(spec.name).map(String::as_str)
     }
 
     fn bad(&self, spec: &OptionSpec, problem: &str) -> ConfigError {
-        let at = if self.from_query(spec).is_some() {
+        let at = if self.query_value(spec).is_some() {
             self.cfg.raw(self.url_spec)
         } else {
             self.cfg.raw(spec)
@@ -372,14 +372,14 @@ impl Overrides<'_> {
     }
 
     fn string(&self, spec: &OptionSpec) -> Option<String> {
-        match self.from_query(spec) {
+        match self.query_value(spec) {
             Some(v) => Some(v.to_string()),
             None => self.cfg.string(spec),
         }
     }
 
     fn bool(&self, spec: &OptionSpec) -> Result<bool, ConfigError> {
-        match self.from_query(spec) {
+        match self.query_value(spec) {
             Some(v) => parse_bool(v).ok_or_else(|| {
                 self.bad(
                     spec,
@@ -391,7 +391,7 @@ impl Overrides<'_> {
     }
 
     fn int(&self, spec: &OptionSpec) -> Result<i64, ConfigError> {
-        match self.from_query(spec) {
+        match self.query_value(spec) {
             Some(v) => {
                 let (min, max) = match spec.kind {
                     OptionKind::Int { min, max } => (min, max),
@@ -406,7 +406,7 @@ impl Overrides<'_> {
     }
 
     fn float(&self, spec: &OptionSpec) -> Result<f64, ConfigError> {
-        match self.from_query(spec) {
+        match self.query_value(spec) {
             Some(v) => v
                 .trim()
                 .parse::<f64>()
