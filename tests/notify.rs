@@ -1546,3 +1546,58 @@ async fn delete_evicts_the_instance_from_the_shared_response_cache() {
         "other instances' entries stay"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Transient IPA failures: retried with backoff, given back to the broker
+// after retry_max_attempts, never lost.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ipa_outage_delays_deletes_without_losing_them() {
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("outage");
+    enroll_like_vendordata(&ipa, "patient.example.test", None).await;
+    let conf = join_conf(&ipa, &names, "unversioned", "retry_max_attempts = 2\n");
+    let listener = NotifyProcess::start(&conf).await;
+    ipa.go_down().await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance(
+                "compute.instance.delete.end",
+                &new_id(),
+                "patient",
+                json!({"ipa_enroll": "True"}),
+            ),
+        )],
+    )
+    .await;
+    listener
+        .wait_log(
+            "failed for a transient reason; retrying",
+            Duration::from_secs(60),
+        )
+        .await;
+    listener
+        .wait_log(
+            "given back to the broker for later",
+            Duration::from_secs(60),
+        )
+        .await;
+    // Redelivered by the broker and tried again while IPA is still down.
+    wait_until("a redelivery", Duration::from_secs(60), || {
+        listener.log_text().contains("\"redelivered\":true")
+    })
+    .await;
+    ipa.go_up().await.unwrap();
+    wait_until(
+        "the host removed once IPA is back",
+        Duration::from_secs(60),
+        || ipa.host("patient.example.test").is_none(),
+    )
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+}

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -32,6 +33,7 @@ use lapin::options::{
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -478,10 +480,25 @@ async fn handle_with_retry(
     let mut stopping = shared.stopping.clone();
     let policy = &shared.settings.retry;
     let mut attempt = 0u32;
+    if *stopping.borrow() {
+        // Queued behind another message about the same resource and not
+        // started: not in-flight work, so it goes back.
+        return Disposition::Requeue("shutting down before it started".into());
+    }
     loop {
         attempt += 1;
         tracing::debug!(message_id = %n.message_id, event_type = %n.event_type, attempt, redelivered, "handling notification");
-        match shared.handler.handle(event, &n.message_id).await {
+        // A panicking handler must not leave the message unsettled (it would
+        // come back after every reconnect and panic again).
+        let outcome = AssertUnwindSafe(shared.handler.handle(event, &n.message_id))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(HandlerError::Permanent(
+                    "the handler panicked; this is a bug".into(),
+                ))
+            });
+        match outcome {
             Ok(()) => return Disposition::Ack,
             Err(HandlerError::Permanent(why)) => return Disposition::Permanent(why),
             Err(HandlerError::Transient(why)) => {
