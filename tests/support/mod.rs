@@ -4,5 +4,7 @@
 pub mod glance;
 pub mod ipa;
 pub mod keystone;
+pub mod nova_neutron;
+pub mod rabbit;
 pub mod redis;
 pub mod server;
