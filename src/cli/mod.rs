@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
-pub mod notify;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
