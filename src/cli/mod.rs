@@ -8,6 +8,7 @@ pub mod config_sample;
 pub mod install;
 pub mod ipa_setup;
 pub mod manpages;
+pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
 
@@ -42,6 +43,8 @@ pub enum Command {
     /// Print the default policy with descriptions (like
     /// oslopolicy-sample-generator).
     PolicySample(policy_sample::PolicySampleArgs),
+    /// Run the RabbitMQ notification listener that cleans IPA up.
+    Notify(ConfigArgs),
     /// Print every join.conf option with its default and help (like oslo-config-generator).
     ConfigSample(config_sample::ConfigSampleArgs),
     /// Set up this host: write join.conf, place pipeline.toml and the cloud-config, print the nova.conf changes.
@@ -60,6 +63,7 @@ pub fn main() -> i32 {
         Command::Server(args) => crate::server::run_cli(args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
+        Command::Notify(args) => notify::run_cli(args),
         Command::ConfigSample(args) => config_sample::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Manpages(args) => manpages::run(&args),
