@@ -352,7 +352,10 @@ async fn one_minute_tickets_are_renewed_transparently() {
         "sessions expired and were renewed: {} logins",
         e.ipa.logins()
     );
-    assert_eq!(e.ipa.logins() as usize, e.kerberos_logins_by(&e.kdc.full(NOVA)));
+    assert_eq!(
+        e.ipa.logins() as usize,
+        e.kerberos_logins_by(&e.kdc.full(NOVA))
+    );
     let logs = server.logs();
     let trouble: Vec<&str> = logs
         .lines()

@@ -33,7 +33,7 @@ pub enum Command {
     Server(ConfigArgs),
     /// Prepare IPA for novajoin: permissions, privilege, role, the
     /// nova/<host> service and its keytab (or --precreate the host).
-    IpaSetup(ipa_setup::IpaSetupArgs),
+    IpaSetup(Box<ipa_setup::IpaSetupArgs>),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -41,6 +41,6 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
-        Command::IpaSetup(args) => ipa_setup::run_cli(args),
+        Command::IpaSetup(args) => ipa_setup::run_cli(*args),
     }
 }
