@@ -53,10 +53,11 @@ pub enum ListenAddr {
     Unix(PathBuf),
 }
 
-/// Reads join.conf from the command line's files, validates it and logs
-/// its warnings.
+/// Reads join.conf from the command line's files, sets up logging from
+/// it, then validates it and logs its warnings.
 pub fn load_config(args: &ConfigArgs) -> Result<Arc<ConfigFiles>, ConfigError> {
     let cfg = ConfigFiles::load(&args.config_file, &args.config_dir)?;
+    crate::logging::init_from_config(&cfg);
     for w in cfg.validate()? {
         tracing::warn!("{w}");
     }
@@ -160,7 +161,6 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
                 return 2;
             }
         };
-        crate::logging::init_from_config(&cfg);
         match serve(cfg).await {
             Ok(()) => 0,
             Err(e) => {

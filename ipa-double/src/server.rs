@@ -67,6 +67,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        // Answers are small: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
         while conns.try_join_next().is_some() {}
         let shared = shared.clone();
         let acceptor = shared.tls.clone();
@@ -169,10 +171,7 @@ fn check_referer(cfg: &ServerConfig, referer: Option<&str>) -> bool {
     host.eq_ignore_ascii_case(&cfg.fqdn) && (path == "/ipa" || path.starts_with("/ipa/"))
 }
 
-fn header<'a>(
-    req: &'a Request<Incoming>,
-    name: impl hyper::header::AsHeaderName,
-) -> Option<&'a str> {
+fn header(req: &Request<Incoming>, name: impl hyper::header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -295,17 +294,18 @@ async fn login_password(shared: &Shared, req: Request<Incoming>) -> Resp {
     }
     let body = read_body(req).await;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let one = |k: &str| -> Result<String, Resp> {
+    // The problem with a form field, as IPA words it.
+    let one = |k: &str| -> Result<String, String> {
         let v: Vec<_> = pairs.iter().filter(|(n, _)| n == k).collect();
         match v.as_slice() {
-            [] => Err(bad_request(&format!("Missing {k} parameter"))),
+            [] => Err(format!("Missing {k} parameter")),
             [(_, v)] => Ok(v.clone()),
-            _ => Err(bad_request(&format!("More than one {k} parameter"))),
+            _ => Err(format!("More than one {k} parameter")),
         }
     };
     let (user, password) = match (one("user"), one("password")) {
         (Ok(u), Ok(p)) => (u, p),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(why), _) | (_, Err(why)) => return bad_request(&why),
     };
     let uid = match user.rsplit_once('@') {
         Some((u, realm)) if realm == shared.cfg.realm => u.to_string(),

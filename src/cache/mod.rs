@@ -1,1 +1,430 @@
-//! TODO
+//! The response cache: one answer, one OTP, per instance.
+//!
+//! nova calls the vendordata service again and again for one instance
+//! (every guest read of `vendor_data2.json`, six times per config-drive
+//! build, from several metadata workers at once). Each call that reached
+//! IPA would set a new OTP and invalidate the one handed out before, so the
+//! answers are kept here, keyed on `instance-id`:
+//!
+//! - a stored answer whose request fields match is returned as is (a hit);
+//! - concurrent requests for an instance with no stored answer share one
+//!   handler call ([`single_flight`]); with Redis, across replicas too, by a
+//!   claim with an expiry ([`redis`]);
+//! - only `200` answers are stored; errors are handed to the requests that
+//!   shared that call and then forgotten;
+//! - a request whose relevant fields ([`key::Fingerprint`]) differ from the
+//!   stored answer's is a miss, logged, whose `200` replaces the entry; an
+//!   error leaves the old entry in place.
+//!
+//! Backends: `memory` (default; bounded moka cache in this process) and
+//! `redis` (shared, entries sealed with the configured secret, see
+//! [`sealing`]). While Redis is unreachable the `redis` backend falls back to
+//! the in-process store (`on_redis_failure = local`, the default: enrollment
+//! keeps working, at the risk of two OTPs for an instance asked of two
+//! replicas during the outage) or answers 503 (`fail_closed`: never two OTPs,
+//! but instances booted meanwhile are not enrolled, since nova treats a
+//! failed vendordata call as "no vendordata").
+//!
+//! The cache never decides who may see an answer: the `cache` filter sits
+//! behind `authtoken` and `policy`, and refuses any request those did not
+//! authorize.
+
+pub mod answer;
+pub mod key;
+pub mod memory;
+pub mod options;
+pub mod redis;
+pub mod sealing;
+pub mod single_flight;
+pub mod stats;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt};
+use http::{Response, StatusCode};
+
+pub use answer::StoredAnswer;
+pub use key::{Fingerprint, RequestKey};
+pub use options::{CacheSettings, RawCacheOptions, RedisFailureMode, RedisSettings};
+pub use stats::{CacheStats, CacheStatsSnapshot};
+
+use self::memory::MemoryStore;
+use self::redis::{Fetched, RedisProbe, RedisStore, RedisUnavailable};
+use self::single_flight::{Role, SingleFlight};
+use crate::health::HealthProbe;
+use crate::pipeline::extensions::CacheOutcome;
+use crate::pipeline::{response, RespBody};
+
+/// Runs the handler for a request the cache could not answer.
+pub type Compute = Box<dyn FnOnce() -> BoxFuture<'static, Response<RespBody>> + Send>;
+
+/// Why a cache operation outside a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// Redis could not be reached (the message never holds its password).
+    #[error("the response cache's Redis is unreachable: {0}")]
+    RedisUnavailable(String),
+    /// The settings cannot be used.
+    #[error(transparent)]
+    Settings(#[from] options::CacheSettingsError),
+}
+
+/// Where a flight's answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// An entry stored by someone else; `waited` when this flight waited for
+    /// another replica's claim to get it.
+    Found { waited: bool },
+    /// The handler ran; `stored` when its answer was kept.
+    Computed { stored: bool },
+    /// The cache answered itself (503: Redis down with fail_closed, or
+    /// another replica held the claim too long).
+    Refused,
+}
+
+#[derive(Clone, Debug)]
+struct Served {
+    answer: Arc<StoredAnswer>,
+    source: Source,
+}
+
+struct Inner {
+    ttl: Duration,
+    local: MemoryStore,
+    redis: Option<Arc<RedisStore>>,
+    flights: SingleFlight<RequestKey, Served>,
+    stats: Arc<CacheStats>,
+}
+
+/// The response cache (cheap to clone; clones share everything).
+#[derive(Clone)]
+pub struct ResponseCache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field(
+                "backend",
+                &if self.inner.redis.is_some() {
+                    "redis"
+                } else {
+                    "memory"
+                },
+            )
+            .field("ttl", &self.inner.ttl)
+            .finish()
+    }
+}
+
+fn cache_fault(status: StatusCode, message: &str, fingerprint: Fingerprint) -> Served {
+    let resp = response::fault(status, message);
+    let (parts, body) = resp.into_parts();
+    let body = http_body_util::BodyExt::collect(body)
+        .now_or_never()
+        .map(|c| match c {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        });
+    Served {
+        answer: Arc::new(StoredAnswer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.unwrap_or_default(),
+            fingerprint,
+        }),
+        source: Source::Refused,
+    }
+}
+
+fn panicked() -> Served {
+    cache_fault(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        response::default_message(StatusCode::INTERNAL_SERVER_ERROR),
+        Fingerprint([[0; 8]; 5]),
+    )
+}
+
+impl ResponseCache {
+    /// Builds the cache. The Redis backend connects lazily, so this must run
+    /// inside a tokio runtime and succeeds while Redis is down (the health
+    /// probe and the log say so).
+    pub fn new(settings: &CacheSettings) -> Result<Self, CacheError> {
+        let stats = Arc::new(CacheStats::default());
+        let local = MemoryStore::new(settings.capacity, settings.ttl, stats.clone());
+        let redis = match &settings.redis {
+            Some(r) => Some(
+                RedisStore::new(r.clone(), stats.clone())
+                    .map_err(|e| CacheError::RedisUnavailable(e.0))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                ttl: settings.ttl,
+                local,
+                redis,
+                flights: SingleFlight::default(),
+                stats,
+            }),
+        })
+    }
+
+    /// The health probe to register (only the Redis backend has one).
+    pub fn health_probe(&self) -> Option<Arc<dyn HealthProbe>> {
+        self.inner
+            .redis
+            .as_ref()
+            .map(|r| Arc::new(RedisProbe(r.health())) as Arc<dyn HealthProbe>)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> CacheStatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The backend's name (`memory` or `redis`).
+    pub fn backend(&self) -> &'static str {
+        if self.inner.redis.is_some() {
+            "redis"
+        } else {
+            "memory"
+        }
+    }
+
+    /// Forgets an instance's answer (the notification listener calls this
+    /// when the instance is deleted). Returns whether an entry was removed.
+    /// With Redis, the shared entry is removed; a failure to reach Redis is
+    /// an error so the caller can retry or report it.
+    pub async fn evict(&self, instance_id: &str) -> Result<bool, CacheError> {
+        let mut removed = self.inner.local.remove(instance_id).await;
+        if let Some(r) = &self.inner.redis {
+            removed |= r
+                .evict(instance_id)
+                .await
+                .map_err(|e| CacheError::RedisUnavailable(e.0))?;
+        }
+        if removed {
+            self.inner.stats.eviction();
+            tracing::info!(instance_id, "response cache: evicted the instance's answer");
+        }
+        Ok(removed)
+    }
+
+    /// Answers a request: from a stored answer, from a concurrent
+    /// computation of the same request, or by running `compute` (at most
+    /// once per key at a time, across replicas with Redis).
+    pub async fn get_or_compute(
+        &self,
+        key: RequestKey,
+        compute: Compute,
+    ) -> (Response<RespBody>, CacheOutcome) {
+        let inner = &self.inner;
+        let mut refused_seen = false;
+        // Fast path: a stored, matching answer.
+        let found = match &inner.redis {
+            Some(r) if !r.circuit_open() => match r.fetch(&key.instance_id, true).await {
+                Ok(Fetched::Valid(a)) => Some(a),
+                Ok(Fetched::Refused) => {
+                    refused_seen = true;
+                    None
+                }
+                Ok(Fetched::Absent) => None,
+                Err(_) if r.settings().on_failure == RedisFailureMode::Local => {
+                    inner.local.get(&key.instance_id).await
+                }
+                Err(_) => None,
+            },
+            Some(r) if r.settings().on_failure == RedisFailureMode::Local => {
+                inner.local.get(&key.instance_id).await
+            }
+            Some(_) => None,
+            None => inner.local.get(&key.instance_id).await,
+        };
+        if let Some(answer) = &found {
+            if answer.fingerprint == key.fingerprint {
+                inner.stats.hit();
+                return (answer.to_response(), CacheOutcome::Hit);
+            }
+            inner.stats.replaced();
+            tracing::info!(instance_id = %key.instance_id,
+                changed = %answer.fingerprint.differing_fields(&key.fingerprint).join(", "),
+                "response cache: request differs from the stored answer's; computing a new answer \
+                 that replaces it if it succeeds");
+        }
+
+        let this = self.clone();
+        let flight_key = key.clone();
+        let (served, role) = inner
+            .flights
+            .run(
+                flight_key,
+                move || this.flight(key, compute, refused_seen).boxed(),
+                panicked,
+            )
+            .await;
+        let outcome = match (role, served.source) {
+            (Role::Follower, _) | (Role::Leader, Source::Found { waited: true }) => {
+                inner.stats.coalesced();
+                CacheOutcome::Coalesced
+            }
+            (Role::Leader, Source::Found { waited: false }) => {
+                inner.stats.hit();
+                CacheOutcome::Hit
+            }
+            (Role::Leader, Source::Computed { stored: true }) => CacheOutcome::Miss,
+            (Role::Leader, Source::Computed { stored: false } | Source::Refused) => {
+                CacheOutcome::Bypass
+            }
+        };
+        (served.answer.to_response(), outcome)
+    }
+
+    /// One computation of a key (runs in its own task, see [`single_flight`]).
+    /// `refused_seen`: the caller's fast path already reported a refused
+    /// Redis entry for this instance.
+    async fn flight(self, key: RequestKey, compute: Compute, refused_seen: bool) -> Served {
+        match self.inner.redis.clone() {
+            None => self.local_flight(&key, compute).await,
+            Some(r) => self.redis_flight(&r, &key, compute, refused_seen).await,
+        }
+    }
+
+    async fn run_handler(&self, key: &RequestKey, compute: Compute) -> Arc<StoredAnswer> {
+        self.inner.stats.miss();
+        let resp = compute().await;
+        Arc::new(StoredAnswer::from_response(resp, key.fingerprint).await)
+    }
+
+    async fn local_flight(&self, key: &RequestKey, compute: Compute) -> Served {
+        if let Some(a) = self.inner.local.get(&key.instance_id).await {
+            if a.fingerprint == key.fingerprint {
+                return Served {
+                    answer: a,
+                    source: Source::Found { waited: false },
+                };
+            }
+        }
+        let answer = self.run_handler(key, compute).await;
+        let stored = answer.is_cacheable() && !self.inner.ttl.is_zero();
+        if stored {
+            self.inner.local.put(&key.instance_id, answer.clone()).await;
+        }
+        Served {
+            answer,
+            source: Source::Computed { stored },
+        }
+    }
+
+    /// What to do with a request once Redis failed under it, before the
+    /// handler ran.
+    async fn redis_down(&self, r: &RedisStore, key: &RequestKey, compute: Compute) -> Served {
+        match r.settings().on_failure {
+            RedisFailureMode::Local => self.local_flight(key, compute).await,
+            RedisFailureMode::FailClosed => cache_fault(StatusCode::SERVICE_UNAVAILABLE,
+                "The shared response cache (Redis) is unreachable and [cache] on_redis_failure = fail_closed; \
+                 try again when Redis is back.", key.fingerprint),
+        }
+    }
+
+    async fn redis_flight(
+        &self,
+        r: &Arc<RedisStore>,
+        key: &RequestKey,
+        compute: Compute,
+        mut reported: bool,
+    ) -> Served {
+        if r.circuit_open() {
+            return self.redis_down(r, key, compute).await;
+        }
+        let id = key.instance_id.as_str();
+        let started = Instant::now();
+        let wait_limit = r.settings().wait_timeout;
+        let mut delay = Duration::from_millis(10);
+        let mut waited = false;
+        loop {
+            // The leader's fast path has just looked; look again only after
+            // waiting for another replica.
+            if waited {
+                match r.fetch(id, !reported).await {
+                    Ok(Fetched::Valid(a)) if a.fingerprint == key.fingerprint => {
+                        return Served {
+                            answer: a,
+                            source: Source::Found { waited },
+                        };
+                    }
+                    Ok(Fetched::Refused) => reported = true,
+                    Ok(_) => {}
+                    Err(_) => return self.redis_down(r, key, compute).await,
+                }
+            }
+            let claim = match r.try_claim(id).await {
+                Ok(c) => c,
+                Err(_) => return self.redis_down(r, key, compute).await,
+            };
+            if let Some(claim) = claim {
+                return self
+                    .compute_with_claim(r, key, claim, compute, waited)
+                    .await;
+            }
+            // Another replica holds the claim: poll for its answer.
+            if started.elapsed() >= wait_limit {
+                tracing::warn!(instance_id = id, waited_s = started.elapsed().as_secs_f64(),
+                    "response cache: another replica is still computing this instance's answer; answering 503");
+                return cache_fault(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Another novajoin replica is still enrolling this instance; try again shortly.",
+                    key.fingerprint,
+                );
+            }
+            waited = true;
+            let jitter = Duration::from_millis(rand::random::<u64>() % 10);
+            tokio::time::sleep(delay + jitter).await;
+            delay = (delay * 3 / 2).min(Duration::from_millis(200));
+        }
+    }
+
+    async fn compute_with_claim(
+        &self,
+        r: &Arc<RedisStore>,
+        key: &RequestKey,
+        claim: redis::Claim,
+        compute: Compute,
+        waited: bool,
+    ) -> Served {
+        let id = key.instance_id.as_str();
+        // The previous holder may have stored the answer just before we
+        // claimed: look again so the handler never runs twice for one answer.
+        if let Ok(Fetched::Valid(a)) = r.fetch(id, false).await {
+            if a.fingerprint == key.fingerprint {
+                let _ = r.release(&claim).await;
+                return Served {
+                    answer: a,
+                    source: Source::Found { waited },
+                };
+            }
+        }
+        let keeper = r.keep_claim(claim.clone(), id.to_string());
+        let answer = self.run_handler(key, compute).await;
+        drop(keeper);
+        let mut stored = false;
+        if answer.is_cacheable() && !self.inner.ttl.is_zero() {
+            match r.store(id, &answer, self.inner.ttl).await {
+                Ok(()) => stored = true,
+                Err(RedisUnavailable(_)) if r.settings().on_failure == RedisFailureMode::Local => {
+                    // Keep it here at least, so this replica answers the same.
+                    self.inner.local.put(id, answer.clone()).await;
+                    stored = true;
+                }
+                Err(_) => {}
+            }
+        }
+        let _ = r.release(&claim).await;
+        Served {
+            answer,
+            source: Source::Computed { stored },
+        }
+    }
+}

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod ipa_setup;
+pub mod policy_check;
+pub mod policy_sample;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
@@ -34,6 +36,12 @@ pub enum Command {
     /// Prepare IPA for novajoin: permissions, privilege, role, the
     /// nova/<host> service and its keytab (or --precreate the host).
     IpaSetup(Box<ipa_setup::IpaSetupArgs>),
+    /// Evaluate a policy file offline against a keystone token, with the
+    /// options and output of oslo.policy's oslopolicy-checker.
+    PolicyCheck(policy_check::PolicyCheckArgs),
+    /// Print the default policy with descriptions (like
+    /// oslopolicy-sample-generator).
+    PolicySample(policy_sample::PolicySampleArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -42,5 +50,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
         Command::IpaSetup(args) => ipa_setup::run_cli(*args),
+        Command::PolicyCheck(args) => policy_check::run_cli(args),
+        Command::PolicySample(args) => policy_sample::run_cli(args),
     }
 }

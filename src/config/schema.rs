@@ -89,6 +89,8 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::config::MIDDLEWARE_OPTIONS,
         crate::config::CORS_OPTIONS,
         crate::config::HEALTHCHECK_OPTIONS,
+        crate::policy::OSLO_POLICY_OPTIONS,
+        crate::cache::options::CACHE_OPTIONS,
     ]
 }
 

@@ -209,12 +209,12 @@ fn interpret(
                     for (member, reason) in out.member_result().real_failures() {
                         failures.push(ItemFailure {
                             command: cmd.describe(),
-                            error: IpaError::Remote(super::error::RemoteError {
+                            error: IpaError::Remote(Box::new(super::error::RemoteError {
                                 code: 0,
                                 name: "MemberFailed".into(),
                                 message: format!("{member}: {reason}"),
                                 data: serde_json::Value::Null,
-                            }),
+                            })),
                         });
                     }
                 }
@@ -273,11 +273,8 @@ mod tests {
 
     #[test]
     fn outcomes_for_new_existing_enrolled_and_race() {
-        let cases: Vec<(
-            Result<CommandOutput, IpaError>,
-            Result<CommandOutput, IpaError>,
-            &str,
-        )> = vec![
+        type Item = Result<CommandOutput, IpaError>;
+        let cases: Vec<(Item, Item, &str)> = vec![
             (Err(err(4001, "NotFound")), ok(), "Created"),
             (ok(), Err(err(4002, "DuplicateEntry")), "OtpReset"),
             (

@@ -36,41 +36,41 @@ pub enum IpaError {
     /// `NotFound` 4001 (or its subclass `EmptyResult` 4031): the host,
     /// service, zone or record does not exist.
     #[error("IPA: {0}")]
-    NotFound(RemoteError),
+    NotFound(Box<RemoteError>),
     /// `DuplicateEntry` 4002: the entry already exists.
     #[error("IPA: {0}")]
-    DuplicateEntry(RemoteError),
+    DuplicateEntry(Box<RemoteError>),
     /// `ValidationError` 3009: a value was refused. For `host_mod` with a
     /// password this means the host is enrolled (it has a keytab).
     #[error("IPA: {0}")]
-    Validation(RemoteError),
+    Validation(Box<RemoteError>),
     /// `EmptyModlist` 4202: nothing to change (also: DNS value already there).
     #[error("IPA: {0}")]
-    EmptyModlist(RemoteError),
+    EmptyModlist(Box<RemoteError>),
     /// `AttrValueNotFound` 4026: removing a value that is not present.
     #[error("IPA: {0}")]
-    AttrValueNotFound(RemoteError),
+    AttrValueNotFound(Box<RemoteError>),
     /// `ACIError` 2100: IPA's access controls deny the operation; check the
     /// role of the principal novajoin logs in as (`novajoin ipa-setup`).
     #[error("IPA denied access: {0}; check the privileges of novajoin's IPA principal")]
-    AccessDenied(RemoteError),
+    AccessDenied(Box<RemoteError>),
     /// `DNSNotARecordError` 4019: the name does not resolve (sent without `force`).
     #[error("IPA: {0}")]
-    DnsNotARecord(RemoteError),
+    DnsNotARecord(Box<RemoteError>),
     /// `VersionError` 901: the server refuses the `version` sent; set
     /// `[ipa] api_version` to a version the server accepts (2.146 works on
     /// every IPA since 4.2).
     #[error("IPA refused the API version: {0}; check [ipa] api_version")]
-    Version(RemoteError),
+    Version(Box<RemoteError>),
     /// `OptionError` 3005: an option this IPA does not know.
     #[error("IPA: {0}")]
-    UnknownOption(RemoteError),
+    UnknownOption(Box<RemoteError>),
     /// `RefererError` 911: the Referer header was refused.
     #[error("IPA refused the Referer header: {0}; the URL must use the server's FQDN")]
-    Referer(RemoteError),
+    Referer(Box<RemoteError>),
     /// Any other error IPA reported.
     #[error("IPA: {0}")]
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
 
     /// The login endpoint answered 401. `reason` is IPA's
     /// `X-IPA-Rejection-Reason` (`invalid-password`, `password-expired`,
@@ -132,6 +132,7 @@ impl From<super::kerberos::KerberosError> for IpaError {
 impl IpaError {
     /// Classifies an error IPA reported, by code first, then by class name.
     pub fn from_remote(e: RemoteError) -> Self {
+        let e = Box::new(e);
         match (e.code, e.name.as_str()) {
             (4001 | 4031, _) | (_, "NotFound" | "EmptyResult") => Self::NotFound(e),
             (4002, _) | (_, "DuplicateEntry") => Self::DuplicateEntry(e),

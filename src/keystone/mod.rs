@@ -13,3 +13,9 @@ pub mod token;
 pub use error::KeystoneError;
 pub use secret::Token;
 pub use session::{HttpSettings, ServiceSession};
+pub mod cache;
+pub mod cache_crypt;
+pub mod jws;
+pub mod validator;
+
+pub use validator::{InvalidToken, TokenValidator, ValidationError};

@@ -12,10 +12,14 @@ pub mod extensions;
 pub mod registry;
 pub mod response;
 
+pub mod authtoken;
+pub mod cache;
 pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
+pub mod keystonecontext;
 pub mod noauth;
+pub mod policy;
 pub mod request_id;
 pub mod sizelimit;
 

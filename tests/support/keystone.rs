@@ -149,6 +149,8 @@ fn spawn_child(mut cmd: Command) -> std::io::Result<Child> {
                     unsafe {
                         cmd.pre_exec(|| {
                             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                            // Own process group, so stop() reaches the workers too.
+                            libc::setpgid(0, 0);
                             Ok(())
                         });
                     }
@@ -467,18 +469,20 @@ impl Keystone {
     pub fn stop(&self) {
         self.proxy.stop();
         if let Some(mut c) = self.child.lock().unwrap().take() {
-            // SIGTERM lets gunicorn stop its worker; SIGKILL if it hangs.
+            // SIGINT is gunicorn's quick shutdown; SIGKILL to the group if it hangs.
             unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
+                libc::kill(c.id() as i32, libc::SIGINT);
             }
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = c.kill();
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
             let _ = c.wait();
         }
     }
@@ -588,8 +592,9 @@ impl Keystone {
     }
 
     /// A token for `name` that expires in about `seconds` (made from an
-    /// application credential that expires then: keystone caps the token).
-    pub async fn issue_short_lived_token(&self, name: &str, seconds: i64) -> String {
+    /// application credential that expires then: keystone caps the token),
+    /// and its expiry as keystone states it.
+    pub async fn issue_short_lived_token(&self, name: &str, seconds: i64) -> (String, chrono::DateTime<chrono::Utc>) {
         let u = self.user(name);
         let tok = self.issue_token(name).await;
         let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
@@ -622,11 +627,13 @@ impl Keystone {
                 .unwrap()
                 .to_string(),
         );
-        self.issue_with(serde_json::json!({"auth": {"identity": {
-            "methods": ["application_credential"],
-            "application_credential": {"id": id, "secret": secret}}}}))
-            .await
-            .0
+        let (token, body) = self
+            .issue_with(serde_json::json!({"auth": {"identity": {
+                "methods": ["application_credential"],
+                "application_credential": {"id": id, "secret": secret}}}}))
+            .await;
+        let expires = body["token"]["expires_at"].as_str().expect("expires_at").parse().expect("RFC 3339");
+        (token, expires)
     }
 
     /// Whether keystone itself (not the proxy) still answers.

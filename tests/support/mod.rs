@@ -6,4 +6,5 @@ pub mod glance;
 pub mod ipa;
 pub mod kdc;
 pub mod keystone;
+pub mod redis;
 pub mod server;

@@ -1,0 +1,279 @@
+//! What a request is cached under: the instance id, plus a fingerprint of
+//! the fields that decide the answer.
+//!
+//! The id alone is the key, so an instance has one entry. The fingerprint
+//! is stored with the entry: a request for the same instance whose relevant
+//! fields differ (a renamed host, changed enrollment metadata) must not get
+//! the old answer, so it is a miss that replaces the entry.
+
+use http::request::Parts;
+use sha2::{Digest, Sha256};
+
+/// Longest instance id accepted as a key (nova sends 36-character UUIDs).
+pub const MAX_INSTANCE_ID_LEN: usize = 255;
+
+/// Metadata key prefixes that change what the join handler does.
+const RELEVANT_METADATA_PREFIXES: &[&str] = &["ipa_", "managed_service_", "compact_service"];
+
+/// The fields that decide the answer, in the order of [`Fingerprint`]'s parts.
+pub const FINGERPRINT_FIELDS: [&str; 5] = [
+    "method and path",
+    "hostname",
+    "image-id",
+    "project-id",
+    "metadata",
+];
+
+/// Short hashes of each relevant field: equal fingerprints mean the handler
+/// would answer the same way; unequal ones say which field changed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [[u8; 8]; 5]);
+
+impl Fingerprint {
+    /// The names of the fields that differ between two fingerprints.
+    pub fn differing_fields(&self, other: &Fingerprint) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .zip(FINGERPRINT_FIELDS)
+            .filter(|((a, b), _)| a != b)
+            .map(|(_, name)| name)
+            .collect()
+    }
+
+    /// Hex form (for the sealed Redis entry).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(hex::encode).collect::<Vec<_>>().join(":")
+    }
+
+    /// Parses [`Fingerprint::to_hex`].
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [[0u8; 8]; 5];
+        let mut parts = s.split(':');
+        for slot in out.iter_mut() {
+            let bytes = hex::decode(parts.next()?).ok()?;
+            *slot = bytes.try_into().ok()?;
+        }
+        parts.next().is_none().then_some(Self(out))
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fingerprint({})", self.to_hex())
+    }
+}
+
+/// A cacheable request: which instance, and the fingerprint of its fields.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestKey {
+    /// `instance-id` from the body.
+    pub instance_id: String,
+    /// The relevant fields, hashed.
+    pub fingerprint: Fingerprint,
+}
+
+fn short_hash(parts: &[&[u8]]) -> [u8; 8] {
+    let mut h = Sha256::new();
+    for p in parts {
+        // Length-prefixed so that field boundaries cannot shift.
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let full = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&full[..8]);
+    out
+}
+
+fn value_hash(v: Option<&serde_json::Value>) -> [u8; 8] {
+    match v {
+        None => short_hash(&[b"absent"]),
+        Some(v) => short_hash(&[b"value", v.to_string().as_bytes()]),
+    }
+}
+
+/// Whether the media type is `application/json` (parameters allowed): the
+/// only body the join handler reads, so the only one worth keying on.
+fn is_json(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false)
+}
+
+impl RequestKey {
+    /// The key of a request, or `None` when it is not cacheable: not a JSON
+    /// body, not an object, no usable `instance-id`.
+    pub fn from_request(parts: &Parts, body: &[u8]) -> Option<Self> {
+        if !is_json(parts) {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let obj = value.as_object()?;
+        let instance_id = obj.get("instance-id")?.as_str()?;
+        if instance_id.is_empty()
+            || instance_id.len() > MAX_INSTANCE_ID_LEN
+            || instance_id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return None;
+        }
+        let path = parts.uri.path();
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let route = short_hash(&[parts.method.as_str().as_bytes(), path.as_bytes()]);
+        let metadata = match obj.get("metadata") {
+            Some(serde_json::Value::Object(m)) => {
+                let mut relevant: Vec<(&String, &serde_json::Value)> = m
+                    .iter()
+                    .filter(|(k, _)| RELEVANT_METADATA_PREFIXES.iter().any(|p| k.starts_with(p)))
+                    .collect();
+                relevant.sort_by(|a, b| a.0.cmp(b.0));
+                let text: Vec<Vec<u8>> = relevant
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_bytes().to_vec(), v.to_string().into_bytes()])
+                    .collect();
+                let refs: Vec<&[u8]> = std::iter::once(&b"object"[..])
+                    .chain(text.iter().map(|t| t.as_slice()))
+                    .collect();
+                short_hash(&refs)
+            }
+            other => value_hash(other),
+        };
+        Some(Self {
+            instance_id: instance_id.to_string(),
+            fingerprint: Fingerprint([
+                route,
+                value_hash(obj.get("hostname")),
+                value_hash(obj.get("image-id")),
+                value_hash(obj.get("project-id")),
+                metadata,
+            ]),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: &str, path: &str, ct: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().method(method).uri(path);
+        if let Some(ct) = ct {
+            b = b.header("content-type", ct);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn key(body: serde_json::Value) -> RequestKey {
+        RequestKey::from_request(
+            &parts("POST", "/v1/", Some("application/json")),
+            body.to_string().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn nova_body() -> serde_json::Value {
+        serde_json::json!({"project-id": "8c3d", "instance-id": "5b2d9c1e-7a4f-4e8b-9c3d-2f1a0b9e8d7c",
+            "image-id": "155d", "user-data": null, "hostname": "vm1",
+            "metadata": {"ipa_enroll": "True", "ipa_hostclass": "web", "color": "blue"}, "boot-roles": "member"})
+    }
+
+    #[test]
+    fn keys_on_instance_id_and_ignores_irrelevant_fields() {
+        let a = key(nova_body());
+        assert_eq!(a.instance_id, "5b2d9c1e-7a4f-4e8b-9c3d-2f1a0b9e8d7c");
+        let mut b = nova_body();
+        b["user-data"] = "aGVsbG8=".into();
+        b["boot-roles"] = "admin".into();
+        b["metadata"]["color"] = "red".into();
+        assert_eq!(a, key(b));
+        let with_slashless = RequestKey::from_request(
+            &parts("POST", "/v1", Some("application/json; charset=UTF-8")),
+            nova_body().to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(a, with_slashless);
+    }
+
+    #[test]
+    fn relevant_changes_change_the_fingerprint_and_are_named() {
+        let a = key(nova_body());
+        for (field, change) in [
+            ("hostname", serde_json::json!({"hostname": "vm2"})),
+            ("image-id", serde_json::json!({"image-id": ""})),
+            ("project-id", serde_json::json!({"project-id": "other"})),
+            (
+                "metadata",
+                serde_json::json!({"metadata": {"ipa_enroll": "false", "ipa_hostclass": "web"}}),
+            ),
+            (
+                "metadata",
+                serde_json::json!({"metadata": {"ipa_enroll": "True", "ipa_hostclass": "web", "managed_service_a": "HTTP/x"}}),
+            ),
+        ] {
+            let mut b = nova_body();
+            for (k, v) in change.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            let k = key(b);
+            assert_eq!(k.instance_id, a.instance_id);
+            assert_eq!(a.fingerprint.differing_fields(&k.fingerprint), vec![field]);
+        }
+        let other_path = RequestKey::from_request(
+            &parts("POST", "/v1/x", Some("application/json")),
+            nova_body().to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            a.fingerprint.differing_fields(&other_path.fingerprint),
+            vec!["method and path"]
+        );
+    }
+
+    #[test]
+    fn not_cacheable_without_json_or_instance_id() {
+        let body = nova_body().to_string();
+        assert!(RequestKey::from_request(&parts("POST", "/v1/", None), body.as_bytes()).is_none());
+        assert!(RequestKey::from_request(
+            &parts("POST", "/v1/", Some("text/plain")),
+            body.as_bytes()
+        )
+        .is_none());
+        let json = Some("application/json");
+        for bad in [
+            &b"not json"[..],
+            b"[1]",
+            b"{}",
+            br#"{"instance-id": 5}"#,
+            br#"{"instance-id": ""}"#,
+            br#"{"instance-id": "a b"}"#,
+            br#"{"instance-id": "a\nb"}"#,
+        ] {
+            assert!(
+                RequestKey::from_request(&parts("POST", "/v1/", json), bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long =
+            serde_json::json!({"instance-id": "x".repeat(MAX_INSTANCE_ID_LEN + 1)}).to_string();
+        assert!(RequestKey::from_request(&parts("POST", "/v1/", json), long.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn fingerprint_hex_round_trips() {
+        let fp = key(nova_body()).fingerprint;
+        assert_eq!(Fingerprint::from_hex(&fp.to_hex()), Some(fp));
+        assert_eq!(Fingerprint::from_hex("00"), None);
+    }
+}

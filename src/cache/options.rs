@@ -1,0 +1,437 @@
+//! The `[cache]` options of join.conf (also accepted in pipeline.toml's
+//! `[filter.cache]` table) and the settings they resolve to.
+
+use std::time::Duration;
+
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
+use crate::config::{ConfigError, ConfigFiles};
+
+/// `[cache] backend`.
+pub const BACKEND: O = O::new(
+    "cache",
+    "backend",
+    K::Choice(&["memory", "redis"]),
+    Some("memory"),
+    "Where answers are kept: memory (this process only; right for a single server process) or \
+     redis (shared by every replica behind one load balancer; needs redis_url and secret_key).",
+);
+/// `[cache] ttl`.
+pub const TTL: O = O::new(
+    "cache",
+    "ttl",
+    K::Int { min: 0, max: 86400 },
+    None,
+    "Seconds a successful answer is reused for the same instance (same OTP, no IPA call). \
+     Unset: [DEFAULT] otp_reuse_seconds (30, the original's window). 0 stores nothing but \
+     still makes concurrent requests for one instance share one handler call.",
+);
+/// `[cache] capacity`.
+pub const CAPACITY: O = O::new(
+    "cache",
+    "capacity",
+    K::Int {
+        min: 1,
+        max: 10_000_000,
+    },
+    Some("100000"),
+    "Most answers kept in memory (memory backend, and the local fallback of the redis \
+     backend); the least useful are evicted first. An answer takes well under 1 KiB.",
+);
+/// `[cache] redis_url`.
+pub const REDIS_URL: O = O::new(
+    "cache",
+    "redis_url",
+    K::Secret,
+    None,
+    "Redis server for backend = redis: redis://[:password@]host:port[/db].",
+);
+/// `[cache] secret_key`.
+pub const SECRET_KEY: O = O::new(
+    "cache",
+    "secret_key",
+    K::Secret,
+    None,
+    "Secret (at least 32 characters, e.g. `openssl rand -hex 32`) from which the key that \
+     encrypts and authenticates Redis entries is derived. Every replica needs the same value. \
+     Entries hold OTPs: an entry that does not verify with this key is refused.",
+);
+/// `[cache] key_prefix`.
+pub const KEY_PREFIX: O = O::new("cache", "key_prefix", K::Str, Some("novajoin:cache:"),
+    "Prefix of every Redis key this service writes; give each deployment sharing one Redis its own.");
+/// `[cache] claim_timeout`.
+pub const CLAIM_TIMEOUT: O = O::new(
+    "cache",
+    "claim_timeout",
+    K::Float,
+    Some("10"),
+    "Seconds a replica's claim on an instance lives without renewal. A live replica renews it \
+     while it works; a replica that dies holding it blocks that instance at most this long.",
+);
+/// `[cache] wait_timeout`.
+pub const WAIT_TIMEOUT: O = O::new(
+    "cache",
+    "wait_timeout",
+    K::Float,
+    Some("25"),
+    "Seconds a request waits for another replica to finish the same instance before it is \
+     answered 503.",
+);
+/// `[cache] on_redis_failure`.
+pub const ON_REDIS_FAILURE: O = O::new(
+    "cache",
+    "on_redis_failure",
+    K::Choice(&["local", "fail_closed"]),
+    Some("local"),
+    "When Redis cannot be reached: local (default) keeps enrolling with this process's own \
+     cache, so two replicas may each make an OTP for one instance while Redis is down; \
+     fail_closed answers 503 instead, so no instance boots enrolled until Redis is back. \
+     Both are logged and shown by the health check.",
+);
+/// `[cache] redis_timeout`.
+pub const REDIS_TIMEOUT: O = O::new(
+    "cache",
+    "redis_timeout",
+    K::Float,
+    Some("2"),
+    "Seconds to connect to Redis or wait for one reply before it counts as unreachable.",
+);
+
+/// The `[cache]` group.
+pub const CACHE_OPTIONS: OptionGroup = &[
+    BACKEND,
+    TTL,
+    CAPACITY,
+    REDIS_URL,
+    SECRET_KEY,
+    KEY_PREFIX,
+    CLAIM_TIMEOUT,
+    WAIT_TIMEOUT,
+    ON_REDIS_FAILURE,
+    REDIS_TIMEOUT,
+];
+
+/// Shortest accepted `secret_key`, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// What to do while Redis is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisFailureMode {
+    /// Keep answering from this process's own cache (availability first).
+    Local,
+    /// Answer 503 (one OTP per instance across replicas first).
+    FailClosed,
+}
+
+/// The Redis part of the settings.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// Connection URL (may hold a password: never logged).
+    pub url: String,
+    /// The configured secret the entry key is derived from.
+    pub secret_key: String,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Lifetime of an unrenewed claim.
+    pub claim_timeout: Duration,
+    /// Longest wait for another replica's claim.
+    pub wait_timeout: Duration,
+    /// Behaviour while Redis is unreachable.
+    pub on_failure: RedisFailureMode,
+    /// Connect and reply timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &"<redacted>")
+            .field("secret_key", &"<redacted>")
+            .field("key_prefix", &self.key_prefix)
+            .field("claim_timeout", &self.claim_timeout)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("on_failure", &self.on_failure)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The cache's settings after defaults and checks.
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    /// How long a successful answer is reused.
+    pub ttl: Duration,
+    /// Most entries held in memory.
+    pub capacity: u64,
+    /// `Some` for the Redis backend.
+    pub redis: Option<RedisSettings>,
+}
+
+impl CacheSettings {
+    /// In-memory settings (tests, and the default).
+    pub fn memory(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            ttl,
+            capacity,
+            redis: None,
+        }
+    }
+}
+
+/// Raw option values, however they were looked up (join.conf alone, or a
+/// pipeline table over join.conf).
+#[derive(Clone, Debug, Default)]
+pub struct RawCacheOptions {
+    /// `backend`.
+    pub backend: Option<String>,
+    /// `ttl`, seconds.
+    pub ttl: Option<i64>,
+    /// `capacity`.
+    pub capacity: Option<i64>,
+    /// `redis_url`.
+    pub redis_url: Option<String>,
+    /// `secret_key`.
+    pub secret_key: Option<String>,
+    /// `key_prefix`.
+    pub key_prefix: Option<String>,
+    /// `claim_timeout`, seconds.
+    pub claim_timeout: Option<f64>,
+    /// `wait_timeout`, seconds.
+    pub wait_timeout: Option<f64>,
+    /// `on_redis_failure`.
+    pub on_redis_failure: Option<String>,
+    /// `redis_timeout`, seconds.
+    pub redis_timeout: Option<f64>,
+}
+
+/// Why the cache settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheSettingsError {
+    /// A value is not acceptable; the message names the option and the fix.
+    #[error("[cache] {option}: {problem}")]
+    Invalid {
+        /// The option.
+        option: &'static str,
+        /// What is wrong (never echoes a secret).
+        problem: String,
+    },
+    /// join.conf could not be read for a cache option.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+fn invalid(option: &'static str, problem: impl Into<String>) -> CacheSettingsError {
+    CacheSettingsError::Invalid {
+        option,
+        problem: problem.into(),
+    }
+}
+
+impl RawCacheOptions {
+    /// Reads every `[cache]` option from join.conf (for processes that have
+    /// no pipeline, such as the notification listener that evicts entries).
+    pub fn from_config(config: &ConfigFiles) -> Result<Self, CacheSettingsError> {
+        let ttl = match config.int(&TTL)? {
+            Some(n) => Some(n),
+            None => config.int(&crate::config::OTP_REUSE_SECONDS)?,
+        };
+        Ok(Self {
+            backend: config.choice(&BACKEND)?,
+            ttl,
+            capacity: config.int(&CAPACITY)?,
+            redis_url: config.string(&REDIS_URL),
+            secret_key: config.string(&SECRET_KEY),
+            key_prefix: config.string(&KEY_PREFIX),
+            claim_timeout: config.float(&CLAIM_TIMEOUT)?,
+            wait_timeout: config.float(&WAIT_TIMEOUT)?,
+            on_redis_failure: config.choice(&ON_REDIS_FAILURE)?,
+            redis_timeout: config.float(&REDIS_TIMEOUT)?,
+        })
+    }
+
+    /// Applies defaults and checks the values.
+    pub fn resolve(self) -> Result<CacheSettings, CacheSettingsError> {
+        let seconds = |option: &'static str, v: Option<f64>, default: f64, min: f64| {
+            let v = v.unwrap_or(default);
+            if !v.is_finite() || v < min || v > 86400.0 {
+                return Err(invalid(
+                    option,
+                    format!("{v} is out of range; use {min} to 86400 seconds"),
+                ));
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let ttl_secs = self.ttl.unwrap_or(30);
+        if !(0..=86400).contains(&ttl_secs) {
+            return Err(invalid(
+                "ttl",
+                format!("{ttl_secs} is out of range; use 0 to 86400 seconds"),
+            ));
+        }
+        let capacity = self.capacity.unwrap_or(100_000);
+        if capacity < 1 {
+            return Err(invalid(
+                "capacity",
+                format!("{capacity} must be at least 1"),
+            ));
+        }
+        let backend = self.backend.as_deref().unwrap_or("memory");
+        let redis = match backend {
+            "memory" => None,
+            "redis" => {
+                let url = self.redis_url.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                    invalid("redis_url", "is not set; backend = redis needs the Redis server, e.g. redis://127.0.0.1:6379")
+                })?;
+                // The parse error may quote the URL (and its password): not echoed.
+                if ::redis::Client::open(url.as_str()).is_err() {
+                    return Err(invalid(
+                        "redis_url",
+                        "is not a valid Redis URL; use redis://[:password@]host:port[/db]",
+                    ));
+                }
+                let secret_key = self.secret_key.unwrap_or_default();
+                if secret_key.len() < MIN_SECRET_LEN {
+                    return Err(invalid(
+                        "secret_key",
+                        format!(
+                        "{} for backend = redis; set at least {MIN_SECRET_LEN} random characters \
+                         (e.g. the output of `openssl rand -hex 32`), the same on every replica",
+                        if secret_key.is_empty() { "is not set" } else { "is too short" }),
+                    ));
+                }
+                let claim_timeout = seconds("claim_timeout", self.claim_timeout, 10.0, 0.1)?;
+                let wait_timeout = seconds("wait_timeout", self.wait_timeout, 25.0, 0.0)?;
+                let timeout = seconds("redis_timeout", self.redis_timeout, 2.0, 0.01)?;
+                let on_failure = match self.on_redis_failure.as_deref().unwrap_or("local") {
+                    "local" => RedisFailureMode::Local,
+                    "fail_closed" => RedisFailureMode::FailClosed,
+                    other => {
+                        return Err(invalid(
+                            "on_redis_failure",
+                            format!("{other:?} is not one of: local, fail_closed"),
+                        ))
+                    }
+                };
+                Some(RedisSettings {
+                    url,
+                    secret_key,
+                    key_prefix: self.key_prefix.unwrap_or_else(|| "novajoin:cache:".into()),
+                    claim_timeout,
+                    wait_timeout,
+                    on_failure,
+                    timeout,
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "backend",
+                    format!("{other:?} is not one of: memory, redis"),
+                ))
+            }
+        };
+        Ok(CacheSettings {
+            ttl: Duration::from_secs(ttl_secs as u64),
+            capacity: capacity as u64,
+            redis,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: &str) -> ConfigFiles {
+        let mut c = ConfigFiles::default();
+        c.add_text(std::path::Path::new("join.conf"), text).unwrap();
+        c
+    }
+
+    #[test]
+    fn defaults_are_memory_with_the_original_window() {
+        let s = RawCacheOptions::from_config(&conf("[DEFAULT]\n"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(s.redis.is_none());
+        assert_eq!(s.ttl, Duration::from_secs(30));
+        assert_eq!(s.capacity, 100_000);
+    }
+
+    #[test]
+    fn ttl_falls_back_to_otp_reuse_seconds() {
+        let s = RawCacheOptions::from_config(&conf("[DEFAULT]\notp_reuse_seconds = 45\n"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(s.ttl, Duration::from_secs(45));
+        let s = RawCacheOptions::from_config(&conf(
+            "[DEFAULT]\notp_reuse_seconds = 45\n[cache]\nttl = 7\n",
+        ))
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(s.ttl, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn redis_needs_url_and_a_long_secret() {
+        let e = RawCacheOptions::from_config(&conf("[cache]\nbackend = redis\n"))
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert!(e.to_string().contains("redis_url"), "{e}");
+        let e = RawCacheOptions::from_config(&conf(
+            "[cache]\nbackend = redis\nredis_url = redis://127.0.0.1:6379\n",
+        ))
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("secret_key") && e.to_string().contains("not set"),
+            "{e}"
+        );
+        let e = RawCacheOptions::from_config(&conf(
+            "[cache]\nbackend = redis\nredis_url = redis://127.0.0.1:6379\nsecret_key = tooshort-s3cr3t\n"))
+            .unwrap().resolve().unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("too short") && !msg.contains("tooshort-s3cr3t"),
+            "{msg}"
+        );
+        let e = RawCacheOptions::from_config(&conf(&format!(
+            "[cache]\nbackend = redis\nredis_url = http://nope\nsecret_key = {}\n",
+            "k".repeat(40)
+        )))
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert!(e.to_string().contains("redis_url"), "{e}");
+    }
+
+    #[test]
+    fn redis_settings_resolve_and_hide_secrets_in_debug() {
+        let s =
+            RawCacheOptions::from_config(&conf(&format!(
+            "[cache]\nbackend = redis\nredis_url = redis://:pw@127.0.0.1:6379\nsecret_key = {}\n\
+             on_redis_failure = fail_closed\nclaim_timeout = 2.5\n", "k".repeat(40))))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!(r.on_failure, RedisFailureMode::FailClosed);
+        assert_eq!(r.claim_timeout, Duration::from_millis(2500));
+        assert_eq!(r.key_prefix, "novajoin:cache:");
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("kkkk") && !dbg.contains(":pw@"), "{dbg}");
+    }
+
+    #[test]
+    fn bad_choice_is_an_error_naming_file_and_line() {
+        let e = RawCacheOptions::from_config(&conf("[cache]\nbackend = memcached\n")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("join.conf:2") && msg.contains("backend"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Token caches: validated tokens in this process's memory (with
+//! single-flight loading), and optionally in Redis, shared by replicas.
+//!
+//! An entry lives until the earlier of `token_cache_time` and the token's
+//! expiry. Keys are hashes of the token, never the token. Only successful
+//! validations are cached: keystonemiddleware stopped caching invalid tokens
+//! in 10.2.0, so a token that becomes valid (or an allow-expired lookup) is
+//! never hidden by a stale negative entry, and a repeated bad token costs a
+//! keystone call each time, as upstream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::cache_crypt::CacheSecret;
+use super::token::TokenData;
+use crate::health::{HealthProbe, HealthState};
+use crate::pipeline::extensions::Identity;
+
+/// A validated token: keystone's data and the identity it proves.
+#[derive(Debug)]
+pub struct ValidatedToken {
+    /// What keystone said.
+    pub data: TokenData,
+    /// The identity, ready to hand to inner filters.
+    pub identity: Arc<Identity>,
+    /// Cache entries for this validation end here.
+    pub cache_until: DateTime<Utc>,
+}
+
+impl ValidatedToken {
+    /// Wraps keystone's data; `cache_time` is `token_cache_time`.
+    pub fn new(data: TokenData, cache_time: Duration, now: DateTime<Utc>) -> Self {
+        let by_time = now + chrono::Duration::from_std(cache_time).unwrap_or_default();
+        let cache_until = by_time.min(data.expires_at);
+        let identity = Arc::new(data.identity());
+        ValidatedToken { data, identity, cache_until }
+    }
+
+    /// How long a cache may still keep this.
+    pub fn remaining(&self, now: DateTime<Utc>) -> Duration {
+        (self.cache_until - now).to_std().unwrap_or(Duration::ZERO)
+    }
+}
+
+/// The in-process cache: keyed by SHA-256 of the token (plus a marker for
+/// allow-expired lookups), each entry expiring at its `cache_until`.
+pub type MemoryCache = moka::future::Cache<String, Arc<ValidatedToken>>;
+
+struct UntilExpiry;
+
+impl moka::Expiry<String, Arc<ValidatedToken>> for UntilExpiry {
+    fn expire_after_create(&self, _k: &String, v: &Arc<ValidatedToken>, _at: std::time::Instant) -> Option<Duration> {
+        Some(v.remaining(Utc::now()))
+    }
+}
+
+/// A memory cache holding at most `capacity` tokens.
+pub fn memory_cache(capacity: u64) -> MemoryCache {
+    moka::future::Cache::builder()
+        .max_capacity(capacity)
+        .expire_after(UntilExpiry)
+        .build()
+}
+
+/// What is stored in Redis (inside the MAC/encryption envelope).
+#[derive(Serialize, Deserialize)]
+struct SharedEntry {
+    /// Format version.
+    v: u32,
+    /// End of the cache lifetime (epoch seconds), so every replica drops
+    /// the entry at the same moment the writer would.
+    cache_until: i64,
+    token: TokenData,
+}
+
+/// The Redis token cache shared by replicas.
+pub struct SharedCache {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    secret: CacheSecret,
+    op_timeout: Duration,
+    failing: Arc<AtomicBool>,
+    last_error: Arc<std::sync::Mutex<String>>,
+}
+
+impl std::fmt::Debug for SharedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCache").field("prefix", &self.prefix).field("secret", &self.secret).finish_non_exhaustive()
+    }
+}
+
+impl SharedCache {
+    /// Connects lazily to `url` (must run inside a tokio runtime). Commands
+    /// that take longer than `op_timeout` count as misses.
+    pub fn new(url: &str, prefix: &str, secret: CacheSecret, op_timeout: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("redis_url is not a Redis URL: {e}"))?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(op_timeout))
+            .set_response_timeout(Some(op_timeout))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, cfg)
+            .map_err(|e| format!("cannot set up the Redis connection: {e}"))?;
+        Ok(SharedCache {
+            conn,
+            prefix: prefix.to_string(),
+            secret,
+            op_timeout,
+            failing: Arc::new(AtomicBool::new(false)),
+            last_error: Arc::new(std::sync::Mutex::new(String::new())),
+        })
+    }
+
+    /// The Redis key of `token`'s entry (no token material beyond a keyed hash).
+    pub fn key_of(&self, token: &str) -> String {
+        format!("{}tokens/{}", self.prefix, self.secret.keys(token).name)
+    }
+
+    fn note(&self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the Redis token cache works again");
+                }
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("the Redis token cache failed; validating without it until it recovers: {e}");
+                } else {
+                    tracing::debug!("Redis token cache: {e}");
+                }
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+            }
+        }
+    }
+
+    /// The entry for `token`, if present and authentic; anything that fails
+    /// its MAC, decryption or parsing is a miss (and logged).
+    pub async fn get(&self, token: &str, cache_time: Duration) -> Option<Arc<ValidatedToken>> {
+        let keys = self.secret.keys(token);
+        let key = format!("{}tokens/{}", self.prefix, keys.name);
+        let mut conn = self.conn.clone();
+        let got: Result<Option<Vec<u8>>, String> =
+            match tokio::time::timeout(self.op_timeout, redis::cmd("GET").arg(&key).query_async(&mut conn)).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("GET took longer than {:?}", self.op_timeout)),
+            };
+        let raw = match got {
+            Ok(v) => {
+                self.note(Ok(()));
+                v?
+            }
+            Err(e) => {
+                self.note(Err(e));
+                return None;
+            }
+        };
+        let Some(plain) = keys.open(&raw) else {
+            tracing::warn!(key = %key, "refused a Redis token-cache entry that fails its MAC or decryption \
+                           (written without memcache_secret_key, or with another one)");
+            return None;
+        };
+        let entry: SharedEntry = match serde_json::from_slice(&plain) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(key = %key, "ignoring an unreadable Redis token-cache entry: {e}");
+                return None;
+            }
+        };
+        let now = Utc::now();
+        let until = DateTime::from_timestamp(entry.cache_until, 0)?;
+        if entry.v != 1 || until <= now {
+            return None;
+        }
+        let mut v = ValidatedToken::new(entry.token, cache_time, now);
+        v.cache_until = v.cache_until.min(until);
+        Some(Arc::new(v))
+    }
+
+    /// Stores `v` for `token` until its `cache_until`.
+    pub async fn put(&self, token: &str, v: &ValidatedToken) {
+        let ttl = v.remaining(Utc::now());
+        if ttl < Duration::from_secs(1) {
+            return;
+        }
+        let keys = self.secret.keys(token);
+        let key = format!("{}tokens/{}", self.prefix, keys.name);
+        let entry = SharedEntry { v: 1, cache_until: v.cache_until.timestamp(), token: v.data.clone() };
+        let Ok(plain) = serde_json::to_vec(&entry) else { return };
+        let sealed = keys.seal(&plain);
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("SET").arg(&key).arg(sealed).arg("PX").arg(ttl.as_millis() as u64).to_owned();
+        let r = match tokio::time::timeout(self.op_timeout, cmd.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("SET took longer than {:?}", self.op_timeout)),
+        };
+        self.note(r);
+    }
+
+    /// A health probe reporting Degraded while Redis fails.
+    pub fn probe(&self) -> Arc<dyn HealthProbe> {
+        Arc::new(SharedCacheProbe { failing: self.failing.clone(), last_error: self.last_error.clone() })
+    }
+}
+
+struct SharedCacheProbe {
+    failing: Arc<AtomicBool>,
+    last_error: Arc<std::sync::Mutex<String>>,
+}
+
+impl HealthProbe for SharedCacheProbe {
+    fn name(&self) -> &str {
+        "redis-token-cache"
+    }
+
+    fn check(&self) -> BoxFuture<'_, HealthState> {
+        Box::pin(async move {
+            if self.failing.load(Ordering::Relaxed) {
+                let e = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                HealthState::Degraded(format!("Redis token cache failing, using memory only: {e}"))
+            } else {
+                HealthState::Ok
+            }
+        })
+    }
+}

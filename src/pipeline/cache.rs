@@ -1,0 +1,216 @@
+//! The `cache` filter: answers repeated requests for one instance from the
+//! response cache (see [`crate::cache`]), so the instance keeps one OTP.
+//!
+//! It must sit behind `authtoken` and `policy` (the registry requires
+//! `Authorized`), so a cached answer only ever goes to a caller those
+//! filters let through; a request that reaches it without `Authorized`
+//! anyway is refused with 403 and never served from the cache.
+//!
+//! Options (`[filter.cache]` in pipeline.toml, else `[cache]` in join.conf):
+//! see [`crate::cache::options`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+use tower::ServiceExt;
+
+use super::body::{self, BodyReadError};
+use super::extensions::{Authorized, CacheOutcome, InstanceTag};
+use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::{boxed, response, HttpService, ReqBody, RespBody};
+use crate::cache::options as opt;
+use crate::cache::{RawCacheOptions, RequestKey, ResponseCache};
+use crate::config::pipeline_file::{OptionAt, PipelineFileError};
+
+/// The filter's service: reads the body, looks the instance up, and calls
+/// the inner service only when the cache cannot answer.
+#[derive(Clone)]
+pub struct CacheService {
+    inner: HttpService,
+    cache: ResponseCache,
+}
+
+impl CacheService {
+    /// Wraps `inner` with `cache`.
+    pub fn new(inner: HttpService, cache: ResponseCache) -> Self {
+        Self { inner, cache }
+    }
+}
+
+impl tower::Service<Request<ReqBody>> for CacheService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        // The inner service is driven with `oneshot` per request.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let inner = self.inner.clone();
+        let cache = self.cache.clone();
+        Box::pin(async move {
+            if req.extensions().get::<Authorized>().is_none() {
+                tracing::error!(
+                    "cache filter reached by a request that policy did not authorize; refusing it \
+                     (check that authtoken, keystonecontext and policy come before cache in pipeline.toml)"
+                );
+                return Ok(with_outcome(
+                    response::default_fault(StatusCode::FORBIDDEN),
+                    CacheOutcome::Bypass,
+                ));
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = match body::read_all(body).await {
+                Ok(b) => b,
+                Err(BodyReadError::TooLarge) => {
+                    return Ok(with_outcome(
+                        response::default_fault(StatusCode::PAYLOAD_TOO_LARGE),
+                        CacheOutcome::Bypass,
+                    ));
+                }
+                Err(BodyReadError::Broken(e)) => {
+                    tracing::info!(error = %e, "cache: the request body could not be read");
+                    return Ok(with_outcome(
+                        response::fault(
+                            StatusCode::BAD_REQUEST,
+                            "The request body could not be read.",
+                        ),
+                        CacheOutcome::Bypass,
+                    ));
+                }
+            };
+            let key = RequestKey::from_request(&parts, &bytes);
+            let req = Request::from_parts(parts, body::full(bytes));
+            let Some(key) = key else {
+                // Not an instance request the handler would read (no JSON
+                // object with an instance-id): let the handler answer it.
+                let resp = call_inner(inner, req).await;
+                return Ok(with_outcome(resp, CacheOutcome::Bypass));
+            };
+            let instance_id = key.instance_id.clone();
+            let compute: crate::cache::Compute = Box::new(move || Box::pin(call_inner(inner, req)));
+            let (mut resp, outcome) = cache.get_or_compute(key, compute).await;
+            if resp.extensions().get::<InstanceTag>().is_none() {
+                resp.extensions_mut().insert(InstanceTag(instance_id));
+            }
+            Ok(with_outcome(resp, outcome))
+        })
+    }
+}
+
+async fn call_inner(mut inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
+    let ready = match inner.ready().await {
+        Ok(svc) => svc,
+        Err(never) => match never {},
+    };
+    match tower::Service::call(ready, req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+fn with_outcome(mut resp: Response<RespBody>, outcome: CacheOutcome) -> Response<RespBody> {
+    resp.extensions_mut().insert(outcome);
+    resp
+}
+
+/// A seconds option that may be written as a whole or decimal number.
+fn seconds(
+    opts: &mut FilterOptions,
+    spec: &crate::config::schema::OptionSpec,
+    file: &std::path::Path,
+) -> Result<Option<f64>, PipelineFileError> {
+    match opts.raw(spec.name) {
+        Some(OptionAt {
+            value: toml::Value::Integer(n),
+            ..
+        }) => Ok(Some(n as f64)),
+        Some(OptionAt {
+            value: toml::Value::Float(f),
+            ..
+        }) => Ok(Some(f)),
+        Some(at) => Err(PipelineFileError {
+            file: file.to_path_buf(),
+            line: at.line,
+            problem: format!(
+                "filter 'cache' option '{}' must be a number of seconds",
+                spec.name
+            ),
+        }),
+        None => opts.config().float(spec).map_err(|e| PipelineFileError {
+            file: "join.conf".into(),
+            line: 0,
+            problem: e.to_string(),
+        }),
+    }
+}
+
+/// Reads the filter's options: the pipeline table first, then `[cache]` in
+/// join.conf.
+pub fn read_options(
+    opts: &mut FilterOptions,
+    file: &std::path::Path,
+) -> Result<RawCacheOptions, PipelineFileError> {
+    let ttl = match opts.int(&opt::TTL)? {
+        Some(n) => Some(n),
+        None => opts
+            .config()
+            .int(&crate::config::OTP_REUSE_SECONDS)
+            .map_err(|e| PipelineFileError {
+                file: "join.conf".into(),
+                line: 0,
+                problem: e.to_string(),
+            })?,
+    };
+    Ok(RawCacheOptions {
+        backend: opts.string(&opt::BACKEND)?,
+        ttl,
+        capacity: opts.int(&opt::CAPACITY)?,
+        redis_url: opts.string(&opt::REDIS_URL)?,
+        secret_key: opts.string(&opt::SECRET_KEY)?,
+        key_prefix: opts.string(&opt::KEY_PREFIX)?,
+        claim_timeout: seconds(opts, &opt::CLAIM_TIMEOUT, file)?,
+        wait_timeout: seconds(opts, &opt::WAIT_TIMEOUT, file)?,
+        on_redis_failure: opts.string(&opt::ON_REDIS_FAILURE)?,
+        redis_timeout: seconds(opts, &opt::REDIS_TIMEOUT, file)?,
+    })
+}
+
+/// Builds the filter from its options.
+pub fn build(
+    mut opts: FilterOptions,
+    ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+    Box::pin(async move {
+        let file = std::path::PathBuf::from("pipeline.toml");
+        let raw = read_options(&mut opts, &file)?;
+        opts.finish()?;
+        let settings = raw.resolve().map_err(|e| PipelineFileError {
+            file: file.clone(),
+            line: 0,
+            problem: e.to_string(),
+        })?;
+        let cache = ResponseCache::new(&settings).map_err(|e| PipelineFileError {
+            file,
+            line: 0,
+            problem: e.to_string(),
+        })?;
+        if let Some(probe) = cache.health_probe() {
+            ctx.health.register(probe);
+        }
+        tracing::info!(
+            backend = cache.backend(),
+            ttl_s = settings.ttl.as_secs(),
+            capacity = settings.capacity,
+            "response cache ready"
+        );
+        let factory: FilterFactory =
+            Arc::new(move |inner| boxed(CacheService::new(inner, cache.clone())));
+        Ok(factory)
+    })
+}

@@ -1,0 +1,182 @@
+//! The `keystonecontext` filter: turns the identity `authtoken` confirmed
+//! into a [`RequestContext`] for the policy filter and the handler.
+//!
+//! A request without a confirmed identity (no `authtoken` outcome, or
+//! `Invalid` under `delay_auth_decision`) gets 401; `authtoken`, outside,
+//! adds `WWW-Authenticate`. (The original's context filter never checked
+//! `X-Identity-Status` and let such requests reach policy with empty
+//! credentials.)
+//!
+//! `is_admin`: oslo.context computes it from the policy rule
+//! `context_is_admin`. The policy engine is built separately; until it is
+//! wired in, the filter takes an optional [`AdminCheck`] and, without one,
+//! sets `is_admin = false` — which is what the original novajoin always did.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+
+use super::authtoken::UNAUTHORIZED_BODY;
+use super::extensions::{IdentityStatus, RequestContext, RequestId};
+use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::{boxed, HttpService, ReqBody, RespBody};
+use crate::config::pipeline_file::PipelineFileError;
+
+/// Decides `is_admin` for a context (the policy rule `context_is_admin`).
+///
+/// This is the seam for the policy engine: it receives the context with
+/// `is_admin = false` and answers whether the rule holds.
+pub trait AdminCheck: Send + Sync {
+    /// Whether the caller counts as admin.
+    fn is_admin(&self, ctx: &RequestContext) -> bool;
+}
+
+impl<F> AdminCheck for F
+where
+    F: Fn(&RequestContext) -> bool + Send + Sync,
+{
+    fn is_admin(&self, ctx: &RequestContext) -> bool {
+        self(ctx)
+    }
+}
+
+/// Wraps services with the filter.
+#[derive(Clone, Default)]
+pub struct KeystoneContextLayer {
+    admin: Option<Arc<dyn AdminCheck>>,
+}
+
+impl KeystoneContextLayer {
+    /// Without an admin check: `is_admin` is always false.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With `check` deciding `is_admin`.
+    pub fn with_admin_check(check: Arc<dyn AdminCheck>) -> Self {
+        KeystoneContextLayer { admin: Some(check) }
+    }
+}
+
+impl tower::Layer<HttpService> for KeystoneContextLayer {
+    type Service = KeystoneContext;
+    fn layer(&self, inner: HttpService) -> KeystoneContext {
+        KeystoneContext { inner, admin: self.admin.clone() }
+    }
+}
+
+/// The filter as a tower service.
+#[derive(Clone)]
+pub struct KeystoneContext {
+    inner: HttpService,
+    admin: Option<Arc<dyn AdminCheck>>,
+}
+
+fn unauthenticated() -> Response<RespBody> {
+    let mut r = Response::new(Full::new(Bytes::from_static(UNAUTHORIZED_BODY.as_bytes())));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The context for a confirmed identity.
+pub fn context_for(req: &Request<ReqBody>, admin: Option<&dyn AdminCheck>) -> Option<RequestContext> {
+    let Some(IdentityStatus::Confirmed(identity)) = req.extensions().get::<IdentityStatus>() else {
+        return None;
+    };
+    let (request_id, global_request_id) = match req.extensions().get::<RequestId>() {
+        Some(id) => (id.local.clone(), id.global.clone()),
+        // Without the request_id filter, mint one as oslo.context does.
+        None => (format!("req-{}", uuid::Uuid::new_v4()), None),
+    };
+    let mut ctx = RequestContext { identity: (**identity).clone(), is_admin: false, request_id, global_request_id };
+    if let Some(check) = admin {
+        ctx.is_admin = check.is_admin(&ctx);
+    }
+    Some(ctx)
+}
+
+impl tower::Service<Request<ReqBody>> for KeystoneContext {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let mut inner = self.inner.clone();
+        let Some(ctx) = context_for(&req, self.admin.as_deref()) else {
+            tracing::info!("rejecting request: no confirmed identity reached keystonecontext");
+            return Box::pin(async { Ok(unauthenticated()) });
+        };
+        req.extensions_mut().insert(ctx);
+        Box::pin(async move { tower::ServiceExt::ready(&mut inner).await?.call(req).await })
+    }
+}
+
+/// Builds the filter (registry entry). It has no options.
+pub fn build(opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+    Box::pin(async move {
+        opts.finish()?;
+        let layer = KeystoneContextLayer::new();
+        let factory: FilterFactory = Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
+        Ok(factory)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::extensions::Identity;
+    use tower::ServiceExt;
+
+    fn echo() -> HttpService {
+        boxed(tower::service_fn(|req: Request<ReqBody>| async move {
+            let ctx = req.extensions().get::<RequestContext>().cloned().expect("context");
+            let body = serde_json::json!({"user": ctx.identity.user_name, "admin": ctx.is_admin, "rid": ctx.request_id});
+            Ok::<_, Infallible>(crate::pipeline::response::json(StatusCode::OK, &body))
+        }))
+    }
+
+    fn request(status: Option<IdentityStatus>) -> Request<ReqBody> {
+        let mut r = Request::new(crate::pipeline::body::full(Bytes::new()));
+        if let Some(s) = status {
+            r.extensions_mut().insert(s);
+        }
+        r.extensions_mut().insert(RequestId { local: "req-1".into(), global: None });
+        r
+    }
+
+    async fn body(r: Response<RespBody>) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn builds_the_context_and_asks_the_admin_check() {
+        let id = Identity { user_name: "nova".into(), roles: vec!["admin".into()], ..Default::default() };
+        let svc = tower::Layer::layer(&KeystoneContextLayer::new(), echo());
+        let r = svc.oneshot(request(Some(IdentityStatus::Confirmed(Arc::new(id.clone()))))).await.unwrap();
+        assert_eq!(body(r).await, serde_json::json!({"user": "nova", "admin": false, "rid": "req-1"}));
+        let check: Arc<dyn AdminCheck> = Arc::new(|c: &RequestContext| c.identity.roles.iter().any(|r| r == "admin"));
+        let svc = tower::Layer::layer(&KeystoneContextLayer::with_admin_check(check), echo());
+        let r = svc.oneshot(request(Some(IdentityStatus::Confirmed(Arc::new(id))))).await.unwrap();
+        assert_eq!(body(r).await["admin"], true);
+    }
+
+    #[tokio::test]
+    async fn no_identity_is_401() {
+        for status in [None, Some(IdentityStatus::Invalid)] {
+            let svc = tower::Layer::layer(&KeystoneContextLayer::new(), echo());
+            let r = svc.oneshot(request(status)).await.unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+}

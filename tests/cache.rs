@@ -1,0 +1,1112 @@
+//! The response cache layer, in process: the `cache` filter in front of a
+//! handler that counts its calls and mints a random OTP per call (standing
+//! in for the join handler until it lands), with the in-memory backend and
+//! with the real Redis (two cache instances = two replicas).
+
+mod support;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use novajoin::cache::options::{RedisFailureMode, RedisSettings};
+use novajoin::cache::{CacheSettings, ResponseCache};
+use novajoin::health::{HealthRegistry, HealthState};
+use novajoin::pipeline::body::{self, ReqBody};
+use novajoin::pipeline::cache::CacheService;
+use novajoin::pipeline::extensions::{Authorized, CacheOutcome, InstanceTag};
+use novajoin::pipeline::{boxed, response, HttpService, RespBody};
+use serde_json::{json, Value};
+use support::redis::{closed_url, PrivateRedis, RedisNamespace};
+use tower::{Service, ServiceExt};
+
+// ---------- log capture (one global subscriber; tests search their own ids) ----------
+
+#[derive(Clone)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_buf() -> &'static LogBuf {
+    static LOGS: OnceLock<LogBuf> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = LogBuf(Arc::new(Mutex::new(Vec::new())));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        buf
+    })
+}
+
+fn logs() -> String {
+    String::from_utf8_lossy(&log_buf().0.lock().unwrap()).into_owned()
+}
+
+fn log_lines_with(needle: &str) -> Vec<String> {
+    logs()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+// ---------- a handler double that counts calls and mints OTPs ----------
+
+#[derive(Default)]
+struct Handler {
+    calls: AtomicUsize,
+    per_instance: Mutex<HashMap<String, usize>>,
+    otps: Mutex<Vec<String>>,
+    delay: Duration,
+    /// Redis key whose value the handler records when called.
+    watch_key: Mutex<Option<(String, String)>>,
+    watched: Mutex<Vec<Option<String>>>,
+}
+
+impl Handler {
+    fn new(delay_ms: u64) -> Arc<Self> {
+        Arc::new(Self {
+            delay: Duration::from_millis(delay_ms),
+            ..Default::default()
+        })
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn calls_for(&self, id: &str) -> usize {
+        self.per_instance
+            .lock()
+            .unwrap()
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn handler_service(h: Arc<Handler>) -> HttpService {
+    boxed(tower::service_fn(move |req: Request<ReqBody>| {
+        let h = h.clone();
+        async move {
+            assert!(
+                req.extensions().get::<Authorized>().is_some(),
+                "handler reached without authorization"
+            );
+            let bytes = body::read_all(req.into_body()).await.expect("body");
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let id = v["instance-id"].as_str().unwrap_or("").to_string();
+            h.calls.fetch_add(1, Ordering::SeqCst);
+            *h.per_instance
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_default() += 1;
+            let watch = h.watch_key.lock().unwrap().clone();
+            if let Some((url, key)) = watch {
+                let mut c = redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let val: Option<String> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                h.watched.lock().unwrap().push(val);
+            }
+            tokio::time::sleep(h.delay).await;
+            if let Some(code) = v["metadata"]["test_status"].as_str() {
+                let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
+                return Ok::<_, Infallible>(response::default_fault(status));
+            }
+            let otp = uuid::Uuid::new_v4().simple().to_string();
+            h.otps.lock().unwrap().push(otp.clone());
+            let host = v["hostname"].as_str().unwrap_or("");
+            let mut resp = response::json(
+                StatusCode::OK,
+                &json!({"hostname": format!("{host}.example.com"), "krb_realm": "EXAMPLE.COM", "ipaotp": otp}),
+            );
+            resp.extensions_mut().insert(InstanceTag(id));
+            Ok(resp)
+        }
+    }))
+}
+
+fn stack(cache: &ResponseCache, h: &Arc<Handler>) -> HttpService {
+    boxed(CacheService::new(handler_service(h.clone()), cache.clone()))
+}
+
+fn nova_body(instance_id: &str, hostname: &str) -> Value {
+    json!({"project-id": "8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f", "instance-id": instance_id,
+           "image-id": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "user-data": null, "hostname": hostname,
+           "metadata": {"ipa_enroll": "True"}, "boot-roles": "member,reader"})
+}
+
+fn request(body: &Value) -> Request<ReqBody> {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/v1/")
+        .header("content-type", "application/json")
+        .body(body::full(body.to_string()))
+        .unwrap();
+    req.extensions_mut().insert(Authorized {
+        action: "join:create".into(),
+    });
+    req
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    outcome: CacheOutcome,
+    tag: Option<String>,
+}
+
+impl Answer {
+    fn otp(&self) -> String {
+        self.body["ipaotp"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ipaotp in {}", self.body))
+            .to_string()
+    }
+}
+
+async fn call(svc: &HttpService, req: Request<ReqBody>) -> Answer {
+    let mut svc = svc.clone();
+    let resp: Response<RespBody> = svc.ready().await.unwrap().call(req).await.unwrap();
+    let outcome = *resp
+        .extensions()
+        .get::<CacheOutcome>()
+        .expect("CacheOutcome in the response");
+    let tag = resp.extensions().get::<InstanceTag>().map(|t| t.0.clone());
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        outcome,
+        tag,
+    }
+}
+
+async fn post(svc: &HttpService, body: &Value) -> Answer {
+    call(svc, request(body)).await
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn memory(ttl_s: u64, capacity: u64) -> ResponseCache {
+    ResponseCache::new(&CacheSettings::memory(Duration::from_secs(ttl_s), capacity)).unwrap()
+}
+
+const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+fn redis_settings(url: &str, prefix: &str) -> CacheSettings {
+    CacheSettings {
+        ttl: Duration::from_secs(60),
+        capacity: 10_000,
+        redis: Some(RedisSettings {
+            url: url.to_string(),
+            secret_key: SECRET.into(),
+            key_prefix: prefix.to_string(),
+            claim_timeout: Duration::from_secs(3),
+            wait_timeout: Duration::from_secs(20),
+            on_failure: RedisFailureMode::Local,
+            // Generous: these tests share 2 cores with parallel builds.
+            timeout: Duration::from_secs(10),
+        }),
+    }
+}
+
+fn assert_no_otp_logged(h: &Handler) {
+    let all = logs();
+    for otp in h.otps.lock().unwrap().iter() {
+        assert!(!all.contains(otp.as_str()), "an OTP appeared in the log");
+    }
+}
+
+/// Sends `per_instance` concurrent requests for each id (interleaved) and
+/// returns the answers by instance.
+async fn burst(
+    svcs: &[HttpService],
+    ids: &[String],
+    per_instance: usize,
+) -> HashMap<String, Vec<Answer>> {
+    let mut tasks = Vec::new();
+    for round in 0..per_instance {
+        for (i, id) in ids.iter().enumerate() {
+            let svc = svcs[(i + round) % svcs.len()].clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                let a = post(&svc, &nova_body(&id, "vm")).await;
+                (id, a)
+            }));
+        }
+    }
+    let mut out: HashMap<String, Vec<Answer>> = HashMap::new();
+    for t in tasks {
+        let (id, a) = t.await.unwrap();
+        out.entry(id).or_default().push(a);
+    }
+    out
+}
+
+fn assert_one_otp_each(h: &Handler, answers: &HashMap<String, Vec<Answer>>) {
+    for (id, list) in answers {
+        assert_eq!(
+            h.calls_for(id),
+            1,
+            "instance {id} reached the handler {} times",
+            h.calls_for(id)
+        );
+        let first = list[0].otp();
+        for a in list {
+            assert_eq!(a.status, StatusCode::OK);
+            assert_eq!(a.otp(), first, "two OTPs for instance {id}");
+            assert_eq!(a.tag.as_deref(), Some(id.as_str()));
+        }
+        let misses = list
+            .iter()
+            .filter(|a| a.outcome == CacheOutcome::Miss)
+            .count();
+        assert!(misses <= 1, "instance {id}: {misses} misses");
+    }
+}
+
+// ---------- in-memory backend ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_200_concurrent_requests_for_one_instance_make_one_call_and_one_otp() {
+    log_buf();
+    let h = Handler::new(50);
+    let cache = memory(30, 1000);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let answers = burst(&[svc], std::slice::from_ref(&id), 200).await;
+    assert_eq!(h.calls(), 1);
+    assert_one_otp_each(&h, &answers);
+    assert_eq!(answers[&id][0].otp(), h.otps.lock().unwrap()[0]);
+    let outcomes: Vec<_> = answers[&id].iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == CacheOutcome::Miss)
+            .count(),
+        1
+    );
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        CacheOutcome::Miss | CacheOutcome::Coalesced | CacheOutcome::Hit
+    )));
+    let s = cache.stats();
+    assert_eq!(s.misses, 1);
+    assert_eq!(s.hits + s.coalesced, 199, "{s:?}");
+    assert_no_otp_logged(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_2000_concurrent_requests_over_500_instances_make_500_calls() {
+    let h = Handler::new(20);
+    let cache = memory(30, 10_000);
+    let svc = stack(&cache, &h);
+    let ids: Vec<String> = (0..500).map(|_| new_id()).collect();
+    let answers = burst(&[svc], &ids, 4).await;
+    assert_eq!(answers.len(), 500);
+    assert_eq!(h.calls(), 500);
+    assert_one_otp_each(&h, &answers);
+    assert_eq!(cache.stats().misses, 500);
+}
+
+#[tokio::test]
+async fn repeated_requests_are_hits_with_the_same_answer() {
+    let h = Handler::new(0);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let first = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(
+        (first.status, first.outcome),
+        (StatusCode::OK, CacheOutcome::Miss)
+    );
+    for _ in 0..5 {
+        let again = post(&svc, &nova_body(&id, "vm1")).await;
+        assert_eq!(again.outcome, CacheOutcome::Hit);
+        assert_eq!(again.body, first.body);
+        assert_eq!(again.tag.as_deref(), Some(id.as_str()));
+    }
+    // Irrelevant fields (user-data, boot-roles, other metadata) do not matter.
+    let mut body = nova_body(&id, "vm1");
+    body["user-data"] = json!("I2Nsb3VkLWNvbmZpZw==");
+    body["metadata"]["color"] = json!("blue");
+    assert_eq!(post(&svc, &body).await.outcome, CacheOutcome::Hit);
+    assert_eq!(h.calls(), 1);
+    let s = cache.stats();
+    assert_eq!((s.misses, s.hits), (1, 6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_never_stored_but_shared_by_concurrent_waiters() {
+    let h = Handler::new(50);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let mut failing = nova_body(&id, "vm1");
+    failing["metadata"]["test_status"] = json!("503");
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (svc, body) = (svc.clone(), failing.clone());
+        tasks.push(tokio::spawn(async move { post(&svc, &body).await }));
+    }
+    for t in tasks {
+        let a = t.await.unwrap();
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(
+            a.outcome,
+            CacheOutcome::Bypass | CacheOutcome::Coalesced
+        ));
+        assert_eq!(a.body["serviceUnavailable"]["code"], 503);
+    }
+    assert_eq!(
+        h.calls(),
+        1,
+        "concurrent failing requests share one handler call"
+    );
+    // Not stored: the next request runs the handler again.
+    let again = post(&svc, &failing).await;
+    assert_eq!(
+        (again.status, again.outcome),
+        (StatusCode::SERVICE_UNAVAILABLE, CacheOutcome::Bypass)
+    );
+    assert_eq!(h.calls(), 2);
+    // 4xx are not stored either.
+    let mut bad = nova_body(&id, "vm1");
+    bad["metadata"]["test_status"] = json!("400");
+    post(&svc, &bad).await;
+    post(&svc, &bad).await;
+    assert_eq!(h.calls(), 4);
+}
+
+#[tokio::test]
+async fn changed_relevant_fields_are_a_logged_miss_that_replaces_the_entry() {
+    log_buf();
+    let h = Handler::new(0);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let old = post(&svc, &nova_body(&id, "vm1")).await;
+    let renamed = post(&svc, &nova_body(&id, "vm2")).await;
+    assert_eq!(renamed.outcome, CacheOutcome::Miss);
+    assert_ne!(renamed.otp(), old.otp());
+    assert_eq!(renamed.body["hostname"], "vm2.example.com");
+    let lines = log_lines_with(&id);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("differs from the stored answer") && l.contains("hostname")),
+        "{lines:?}"
+    );
+    // The new answer replaced the old one.
+    let again = post(&svc, &nova_body(&id, "vm2")).await;
+    assert_eq!(
+        (again.outcome, again.otp()),
+        (CacheOutcome::Hit, renamed.otp())
+    );
+    let back = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(back.outcome, CacheOutcome::Miss);
+    // A changed enrollment field that fails leaves the stored answer alone.
+    let mut failing = nova_body(&id, "vm1");
+    failing["metadata"]["ipa_hostclass"] = json!("web");
+    failing["metadata"]["test_status"] = json!("403");
+    assert_eq!(post(&svc, &failing).await.status, StatusCode::FORBIDDEN);
+    let kept = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!((kept.outcome, kept.otp()), (CacheOutcome::Hit, back.otp()));
+    assert_eq!(h.calls(), 4);
+    assert!(cache.stats().replaced >= 3);
+    assert_no_otp_logged(&h);
+}
+
+#[tokio::test]
+async fn a_request_without_authorization_is_refused_even_for_a_cached_instance() {
+    let h = Handler::new(0);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let cached = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(cached.status, StatusCode::OK);
+    // The same request without the policy filter's Authorized extension.
+    let mut req = request(&nova_body(&id, "vm1"));
+    req.extensions_mut().remove::<Authorized>();
+    let refused = call(&svc, req).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["forbidden"]["code"], 403);
+    assert!(!refused.body.to_string().contains(&cached.otp()));
+    assert_eq!(refused.outcome, CacheOutcome::Bypass);
+    assert_eq!(h.calls(), 1);
+    assert_eq!(cache.stats().hits, 0);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_and_never_reaches_the_handler() {
+    let h = Handler::new(0);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let text = nova_body(&new_id(), "vm1").to_string();
+    let limited =
+        http_body_util::Limited::new(http_body_util::Full::new(bytes::Bytes::from(text)), 64);
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/v1/")
+        .header("content-type", "application/json")
+        .body(limited.map_err(body::BoxError::new).boxed_unsync())
+        .unwrap();
+    req.extensions_mut().insert(Authorized {
+        action: "join:create".into(),
+    });
+    let a = call(&svc, req).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.body["overLimit"]["code"], 413);
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test]
+async fn requests_the_handler_would_not_read_bypass_the_cache() {
+    let h = Handler::new(0);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    post(&svc, &nova_body(&id, "vm1")).await;
+    // Not application/json: the handler ignores such a body, so must the cache.
+    let mut req = request(&nova_body(&id, "vm1"));
+    req.headers_mut()
+        .insert("content-type", "text/plain".parse().unwrap());
+    assert_eq!(call(&svc, req).await.outcome, CacheOutcome::Bypass);
+    // No instance-id: nothing to key on; the body still reaches the handler.
+    let mut body = nova_body(&id, "vm1");
+    body.as_object_mut().unwrap().remove("instance-id");
+    let a = post(&svc, &body).await;
+    assert_eq!(
+        (a.status, a.outcome),
+        (StatusCode::OK, CacheOutcome::Bypass)
+    );
+    assert_eq!(h.calls(), 3);
+    assert_eq!(h.calls_for(""), 1);
+}
+
+#[tokio::test]
+async fn answers_expire_after_the_ttl() {
+    let h = Handler::new(0);
+    let cache = memory(1, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let first = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let later = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(later.outcome, CacheOutcome::Miss);
+    assert_ne!(later.otp(), first.otp());
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_zero_ttl_stores_nothing() {
+    let h = Handler::new(0);
+    let cache = memory(0, 100);
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Bypass
+    );
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Bypass
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test]
+async fn evict_forgets_an_instance() {
+    log_buf();
+    let h = Handler::new(0);
+    let cache = memory(30, 100);
+    let svc = stack(&cache, &h);
+    let (a, b) = (new_id(), new_id());
+    post(&svc, &nova_body(&a, "a")).await;
+    post(&svc, &nova_body(&b, "b")).await;
+    assert!(cache.evict(&a).await.unwrap());
+    assert!(
+        !cache.evict(&a).await.unwrap(),
+        "a second eviction finds nothing"
+    );
+    assert_eq!(
+        post(&svc, &nova_body(&a, "a")).await.outcome,
+        CacheOutcome::Miss
+    );
+    assert_eq!(
+        post(&svc, &nova_body(&b, "b")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert_eq!(cache.stats().evictions, 1);
+    assert!(log_lines_with(&a).iter().any(|l| l.contains("evicted")));
+}
+
+#[tokio::test]
+async fn the_memory_cache_is_bounded() {
+    let h = Handler::new(0);
+    let cache = memory(30, 20);
+    let svc = stack(&cache, &h);
+    let ids: Vec<String> = (0..200).map(|_| new_id()).collect();
+    for id in &ids {
+        post(&svc, &nova_body(id, "vm")).await;
+    }
+    // moka evicts in its maintenance step; give it a round.
+    let mut hits = 0;
+    for id in &ids {
+        if post(&svc, &nova_body(id, "vm")).await.outcome == CacheOutcome::Hit {
+            hits += 1;
+        }
+    }
+    assert!(
+        hits <= 40,
+        "{hits} of 200 instances still cached with capacity 20"
+    );
+    assert!(cache.stats().evictions >= 100, "{:?}", cache.stats());
+}
+
+// ---------- Redis backend: the real server, two cache instances as two replicas ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_200_concurrent_requests_across_two_replicas_make_one_call() {
+    log_buf();
+    let ns = RedisNamespace::new("burst1");
+    let h = Handler::new(50);
+    let (r1, r2) = (
+        ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap(),
+        ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap(),
+    );
+    let svcs = [stack(&r1, &h), stack(&r2, &h)];
+    let id = new_id();
+    let answers = burst(&svcs, std::slice::from_ref(&id), 200).await;
+    assert_eq!(h.calls(), 1);
+    assert_one_otp_each(&h, &answers);
+    let (s1, s2) = (r1.stats(), r2.stats());
+    assert_eq!(s1.misses + s2.misses, 1);
+    assert_eq!(
+        s1.hits + s1.coalesced + s2.hits + s2.coalesced,
+        199,
+        "{s1:?} {s2:?}"
+    );
+    assert_eq!(s1.redis_errors + s2.redis_errors, 0);
+    // The claim is gone and the entry is there.
+    let keys = ns.keys();
+    assert!(
+        keys.contains(&format!("{}entry:{id}", ns.prefix)),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.contains(&format!("{}claim:{id}", ns.prefix)),
+        "{keys:?}"
+    );
+    assert_no_otp_logged(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_2000_concurrent_requests_over_500_instances_across_two_replicas_make_500_calls() {
+    log_buf();
+    let ns = RedisNamespace::new("burst500");
+    let h = Handler::new(20);
+    let (r1, r2) = (
+        ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap(),
+        ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap(),
+    );
+    let svcs = [stack(&r1, &h), stack(&r2, &h)];
+    let ids: Vec<String> = (0..500).map(|_| new_id()).collect();
+    let answers = burst(&svcs, &ids, 4).await;
+    assert_eq!(
+        h.calls(),
+        500,
+        "{:?} {:?} {:?}",
+        r1.stats(),
+        r2.stats(),
+        log_lines_with("unreachable").first()
+    );
+    assert_one_otp_each(&h, &answers);
+    assert_eq!(r1.stats().redis_errors + r2.stats().redis_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_dead_replicas_claim_blocks_the_instance_only_until_it_expires() {
+    let ns = RedisNamespace::new("deadclaim");
+    let h = Handler::new(0);
+    let cache = ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap();
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let claim_key = format!("{}claim:{id}", ns.prefix);
+    // A replica took the claim and died: nobody renews or releases it.
+    let mut c = ns.conn();
+    let _: () = redis::cmd("SET")
+        .arg(&claim_key)
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(1500)
+        .query(&mut c)
+        .unwrap();
+    *h.watch_key.lock().unwrap() = Some((ns.url.clone(), claim_key.clone()));
+    let a = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(h.calls(), 1);
+    // When the handler ran, the dead replica's claim was gone and this
+    // replica held its own.
+    let seen = h.watched.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let holder = seen[0]
+        .clone()
+        .expect("the computing replica holds a claim");
+    assert_ne!(holder, "dead-replica");
+    let pttl: i64 = redis::cmd("PTTL").arg(&claim_key).query(&mut c).unwrap();
+    assert_eq!(pttl, -2, "the claim is released after the answer is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_live_replica_renews_its_claim_while_the_handler_is_slow() {
+    let ns = RedisNamespace::new("renew");
+    // The handler takes longer than two claim timeouts.
+    let h = Handler::new(1500);
+    let mut settings = redis_settings(&ns.url, &ns.prefix);
+    settings.redis.as_mut().unwrap().claim_timeout = Duration::from_millis(600);
+    let (r1, r2) = (
+        ResponseCache::new(&settings).unwrap(),
+        ResponseCache::new(&settings).unwrap(),
+    );
+    let (s1, s2) = (stack(&r1, &h), stack(&r2, &h));
+    let id = new_id();
+    let first = tokio::spawn({
+        let id = id.clone();
+        async move { post(&s1, &nova_body(&id, "vm1")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = post(&s2, &nova_body(&id, "vm1")).await;
+    let first = first.await.unwrap();
+    assert_eq!(h.calls(), 1, "the claim expired under a live replica");
+    assert_eq!(first.otp(), second.otp());
+    assert_eq!(second.outcome, CacheOutcome::Coalesced);
+}
+
+#[tokio::test]
+async fn redis_entries_are_sealed_and_expire_with_the_ttl() {
+    let ns = RedisNamespace::new("sealed");
+    let h = Handler::new(0);
+    let cache = ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap();
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let a = post(&svc, &nova_body(&id, "sealed-host")).await;
+    let mut c = ns.conn();
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(format!("{}entry:{id}", ns.prefix))
+        .query(&mut c)
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains(&a.otp()) && !text.contains("sealed-host") && !text.contains("ipaotp"));
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{}entry:{id}", ns.prefix))
+        .query(&mut c)
+        .unwrap();
+    assert!(ttl > 50_000 && ttl <= 60_000, "entry PTTL {ttl}");
+    // Another replica with the same secret reads it.
+    let other = ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap();
+    let b = post(&stack(&other, &h), &nova_body(&id, "sealed-host")).await;
+    assert_eq!((b.outcome, b.otp()), (CacheOutcome::Hit, a.otp()));
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test]
+async fn redis_entries_written_without_the_key_altered_or_moved_are_refused_and_logged() {
+    log_buf();
+    let ns = RedisNamespace::new("refuse");
+    let h = Handler::new(0);
+    let cache = ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap();
+    let svc = stack(&cache, &h);
+    let mut c = ns.conn();
+    let entry = |id: &str| format!("{}entry:{id}", ns.prefix);
+
+    // 1. Written by someone without the key (plain JSON, as a naive attacker would).
+    let forged = new_id();
+    let fake = json!({"hostname": "evil.example.com", "krb_realm": "EXAMPLE.COM", "ipaotp": "attacker-chosen-otp"});
+    let _: () = redis::cmd("SET")
+        .arg(entry(&forged))
+        .arg(fake.to_string())
+        .query(&mut c)
+        .unwrap();
+    let a = post(&svc, &nova_body(&forged, "vm1")).await;
+    assert_eq!((a.status, a.outcome), (StatusCode::OK, CacheOutcome::Miss));
+    assert_ne!(a.otp(), "attacker-chosen-otp");
+    assert!(
+        log_lines_with(&forged)
+            .iter()
+            .any(|l| l.contains("refusing a Redis entry")),
+        "{:?}",
+        log_lines_with(&forged)
+    );
+
+    // 2. Sealed with another secret.
+    let mut other_settings = redis_settings(&ns.url, &ns.prefix);
+    other_settings.redis.as_mut().unwrap().secret_key =
+        "another-secret-0123456789abcdef0123456789".into();
+    let other = ResponseCache::new(&other_settings).unwrap();
+    let foreign = new_id();
+    post(&stack(&other, &h), &nova_body(&foreign, "vm1")).await;
+    let b = post(&svc, &nova_body(&foreign, "vm1")).await;
+    assert_eq!(b.outcome, CacheOutcome::Miss);
+    assert!(log_lines_with(&foreign)
+        .iter()
+        .any(|l| l.contains("refusing a Redis entry")));
+
+    // 3. A genuine entry with one byte altered.
+    let altered = new_id();
+    let genuine = post(&svc, &nova_body(&altered, "vm1")).await;
+    let mut raw: Vec<u8> = redis::cmd("GET")
+        .arg(entry(&altered))
+        .query(&mut c)
+        .unwrap();
+    let mid = raw.len() / 2;
+    raw[mid] ^= 0x20;
+    let _: () = redis::cmd("SET")
+        .arg(entry(&altered))
+        .arg(raw)
+        .arg("KEEPTTL")
+        .query(&mut c)
+        .unwrap();
+    let after = post(&svc, &nova_body(&altered, "vm1")).await;
+    assert_eq!(after.outcome, CacheOutcome::Miss);
+    assert_ne!(after.otp(), genuine.otp());
+    assert!(log_lines_with(&altered)
+        .iter()
+        .any(|l| l.contains("refusing a Redis entry")));
+
+    // 4. A genuine entry of one instance copied under another instance's key.
+    let (src, dst) = (new_id(), new_id());
+    let src_answer = post(&svc, &nova_body(&src, "vm1")).await;
+    let raw: Vec<u8> = redis::cmd("GET").arg(entry(&src)).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(entry(&dst))
+        .arg(raw)
+        .query(&mut c)
+        .unwrap();
+    let moved = post(&svc, &nova_body(&dst, "vm1")).await;
+    assert_eq!(moved.outcome, CacheOutcome::Miss);
+    assert_ne!(moved.otp(), src_answer.otp());
+    assert!(log_lines_with(&dst)
+        .iter()
+        .any(|l| l.contains("refusing a Redis entry")));
+
+    assert_eq!(cache.stats().refused, 4, "{:?}", cache.stats());
+    assert_no_otp_logged(&h);
+}
+
+#[tokio::test]
+async fn redis_evict_removes_the_shared_entry() {
+    let ns = RedisNamespace::new("evict");
+    let h = Handler::new(0);
+    let (r1, r2) = (
+        ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap(),
+        ResponseCache::new(&redis_settings(&ns.url, &ns.prefix)).unwrap(),
+    );
+    let id = new_id();
+    post(&stack(&r1, &h), &nova_body(&id, "vm1")).await;
+    // The listener's process evicts through its own cache instance.
+    assert!(r2.evict(&id).await.unwrap());
+    assert!(ns.keys().is_empty(), "{:?}", ns.keys());
+    assert_eq!(
+        post(&stack(&r1, &h), &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Miss
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+async fn wait_for_health(reg: &HealthRegistry, pred: impl Fn(&HealthState) -> bool) -> HealthState {
+    for _ in 0..100 {
+        let all = reg.check_all().await;
+        let (_, state) = all
+            .iter()
+            .find(|(n, _)| n == "redis")
+            .expect("redis probe registered")
+            .clone();
+        if pred(&state) {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "health never reached the expected state: {:?}",
+        reg.check_all().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_unreachable_falls_back_to_the_local_cache_and_reports_degraded() {
+    log_buf();
+    let url = closed_url();
+    let h = Handler::new(30);
+    let cache = ResponseCache::new(&redis_settings(&url, "novajoin-test:down:")).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let answers = burst(std::slice::from_ref(&svc), std::slice::from_ref(&id), 50).await;
+    assert_eq!(
+        h.calls(),
+        1,
+        "local single-flight still holds while Redis is down"
+    );
+    assert_one_otp_each(&h, &answers);
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm")).await.outcome,
+        CacheOutcome::Hit
+    );
+    let state = wait_for_health(&reg, |s| matches!(s, HealthState::Degraded(_))).await;
+    let HealthState::Degraded(msg) = state else {
+        unreachable!()
+    };
+    assert!(
+        msg.contains("unreachable") && msg.contains("local cache"),
+        "{msg}"
+    );
+    assert!(cache.stats().redis_errors > 0);
+    let port = url.rsplit(':').next().unwrap();
+    assert!(logs()
+        .lines()
+        .any(|l| l.contains("Redis is unreachable") && l.contains(port)));
+}
+
+#[tokio::test]
+async fn redis_unreachable_with_fail_closed_answers_503_and_reports_failed() {
+    let url = closed_url();
+    let h = Handler::new(0);
+    let mut settings = redis_settings(&url, "novajoin-test:down:");
+    settings.redis.as_mut().unwrap().on_failure = RedisFailureMode::FailClosed;
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    for _ in 0..3 {
+        let a = post(&svc, &nova_body(&new_id(), "vm")).await;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(a.body["serviceUnavailable"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Redis"));
+    }
+    assert_eq!(
+        h.calls(),
+        0,
+        "fail_closed never runs the handler without Redis"
+    );
+    let state = wait_for_health(&reg, |s| matches!(s, HealthState::Failed(_))).await;
+    assert!(matches!(state, HealthState::Failed(m) if m.contains("refused")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_and_recovery_are_seen_by_requests_and_health() {
+    log_buf();
+    let mut server = PrivateRedis::start();
+    let h = Handler::new(0);
+    let mut settings = redis_settings(&server.url(), "novajoin-test:outage:");
+    settings.redis.as_mut().unwrap().on_failure = RedisFailureMode::FailClosed;
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let before = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(before.outcome, CacheOutcome::Miss);
+    assert_eq!(
+        reg.check_all().await,
+        vec![("redis".to_string(), HealthState::Ok)]
+    );
+
+    server.stop();
+    let during = post(&svc, &nova_body(&new_id(), "vm1")).await;
+    assert_eq!(during.status, StatusCode::SERVICE_UNAVAILABLE);
+    wait_for_health(&reg, |s| matches!(s, HealthState::Failed(_))).await;
+
+    server.restart(); // an empty Redis: the old entry is gone
+    wait_for_health(&reg, |s| *s == HealthState::Ok).await;
+    let after = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(
+        (after.status, after.outcome),
+        (StatusCode::OK, CacheOutcome::Miss)
+    );
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert!(logs()
+        .lines()
+        .any(|l| l.contains("Redis is reachable again") && l.contains(&server.port.to_string())));
+}
+
+// ---------- configuration through the pipeline ----------
+
+#[tokio::test]
+async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
+    use novajoin::config::pipeline_file::OptionAt;
+    use novajoin::config::ConfigFiles;
+    use novajoin::pipeline::registry::{filters, BuildContext, FilterOptions};
+    let ns = RedisNamespace::new("build");
+    let mut config = ConfigFiles::default();
+    config
+        .add_text(
+            std::path::Path::new("join.conf"),
+            &format!(
+                "[cache]\nbackend = redis\nredis_url = {}\nsecret_key = {SECRET}\n",
+                ns.url
+            ),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let health = HealthRegistry::default();
+    let entry = filters().into_iter().find(|f| f.name == "cache").unwrap();
+    let build = entry.build.expect("cache filter is built");
+    let mut table = std::collections::BTreeMap::new();
+    table.insert(
+        "key_prefix".to_string(),
+        OptionAt {
+            value: toml::Value::String(ns.prefix.clone()),
+            line: 3,
+        },
+    );
+    table.insert(
+        "claim_timeout".to_string(),
+        OptionAt {
+            value: toml::Value::Float(2.5),
+            line: 4,
+        },
+    );
+    let opts = FilterOptions::new("cache", "pipeline.toml".into(), table, config.clone());
+    let factory = build(
+        opts,
+        BuildContext {
+            config: config.clone(),
+            health: health.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let h = Handler::new(0);
+    let svc = factory(handler_service(h.clone()));
+    let id = new_id();
+    post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert!(
+        ns.keys().contains(&format!("{}entry:{id}", ns.prefix)),
+        "pipeline key_prefix used"
+    );
+    assert_eq!(
+        health.check_all().await,
+        vec![("redis".to_string(), HealthState::Ok)]
+    );
+
+    // A typo in the filter's options is a start-up error naming it.
+    let mut table = std::collections::BTreeMap::new();
+    table.insert(
+        "ttl_seconds".to_string(),
+        OptionAt {
+            value: toml::Value::Integer(5),
+            line: 7,
+        },
+    );
+    let opts = FilterOptions::new("cache", "pipeline.toml".into(), table, config.clone());
+    let err = build(
+        opts,
+        BuildContext {
+            config: config.clone(),
+            health: HealthRegistry::default(),
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("pipeline.toml:7") && err.to_string().contains("ttl_seconds"),
+        "{err}"
+    );
+
+    // Redis without a secret is refused at start-up, without echoing values.
+    let mut bad = ConfigFiles::default();
+    bad.add_text(
+        std::path::Path::new("join.conf"),
+        "[cache]\nbackend = redis\nredis_url = redis://:hunter2@127.0.0.1:6379\n",
+    )
+    .unwrap();
+    let bad = Arc::new(bad);
+    let opts = FilterOptions::new(
+        "cache",
+        "pipeline.toml".into(),
+        Default::default(),
+        bad.clone(),
+    );
+    let err = build(
+        opts,
+        BuildContext {
+            config: bad,
+            health: HealthRegistry::default(),
+        },
+    )
+    .await
+    .err()
+    .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("secret_key") && !msg.contains("hunter2"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn the_pipeline_refuses_cache_without_the_filters_it_needs_in_front() {
+    use novajoin::config::pipeline_file::PipelineFile;
+    use novajoin::config::ConfigFiles;
+    use novajoin::pipeline::registry::BuildContext;
+    let file = PipelineFile::parse(
+        std::path::Path::new("pipeline.toml"),
+        "filters = []\n\n[[route]]\npath = \"/v1\"\nfilters = [\"cache\"]\napp = \"join\"\n",
+    )
+    .unwrap();
+    let ctx = BuildContext {
+        config: Arc::new(ConfigFiles::default()),
+        health: HealthRegistry::default(),
+    };
+    let Err(err) = novajoin::pipeline::builder::build(&file, &ctx).await else {
+        panic!("a pipeline with cache but no sizelimit/policy in front was accepted");
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains("pipeline.toml:5") && msg.contains("'cache' needs"),
+        "{msg}"
+    );
+}
