@@ -217,7 +217,7 @@ pub fn filters() -> Vec<FilterEntry> {
         FilterEntry { name: "authtoken", requires: &[], provides: &[Identity], build: Some(super::authtoken::build) },
         FilterEntry { name: "keystonecontext", requires: &[Identity], provides: &[Context], build: Some(super::keystonecontext::build) },
         FilterEntry { name: "policy", requires: &[Context], provides: &[Authorized], build: Some(super::policy::build) },
-        FilterEntry { name: "cache", requires: &[BodyLimit, Authorized], provides: &[], build: None },
+        FilterEntry { name: "cache", requires: &[BodyLimit, Authorized], provides: &[], build: Some(super::cache::build) },
     ]
 }
 
