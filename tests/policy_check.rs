@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 const RANDOM_CASES: usize = 520;
-const SEED: u64 = 0x5eed_0f_0510;
+const SEED: u64 = 0x005e_ed0f_0510;
 
 fn venv() -> PathBuf {
     let v = std::env::var_os("NOVAJOIN_TEST_VENV")
@@ -89,7 +89,10 @@ fn run_novajoin(argv: &[String]) -> Outcome {
         .args(argv)
         .output()
         .expect("run novajoin");
-    Outcome { out: String::from_utf8_lossy(&o.stdout).into_owned(), rc: o.status.code().unwrap_or(-1) }
+    Outcome {
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        rc: o.status.code().unwrap_or(-1),
+    }
 }
 
 fn run_oslo_batch(venv: &Path, work: &Path, argvs: &[Vec<String>]) -> Vec<Outcome> {
@@ -105,29 +108,44 @@ fn run_oslo_batch(venv: &Path, work: &Path, argvs: &[Vec<String>]) -> Vec<Outcom
         .status()
         .expect("run the oslo.policy driver");
     assert!(st.success(), "the oslo.policy driver failed: {st}");
-    let results: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&results_file).unwrap()).unwrap();
+    let results: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&results_file).unwrap()).unwrap();
     results
         .into_iter()
-        .map(|r| Outcome { out: r["out"].as_str().unwrap().to_string(), rc: r["rc"].as_i64().unwrap() as i32 })
+        .map(|r| Outcome {
+            out: r["out"].as_str().unwrap().to_string(),
+            rc: r["rc"].as_i64().unwrap() as i32,
+        })
         .collect()
 }
 
 fn run_oslo_script(venv: &Path, argv: &[String]) -> Outcome {
-    let o = Command::new(venv.join("bin/oslopolicy-checker")).args(argv).output().expect("run oslopolicy-checker");
-    Outcome { out: String::from_utf8_lossy(&o.stdout).into_owned(), rc: o.status.code().unwrap_or(-1) }
+    let o = Command::new(venv.join("bin/oslopolicy-checker"))
+        .args(argv)
+        .output()
+        .expect("run oslopolicy-checker");
+    Outcome {
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        rc: o.status.code().unwrap_or(-1),
+    }
 }
 
 /// Compares two runs; `None` when they agree.
 fn compare(ours: &Outcome, theirs: &Outcome) -> Option<String> {
     if (ours.rc == 0) != (theirs.rc == 0) {
-        return Some(format!("exit status: novajoin {} vs oslo {}", ours.rc, theirs.rc));
+        return Some(format!(
+            "exit status: novajoin {} vs oslo {}",
+            ours.rc, theirs.rc
+        ));
     }
     let a: Vec<&str> = ours.out.lines().collect();
     let b: Vec<&str> = theirs.out.lines().collect();
     if a.len() != b.len() {
         return Some(format!("{} lines vs {} lines", a.len(), b.len()));
     }
-    let decisive = |l: &str| l.starts_with("passed: ") || l.starts_with("failed: ") || l.starts_with("exception: ");
+    let decisive = |l: &str| {
+        l.starts_with("passed: ") || l.starts_with("failed: ") || l.starts_with("exception: ")
+    };
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         if (decisive(x) || decisive(y)) && x != y {
             return Some(format!("line {}: {x:?} vs {y:?}", i + 1));
@@ -157,16 +175,34 @@ fn json_policy(rules: &[(&str, Value)]) -> (String, String) {
     for (k, v) in rules {
         m.insert(k.to_string(), v.clone());
     }
-    ("policy.json".into(), serde_json::to_string_pretty(&Value::Object(m)).unwrap())
+    (
+        "policy.json".into(),
+        serde_json::to_string_pretty(&Value::Object(m)).unwrap(),
+    )
 }
 
 fn spec_cases() -> Vec<Case> {
     let s = |x: &str| Value::String(x.to_string());
-    let nj = || vec![("service_project", s("project_name:service")),
-                     ("compute_service_user", s("user_name:nova and rule:service_project"))];
+    let nj = || {
+        vec![
+            ("service_project", s("project_name:service")),
+            (
+                "compute_service_user",
+                s("user_name:nova and rule:service_project"),
+            ),
+        ]
+    };
     // (row, rule, other rules, token change, target change, is_admin)
     type Change = fn(&mut Value);
-    let rows: Vec<(u32, Value, Vec<(&str, Value)>, Option<Change>, Option<Value>, bool)> = vec![
+    type Row = (
+        u32,
+        Value,
+        Vec<(&'static str, Value)>,
+        Option<Change>,
+        Option<Value>,
+        bool,
+    );
+    let rows: Vec<Row> = vec![
         (1, s(""), vec![], None, None, false),
         (2, s("@"), vec![], None, None, false),
         (3, s("!"), vec![], None, None, false),
@@ -177,10 +213,38 @@ fn spec_cases() -> Vec<Case> {
         (8, s("project_id:%(project_id)s"), vec![], None, None, false),
         (9, s("project_id:%(missing)s"), vec![], None, None, false),
         (10, s("not role:admin"), vec![], None, None, false),
-        (11, s("role:admin or role:foo and role:bar"), vec![], None, None, false),
-        (12, s("(role:admin or role:foo) and role:bar"), vec![], None, None, false),
-        (13, s("not role:foo and role:bar"), vec![], None, None, false),
-        (14, s("not (role:foo or role:member)"), vec![], None, None, false),
+        (
+            11,
+            s("role:admin or role:foo and role:bar"),
+            vec![],
+            None,
+            None,
+            false,
+        ),
+        (
+            12,
+            s("(role:admin or role:foo) and role:bar"),
+            vec![],
+            None,
+            None,
+            false,
+        ),
+        (
+            13,
+            s("not role:foo and role:bar"),
+            vec![],
+            None,
+            None,
+            false,
+        ),
+        (
+            14,
+            s("not (role:foo or role:member)"),
+            vec![],
+            None,
+            None,
+            false,
+        ),
         (15, s("True:%(enabled)s"), vec![], None, None, false),
         (16, s("'service':%(name)s"), vec![], None, None, false),
         (17, s("is_admin:True"), vec![], None, None, false),
@@ -191,46 +255,123 @@ fn spec_cases() -> Vec<Case> {
         (22, s("roles:member2"), vec![], None, None, false),
         (23, s("roles:admin"), vec![], None, None, false),
         (24, s("rule:nope"), vec![], None, None, false),
-        (25, s("rule:nope"), vec![("default", s("@"))], None, None, false),
+        (
+            25,
+            s("rule:nope"),
+            vec![("default", s("@"))],
+            None,
+            None,
+            false,
+        ),
         (26, s("role:admin or"), vec![], None, None, false),
         (27, s("admin"), vec![], None, None, false),
         (28, s("role:foo OR role:admin"), vec![], None, None, false),
         (29, s("((role:admin))"), vec![], None, None, false),
         (30, s("role:%(role_name)s"), vec![], None, None, false),
-        (31, json!([["role:foo"], ["role:admin", "user_name:nova"]]), vec![], None, None, false),
+        (
+            31,
+            json!([["role:foo"], ["role:admin", "user_name:nova"]]),
+            vec![],
+            None,
+            None,
+            false,
+        ),
         (32, json!([]), vec![], None, None, false),
         (33, json!([[]]), vec![], None, None, false),
-        (34, json!(["role:foo", "role:admin"]), vec![], None, None, false),
+        (
+            34,
+            json!(["role:foo", "role:admin"]),
+            vec![],
+            None,
+            None,
+            false,
+        ),
         (35, s("5:%(num)s"), vec![], None, None, false),
         (36, s("123:%(num)s"), vec![], None, None, false),
         (37, s("project_id:p1"), vec![], None, None, false),
         (38, s("user_id:%(user.id)s"), vec![], None, None, false),
-        (39, s("user_id:%(user.id)s"), vec![], None, Some(json!({"user": {"id": "u1"}})), false),
+        (
+            39,
+            s("user_id:%(user.id)s"),
+            vec![],
+            None,
+            Some(json!({"user": {"id": "u1"}})),
+            false,
+        ),
         (40, s("domain_id:None"), vec![], None, None, false),
         (41, s("domain_id:%(none_val)s"), vec![], None, None, false),
         (42, s("not"), vec![], None, None, false),
         (43, s("@ and role:foo"), vec![], None, None, false),
         (44, s("! or role:admin"), vec![], None, None, false),
-        (45, s("rule:a"), vec![("a", s("rule:b")), ("b", s("role:admin"))], None, None, false),
+        (
+            45,
+            s("rule:a"),
+            vec![("a", s("rule:b")), ("b", s("role:admin"))],
+            None,
+            None,
+            false,
+        ),
         (46, s("'role:admin'"), vec![], None, None, false),
         (47, s("true:%(flag)s"), vec![], None, None, false),
         (48, s("1abc:x"), vec![], None, None, false),
         (49, s("name:100%"), vec![], None, None, false),
-        (50, s("role:admin"), vec![], Some(|t| t["token"]["roles"] = json!([])), None, false),
+        (
+            50,
+            s("role:admin"),
+            vec![],
+            Some(|t| t["token"]["roles"] = json!([])),
+            None,
+            false,
+        ),
         (51, s("role:foo\tor\nrole:admin"), vec![], None, None, false),
-        (52, s("role:admin and role:member and user_name:nova"), vec![], None, None, false),
-        (53, s("role:foo or role:bar and role:admin or user_name:nova"), vec![], None, None, false),
+        (
+            52,
+            s("role:admin and role:member and user_name:nova"),
+            vec![],
+            None,
+            None,
+            false,
+        ),
+        (
+            53,
+            s("role:foo or role:bar and role:admin or user_name:nova"),
+            vec![],
+            None,
+            None,
+            false,
+        ),
         (54, s("not not role:admin"), vec![], None, None, false),
         (55, s("user_name:nova:x"), vec![], None, None, false),
-        (56, s("role:compute:admin"), vec![], Some(|t| t["token"]["roles"] = json!([{"name": "compute:admin"}])), None, false),
+        (
+            56,
+            s("role:compute:admin"),
+            vec![],
+            Some(|t| t["token"]["roles"] = json!([{"name": "compute:admin"}])),
+            None,
+            false,
+        ),
         (57, s("role:"), vec![], None, None, false),
-        (58, s("num:5"), vec![], Some(|t| t["token"]["num"] = json!(5)), None, false),
+        (
+            58,
+            s("num:5"),
+            vec![],
+            Some(|t| t["token"]["num"] = json!(5)),
+            None,
+            false,
+        ),
         (59, s("is_admin:False"), vec![], None, None, false),
         (60, s("is_admin:true"), vec![], None, None, true),
         (61, s("(role:foo or role:admin)"), vec![], None, None, false),
         (62, s("(role:admin"), vec![], None, None, false),
         (63, s("rule:compute_service_user"), nj(), None, None, false),
-        (64, s("rule:compute_service_user"), nj(), Some(|t| t["token"]["project_name"] = json!("services")), None, false),
+        (
+            64,
+            s("rule:compute_service_user"),
+            nj(),
+            Some(|t| t["token"]["project_name"] = json!("services")),
+            None,
+            false,
+        ),
     ];
     let mut out = Vec::new();
     for (row, rule, others, change, target, admin) in rows {
@@ -251,15 +392,47 @@ fn spec_cases() -> Vec<Case> {
     }
     // §8, more verified behaviour that the checker can show.
     let more: Vec<(&str, (String, String), Option<&str>)> = vec![
-        ("http check", json_policy(&[("a:http", s("http://127.0.0.1:18123/yes"))]), None),
-        ("https check with a missing key", json_policy(&[("a:https", s("https://x/%(missing)s"))]), None),
-        ("default rule for an unknown name", json_policy(&[("default", s("role:member"))]), Some("no:such")),
-        ("no default for an unknown name", json_policy(&[("a:b", s("@"))]), Some("no:such")),
-        ("duplicate YAML key, last wins", ("p.yaml".into(), "\"a\": \"!\"\n\"a\": \"@\"\n".into()), Some("a")),
-        ("JSON allow-all", json_policy(&[("join:create", s(""))]), None),
+        (
+            "http check",
+            json_policy(&[("a:http", s("http://127.0.0.1:18123/yes"))]),
+            None,
+        ),
+        (
+            "https check with a missing key",
+            json_policy(&[("a:https", s("https://x/%(missing)s"))]),
+            None,
+        ),
+        (
+            "default rule for an unknown name",
+            json_policy(&[("default", s("role:member"))]),
+            Some("no:such"),
+        ),
+        (
+            "no default for an unknown name",
+            json_policy(&[("a:b", s("@"))]),
+            Some("no:such"),
+        ),
+        (
+            "duplicate YAML key, last wins",
+            ("p.yaml".into(), "\"a\": \"!\"\n\"a\": \"@\"\n".into()),
+            Some("a"),
+        ),
+        (
+            "JSON allow-all",
+            json_policy(&[("join:create", s(""))]),
+            None,
+        ),
         ("empty file", ("p.yaml".into(), String::new()), None),
-        ("bare YAML boolean", ("p.yaml".into(), "\"join:create\": true\n".into()), None),
-        ("YAML override", ("p.yaml".into(), "\"join:create\": \"role:member\"\n".into()), None),
+        (
+            "bare YAML boolean",
+            ("p.yaml".into(), "\"join:create\": true\n".into()),
+            None,
+        ),
+        (
+            "YAML override",
+            ("p.yaml".into(), "\"join:create\": \"role:member\"\n".into()),
+            None,
+        ),
     ];
     for (label, policy, rule) in more {
         out.push(Case {
@@ -272,25 +445,40 @@ fn spec_cases() -> Vec<Case> {
         });
     }
     // §9, the observed checker runs.
-    let p9 = ("policy.yaml".to_string(), [
-        "\"context_is_admin\": \"role:admin\"",
-        "\"service_project\": \"project_name:service\"",
-        "\"compute_service_user\": \"user_name:nova and rule:service_project\"",
-        "\"join:create\": \"rule:compute_service_user\"",
-        "\"join:member\": \"role:member\"",
-        "\"join:admin\": \"is_admin:True\"",
-        "\"join:owner\": \"project_id:%(project_id)s\"",
-        "\"join:user\": \"user.name:nova\"",
-        "\"join:target\": \"project_id:%(target.project.id)s\"",
-        "\"join:broken\": \"name:100%\"",
-    ].join("\n") + "\n");
+    let p9 = (
+        "policy.yaml".to_string(),
+        [
+            "\"context_is_admin\": \"role:admin\"",
+            "\"service_project\": \"project_name:service\"",
+            "\"compute_service_user\": \"user_name:nova and rule:service_project\"",
+            "\"join:create\": \"rule:compute_service_user\"",
+            "\"join:member\": \"role:member\"",
+            "\"join:admin\": \"is_admin:True\"",
+            "\"join:owner\": \"project_id:%(project_id)s\"",
+            "\"join:user\": \"user.name:nova\"",
+            "\"join:target\": \"project_id:%(target.project.id)s\"",
+            "\"join:broken\": \"name:100%\"",
+        ]
+        .join("\n")
+            + "\n",
+    );
     let a9 = json!({"token": {"user": {"id": "u1", "name": "nova"}, "project": {"id": "p1", "name": "service"},
                               "roles": [{"id": "r1", "name": "member"}, {"id": "r2", "name": "reader"}]}});
     let t9 = json!({"target": {"project": {"id": "p1"}}, "project_id": "zzz"});
     for (label, target, rule, admin) in [
         ("all rules", None, None, None),
-        ("--is_admin --rule join:admin", None, Some("join:admin"), Some(true)),
-        ("--rule service_project", None, Some("service_project"), None),
+        (
+            "--is_admin --rule join:admin",
+            None,
+            Some("join:admin"),
+            Some(true),
+        ),
+        (
+            "--rule service_project",
+            None,
+            Some("service_project"),
+            None,
+        ),
         ("--target", Some(t9.clone()), None, None),
     ] {
         out.push(Case {
@@ -304,7 +492,10 @@ fn spec_cases() -> Vec<Case> {
     }
     out.push(Case {
         label: "spec §9: default rule and --rule nope".into(),
-        policy: ("policy.yaml".into(), "\"default\": \"role:member\"\n".into()),
+        policy: (
+            "policy.yaml".into(),
+            "\"default\": \"role:member\"\n".into(),
+        ),
         access: a9,
         target: None,
         rule: Some("nope".into()),
@@ -347,12 +538,40 @@ impl Gen {
     }
 
     fn kind(&mut self) -> String {
-        let paths = ["user.name", "user.id", "user.domain.id", "project.name", "project.id", "roles", "user_id",
-            "project_id", "is_admin", "system_scope", "nested.a.b", "list.id", "list", "tags", "num", "flag",
-            "nothing", "missing", "user_id.x", "roles.name", "catalog.endpoints.interface", "user", "project-id",
-            "a-b", "f(x)", "x[0]", "methods", "is_domain"];
-        let literals = ["True", "False", "None", "5", "'member'", "\"nova\"", "0x5", "-5", "1.5", "(1,)", "[]",
-            "'True'", "b'x'", "1e3", "True", "'u1'"];
+        let paths = [
+            "user.name",
+            "user.id",
+            "user.domain.id",
+            "project.name",
+            "project.id",
+            "roles",
+            "user_id",
+            "project_id",
+            "is_admin",
+            "system_scope",
+            "nested.a.b",
+            "list.id",
+            "list",
+            "tags",
+            "num",
+            "flag",
+            "nothing",
+            "missing",
+            "user_id.x",
+            "roles.name",
+            "catalog.endpoints.interface",
+            "user",
+            "project-id",
+            "a-b",
+            "f(x)",
+            "x[0]",
+            "methods",
+            "is_domain",
+        ];
+        let literals = [
+            "True", "False", "None", "5", "'member'", "\"nova\"", "0x5", "-5", "1.5", "(1,)", "[]",
+            "'True'", "b'x'", "1e3", "True", "'u1'",
+        ];
         let bad = ["1abc", "a..b", "$x", "", "a.1", "class"];
         match self.rng.gen_range(0..20) {
             0..=12 => self.pick(&paths).to_string(),
@@ -362,11 +581,53 @@ impl Gen {
     }
 
     fn matcher(&mut self) -> String {
-        let consts = ["nova", "member", "admin", "True", "False", "None", "5", "p1", "u1", "service", "2", "x",
-            "Nova", "all", "default", "1500.0", "[]", "public", "password", "['a', 'b']", "1.5", "b'x'"];
-        let subs = ["%(project_id)s", "%(user_id)s", "%(target.project.id)s", "%(missing)s", "%(num)s",
-            "%(flag)s", "%(enabled)s", "%(name)s", "%(tags)s", "%(none_val)s", "pre-%(user_id)s"];
-        let bad = ["100%", "%z", "%(num)d", "%(name)d", "%(num)05d", "%s", "%(a", "%%"];
+        let consts = [
+            "nova",
+            "member",
+            "admin",
+            "True",
+            "False",
+            "None",
+            "5",
+            "p1",
+            "u1",
+            "service",
+            "2",
+            "x",
+            "Nova",
+            "all",
+            "default",
+            "1500.0",
+            "[]",
+            "public",
+            "password",
+            "['a', 'b']",
+            "1.5",
+            "b'x'",
+        ];
+        let subs = [
+            "%(project_id)s",
+            "%(user_id)s",
+            "%(target.project.id)s",
+            "%(missing)s",
+            "%(num)s",
+            "%(flag)s",
+            "%(enabled)s",
+            "%(name)s",
+            "%(tags)s",
+            "%(none_val)s",
+            "pre-%(user_id)s",
+        ];
+        let bad = [
+            "100%",
+            "%z",
+            "%(num)d",
+            "%(name)d",
+            "%(num)05d",
+            "%s",
+            "%(a",
+            "%%",
+        ];
         match self.rng.gen_range(0..20) {
             0..=10 => self.pick(&consts).to_string(),
             11..=17 => self.pick(&subs).to_string(),
@@ -379,8 +640,20 @@ impl Gen {
             0..=1 => "@".into(),
             2..=3 => "!".into(),
             4..=13 => {
-                let r = self.pick(&["admin", "Admin", "ADMIN", "member", "reader", "service", "nova", "compute:admin",
-                    "%(role_name)s", "%(missing)s", "MEMBER", ""]);
+                let r = self.pick(&[
+                    "admin",
+                    "Admin",
+                    "ADMIN",
+                    "member",
+                    "reader",
+                    "service",
+                    "nova",
+                    "compute:admin",
+                    "%(role_name)s",
+                    "%(missing)s",
+                    "MEMBER",
+                    "",
+                ]);
                 format!("role:{r}")
             }
             14..=19 => {
@@ -388,7 +661,9 @@ impl Gen {
                 pool.extend(["missing".to_string(), "default".to_string()]);
                 format!("rule:{}", pool.choose(&mut self.rng).unwrap())
             }
-            20 => self.pick(&["admin", "'role:admin'", "\"x:y\"", "role:x)y"]).to_string(),
+            20 => self
+                .pick(&["admin", "'role:admin'", "\"x:y\"", "role:x)y"])
+                .to_string(),
             _ => format!("{}:{}", self.kind(), self.matcher()),
         }
     }
@@ -402,7 +677,11 @@ impl Gen {
             4 => format!("{}{}{}", self.op("not"), self.ws(), self.expr(depth - 1)),
             5 => {
                 let inner = self.expr(depth - 1);
-                if self.rng.gen_bool(0.8) { format!("({inner})") } else { format!("( {inner} )") }
+                if self.rng.gen_bool(0.8) {
+                    format!("({inner})")
+                } else {
+                    format!("( {inner} )")
+                }
             }
             6..=8 => {
                 let (a, b) = (self.expr(depth - 1), self.expr(depth - 1));
@@ -454,31 +733,56 @@ impl Gen {
     }
 
     fn policy(&mut self) -> (String, String) {
-        let pool = ["join:create", "join:member", "a:b", "x:y:z", "base", "helper", "context_is_admin",
-            "Join:Upper", "service_project", "compute:x", "zz:last"];
+        let pool = [
+            "join:create",
+            "join:member",
+            "a:b",
+            "x:y:z",
+            "base",
+            "helper",
+            "context_is_admin",
+            "Join:Upper",
+            "service_project",
+            "compute:x",
+            "zz:last",
+        ];
         let n = self.rng.gen_range(1..7);
-        let mut names: Vec<String> = pool.choose_multiple(&mut self.rng, n).map(|s| s.to_string()).collect();
+        let mut names: Vec<String> = pool
+            .choose_multiple(&mut self.rng, n)
+            .map(|s| s.to_string())
+            .collect();
         if self.rng.gen_bool(0.2) {
             names.push("default".into());
         }
         self.names = names.clone();
-        let rules: Vec<(String, Value)> = names.iter().map(|n| (n.clone(), self.rule_value())).collect();
+        let rules: Vec<(String, Value)> = names
+            .iter()
+            .map(|n| (n.clone(), self.rule_value()))
+            .collect();
         if self.rng.gen_bool(0.5) {
             let mut m = Map::new();
             for (k, v) in rules {
                 m.insert(k, v);
             }
-            ("policy.json".into(), serde_json::to_string_pretty(&Value::Object(m)).unwrap())
+            (
+                "policy.json".into(),
+                serde_json::to_string_pretty(&Value::Object(m)).unwrap(),
+            )
         } else {
             let mut text = String::from("# generated\n");
             for (k, v) in rules {
                 let plain = v.as_str().is_some_and(|s| {
                     !s.is_empty()
                         && s.chars().next().unwrap().is_ascii_alphabetic()
-                        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c))
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c))
                         && !s.ends_with(':')
                 });
-                let value = if plain && self.rng.gen_bool(0.5) { v.as_str().unwrap().to_string() } else { v.to_string() };
+                let value = if plain && self.rng.gen_bool(0.5) {
+                    v.as_str().unwrap().to_string()
+                } else {
+                    v.to_string()
+                };
                 text.push_str(&format!("{}: {value}\n", Value::String(k)));
             }
             ("policy.yaml".into(), text)
@@ -486,7 +790,16 @@ impl Gen {
     }
 
     fn access(&mut self) -> Value {
-        let roles_pool = ["admin", "Admin", "member", "reader", "service", "nova", "compute:admin", "MEMBER"];
+        let roles_pool = [
+            "admin",
+            "Admin",
+            "member",
+            "reader",
+            "service",
+            "nova",
+            "compute:admin",
+            "MEMBER",
+        ];
         let k = self.rng.gen_range(0..4);
         let roles: Vec<Value> = roles_pool
             .choose_multiple(&mut self.rng, k)
@@ -509,9 +822,18 @@ impl Gen {
                                           "domain": {"id": "default", "name": "Default"}})
             }
         }
-        for (key, value) in [("num", json!(5)), ("flag", json!(true)), ("nothing", json!(null)), ("tags", json!(["a", "b"])),
-                             ("nested", json!({"a": {"b": "x"}})), ("list", json!([{"id": "1"}, {"id": "2"}])),
-                             ("catalog", json!([{"type": "identity", "endpoints": [{"interface": "public"}]}]))] {
+        for (key, value) in [
+            ("num", json!(5)),
+            ("flag", json!(true)),
+            ("nothing", json!(null)),
+            ("tags", json!(["a", "b"])),
+            ("nested", json!({"a": {"b": "x"}})),
+            ("list", json!([{"id": "1"}, {"id": "2"}])),
+            (
+                "catalog",
+                json!([{"type": "identity", "endpoints": [{"interface": "public"}]}]),
+            ),
+        ] {
             if self.rng.gen_bool(0.3) {
                 token[key] = value;
             }
@@ -524,10 +846,21 @@ impl Gen {
             return None;
         }
         let mut t = Map::new();
-        for (key, value) in [("project_id", json!(self.pick(&["p1", "p2"]))), ("user_id", json!("u1")),
-                             ("target", json!({"project": {"id": self.pick(&["p1", "zzz"])}})), ("num", json!(5)),
-                             ("flag", json!("True")), ("enabled", json!(true)), ("none_val", json!(null)),
-                             ("tags", json!(["a"])), ("name", json!("service")), ("role_name", json!("MEMBER"))] {
+        for (key, value) in [
+            ("project_id", json!(self.pick(&["p1", "p2"]))),
+            ("user_id", json!("u1")),
+            (
+                "target",
+                json!({"project": {"id": self.pick(&["p1", "zzz"])}}),
+            ),
+            ("num", json!(5)),
+            ("flag", json!("True")),
+            ("enabled", json!(true)),
+            ("none_val", json!(null)),
+            ("tags", json!(["a"])),
+            ("name", json!("service")),
+            ("role_name", json!("MEMBER")),
+        ] {
             if self.rng.gen_bool(0.6) {
                 t.insert(key.into(), value);
             }
@@ -547,12 +880,22 @@ impl Gen {
             3 => Some(false),
             _ => None,
         };
-        Case { label: format!("random #{i}"), policy, access: self.access(), target: self.target(), rule, admin_flag }
+        Case {
+            label: format!("random #{i}"),
+            policy,
+            access: self.access(),
+            target: self.target(),
+            rule,
+            admin_flag,
+        }
     }
 }
 
 fn random_cases() -> Vec<Case> {
-    let mut g = Gen { rng: StdRng::seed_from_u64(SEED), names: Vec::new() };
+    let mut g = Gen {
+        rng: StdRng::seed_from_u64(SEED),
+        names: Vec::new(),
+    };
     (0..RANDOM_CASES).map(|i| g.case(i)).collect()
 }
 
@@ -571,15 +914,27 @@ fn policy_check_matches_oslopolicy_checker() {
     let random = random_cases();
     assert!(random.len() >= 500);
     let all: Vec<Case> = spec.iter().chain(&random).cloned().collect();
-    let argvs: Vec<Vec<String>> = all.iter().enumerate().map(|(i, c)| c.write(&work.path().join(format!("case-{i}")))).collect();
+    let argvs: Vec<Vec<String>> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.write(&work.path().join(format!("case-{i}"))))
+        .collect();
     let theirs = run_oslo_batch(&venv, work.path(), &argvs);
     assert_eq!(theirs.len(), all.len());
     let mut failures = Vec::new();
     let (mut passed_lines, mut exception_lines, mut nonzero) = (0, 0, 0);
     for ((case, argv), theirs) in all.iter().zip(&argvs).zip(&theirs) {
         let ours = run_novajoin(argv);
-        passed_lines += ours.out.lines().filter(|l| l.starts_with("passed: ")).count();
-        exception_lines += ours.out.lines().filter(|l| l.starts_with("exception: ")).count();
+        passed_lines += ours
+            .out
+            .lines()
+            .filter(|l| l.starts_with("passed: "))
+            .count();
+        exception_lines += ours
+            .out
+            .lines()
+            .filter(|l| l.starts_with("exception: "))
+            .count();
         nonzero += (ours.rc != 0) as usize;
         if let Some(why) = compare(&ours, theirs) {
             failures.push(report(case, argv, &ours, theirs, &why));
@@ -589,8 +944,18 @@ fn policy_check_matches_oslopolicy_checker() {
     // The generator must exercise every outcome, or the comparison is hollow.
     assert!(passed_lines > 100 && exception_lines > 20 && nonzero > 5,
         "generator too narrow: {passed_lines} passed lines, {exception_lines} exception lines, {nonzero} failed runs");
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), all.len(),
-        failures.iter().take(8).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        all.len(),
+        failures
+            .iter()
+            .take(8)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
@@ -598,7 +963,11 @@ fn spec_examples_match_the_console_script() {
     let venv = venv();
     let work = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for (i, case) in spec_cases().iter().enumerate().filter(|(_, c)| !c.label.contains("row")) {
+    for (i, case) in spec_cases()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.label.contains("row"))
+    {
         let argv = case.write(&work.path().join(format!("case-{i}")));
         let ours = run_novajoin(&argv);
         let theirs = run_oslo_script(&venv, &argv);
@@ -612,11 +981,23 @@ fn spec_examples_match_the_console_script() {
 #[test]
 fn unknown_options_and_missing_required_ones_fail_like_the_original() {
     let venv = venv();
-    let ours = Command::new(env!("CARGO_BIN_EXE_novajoin")).args(["policy-check", "--enforce_scope"]).output().unwrap();
-    let theirs = Command::new(venv.join("bin/oslopolicy-checker")).arg("--enforce_scope").output().unwrap();
+    let ours = Command::new(env!("CARGO_BIN_EXE_novajoin"))
+        .args(["policy-check", "--enforce_scope"])
+        .output()
+        .unwrap();
+    let theirs = Command::new(venv.join("bin/oslopolicy-checker"))
+        .arg("--enforce_scope")
+        .output()
+        .unwrap();
     assert!(!ours.status.success() && !theirs.status.success());
-    let ours = Command::new(env!("CARGO_BIN_EXE_novajoin")).args(["policy-check", "--policy", "x"]).output().unwrap();
-    let theirs = Command::new(venv.join("bin/oslopolicy-checker")).args(["--policy", "x"]).output().unwrap();
+    let ours = Command::new(env!("CARGO_BIN_EXE_novajoin"))
+        .args(["policy-check", "--policy", "x"])
+        .output()
+        .unwrap();
+    let theirs = Command::new(venv.join("bin/oslopolicy-checker"))
+        .args(["--policy", "x"])
+        .output()
+        .unwrap();
     assert_eq!(ours.status.code(), Some(1));
     assert_eq!(theirs.status.code(), Some(1));
 }

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod ipa_setup;
 pub mod policy_check;
 pub mod policy_sample;
+pub mod notify;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
@@ -42,6 +43,8 @@ pub enum Command {
     /// Print the default policy with descriptions (like
     /// oslopolicy-sample-generator).
     PolicySample(policy_sample::PolicySampleArgs),
+    /// Run the RabbitMQ notification listener that cleans IPA up.
+    Notify(ConfigArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -52,5 +55,6 @@ pub fn main() -> i32 {
         Command::IpaSetup(args) => ipa_setup::run_cli(*args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
+        Command::Notify(args) => notify::run_cli(args),
     }
 }

@@ -96,6 +96,8 @@ pub struct TokenValidator {
     shared: Option<SharedCache>,
     jws: Option<JwsVerifier>,
     stats: ValidatorStats,
+    /// The last reason keystone could not answer, cleared by an answer.
+    unavailable: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for TokenValidator {
@@ -130,9 +132,14 @@ impl TokenValidator {
             include_catalog: c.include_catalog,
             cache_time: c.cache_time,
             memory,
-            shared: if c.cache_time.is_some() { c.shared } else { None },
+            shared: if c.cache_time.is_some() {
+                c.shared
+            } else {
+                None
+            },
             jws: c.jws,
             stats: ValidatorStats::default(),
+            unavailable: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -146,6 +153,14 @@ impl TokenValidator {
         &self.session
     }
 
+    /// A health probe: Degraded while keystone cannot answer validation
+    /// calls (cached tokens still work, new ones get 503).
+    pub fn probe(&self) -> Arc<dyn crate::health::HealthProbe> {
+        Arc::new(KeystoneProbe {
+            unavailable: self.unavailable.clone(),
+        })
+    }
+
     /// The shared cache, if configured.
     pub fn shared_cache(&self) -> Option<&SharedCache> {
         self.shared.as_ref()
@@ -153,8 +168,15 @@ impl TokenValidator {
 
     /// Validates `token`. With `allow_expired` (a valid service token with a
     /// service role came along), an expired token is still accepted.
-    pub async fn validate(&self, token: &str, allow_expired: bool) -> Result<Arc<ValidatedToken>, ValidationError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+    pub async fn validate(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<Arc<ValidatedToken>, ValidationError> {
+        if token.is_empty()
+            || token.len() > MAX_TOKEN_LEN
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(InvalidToken::Malformed.into());
         }
         let v = match &self.memory {
@@ -164,7 +186,8 @@ impl TokenValidator {
                 match mem.get(&key).await {
                     Some(v) => {
                         self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("novajoin_token_cache_hits_total", "cache" => "memory").increment(1);
+                        metrics::counter!("novajoin_token_cache_hits_total", "cache" => "memory")
+                            .increment(1);
                         v
                     }
                     // Concurrent callers with the same key wait for one load;
@@ -183,7 +206,11 @@ impl TokenValidator {
     }
 
     /// Local JWS check, shared cache, then keystone.
-    async fn load(&self, token: &str, allow_expired: bool) -> Result<Arc<ValidatedToken>, ValidationError> {
+    async fn load(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<Arc<ValidatedToken>, ValidationError> {
         if let Some(jws) = &self.jws {
             if looks_like_jws(token) {
                 if let Err(rejection) = jws.check(token, !allow_expired) {
@@ -198,11 +225,17 @@ impl TokenValidator {
         if let Some(shared) = &self.shared {
             if let Some(v) = shared.get(token, cache_time).await {
                 self.stats.shared_hits.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("novajoin_token_cache_hits_total", "cache" => "redis").increment(1);
+                metrics::counter!("novajoin_token_cache_hits_total", "cache" => "redis")
+                    .increment(1);
                 return Ok(v);
             }
         }
-        let data = self.fetch(token, allow_expired).await?;
+        let fetched = self.fetch(token, allow_expired).await;
+        *self.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = match &fetched {
+            Err(ValidationError::Unavailable(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        let data = fetched?;
         let v = Arc::new(ValidatedToken::new(data, cache_time, Utc::now()));
         if let Some(shared) = &self.shared {
             shared.put(token, &v).await;
@@ -212,8 +245,15 @@ impl TokenValidator {
 
     /// `GET /v3/auth/tokens` on the identity endpoint of the service token's
     /// catalog.
-    async fn fetch(&self, token: &str, allow_expired: bool) -> Result<super::token::TokenData, ValidationError> {
-        let base = self.session.identity_v3(Some(&self.interface), self.region.as_deref()).await?;
+    async fn fetch(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<super::token::TokenData, ValidationError> {
+        let base = self
+            .session
+            .identity_v3(Some(&self.interface), self.region.as_deref())
+            .await?;
         let mut url = base.join_path(&["auth", "tokens"]);
         let query = match (self.include_catalog, allow_expired) {
             (true, false) => None,
@@ -268,5 +308,31 @@ impl TokenValidator {
             .into()),
             s => Err(KeystoneError::Status { what, status: s }.into()),
         }
+    }
+}
+
+struct KeystoneProbe {
+    unavailable: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl crate::health::HealthProbe for KeystoneProbe {
+    fn name(&self) -> &str {
+        "keystone"
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'_, crate::health::HealthState> {
+        Box::pin(async move {
+            match self
+                .unavailable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                None => crate::health::HealthState::Ok,
+                Some(e) => crate::health::HealthState::Degraded(format!(
+                    "token validation failing, only cached tokens accepted: {e}"
+                )),
+            }
+        })
     }
 }

@@ -31,28 +31,39 @@ pub const DEFAULT_ACTION: &str = "join:create";
 fn policy_error(e: PolicyError) -> PipelineFileError {
     let (file, line) = match &e {
         PolicyError::Io { path, .. } | PolicyError::Cycle { path, .. } => (path.clone(), 0),
-        PolicyError::Syntax { path, line, .. } | PolicyError::Shape { path, line, .. } | PolicyError::Rule { path, line, .. } => {
-            (path.clone(), *line)
-        }
+        PolicyError::Syntax { path, line, .. }
+        | PolicyError::Shape { path, line, .. }
+        | PolicyError::Rule { path, line, .. } => (path.clone(), *line),
         PolicyError::Default { .. } => ("policy".into(), 0),
     };
-    PipelineFileError { file, line, problem: format!("policy cannot be loaded: {e}") }
+    PipelineFileError {
+        file,
+        line,
+        problem: format!("policy cannot be loaded: {e}"),
+    }
 }
 
 /// Builds the filter from its options.
-pub fn build(mut opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    mut opts: FilterOptions,
+    ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
-        let (action, action_line) = match opts.raw("action") {
-            None => (DEFAULT_ACTION.to_string(), 0),
-            Some(OptionAt { value: toml::Value::String(s), line }) => (s, line),
-            Some(OptionAt { line, .. }) => {
-                return Err(PipelineFileError {
+        let (action, action_line) =
+            match opts.raw("action") {
+                None => (DEFAULT_ACTION.to_string(), 0),
+                Some(OptionAt {
+                    value: toml::Value::String(s),
+                    line,
+                }) => (s, line),
+                Some(OptionAt { line, .. }) => return Err(PipelineFileError {
                     file: "pipeline.toml".into(),
                     line,
-                    problem: "filter 'policy' option 'action' must be a string such as \"join:create\"".into(),
-                })
-            }
-        };
+                    problem:
+                        "filter 'policy' option 'action' must be a string such as \"join:create\""
+                            .into(),
+                }),
+            };
         opts.finish()?;
         let enforcer = Enforcer::shared(&ctx.config).map_err(policy_error)?;
         if !enforcer.is_defined(&action) {
@@ -67,7 +78,11 @@ pub fn build(mut opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, R
         }
         let action: Arc<str> = Arc::from(action);
         let factory: FilterFactory = Arc::new(move |inner: HttpService| {
-            boxed(PolicyService { inner, enforcer: enforcer.clone(), action: action.clone() })
+            boxed(PolicyService {
+                inner,
+                enforcer: enforcer.clone(),
+                action: action.clone(),
+            })
         });
         Ok(factory)
     })
@@ -84,7 +99,11 @@ pub struct PolicyService {
 impl PolicyService {
     /// The filter in front of `inner`, checking `action` with `enforcer`.
     pub fn new(inner: HttpService, enforcer: Arc<Enforcer>, action: &str) -> Self {
-        Self { inner, enforcer, action: Arc::from(action) }
+        Self {
+            inner,
+            enforcer,
+            action: Arc::from(action),
+        }
     }
 
     fn decide(&self, ctx: Option<&RequestContext>) -> bool {
@@ -121,7 +140,9 @@ impl tower::Service<Request<ReqBody>> for PolicyService {
         if !self.decide(req.extensions().get::<RequestContext>()) {
             return Box::pin(async { Ok(response::default_fault(StatusCode::FORBIDDEN)) });
         }
-        req.extensions_mut().insert(Authorized { action: self.action.to_string() });
+        req.extensions_mut().insert(Authorized {
+            action: self.action.to_string(),
+        });
         // The inner service was made ready by poll_ready; keep a fresh clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -142,7 +163,11 @@ mod tests {
 
     fn echo() -> HttpService {
         boxed(tower::service_fn(|req: Request<ReqBody>| async move {
-            let who = req.extensions().get::<Authorized>().map(|a| a.action.clone()).unwrap_or_default();
+            let who = req
+                .extensions()
+                .get::<Authorized>()
+                .map(|a| a.action.clone())
+                .unwrap_or_default();
             Ok::<_, Infallible>(response::text(StatusCode::OK, who))
         }))
     }
@@ -154,13 +179,27 @@ mod tests {
             std::fs::write(&path, p).unwrap();
         }
         let mut c = ConfigFiles::default();
-        c.add_text(Path::new("join.conf"), &format!("[oslo_policy]\npolicy_file = {}\n", path.display())).unwrap();
+        c.add_text(
+            Path::new("join.conf"),
+            &format!("[oslo_policy]\npolicy_file = {}\n", path.display()),
+        )
+        .unwrap();
         (dir, Arc::new(c))
     }
 
-    async fn stack(config: Arc<ConfigFiles>, table: BTreeMap<String, OptionAt>) -> Result<HttpService, PipelineFileError> {
+    async fn stack(
+        config: Arc<ConfigFiles>,
+        table: BTreeMap<String, OptionAt>,
+    ) -> Result<HttpService, PipelineFileError> {
         let opts = FilterOptions::new("policy", "pipeline.toml".into(), table, config.clone());
-        let factory = build(opts, BuildContext { config, health: HealthRegistry::default() }).await?;
+        let factory = build(
+            opts,
+            BuildContext {
+                config,
+                health: HealthRegistry::default(),
+            },
+        )
+        .await?;
         Ok(factory(echo()))
     }
 
@@ -188,35 +227,71 @@ mod tests {
         let svc = stack(c, BTreeMap::new()).await.unwrap();
         let resp = svc.oneshot(request("nova", "service")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "join:create");
+        assert_eq!(
+            resp.into_body().collect().await.unwrap().to_bytes(),
+            "join:create"
+        );
     }
 
     #[tokio::test]
     async fn others_get_the_original_403() {
         let (_d, c) = config(None);
-        for (user, project) in [("admin", "service"), ("nova", "services"), ("Nova", "service")] {
+        for (user, project) in [
+            ("admin", "service"),
+            ("nova", "services"),
+            ("Nova", "service"),
+        ] {
             let svc = stack(c.clone(), BTreeMap::new()).await.unwrap();
             let resp = svc.oneshot(request(user, project)).await.unwrap();
             assert_eq!(resp.status(), StatusCode::FORBIDDEN);
             let body = resp.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(body, r#"{"forbidden":{"code":403,"message":"Access was denied to this resource."}}"#);
+            assert_eq!(
+                body,
+                r#"{"forbidden":{"code":403,"message":"Access was denied to this resource."}}"#
+            );
         }
         let svc = stack(c, BTreeMap::new()).await.unwrap();
-        let resp = svc.oneshot(Request::new(crate::pipeline::body::full(""))).await.unwrap();
+        let resp = svc
+            .oneshot(Request::new(crate::pipeline::body::full("")))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "no context: deny");
     }
 
     #[tokio::test]
     async fn the_file_overrides_and_the_action_is_configurable() {
-        let (_d, c) = config(Some("\"service_project\": \"project_name:services\"\n\"join:other\": \"user_name:admin\"\n"));
+        let (_d, c) = config(Some(
+            "\"service_project\": \"project_name:services\"\n\"join:other\": \"user_name:admin\"\n",
+        ));
         let svc = stack(c.clone(), BTreeMap::new()).await.unwrap();
-        assert_eq!(svc.oneshot(request("nova", "services")).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            svc.oneshot(request("nova", "services"))
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
         let mut t = BTreeMap::new();
-        t.insert("action".into(), OptionAt { value: toml::Value::String("join:other".into()), line: 7 });
+        t.insert(
+            "action".into(),
+            OptionAt {
+                value: toml::Value::String("join:other".into()),
+                line: 7,
+            },
+        );
         let svc = stack(c.clone(), t).await.unwrap();
-        assert_eq!(svc.oneshot(request("admin", "x")).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            svc.oneshot(request("admin", "x")).await.unwrap().status(),
+            StatusCode::OK
+        );
         let mut t = BTreeMap::new();
-        t.insert("action".into(), OptionAt { value: toml::Value::String("join:nope".into()), line: 7 });
+        t.insert(
+            "action".into(),
+            OptionAt {
+                value: toml::Value::String("join:nope".into()),
+                line: 7,
+            },
+        );
         let e = stack(c, t).await.err().unwrap();
         assert_eq!(e.line, 7);
         assert!(e.problem.contains("join:nope"), "{e}");
@@ -224,10 +299,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_policy_stops_start_up_with_rule_and_position() {
-        let (_d, c) = config(Some("\"context_is_admin\": \"role:admin\"\n\"join:create\": \"(user_name:nova or\"\n"));
+        let (_d, c) = config(Some(
+            "\"context_is_admin\": \"role:admin\"\n\"join:create\": \"(user_name:nova or\"\n",
+        ));
         let e = stack(c, BTreeMap::new()).await.err().unwrap();
         assert_eq!(e.line, 2);
         assert!(e.file.ends_with("policy.yaml"), "{e}");
-        assert!(e.problem.contains("\"join:create\"") && e.problem.contains("column"), "{e}");
+        assert!(
+            e.problem.contains("\"join:create\"") && e.problem.contains("column"),
+            "{e}"
+        );
     }
 }

@@ -95,17 +95,21 @@ pub struct FileRules {
 impl FileRules {
     /// Loads a policy file as `oslopolicy-checker` does.
     pub fn load(path: &Path) -> Result<Self, CheckerError> {
-        let text = std::fs::read(path).map_err(|source| CheckerError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read(path).map_err(|source| CheckerError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let text = String::from_utf8_lossy(&text);
         let entries = parse_policy_text(path, &text)?;
         let mut rules = BTreeMap::new();
         for e in entries {
-            let parsed = parse_value(&e.value).map_err(|problem| super::error::PolicyError::Rule {
-                path: path.to_path_buf(),
-                line: e.line,
-                name: e.name.clone(),
-                problem,
-            })?;
+            let parsed =
+                parse_value(&e.value).map_err(|problem| super::error::PolicyError::Rule {
+                    path: path.to_path_buf(),
+                    line: e.line,
+                    name: e.name.clone(),
+                    problem,
+                })?;
             rules.insert(e.name, parsed.check);
         }
         Ok(Self { rules })
@@ -122,24 +126,43 @@ impl RuleLookup for FileRules {
         if let Some((k, v)) = self.rules.get_key_value(name) {
             return Some((k.as_str(), v));
         }
-        self.rules.get_key_value("default").map(|(k, v)| (k.as_str(), v))
+        self.rules
+            .get_key_value("default")
+            .map(|(k, v)| (k.as_str(), v))
     }
 }
 
 fn read_json(path: &Path) -> Result<Value, CheckerError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckerError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&bytes).map_err(|source| CheckerError::Json { path: path.to_path_buf(), source })
+    let bytes = std::fs::read(path).map_err(|source| CheckerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| CheckerError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Credentials from a token-validation body, as the original tool builds
 /// them.
-pub fn credentials_from_access(path: &Path, access: Value, is_admin: bool) -> Result<Map<String, Value>, CheckerError> {
-    let bad = |problem: &str| CheckerError::Access { path: path.to_path_buf(), problem: problem.to_string() };
+pub fn credentials_from_access(
+    path: &Path,
+    access: Value,
+    is_admin: bool,
+) -> Result<Map<String, Value>, CheckerError> {
+    let bad = |problem: &str| CheckerError::Access {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    };
     let Value::Object(mut outer) = access else {
-        return Err(bad("expected a JSON object with a \"token\" key (keystone's GET /v3/auth/tokens body)"));
+        return Err(bad(
+            "expected a JSON object with a \"token\" key (keystone's GET /v3/auth/tokens body)",
+        ));
     };
     let Some(Value::Object(mut token)) = outer.remove("token") else {
-        return Err(bad("expected a \"token\" object (keystone's GET /v3/auth/tokens body)"));
+        return Err(bad(
+            "expected a \"token\" object (keystone's GET /v3/auth/tokens body)",
+        ));
     };
     let Some(Value::Array(roles)) = token.get("roles") else {
         return Err(bad("token.roles must be a list of {\"name\": ...} objects"));
@@ -153,13 +176,19 @@ pub fn credentials_from_access(path: &Path, access: Value, is_admin: bool) -> Re
     }
     token.insert("roles".into(), Value::Array(names));
     let user_id = match token.get("user") {
-        Some(Value::Object(u)) => u.get("id").cloned().ok_or_else(|| bad("token.user has no \"id\""))?,
+        Some(Value::Object(u)) => u
+            .get("id")
+            .cloned()
+            .ok_or_else(|| bad("token.user has no \"id\""))?,
         _ => return Err(bad("token.user must be an object with an \"id\"")),
     };
     token.insert("user_id".into(), user_id);
     if let Some(p) = token.get("project").filter(|p| truthy(p)) {
         let id = match p {
-            Value::Object(p) => p.get("id").cloned().ok_or_else(|| bad("token.project has no \"id\""))?,
+            Value::Object(p) => p
+                .get("id")
+                .cloned()
+                .ok_or_else(|| bad("token.project has no \"id\""))?,
             _ => return Err(bad("token.project must be an object with an \"id\"")),
         };
         token.insert("project_id".into(), id);
@@ -175,7 +204,11 @@ pub fn credentials_from_access(path: &Path, access: Value, is_admin: bool) -> Re
 pub fn flatten(value: &Map<String, Value>) -> Map<String, Value> {
     fn walk(out: &mut Map<String, Value>, m: &Map<String, Value>, prefix: &str) {
         for (k, v) in m {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v {
                 Value::Object(inner) => walk(out, inner, &key),
                 other => {
@@ -201,7 +234,10 @@ pub fn run(input: &CheckerInput, out: &mut dyn Write) -> Result<(), CheckerError
         },
         None => {
             let mut t = Map::new();
-            t.insert("user_id".into(), creds.get("user_id").cloned().unwrap_or(Value::Null));
+            t.insert(
+                "user_id".into(),
+                creds.get("user_id").cloned().unwrap_or(Value::Null),
+            );
             if let Some(p) = creds.get("project_id").filter(|p| truthy(p)) {
                 t.insert("project_id".into(), p.clone());
             }
@@ -219,7 +255,9 @@ pub fn run(input: &CheckerInput, out: &mut dyn Write) -> Result<(), CheckerError
         }
     };
     if let Some(name) = &input.rule {
-        let (resolved, check) = rules.resolve(name).ok_or_else(|| CheckerError::NoSuchRule(name.clone()))?;
+        let (resolved, check) = rules
+            .resolve(name)
+            .ok_or_else(|| CheckerError::NoSuchRule(name.clone()))?;
         try_rule(name, resolved, check)?;
         return Ok(());
     }
@@ -245,7 +283,12 @@ mod tests {
         assert_eq!(c["is_admin"], true);
         assert!(c.get("system_scope").is_none());
         assert!(c.get("user_name").is_none());
-        let e = credentials_from_access(Path::new("a.json"), json!({"token": {"user": {"id": "u"}}}), false).unwrap_err();
+        let e = credentials_from_access(
+            Path::new("a.json"),
+            json!({"token": {"user": {"id": "u"}}}),
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("roles"));
     }
 

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use crate::pipeline::extensions::RequestContext;
 
 fn opt(v: &Option<String>) -> Value {
-    v.as_ref().map(|s| Value::String(s.clone())).unwrap_or(Value::Null)
+    v.as_ref()
+        .map(|s| Value::String(s.clone()))
+        .unwrap_or(Value::Null)
 }
 
 /// The context as a policy dictionary (target = credentials).
@@ -25,8 +27,16 @@ pub fn context_dict(ctx: &RequestContext) -> Map<String, Value> {
         dash(id.user_domain_id.as_deref()),
         dash(id.project_domain_id.as_deref()),
     );
-    let user_id = if id.user_id.is_empty() { Value::Null } else { Value::String(id.user_id.clone()) };
-    let user_name = if id.user_name.is_empty() { Value::Null } else { Value::String(id.user_name.clone()) };
+    let user_id = if id.user_id.is_empty() {
+        Value::Null
+    } else {
+        Value::String(id.user_id.clone())
+    };
+    let user_name = if id.user_name.is_empty() {
+        Value::Null
+    } else {
+        Value::String(id.user_name.clone())
+    };
     let mut m = Map::new();
     m.insert("user".into(), user_id.clone());
     m.insert("project_id".into(), opt(&id.project_id));
@@ -42,7 +52,10 @@ pub fn context_dict(ctx: &RequestContext) -> Map<String, Value> {
     m.insert("request_id".into(), Value::String(ctx.request_id.clone()));
     m.insert("global_request_id".into(), opt(&ctx.global_request_id));
     m.insert("resource_uuid".into(), Value::Null);
-    m.insert("roles".into(), Value::Array(id.roles.iter().cloned().map(Value::String).collect()));
+    m.insert(
+        "roles".into(),
+        Value::Array(id.roles.iter().cloned().map(Value::String).collect()),
+    );
     m.insert("user_identity".into(), Value::String(user_identity));
     m.insert("is_admin_project".into(), Value::Bool(id.is_admin_project));
     m.insert("user_id".into(), user_id);

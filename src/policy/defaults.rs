@@ -86,7 +86,10 @@ pub fn sample_yaml(defaults: &[RuleDefault]) -> String {
             out.push_str(&format!("# {method}  {path}\n"));
         }
         if !d.scope_types.is_empty() {
-            out.push_str(&format!("# Intended scope(s): {}\n", d.scope_types.join(", ")));
+            out.push_str(&format!(
+                "# Intended scope(s): {}\n",
+                d.scope_types.join(", ")
+            ));
         }
         out.push_str(&format!("#{}: {}\n\n", json!(d.name), json!(d.check_str)));
     }
@@ -122,7 +125,11 @@ mod tests {
     fn sample_documents_every_default_and_parses_back() {
         let y = sample_yaml(NOVAJOIN_DEFAULTS);
         for d in NOVAJOIN_DEFAULTS {
-            assert!(y.contains(&format!("#\"{}\": \"{}\"", d.name, d.check_str)), "{}", d.name);
+            assert!(
+                y.contains(&format!("#\"{}\": \"{}\"", d.name, d.check_str)),
+                "{}",
+                d.name
+            );
         }
         // Uncommented, the sample is a valid policy file with the defaults.
         let uncommented: String = y
@@ -130,14 +137,20 @@ mod tests {
             .filter(|l| l.starts_with("#\""))
             .map(|l| format!("{}\n", &l[1..]))
             .collect();
-        let entries = crate::policy::file::parse_policy_text(std::path::Path::new("s"), &uncommented).unwrap();
+        let entries =
+            crate::policy::file::parse_policy_text(std::path::Path::new("s"), &uncommented)
+                .unwrap();
         assert_eq!(entries.len(), NOVAJOIN_DEFAULTS.len());
     }
 
     #[test]
     fn the_shipped_policy_yaml_is_the_sample() {
-        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policy/policy.yaml")).unwrap();
-        assert!(shipped.ends_with(&sample_yaml(NOVAJOIN_DEFAULTS)),
-            "policy/policy.yaml is out of date: regenerate it with `novajoin policy-sample`");
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policy/policy.yaml"))
+                .unwrap();
+        assert!(
+            shipped.ends_with(&sample_yaml(NOVAJOIN_DEFAULTS)),
+            "policy/policy.yaml is out of date: regenerate it with `novajoin policy-sample`"
+        );
     }
 }

@@ -28,47 +28,105 @@ use crate::config::ConfigFiles;
 // ---- [oslo_policy] ----
 
 /// `[oslo_policy] policy_file`.
-pub const POLICY_FILE: O = O::new("oslo_policy", "policy_file", K::Str, Some("policy.json"),
+pub const POLICY_FILE: O = O::new(
+    "oslo_policy",
+    "policy_file",
+    K::Str,
+    Some("policy.json"),
     "The policy file (YAML or JSON). A relative path is searched next to the join.conf files, \
-     then in ~/.join, ~, /etc/novajoin, /etc/join and /etc. Missing: the defaults in code apply.");
+     then in ~/.join, ~, /etc/novajoin, /etc/join and /etc. Missing: the defaults in code apply.",
+);
 /// `[oslo_policy] policy_default_rule`.
-pub const POLICY_DEFAULT_RULE: O = O::new("oslo_policy", "policy_default_rule", K::Str, Some("default"),
-    "Rule used for an undefined rule name or rule: reference, if a rule of that name exists.");
+pub const POLICY_DEFAULT_RULE: O = O::new(
+    "oslo_policy",
+    "policy_default_rule",
+    K::Str,
+    Some("default"),
+    "Rule used for an undefined rule name or rule: reference, if a rule of that name exists.",
+);
 /// `[oslo_policy] policy_dirs`.
-pub const POLICY_DIRS: O = O::new("oslo_policy", "policy_dirs", K::List, Some("policy.d"),
+pub const POLICY_DIRS: O = O::new(
+    "oslo_policy",
+    "policy_dirs",
+    K::List,
+    Some("policy.d"),
     "Directories whose files (sorted, dot-files skipped) override the policy file's rules. \
-     Relative paths are searched like policy_file; missing directories are ignored.");
+     Relative paths are searched like policy_file; missing directories are ignored.",
+);
 /// `[oslo_policy] enforce_scope`.
-pub const ENFORCE_SCOPE: O = O::new("oslo_policy", "enforce_scope", K::Bool, Some("true"),
+pub const ENFORCE_SCOPE: O = O::new(
+    "oslo_policy",
+    "enforce_scope",
+    K::Bool,
+    Some("true"),
     "Accepted for compatibility: token scope is always checked for rules that declare scope \
-     types (as in oslo.policy 6); novajoin's rules declare none.");
+     types (as in oslo.policy 6); novajoin's rules declare none.",
+);
 /// `[oslo_policy] enforce_new_defaults`.
 pub const ENFORCE_NEW_DEFAULTS: O = O::new("oslo_policy", "enforce_new_defaults", K::Bool, Some("true"),
     "Accepted for compatibility: novajoin has no deprecated rules, so only the current defaults apply.");
 /// `[oslo_policy] remote_content_type`.
-pub const REMOTE_CONTENT_TYPE: O = O::new("oslo_policy", "remote_content_type",
-    K::Choice(&["application/x-www-form-urlencoded", "application/json"]), Some("application/x-www-form-urlencoded"),
-    "Accepted so old files load; http/https remote checks are refused when the policy loads.");
+pub const REMOTE_CONTENT_TYPE: O = O::new(
+    "oslo_policy",
+    "remote_content_type",
+    K::Choice(&["application/x-www-form-urlencoded", "application/json"]),
+    Some("application/x-www-form-urlencoded"),
+    "Accepted so old files load; http/https remote checks are refused when the policy loads.",
+);
 /// `[oslo_policy] remote_ssl_verify_server_crt`.
-pub const REMOTE_SSL_VERIFY: O = O::new("oslo_policy", "remote_ssl_verify_server_crt", K::Bool, Some("false"),
-    "Accepted so old files load; remote checks are not supported.");
+pub const REMOTE_SSL_VERIFY: O = O::new(
+    "oslo_policy",
+    "remote_ssl_verify_server_crt",
+    K::Bool,
+    Some("false"),
+    "Accepted so old files load; remote checks are not supported.",
+);
 /// `[oslo_policy] remote_ssl_ca_crt_file`.
-pub const REMOTE_SSL_CA: O = O::new("oslo_policy", "remote_ssl_ca_crt_file", K::Str, None,
-    "Accepted so old files load; remote checks are not supported.");
+pub const REMOTE_SSL_CA: O = O::new(
+    "oslo_policy",
+    "remote_ssl_ca_crt_file",
+    K::Str,
+    None,
+    "Accepted so old files load; remote checks are not supported.",
+);
 /// `[oslo_policy] remote_ssl_client_crt_file`.
-pub const REMOTE_SSL_CRT: O = O::new("oslo_policy", "remote_ssl_client_crt_file", K::Str, None,
-    "Accepted so old files load; remote checks are not supported.");
+pub const REMOTE_SSL_CRT: O = O::new(
+    "oslo_policy",
+    "remote_ssl_client_crt_file",
+    K::Str,
+    None,
+    "Accepted so old files load; remote checks are not supported.",
+);
 /// `[oslo_policy] remote_ssl_client_key_file`.
-pub const REMOTE_SSL_KEY: O = O::new("oslo_policy", "remote_ssl_client_key_file", K::Str, None,
-    "Accepted so old files load; remote checks are not supported.");
+pub const REMOTE_SSL_KEY: O = O::new(
+    "oslo_policy",
+    "remote_ssl_client_key_file",
+    K::Str,
+    None,
+    "Accepted so old files load; remote checks are not supported.",
+);
 /// `[oslo_policy] remote_timeout`.
-pub const REMOTE_TIMEOUT: O = O::new("oslo_policy", "remote_timeout", K::Float, Some("60"),
-    "Accepted so old files load; remote checks are not supported.");
+pub const REMOTE_TIMEOUT: O = O::new(
+    "oslo_policy",
+    "remote_timeout",
+    K::Float,
+    Some("60"),
+    "Accepted so old files load; remote checks are not supported.",
+);
 
 /// The `[oslo_policy]` group.
 pub const OSLO_POLICY_OPTIONS: OptionGroup = &[
-    POLICY_FILE, POLICY_DEFAULT_RULE, POLICY_DIRS, ENFORCE_SCOPE, ENFORCE_NEW_DEFAULTS,
-    REMOTE_CONTENT_TYPE, REMOTE_SSL_VERIFY, REMOTE_SSL_CA, REMOTE_SSL_CRT, REMOTE_SSL_KEY, REMOTE_TIMEOUT,
+    POLICY_FILE,
+    POLICY_DEFAULT_RULE,
+    POLICY_DIRS,
+    ENFORCE_SCOPE,
+    ENFORCE_NEW_DEFAULTS,
+    REMOTE_CONTENT_TYPE,
+    REMOTE_SSL_VERIFY,
+    REMOTE_SSL_CA,
+    REMOTE_SSL_CRT,
+    REMOTE_SSL_KEY,
+    REMOTE_TIMEOUT,
 ];
 
 /// How often the watcher looks at the policy files.
@@ -103,9 +161,13 @@ impl PolicyOptions {
         }
         search_dirs.extend(["/etc/novajoin", "/etc/join", "/etc"].map(PathBuf::from));
         Self {
-            policy_file: config.string(&POLICY_FILE).unwrap_or_else(|| "policy.json".into()),
+            policy_file: config
+                .string(&POLICY_FILE)
+                .unwrap_or_else(|| "policy.json".into()),
             policy_dirs: config.list(&POLICY_DIRS),
-            default_rule: config.string(&POLICY_DEFAULT_RULE).unwrap_or_else(|| "default".into()),
+            default_rule: config
+                .string(&POLICY_DEFAULT_RULE)
+                .unwrap_or_else(|| "default".into()),
             search_dirs,
         }
     }
@@ -136,8 +198,12 @@ impl PolicyOptions {
             out.push(f);
         }
         for d in &self.policy_dirs {
-            let Some(dir) = self.find(d, true) else { continue };
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Some(dir) = self.find(d, true) else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
@@ -180,7 +246,9 @@ impl RuleLookup for RuleSet {
         if let Some((k, r)) = self.rules.get_key_value(name) {
             return Some((k.as_str(), &r.check));
         }
-        self.rules.get_key_value(&self.default_rule).map(|(k, r)| (k.as_str(), &r.check))
+        self.rules
+            .get_key_value(&self.default_rule)
+            .map(|(k, r)| (k.as_str(), &r.check))
     }
 }
 
@@ -199,13 +267,23 @@ impl RuleSet {
 }
 
 fn strict_rule(path: &Path, line: usize, name: &str, value: &Yaml) -> Result<Check, PolicyError> {
-    let err = |problem: String| PolicyError::Rule { path: path.to_path_buf(), line, name: name.to_string(), problem };
+    let err = |problem: String| PolicyError::Rule {
+        path: path.to_path_buf(),
+        line,
+        name: name.to_string(),
+        problem,
+    };
     if matches!(value, Yaml::Null) {
         return Err(err("has no value (oslo.policy would allow everyone); write \"@\" to allow everyone or \"!\" to deny".into()));
     }
-    let parsed = parse_value(value).map_err(|e| err(format!("must be a rule string or a list of lists ({e})")))?;
+    let parsed = parse_value(value)
+        .map_err(|e| err(format!("must be a rule string or a list of lists ({e})")))?;
     if let Some(p) = parsed.problems.first() {
-        let at = if p.column > 0 { format!("column {}: ", p.column) } else { String::new() };
+        let at = if p.column > 0 {
+            format!("column {}: ", p.column)
+        } else {
+            String::new()
+        };
         return Err(err(format!("{at}{}", p.message)));
     }
     if let Some(problem) = parsed.check.lint().into_iter().next() {
@@ -250,10 +328,17 @@ fn find_cycle(rules: &HashMap<String, Rule>) -> Option<Vec<String>> {
 }
 
 /// Builds the rule set from the defaults and the files, strictly.
-pub fn load_rule_set(defaults: &[RuleDefault], files: &[PathBuf], default_rule: &str) -> Result<RuleSet, PolicyError> {
+pub fn load_rule_set(
+    defaults: &[RuleDefault],
+    files: &[PathBuf],
+    default_rule: &str,
+) -> Result<RuleSet, PolicyError> {
     let mut rules: HashMap<String, Rule> = HashMap::new();
     for path in files {
-        let text = std::fs::read(path).map_err(|source| PolicyError::Io { path: path.clone(), source })?;
+        let text = std::fs::read(path).map_err(|source| PolicyError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let text = String::from_utf8(text).map_err(|e| PolicyError::Shape {
             path: path.clone(),
             line: 0,
@@ -261,7 +346,13 @@ pub fn load_rule_set(defaults: &[RuleDefault], files: &[PathBuf], default_rule: 
         })?;
         for entry in parse_policy_text(path, &text)? {
             let check = strict_rule(path, entry.line, &entry.name, &entry.value)?;
-            rules.insert(entry.name, Rule { check, origin: RuleOrigin::File(path.clone(), entry.line) });
+            rules.insert(
+                entry.name,
+                Rule {
+                    check,
+                    origin: RuleOrigin::File(path.clone(), entry.line),
+                },
+            );
         }
     }
     for d in defaults {
@@ -270,9 +361,18 @@ pub fn load_rule_set(defaults: &[RuleDefault], files: &[PathBuf], default_rule: 
         }
         let parsed = parse_text(d.check_str);
         if let Some(p) = parsed.problems.first() {
-            return Err(PolicyError::Default { name: d.name.into(), problem: p.message.clone() });
+            return Err(PolicyError::Default {
+                name: d.name.into(),
+                problem: p.message.clone(),
+            });
         }
-        rules.insert(d.name.to_string(), Rule { check: parsed.check, origin: RuleOrigin::Default });
+        rules.insert(
+            d.name.to_string(),
+            Rule {
+                check: parsed.check,
+                origin: RuleOrigin::Default,
+            },
+        );
     }
     if let Some(names) = find_cycle(&rules) {
         let path = names
@@ -296,7 +396,10 @@ pub fn load_rule_set(defaults: &[RuleDefault], files: &[PathBuf], default_rule: 
             }
         }
     }
-    Ok(RuleSet { rules, default_rule: default_rule.to_string() })
+    Ok(RuleSet {
+        rules,
+        default_rule: default_rule.to_string(),
+    })
 }
 
 /// What changed on disk since the last look: path, modification time, size.
@@ -307,7 +410,11 @@ fn fingerprint(files: &[PathBuf]) -> Fingerprint {
         .iter()
         .map(|p| {
             let md = std::fs::metadata(p).ok();
-            (p.clone(), md.as_ref().and_then(|m| m.modified().ok()), md.map(|m| m.len()).unwrap_or(0))
+            (
+                p.clone(),
+                md.as_ref().and_then(|m| m.modified().ok()),
+                md.map(|m| m.len()).unwrap_or(0),
+            )
         })
         .collect()
 }
@@ -357,7 +464,9 @@ pub struct Enforcer {
 
 impl std::fmt::Debug for Enforcer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Enforcer").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("Enforcer")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -368,7 +477,9 @@ impl Enforcer {
         let seen = fingerprint(&files);
         let set = load_rule_set(defaults, &files, &options.default_rule)?;
         match files.is_empty() {
-            true => tracing::info!(policy_file = %options.policy_file, "no policy file found; the registered defaults apply"),
+            true => {
+                tracing::info!(policy_file = %options.policy_file, "no policy file found; the registered defaults apply")
+            }
             false => tracing::info!(files = ?files, "policy loaded"),
         }
         Ok(Self {
@@ -467,21 +578,28 @@ impl Enforcer {
 
     /// Evaluates rule `name` (oslo's `enforce`): an undefined name uses the
     /// default rule if one exists, else denies.
-    pub fn enforce(&self, name: &str, target: &Map<String, Value>, creds: &Map<String, Value>) -> Decision {
+    pub fn enforce(
+        &self,
+        name: &str,
+        target: &Map<String, Value>,
+        creds: &Map<String, Value>,
+    ) -> Decision {
         let set = self.current.load();
         let Some((resolved, check)) = set.lookup(name) else {
             return Decision::Deny;
         };
         // oslo.policy copies a truthy system_scope into `system`.
-        let creds: std::borrow::Cow<'_, Map<String, Value>> =
-            match creds.get("system_scope").filter(|v| super::pyvalue::truthy(v)) {
-                Some(s) => {
-                    let mut c = creds.clone();
-                    c.insert("system".into(), s.clone());
-                    std::borrow::Cow::Owned(c)
-                }
-                None => std::borrow::Cow::Borrowed(creds),
-            };
+        let creds: std::borrow::Cow<'_, Map<String, Value>> = match creds
+            .get("system_scope")
+            .filter(|v| super::pyvalue::truthy(v))
+        {
+            Some(s) => {
+                let mut c = creds.clone();
+                c.insert("system".into(), s.clone());
+                std::borrow::Cow::Owned(c)
+            }
+            None => std::borrow::Cow::Borrowed(creds),
+        };
         if let Some(d) = self.defaults.iter().find(|d| d.name == name) {
             if !d.scope_types.is_empty() && !d.scope_types.contains(&token_scope(&creds)) {
                 return Decision::Deny;
@@ -496,7 +614,12 @@ impl Enforcer {
 
     /// Like [`Self::enforce`], for a name registered in code only (oslo's
     /// `authorize`).
-    pub fn authorize(&self, name: &str, target: &Map<String, Value>, creds: &Map<String, Value>) -> Result<Decision, PolicyNotRegistered> {
+    pub fn authorize(
+        &self,
+        name: &str,
+        target: &Map<String, Value>,
+        creds: &Map<String, Value>,
+    ) -> Result<Decision, PolicyNotRegistered> {
         if !self.is_registered(name) {
             return Err(PolicyNotRegistered(name.to_string()));
         }
@@ -539,7 +662,10 @@ mod tests {
     use serde_json::json;
 
     fn creds(user: &str, project: &str, roles: &[&str]) -> Map<String, Value> {
-        json!({"user_name": user, "project_name": project, "roles": roles}).as_object().unwrap().clone()
+        json!({"user_name": user, "project_name": project, "roles": roles})
+            .as_object()
+            .unwrap()
+            .clone()
     }
 
     fn enforcer_with(text: Option<&str>) -> (tempfile::TempDir, Enforcer) {
@@ -556,22 +682,41 @@ mod tests {
     fn defaults_apply_without_a_file() {
         let (_d, e) = enforcer_with(None);
         let t = Map::new();
-        assert!(e.enforce("join:create", &t, &creds("nova", "service", &[])).allowed());
-        assert!(!e.enforce("join:create", &t, &creds("nova", "services", &[])).allowed());
-        assert!(!e.enforce("join:create", &t, &creds("admin", "service", &["admin"])).allowed());
+        assert!(e
+            .enforce("join:create", &t, &creds("nova", "service", &[]))
+            .allowed());
+        assert!(!e
+            .enforce("join:create", &t, &creds("nova", "services", &[]))
+            .allowed());
+        assert!(!e
+            .enforce("join:create", &t, &creds("admin", "service", &["admin"]))
+            .allowed());
         assert!(e.check_rule_name("context_is_admin", &creds("x", "y", &["Admin"])));
         assert!(!e.check_rule_name("context_is_admin", &creds("x", "y", &["member"])));
-        assert!(!e.enforce("no:such", &t, &creds("nova", "service", &[])).allowed());
-        assert!(e.authorize("no:such", &t, &creds("nova", "service", &[])).is_err());
+        assert!(!e
+            .enforce("no:such", &t, &creds("nova", "service", &[]))
+            .allowed());
+        assert!(e
+            .authorize("no:such", &t, &creds("nova", "service", &[]))
+            .is_err());
     }
 
     #[test]
     fn the_file_overrides_defaults_and_adds_rules() {
-        let (_d, e) = enforcer_with(Some("\"service_project\": \"project_name:services\"\n\"default\": \"role:member\"\n"));
+        let (_d, e) = enforcer_with(Some(
+            "\"service_project\": \"project_name:services\"\n\"default\": \"role:member\"\n",
+        ));
         let t = Map::new();
-        assert!(e.enforce("join:create", &t, &creds("nova", "services", &[])).allowed());
-        assert!(e.enforce("no:such", &t, &creds("x", "y", &["member"])).allowed());
-        assert_eq!(e.rules().get("service_project").unwrap().origin, RuleOrigin::File(_d.path().join("policy.yaml"), 1));
+        assert!(e
+            .enforce("join:create", &t, &creds("nova", "services", &[]))
+            .allowed());
+        assert!(e
+            .enforce("no:such", &t, &creds("x", "y", &["member"]))
+            .allowed());
+        assert_eq!(
+            e.rules().get("service_project").unwrap().origin,
+            RuleOrigin::File(_d.path().join("policy.yaml"), 1)
+        );
     }
 
     #[test]
@@ -579,9 +724,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.yaml");
         for (text, want) in [
-            ("\"a\": \"@\"\n\"join:create\": \"role:admin or\"\n", ":2: rule \"join:create\": column 12"),
+            (
+                "\"a\": \"@\"\n\"join:create\": \"role:admin or\"\n",
+                ":2: rule \"join:create\": column 12",
+            ),
             ("\"x\": \"name:100%\"\n", "incomplete format"),
-            ("\"x\": \"1abc:y\"\n", "neither a credentials path nor a literal"),
+            (
+                "\"x\": \"1abc:y\"\n",
+                "neither a credentials path nor a literal",
+            ),
             ("\"x\": \"http://example.org/check\"\n", "remote http/https"),
             ("\"x\":\n", "has no value"),
             ("\"x\": true\n", "must be a rule string"),
@@ -589,7 +740,9 @@ mod tests {
             ("\"x\": [\n", "not valid YAML"),
         ] {
             std::fs::write(&path, text).unwrap();
-            let e = Enforcer::new(NOVAJOIN_DEFAULTS, PolicyOptions::file_only(&path)).unwrap_err().to_string();
+            let e = Enforcer::new(NOVAJOIN_DEFAULTS, PolicyOptions::file_only(&path))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{text:?}: {e}");
             assert!(e.contains("policy.yaml"), "{e}");
         }
@@ -603,27 +756,52 @@ mod tests {
         let member = creds("x", "y", &["member"]);
         assert!(e.enforce("join:create", &t, &member).allowed());
         assert!(matches!(e.reload_if_changed(), ReloadOutcome::Unchanged));
-        std::fs::write(&path, "\"join:create\": \"role:member or\"\n# changed size\n").unwrap();
+        std::fs::write(
+            &path,
+            "\"join:create\": \"role:member or\"\n# changed size\n",
+        )
+        .unwrap();
         match e.reload_if_changed() {
-            ReloadOutcome::Rejected(err) => assert!(err.to_string().contains("join:create"), "{err}"),
+            ReloadOutcome::Rejected(err) => {
+                assert!(err.to_string().contains("join:create"), "{err}")
+            }
             other => panic!("expected a rejected reload, got {other:?}"),
         }
-        assert!(e.enforce("join:create", &t, &member).allowed(), "old policy must stay in force");
+        assert!(
+            e.enforce("join:create", &t, &member).allowed(),
+            "old policy must stay in force"
+        );
         std::fs::write(&path, "\"join:create\": \"role:reader\"\n").unwrap();
         assert!(matches!(e.reload_if_changed(), ReloadOutcome::Reloaded));
         assert!(!e.enforce("join:create", &t, &member).allowed());
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(e.reload_if_changed(), ReloadOutcome::Reloaded));
-        assert!(e.enforce("join:create", &t, &creds("nova", "service", &[])).allowed(), "defaults again");
+        assert!(
+            e.enforce("join:create", &t, &creds("nova", "service", &[]))
+                .allowed(),
+            "defaults again"
+        );
     }
 
     #[test]
     fn policy_dirs_override_the_main_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policy.json"), "{\"join:create\": \"role:a\"}").unwrap();
+        std::fs::write(
+            dir.path().join("policy.json"),
+            "{\"join:create\": \"role:a\"}",
+        )
+        .unwrap();
         std::fs::create_dir(dir.path().join("policy.d")).unwrap();
-        std::fs::write(dir.path().join("policy.d/10.yaml"), "\"join:create\": \"role:b\"\n").unwrap();
-        std::fs::write(dir.path().join("policy.d/.hidden"), "\"join:create\": \"role:c\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("policy.d/10.yaml"),
+            "\"join:create\": \"role:b\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("policy.d/.hidden"),
+            "\"join:create\": \"role:c\"\n",
+        )
+        .unwrap();
         let opts = PolicyOptions {
             policy_file: "policy.json".into(),
             policy_dirs: vec!["policy.d".into()],
@@ -632,18 +810,42 @@ mod tests {
         };
         let e = Enforcer::new(NOVAJOIN_DEFAULTS, opts).unwrap();
         let t = Map::new();
-        assert!(e.enforce("join:create", &t, &creds("x", "y", &["b"])).allowed());
-        assert!(!e.enforce("join:create", &t, &creds("x", "y", &["a"])).allowed());
-        assert!(!e.enforce("join:create", &t, &creds("x", "y", &["c"])).allowed());
+        assert!(e
+            .enforce("join:create", &t, &creds("x", "y", &["b"]))
+            .allowed());
+        assert!(!e
+            .enforce("join:create", &t, &creds("x", "y", &["a"]))
+            .allowed());
+        assert!(!e
+            .enforce("join:create", &t, &creds("x", "y", &["c"]))
+            .allowed());
     }
 
     #[test]
     fn scope_types_are_enforced() {
-        const D: &[RuleDefault] = &[RuleDefault { name: "s", check_str: "@", description: "", operations: &[], scope_types: &["system"] }];
+        const D: &[RuleDefault] = &[RuleDefault {
+            name: "s",
+            check_str: "@",
+            description: "",
+            operations: &[],
+            scope_types: &["system"],
+        }];
         let dir = tempfile::tempdir().unwrap();
         let e = Enforcer::new(D, PolicyOptions::file_only(&dir.path().join("none"))).unwrap();
         let t = Map::new();
-        assert!(!e.enforce("s", &t, &json!({"project_id": "p"}).as_object().unwrap().clone()).allowed());
-        assert!(e.enforce("s", &t, &json!({"system_scope": "all"}).as_object().unwrap().clone()).allowed());
+        assert!(!e
+            .enforce(
+                "s",
+                &t,
+                &json!({"project_id": "p"}).as_object().unwrap().clone()
+            )
+            .allowed());
+        assert!(e
+            .enforce(
+                "s",
+                &t,
+                &json!({"system_scope": "all"}).as_object().unwrap().clone()
+            )
+            .allowed());
     }
 }

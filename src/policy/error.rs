@@ -37,7 +37,10 @@ pub struct EvalError {
 impl EvalError {
     /// An error of `kind` with `message`.
     pub fn new(kind: EvalErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 

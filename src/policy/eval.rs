@@ -36,7 +36,12 @@ pub fn evaluate<'a>(
     target: &'a Map<String, Value>,
     creds: &'a Map<String, Value>,
 ) -> Result<bool, EvalError> {
-    let mut e = Eval { rules, target, creds, stack: name.into_iter().collect() };
+    let mut e = Eval {
+        rules,
+        target,
+        creds,
+        stack: name.into_iter().collect(),
+    };
     e.check(check)
 }
 
@@ -96,8 +101,13 @@ impl<'a> Eval<'a> {
                             match r {
                                 Value::String(s) => check_one(s),
                                 other => {
-                                    return Err(EvalError::new(K::AttributeError, format!(
-                                        "'{}' object has no attribute 'lower'", type_name(other))))
+                                    return Err(EvalError::new(
+                                        K::AttributeError,
+                                        format!(
+                                            "'{}' object has no attribute 'lower'",
+                                            type_name(other)
+                                        ),
+                                    ))
                                 }
                             }
                         }
@@ -108,8 +118,10 @@ impl<'a> Eval<'a> {
                         s.chars().for_each(|ch| check_one(ch.encode_utf8(&mut buf)))
                     }
                     other => {
-                        return Err(EvalError::new(K::TypeError, format!(
-                            "'{}' object is not iterable", type_name(other))))
+                        return Err(EvalError::new(
+                            K::TypeError,
+                            format!("'{}' object is not iterable", type_name(other)),
+                        ))
                     }
                 }
                 Ok(found)
@@ -159,14 +171,22 @@ fn find_in(value: &Value, path: &[String], matched: &str) -> Result<bool, EvalEr
             None => return Ok(false),
         },
         Value::String(_) => {
-            return Err(EvalError::new(K::TypeError, "string indices must be integers, not 'str'"))
+            return Err(EvalError::new(
+                K::TypeError,
+                "string indices must be integers, not 'str'",
+            ))
         }
         Value::Array(_) => {
-            return Err(EvalError::new(K::TypeError, "list indices must be integers or slices, not str"))
+            return Err(EvalError::new(
+                K::TypeError,
+                "list indices must be integers or slices, not str",
+            ))
         }
         other => {
-            return Err(EvalError::new(K::TypeError, format!(
-                "'{}' object is not subscriptable", type_name(other))))
+            return Err(EvalError::new(
+                K::TypeError,
+                format!("'{}' object is not subscriptable", type_name(other)),
+            ))
         }
     };
     step(next, rest, matched)
@@ -205,7 +225,13 @@ mod tests {
     }
 
     fn rules(pairs: &[(&str, &str)]) -> Rules {
-        Rules(pairs.iter().map(|(k, v)| (k.to_string(), parse_text(v).check)).collect(), Some("default".into()))
+        Rules(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), parse_text(v).check))
+                .collect(),
+            Some("default".into()),
+        )
     }
 
     fn creds() -> Value {
@@ -216,11 +242,19 @@ mod tests {
 
     fn target() -> Map<String, Value> {
         json!({"project_id":"p1","user.id":"u1","name":"service","num":5,"enabled":true,
-               "flag":"True","role_name":"MEMBER","none_val":null}).as_object().unwrap().clone()
+               "flag":"True","role_name":"MEMBER","none_val":null})
+        .as_object()
+        .unwrap()
+        .clone()
     }
 
     /// Evaluates `rule` as `t` with `others` defined, like the spec's table.
-    fn run(rule: &str, others: &[(&str, &str)], creds: Value, target: Map<String, Value>) -> Result<bool, EvalError> {
+    fn run(
+        rule: &str,
+        others: &[(&str, &str)],
+        creds: Value,
+        target: Map<String, Value>,
+    ) -> Result<bool, EvalError> {
         let mut all: Vec<(&str, &str)> = others.to_vec();
         all.push(("t", rule));
         let r = rules(&all);
@@ -234,20 +268,61 @@ mod tests {
 
     #[test]
     fn the_spec_table() {
-        let allow = ["", "@", "role:admin", "role:ADMIN", "user_name:nova", "project_id:%(project_id)s",
-            "role:admin or role:foo and role:bar", "True:%(enabled)s", "'service':%(name)s", "nested.a.b:x",
-            "list.id:2", "roles:member", "role:foo OR role:admin", "((role:admin))", "role:%(role_name)s",
-            "5:%(num)s", "project_id:p1", "user_id:%(user.id)s", "domain_id:None", "domain_id:%(none_val)s",
-            "! or role:admin", "role:foo\tor\nrole:admin", "role:admin and role:member and user_name:nova",
-            "role:foo or role:bar and role:admin or user_name:nova", "not not role:admin", "is_admin:False",
-            "(role:foo or role:admin)"];
+        let allow = [
+            "",
+            "@",
+            "role:admin",
+            "role:ADMIN",
+            "user_name:nova",
+            "project_id:%(project_id)s",
+            "role:admin or role:foo and role:bar",
+            "True:%(enabled)s",
+            "'service':%(name)s",
+            "nested.a.b:x",
+            "list.id:2",
+            "roles:member",
+            "role:foo OR role:admin",
+            "((role:admin))",
+            "role:%(role_name)s",
+            "5:%(num)s",
+            "project_id:p1",
+            "user_id:%(user.id)s",
+            "domain_id:None",
+            "domain_id:%(none_val)s",
+            "! or role:admin",
+            "role:foo\tor\nrole:admin",
+            "role:admin and role:member and user_name:nova",
+            "role:foo or role:bar and role:admin or user_name:nova",
+            "not not role:admin",
+            "is_admin:False",
+            "(role:foo or role:admin)",
+        ];
         for r in allow {
             assert!(ok(r), "{r:?} should allow");
         }
-        let deny = ["!", "user_name:Nova", "project_id:%(missing)s", "not role:admin",
-            "(role:admin or role:foo) and role:bar", "not role:foo and role:bar", "not (role:foo or role:member)",
-            "is_admin:True", "roles:member2", "roles:admin", "rule:nope", "role:admin or", "admin", "123:%(num)s",
-            "not", "@ and role:foo", "'role:admin'", "true:%(flag)s", "user_name:nova:x", "role:", "(role:admin"];
+        let deny = [
+            "!",
+            "user_name:Nova",
+            "project_id:%(missing)s",
+            "not role:admin",
+            "(role:admin or role:foo) and role:bar",
+            "not role:foo and role:bar",
+            "not (role:foo or role:member)",
+            "is_admin:True",
+            "roles:member2",
+            "roles:admin",
+            "rule:nope",
+            "role:admin or",
+            "admin",
+            "123:%(num)s",
+            "not",
+            "@ and role:foo",
+            "'role:admin'",
+            "true:%(flag)s",
+            "user_name:nova:x",
+            "role:",
+            "(role:admin",
+        ];
         for r in deny {
             assert!(!ok(r), "{r:?} should deny");
         }
@@ -260,7 +335,13 @@ mod tests {
         assert!(run("is_admin:True", &[], c.clone(), target()).unwrap());
         assert!(!run("is_admin:true", &[], c, target()).unwrap());
         assert!(run("rule:nope", &[("default", "@")], creds(), target()).unwrap());
-        assert!(run("rule:a", &[("a", "rule:b"), ("b", "role:admin")], creds(), target()).unwrap());
+        assert!(run(
+            "rule:a",
+            &[("a", "rule:b"), ("b", "role:admin")],
+            creds(),
+            target()
+        )
+        .unwrap());
         let nested = json!({"user": {"id": "u1"}}).as_object().unwrap().clone();
         assert!(!run("user_id:%(user.id)s", &[], creds(), nested).unwrap());
         assert!(!run("role:admin", &[], json!({"user_id": "u1"}), target()).unwrap());
@@ -270,8 +351,13 @@ mod tests {
         let mut c = creds();
         c["num"] = json!(5);
         assert!(run("num:5", &[], c, target()).unwrap());
-        let nj = [("service_project", "project_name:service"),
-                  ("compute_service_user", "user_name:nova and rule:service_project")];
+        let nj = [
+            ("service_project", "project_name:service"),
+            (
+                "compute_service_user",
+                "user_name:nova and rule:service_project",
+            ),
+        ];
         assert!(run("rule:compute_service_user", &nj, creds(), target()).unwrap());
         let mut c = creds();
         c["project_name"] = json!("services");
@@ -280,20 +366,49 @@ mod tests {
 
     #[test]
     fn raising_cases() {
-        assert_eq!(run("1abc:x", &[], creds(), target()).unwrap_err().kind, K::SyntaxError);
-        assert_eq!(run("name:100%", &[], creds(), target()).unwrap_err().message, "incomplete format");
+        assert_eq!(
+            run("1abc:x", &[], creds(), target()).unwrap_err().kind,
+            K::SyntaxError
+        );
+        assert_eq!(
+            run("name:100%", &[], creds(), target())
+                .unwrap_err()
+                .message,
+            "incomplete format"
+        );
         // A missing target key wins over a later format error, as in Python.
         assert!(!run("name:%(missing)s%", &[], creds(), target()).unwrap());
         // Paths through a string raise TypeError.
-        assert_eq!(run("user_name.x:y", &[], creds(), target()).unwrap_err().kind, K::TypeError);
+        assert_eq!(
+            run("user_name.x:y", &[], creds(), target())
+                .unwrap_err()
+                .kind,
+            K::TypeError
+        );
         // Cycles raise; unreached cycles do not.
-        assert_eq!(run("rule:a", &[("a", "rule:b"), ("b", "rule:a")], creds(), target()).unwrap_err().kind, K::RecursionError);
+        assert_eq!(
+            run(
+                "rule:a",
+                &[("a", "rule:b"), ("b", "rule:a")],
+                creds(),
+                target()
+            )
+            .unwrap_err()
+            .kind,
+            K::RecursionError
+        );
         assert!(run("@ or rule:t", &[], creds(), target()).unwrap());
-        assert_eq!(run("rule:t or @", &[], creds(), target()).unwrap_err().kind, K::RecursionError);
+        assert_eq!(
+            run("rule:t or @", &[], creds(), target()).unwrap_err().kind,
+            K::RecursionError
+        );
         // Non-text roles raise AttributeError.
         let mut c = creds();
         c["roles"] = json!(["a", 5]);
-        assert_eq!(run("role:a", &[], c, target()).unwrap_err().kind, K::AttributeError);
+        assert_eq!(
+            run("role:a", &[], c, target()).unwrap_err().kind,
+            K::AttributeError
+        );
     }
 
     #[test]

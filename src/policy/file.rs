@@ -104,10 +104,17 @@ impl Yaml {
             J::Null => Yaml::Null,
             J::Bool(b) => Yaml::Bool(*b),
             J::Number(n) if n.is_f64() => Yaml::Float(n.as_f64().unwrap_or(0.0)),
-            J::Number(n) => Yaml::Int { text: n.to_string(), zero: n.as_f64() == Some(0.0) },
+            J::Number(n) => Yaml::Int {
+                text: n.to_string(),
+                zero: n.as_f64() == Some(0.0),
+            },
             J::String(s) => Yaml::Str(s.clone()),
             J::Array(a) => Yaml::Seq(a.iter().map(Yaml::from_json).collect()),
-            J::Object(m) => Yaml::Map(m.iter().map(|(k, v)| (Yaml::Str(k.clone()), Yaml::from_json(v), 0)).collect()),
+            J::Object(m) => Yaml::Map(
+                m.iter()
+                    .map(|(k, v)| (Yaml::Str(k.clone()), Yaml::from_json(v), 0))
+                    .collect(),
+            ),
         }
     }
 }
@@ -149,20 +156,33 @@ fn resolve_plain(s: &str) -> Result<Yaml, String> {
         return Ok(Yaml::Null);
     }
     if r.bool_.is_match(s) {
-        return Ok(Yaml::Bool(matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "on")));
+        return Ok(Yaml::Bool(matches!(
+            s.to_ascii_lowercase().as_str(),
+            "yes" | "true" | "on"
+        )));
     }
     if r.int.is_match(s) {
         let digits = s.trim_start_matches(['-', '+']);
-        let digits = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0b")).unwrap_or(digits);
+        let digits = digits
+            .strip_prefix("0x")
+            .or_else(|| digits.strip_prefix("0b"))
+            .unwrap_or(digits);
         let zero = digits.chars().all(|c| c == '0' || c == '_');
-        return Ok(Yaml::Int { text: s.replace('_', ""), zero });
+        return Ok(Yaml::Int {
+            text: s.replace('_', ""),
+            zero,
+        });
     }
     if r.float.is_match(s) {
         let f = s.replace('_', "").to_ascii_lowercase();
         let v = if f.contains("nan") {
             f64::NAN
         } else if f.contains("inf") {
-            if f.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }
+            if f.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
         } else if f.contains(':') {
             1.0 // sexagesimal floats: only truthiness matters here
         } else {
@@ -174,7 +194,9 @@ fn resolve_plain(s: &str) -> Result<Yaml, String> {
         return Ok(Yaml::Timestamp(s.to_string()));
     }
     if s == "=" {
-        return Err("could not determine a constructor for the tag 'tag:yaml.org,2002:value'".into());
+        return Err(
+            "could not determine a constructor for the tag 'tag:yaml.org,2002:value'".into(),
+        );
     }
     Ok(Yaml::Str(s.to_string()))
 }
@@ -184,10 +206,14 @@ fn scalar(value: String, style: TScalarStyle, tag: Option<Tag>) -> Result<Yaml, 
         let full = format!("{}{}", t.handle, t.suffix);
         return match full.as_str() {
             "tag:yaml.org,2002:str" => Ok(Yaml::Str(value)),
-            "tag:yaml.org,2002:null" | "tag:yaml.org,2002:bool" | "tag:yaml.org,2002:int"
+            "tag:yaml.org,2002:null"
+            | "tag:yaml.org,2002:bool"
+            | "tag:yaml.org,2002:int"
             | "tag:yaml.org,2002:float" => resolve_plain(&value),
             "!" => Ok(Yaml::Str(value)),
-            other => Err(format!("could not determine a constructor for the tag '{other}'")),
+            other => Err(format!(
+                "could not determine a constructor for the tag '{other}'"
+            )),
         };
     }
     if style == TScalarStyle::Plain {
@@ -246,13 +272,19 @@ pub fn parse_yaml(text: &str) -> Result<Yaml, (usize, usize, String)> {
     let mut documents = 0;
     let at = |m: &Marker, msg: String| (m.line(), m.col() + 1, msg);
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| at(e.marker(), e.info().to_string()))?;
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| at(e.marker(), e.info().to_string()))?;
         let complete: Option<(Yaml, usize)> = match event {
             Event::StreamEnd => break,
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(at(&mark, "expected a single document in the stream, but found another document".into()));
+                    return Err(at(
+                        &mark,
+                        "expected a single document in the stream, but found another document"
+                            .into(),
+                    ));
                 }
                 None
             }
@@ -273,7 +305,13 @@ pub fn parse_yaml(text: &str) -> Result<Yaml, (usize, usize, String)> {
             Event::SequenceStart(anchor, tag) => {
                 if let Some(t) = tag {
                     if t.suffix != "seq" {
-                        return Err(at(&mark, format!("could not determine a constructor for the tag '{}{}'", t.handle, t.suffix)));
+                        return Err(at(
+                            &mark,
+                            format!(
+                                "could not determine a constructor for the tag '{}{}'",
+                                t.handle, t.suffix
+                            ),
+                        ));
                     }
                 }
                 stack.push(Frame::Seq(Vec::new(), anchor));
@@ -282,7 +320,13 @@ pub fn parse_yaml(text: &str) -> Result<Yaml, (usize, usize, String)> {
             Event::MappingStart(anchor, tag) => {
                 if let Some(t) = tag {
                     if t.suffix != "map" {
-                        return Err(at(&mark, format!("could not determine a constructor for the tag '{}{}'", t.handle, t.suffix)));
+                        return Err(at(
+                            &mark,
+                            format!(
+                                "could not determine a constructor for the tag '{}{}'",
+                                t.handle, t.suffix
+                            ),
+                        ));
                     }
                 }
                 stack.push(Frame::Map(Vec::new(), None, anchor));
@@ -293,11 +337,15 @@ pub fn parse_yaml(text: &str) -> Result<Yaml, (usize, usize, String)> {
                 _ => return Err(at(&mark, "unbalanced sequence".into())),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(pairs, _, anchor)) => Some((finish_map(pairs).map_err(|m| at(&mark, m))?, anchor)),
+                Some(Frame::Map(pairs, _, anchor)) => {
+                    Some((finish_map(pairs).map_err(|m| at(&mark, m))?, anchor))
+                }
                 _ => return Err(at(&mark, "unbalanced mapping".into())),
             },
         };
-        let Some((value, anchor)) = complete else { continue };
+        let Some((value, anchor)) = complete else {
+            continue;
+        };
         if anchor != 0 {
             anchors.insert(anchor, value.clone());
         }

@@ -51,7 +51,11 @@ impl fmt::Display for Check {
             Check::False => f.write_str("!"),
             Check::Not(c) => write!(f, "not {c}"),
             Check::And(cs) | Check::Or(cs) => {
-                let op = if matches!(self, Check::And(_)) { " and " } else { " or " };
+                let op = if matches!(self, Check::And(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
                 f.write_str("(")?;
                 for (i, c) in cs.iter().enumerate() {
                     if i > 0 {
@@ -64,7 +68,12 @@ impl fmt::Display for Check {
             Check::Rule(n) => write!(f, "rule:{n}"),
             Check::Role(t) => write!(f, "role:{}", t.as_str()),
             Check::Generic { kind, matcher, .. } => write!(f, "{kind}:{}", matcher.as_str()),
-            Check::Http { https, url } => write!(f, "{}:{}", if *https { "https" } else { "http" }, url.as_str()),
+            Check::Http { https, url } => write!(
+                f,
+                "{}:{}",
+                if *https { "https" } else { "http" },
+                url.as_str()
+            ),
         }
     }
 }
@@ -147,14 +156,19 @@ pub fn parse_check(text: &str, column: usize, problems: &mut Vec<RuleProblem>) -
     let Some((kind, matcher)) = text.split_once(':') else {
         problems.push(RuleProblem {
             column,
-            message: format!("{text:?} is not a check: expected kind:match (e.g. role:admin), '@' or '!'"),
+            message: format!(
+                "{text:?} is not a check: expected kind:match (e.g. role:admin), '@' or '!'"
+            ),
         });
         return Check::False;
     };
     match kind {
         "rule" => Check::Rule(matcher.to_string()),
         "role" => Check::Role(Template::parse(matcher)),
-        "http" | "https" => Check::Http { https: kind == "https", url: Template::parse(matcher) },
+        "http" | "https" => Check::Http {
+            https: kind == "https",
+            url: Template::parse(matcher),
+        },
         _ => Check::Generic {
             kind: kind.to_string(),
             class: classify(kind),
@@ -260,7 +274,9 @@ fn reduce(stack: &mut Vec<(Tok, usize)>) {
                     continue;
                 }
                 (Tok::Check(_) | Tok::AndExpr(_) | Tok::OrExpr(_), Tok::And, Tok::Check(_)) => {
-                    let Some((Tok::Check(c), _)) = stack.pop() else { unreachable!() };
+                    let Some((Tok::Check(c), _)) = stack.pop() else {
+                        unreachable!()
+                    };
                     stack.pop();
                     let (left, _) = stack.pop().expect("three tokens");
                     let tok = match left {
@@ -288,7 +304,9 @@ fn reduce(stack: &mut Vec<(Tok, usize)>) {
                     continue;
                 }
                 (Tok::Check(_) | Tok::AndExpr(_) | Tok::OrExpr(_), Tok::Or, Tok::Check(_)) => {
-                    let Some((Tok::Check(c), _)) = stack.pop() else { unreachable!() };
+                    let Some((Tok::Check(c), _)) = stack.pop() else {
+                        unreachable!()
+                    };
                     stack.pop();
                     let (left, _) = stack.pop().expect("three tokens");
                     let tok = match left {
@@ -308,7 +326,9 @@ fn reduce(stack: &mut Vec<(Tok, usize)>) {
         }
         if n >= 2 {
             if let (Tok::Not, Tok::Check(_)) = (&stack[n - 2].0, &stack[n - 1].0) {
-                let Some((Tok::Check(c), _)) = stack.pop() else { unreachable!() };
+                let Some((Tok::Check(c), _)) = stack.pop() else {
+                    unreachable!()
+                };
                 let (_, col) = stack.pop().expect("two tokens");
                 stack.push((Tok::Check(Check::Not(Box::new(c))), col));
                 continue;
@@ -325,17 +345,21 @@ fn is_expr(t: &Tok) -> bool {
 /// Says where an unreducible token stack went wrong.
 fn diagnose(stack: &[(Tok, usize)]) -> RuleProblem {
     if stack.is_empty() {
-        return RuleProblem { column: 1, message: "the rule is only white space; write \"\" to allow or \"!\" to deny".into() };
+        return RuleProblem {
+            column: 1,
+            message: "the rule is only white space; write \"\" to allow or \"!\" to deny".into(),
+        };
     }
     let opens: Vec<usize> = {
         let mut v = Vec::new();
         for (t, c) in stack {
             match t {
                 Tok::LParen => v.push(*c),
-                Tok::RParen => {
-                    if v.pop().is_none() {
-                        return RuleProblem { column: *c, message: "')' has no matching '('".into() };
-                    }
+                Tok::RParen if v.pop().is_none() => {
+                    return RuleProblem {
+                        column: *c,
+                        message: "')' has no matching '('".into(),
+                    };
                 }
                 _ => {}
             }
@@ -360,12 +384,21 @@ fn diagnose(stack: &[(Tok, usize)]) -> RuleProblem {
             }
             _ => continue,
         };
-        return RuleProblem { column: *c, message };
+        return RuleProblem {
+            column: *c,
+            message,
+        };
     }
     if let Some(c) = opens.first() {
-        return RuleProblem { column: *c, message: "'(' is never closed".into() };
+        return RuleProblem {
+            column: *c,
+            message: "'(' is never closed".into(),
+        };
     }
-    RuleProblem { column: stack[0].1, message: "the rule cannot be parsed".into() }
+    RuleProblem {
+        column: stack[0].1,
+        message: "the rule cannot be parsed".into(),
+    }
 }
 
 /// Parses a rule in the policy language. An empty string allows; anything
@@ -374,7 +407,10 @@ fn diagnose(stack: &[(Tok, usize)]) -> RuleProblem {
 pub fn parse_text(rule: &str) -> ParsedRule {
     let mut problems = Vec::new();
     if rule.is_empty() {
-        return ParsedRule { check: Check::True, problems };
+        return ParsedRule {
+            check: Check::True,
+            problems,
+        };
     }
     let mut stack: Vec<(Tok, usize)> = Vec::new();
     for tok in tokenize(rule, &mut problems) {
@@ -391,7 +427,10 @@ pub fn parse_text(rule: &str) -> ParsedRule {
         return ParsedRule { check, problems };
     }
     problems.push(diagnose(&stack));
-    ParsedRule { check: Check::False, problems }
+    ParsedRule {
+        check: Check::False,
+        problems,
+    }
 }
 
 fn not_iterable(v: &Yaml) -> String {
@@ -404,7 +443,12 @@ fn not_iterable(v: &Yaml) -> String {
 pub fn parse_value(value: &Yaml) -> Result<ParsedRule, String> {
     match value {
         Yaml::Str(s) => return Ok(parse_text(s)),
-        v if !v.truthy() => return Ok(ParsedRule { check: Check::True, problems: vec![] }),
+        v if !v.truthy() => {
+            return Ok(ParsedRule {
+                check: Check::True,
+                problems: vec![],
+            })
+        }
         Yaml::Seq(_) | Yaml::Map(_) => {}
         other => return Err(not_iterable(other)),
     }
@@ -433,11 +477,19 @@ pub fn parse_value(value: &Yaml) -> Result<ParsedRule, String> {
                 }
             })
             .collect();
-        or_list.push(if and_list.len() == 1 { and_list.pop().expect("one") } else { Check::And(and_list) });
+        or_list.push(if and_list.len() == 1 {
+            and_list.pop().expect("one")
+        } else {
+            Check::And(and_list)
+        });
     }
     let check = match or_list.len() {
         0 => {
-            problems.push(RuleProblem { column: 0, message: "every inner list is empty, which denies; write [] or \"\" to allow".into() });
+            problems.push(RuleProblem {
+                column: 0,
+                message: "every inner list is empty, which denies; write [] or \"\" to allow"
+                    .into(),
+            });
             Check::False
         }
         1 => or_list.pop().expect("one"),
@@ -456,17 +508,32 @@ mod tests {
 
     #[test]
     fn precedence_and_grouping() {
-        assert_eq!(s("role:a or role:b and role:c"), "(role:a or (role:b and role:c))");
-        assert_eq!(s("(role:a or role:b) and role:c"), "((role:a or role:b) and role:c)");
+        assert_eq!(
+            s("role:a or role:b and role:c"),
+            "(role:a or (role:b and role:c))"
+        );
+        assert_eq!(
+            s("(role:a or role:b) and role:c"),
+            "((role:a or role:b) and role:c)"
+        );
         assert_eq!(s("not role:a and role:b"), "(not role:a and role:b)");
         assert_eq!(s("not (role:a or role:b)"), "not (role:a or role:b)");
         assert_eq!(s("not not role:a"), "not not role:a");
         assert_eq!(s("((role:a))"), "role:a");
-        assert_eq!(s("role:a and role:b or role:c and role:d"), "((role:a and role:b) or (role:c and role:d))");
-        assert_eq!(s("role:a or (role:b and role:c) and role:d"), "(role:a or (role:b and role:c and role:d))");
+        assert_eq!(
+            s("role:a and role:b or role:c and role:d"),
+            "((role:a and role:b) or (role:c and role:d))"
+        );
+        assert_eq!(
+            s("role:a or (role:b and role:c) and role:d"),
+            "(role:a or (role:b and role:c and role:d))"
+        );
         assert_eq!(s("role:foo OR role:admin"), "(role:foo or role:admin)");
         assert_eq!(s("role:foo\tor\nrole:admin"), "(role:foo or role:admin)");
-        assert_eq!(s("role:a or role:b or role:c"), "(role:a or role:b or role:c)");
+        assert_eq!(
+            s("role:a or role:b or role:c"),
+            "(role:a or role:b or role:c)"
+        );
         assert_eq!(s("a:1 and b:2 and c:3"), "(a:1 and b:2 and c:3)");
     }
 
@@ -475,7 +542,17 @@ mod tests {
         assert_eq!(parse_text("").check, Check::True);
         assert_eq!(s("@"), "@");
         assert_eq!(s("!"), "!");
-        for bad in ["role:admin or", "not", "(role:admin", "role:admin)", "'role:admin'", "role:a role:b", " ", "and role:a", "()"] {
+        for bad in [
+            "role:admin or",
+            "not",
+            "(role:admin",
+            "role:admin)",
+            "'role:admin'",
+            "role:a role:b",
+            " ",
+            "and role:a",
+            "()",
+        ] {
             let p = parse_text(bad);
             assert_eq!(p.check, Check::False, "{bad:?}");
             assert!(!p.problems.is_empty(), "{bad:?}");
@@ -497,21 +574,45 @@ mod tests {
     #[test]
     fn check_kinds() {
         assert!(matches!(parse_text("rule:x").check, Check::Rule(ref n) if n == "x"));
-        assert!(matches!(parse_text("role:compute:admin").check, Check::Role(ref t) if t.as_str() == "compute:admin"));
-        assert!(matches!(parse_text("http://x/%(a)s").check, Check::Http { https: false, .. }));
-        assert!(matches!(parse_text("user.name:nova").check, Check::Generic { ref kind, .. } if kind == "user.name"));
+        assert!(
+            matches!(parse_text("role:compute:admin").check, Check::Role(ref t) if t.as_str() == "compute:admin")
+        );
+        assert!(matches!(
+            parse_text("http://x/%(a)s").check,
+            Check::Http { https: false, .. }
+        ));
+        assert!(
+            matches!(parse_text("user.name:nova").check, Check::Generic { ref kind, .. } if kind == "user.name")
+        );
         assert_eq!(s("project_id:%(project_id)s"), "project_id:%(project_id)s");
     }
 
     #[test]
     fn list_of_lists() {
         let v = |j: &str| Yaml::from_json(&serde_json::from_str(j).unwrap());
-        assert_eq!(parse_value(&v(r#"[["role:foo"], ["role:admin", "user_name:nova"]]"#)).unwrap().check.to_string(),
-            "(role:foo or (role:admin and user_name:nova))");
+        assert_eq!(
+            parse_value(&v(r#"[["role:foo"], ["role:admin", "user_name:nova"]]"#))
+                .unwrap()
+                .check
+                .to_string(),
+            "(role:foo or (role:admin and user_name:nova))"
+        );
         assert_eq!(parse_value(&v("[]")).unwrap().check, Check::True);
         assert_eq!(parse_value(&v("[[]]")).unwrap().check, Check::False);
-        assert_eq!(parse_value(&v(r#"["role:foo", "role:admin"]"#)).unwrap().check.to_string(), "(role:foo or role:admin)");
-        assert_eq!(parse_value(&v(r#"["role:a or role:b"]"#)).unwrap().check.to_string(), "role:a or role:b");
+        assert_eq!(
+            parse_value(&v(r#"["role:foo", "role:admin"]"#))
+                .unwrap()
+                .check
+                .to_string(),
+            "(role:foo or role:admin)"
+        );
+        assert_eq!(
+            parse_value(&v(r#"["role:a or role:b"]"#))
+                .unwrap()
+                .check
+                .to_string(),
+            "role:a or role:b"
+        );
         assert_eq!(parse_value(&v("null")).unwrap().check, Check::True);
         assert!(parse_value(&v("true")).is_err());
         assert!(parse_value(&v("[5]")).is_err());

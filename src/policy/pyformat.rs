@@ -109,7 +109,10 @@ impl Template {
                 }
                 if depth > 0 {
                     parts.push(Part::Incomplete(None, "incomplete format key"));
-                    return Self { text: text.to_string(), parts };
+                    return Self {
+                        text: text.to_string(),
+                        parts,
+                    };
                 }
                 spec.key = Some(chars[start..i - 1].iter().collect());
             }
@@ -135,7 +138,10 @@ impl Template {
             match chars.get(i) {
                 None => {
                     parts.push(Part::Incomplete(spec.key, "incomplete format"));
-                    return Self { text: text.to_string(), parts };
+                    return Self {
+                        text: text.to_string(),
+                        parts,
+                    };
                 }
                 Some(&conv) => {
                     spec.conversion = conv;
@@ -148,7 +154,10 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Literal(lit));
         }
-        Self { text: text.to_string(), parts }
+        Self {
+            text: text.to_string(),
+            parts,
+        }
     }
 
     /// The text as written.
@@ -179,14 +188,17 @@ impl Template {
                     } else {
                         consumed = true;
                     }
-                    if matches!(s.width, Some(Num::Star)) || matches!(s.precision, Some(Num::Star)) {
+                    if matches!(s.width, Some(Num::Star)) || matches!(s.precision, Some(Num::Star))
+                    {
                         return Some("* wants int".into());
                     }
                     if !"sradiuxXoeEfFgGc".contains(s.conversion) {
                         return Some(unsupported(s));
                     }
                     if s.key.is_none() {
-                        return Some("a '%' without a (key) formats the whole target; write %(key)s".into());
+                        return Some(
+                            "a '%' without a (key) formats the whole target; write %(key)s".into(),
+                        );
                     }
                 }
             }
@@ -224,11 +236,15 @@ impl Template {
                         },
                         None => whole.get_or_insert_with(|| Value::Object(target.clone())),
                     };
-                    if matches!(s.width, Some(Num::Star)) || matches!(s.precision, Some(Num::Star)) {
+                    if matches!(s.width, Some(Num::Star)) || matches!(s.precision, Some(Num::Star))
+                    {
                         return Err(EvalError::new(K::TypeError, "* wants int"));
                     }
                     if s.key.is_none() && consumed {
-                        return Err(EvalError::new(K::TypeError, "not enough arguments for format string"));
+                        return Err(EvalError::new(
+                            K::TypeError,
+                            "not enough arguments for format string",
+                        ));
                     }
                     consumed = true;
                     out.push_str(&convert(s, value)?);
@@ -251,7 +267,12 @@ fn read_num(chars: &[char], i: &mut usize) -> Option<Num> {
     if *i == start {
         return None;
     }
-    chars[start..*i].iter().collect::<String>().parse().ok().map(Num::Fixed)
+    chars[start..*i]
+        .iter()
+        .collect::<String>()
+        .parse()
+        .ok()
+        .map(Num::Fixed)
 }
 
 fn unsupported(s: &Spec) -> String {
@@ -287,7 +308,10 @@ fn pad(s: &Spec, sign: &str, prefix: &str, body: String, numeric: bool) -> Strin
 fn as_int(v: &Value) -> Option<i128> {
     match v {
         Value::Bool(b) => Some(*b as i128),
-        Value::Number(n) => n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from)),
         _ => None,
     }
 }
@@ -331,20 +355,38 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
                 (None, Value::Number(f)) if matches!(s.conversion, 'd' | 'i' | 'u') => {
                     let f = f.as_f64().unwrap_or(f64::NAN);
                     if f.is_nan() {
-                        return Err(EvalError::new(K::ValueError, "cannot convert float NaN to integer"));
+                        return Err(EvalError::new(
+                            K::ValueError,
+                            "cannot convert float NaN to integer",
+                        ));
                     }
                     if f.is_infinite() {
-                        return Err(EvalError::new(K::OverflowError, "cannot convert float infinity to integer"));
+                        return Err(EvalError::new(
+                            K::OverflowError,
+                            "cannot convert float infinity to integer",
+                        ));
                     }
                     f.trunc() as i128
                 }
                 (None, _) if matches!(s.conversion, 'd' | 'i' | 'u') => {
-                    return Err(EvalError::new(K::TypeError, format!(
-                        "%{} format: a real number is required, not {}", s.conversion, type_name(v))));
+                    return Err(EvalError::new(
+                        K::TypeError,
+                        format!(
+                            "%{} format: a real number is required, not {}",
+                            s.conversion,
+                            type_name(v)
+                        ),
+                    ));
                 }
                 (None, _) => {
-                    return Err(EvalError::new(K::TypeError, format!(
-                        "%{} format: an integer is required, not {}", s.conversion, type_name(v))));
+                    return Err(EvalError::new(
+                        K::TypeError,
+                        format!(
+                            "%{} format: an integer is required, not {}",
+                            s.conversion,
+                            type_name(v)
+                        ),
+                    ));
                 }
             };
             let mag = n.unsigned_abs();
@@ -369,11 +411,25 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
         }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' => {
             let Some(f) = as_float(v) else {
-                return Err(EvalError::new(K::TypeError, format!("must be real number, not {}", type_name(v))));
+                return Err(EvalError::new(
+                    K::TypeError,
+                    format!("must be real number, not {}", type_name(v)),
+                ));
             };
-            let body = format_float(f.abs(), s.conversion, fixed(s.precision).unwrap_or(6), s.flags.alt);
+            let body = format_float(
+                f.abs(),
+                s.conversion,
+                fixed(s.precision).unwrap_or(6),
+                s.flags.alt,
+            );
             let numeric = f.is_finite();
-            Ok(pad(s, sign_of(s, f.is_sign_negative() && !f.is_nan()), "", body, numeric))
+            Ok(pad(
+                s,
+                sign_of(s, f.is_sign_negative() && !f.is_nan()),
+                "",
+                body,
+                numeric,
+            ))
         }
         'c' => {
             let c = match v {
@@ -381,7 +437,12 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
                 other => match as_int(other) {
                     Some(n) => match u32::try_from(n).ok().and_then(char::from_u32) {
                         Some(c) => c.to_string(),
-                        None => return Err(EvalError::new(K::OverflowError, "%c arg not in range(0x110000)")),
+                        None => {
+                            return Err(EvalError::new(
+                                K::OverflowError,
+                                "%c arg not in range(0x110000)",
+                            ))
+                        }
                     },
                     None => return Err(EvalError::new(K::TypeError, "%c requires int or char")),
                 },
@@ -405,19 +466,30 @@ fn format_float(f: f64, conv: char, prec: usize, alt: bool) -> String {
         let s = format!("{:.*e}", p, f);
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
         let e: i32 = e.parse().unwrap_or(0);
-        let m = if alt && p == 0 { format!("{m}.") } else { m.to_string() };
+        let m = if alt && p == 0 {
+            format!("{m}.")
+        } else {
+            m.to_string()
+        };
         format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
     };
     let out = match conv.to_ascii_lowercase() {
         'f' => {
             let s = format!("{:.*}", prec, f);
-            if alt && prec == 0 { format!("{s}.") } else { s }
+            if alt && prec == 0 {
+                format!("{s}.")
+            } else {
+                s
+            }
         }
         'e' => exp_form(prec),
         _ => {
             let p = if prec == 0 { 1 } else { prec };
             let probe = format!("{:.*e}", p - 1, f);
-            let x: i32 = probe.split_once('e').and_then(|(_, e)| e.parse().ok()).unwrap_or(0);
+            let x: i32 = probe
+                .split_once('e')
+                .and_then(|(_, e)| e.parse().ok())
+                .unwrap_or(0);
             let mut s = if x >= -4 && x < p as i32 {
                 format!("{:.*}", (p as i32 - 1 - x).max(0) as usize, f)
             } else {
@@ -438,7 +510,11 @@ fn format_float(f: f64, conv: char, prec: usize, alt: bool) -> String {
             s
         }
     };
-    if upper { out.to_uppercase() } else { out }
+    if upper {
+        out.to_uppercase()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -487,11 +563,23 @@ mod tests {
         assert_eq!(run("%"), "error incomplete format");
         assert_eq!(run("name:100%"), "error incomplete format");
         assert_eq!(run("%(a"), "error incomplete format key");
-        assert_eq!(run("%z"), "error unsupported format character 'z' (0x7a) at index 1");
-        assert_eq!(run("%(a)%"), "error unsupported format character '%' (0x25) at index 4");
-        assert_eq!(run("%(a)d"), "error %d format: a real number is required, not str");
+        assert_eq!(
+            run("%z"),
+            "error unsupported format character 'z' (0x7a) at index 1"
+        );
+        assert_eq!(
+            run("%(a)%"),
+            "error unsupported format character '%' (0x25) at index 4"
+        );
+        assert_eq!(
+            run("%(a)d"),
+            "error %d format: a real number is required, not str"
+        );
         assert_eq!(run("%s %s"), "error not enough arguments for format string");
-        assert_eq!(run("%(a)s%s"), "error not enough arguments for format string");
+        assert_eq!(
+            run("%(a)s%s"),
+            "error not enough arguments for format string"
+        );
         assert!(run("%s %(a)s").ends_with(" x"));
     }
 
@@ -499,7 +587,13 @@ mod tests {
     fn static_errors_are_found_at_load() {
         assert!(Template::parse("%(a)s").static_error().is_none());
         assert!(Template::parse("plain").static_error().is_none());
-        assert_eq!(Template::parse("100%").static_error().unwrap(), "incomplete format");
-        assert!(Template::parse("%(a)q").static_error().unwrap().contains("unsupported"));
+        assert_eq!(
+            Template::parse("100%").static_error().unwrap(),
+            "incomplete format"
+        );
+        assert!(Template::parse("%(a)q")
+            .static_error()
+            .unwrap()
+            .contains("unsupported"));
     }
 }

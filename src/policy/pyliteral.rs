@@ -39,7 +39,10 @@ pub fn classify(kind: &str) -> KindClass {
         Ok(n) => n,
         Err(()) => {
             let line = if src.trim().is_empty() { 0 } else { 1 };
-            return KindClass::Raises(EvalError::new(K::SyntaxError, format!("invalid syntax (<unknown>, line {line})")));
+            return KindClass::Raises(EvalError::new(
+                K::SyntaxError,
+                format!("invalid syntax (<unknown>, line {line})"),
+            ));
         }
     };
     match convert(&node) {
@@ -78,8 +81,9 @@ enum StrLit {
 
 const KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
-    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in",
-    "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
 ];
 
 const OPS: &[&str] = &[
@@ -123,7 +127,9 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, String> {
                     return Err("unexpected character after line continuation character".into());
                 }
             }
-            c if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 let (tok, next) = number(&chars, i)?;
                 out.push(tok);
                 i = next;
@@ -135,7 +141,8 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, String> {
                 }
                 let word: String = chars[start..i].iter().collect();
                 if matches!(chars.get(i), Some('\'' | '"'))
-                    && ["r", "u", "b", "br", "rb", "f", "fr", "rf"].contains(&word.to_lowercase().as_str())
+                    && ["r", "u", "b", "br", "rb", "f", "fr", "rf"]
+                        .contains(&word.to_lowercase().as_str())
                 {
                     let (lit, next) = string(&chars, i, &word.to_lowercase())?;
                     out.push(Tok::Str(lit));
@@ -187,7 +194,9 @@ fn end_of_number(chars: &[char], i: usize, what: &str) -> Result<(), String> {
     match chars.get(i) {
         Some(&c) if id_continue(c) => {
             let rest: String = chars[i..].iter().take(5).collect();
-            let ok = ["and", "else", "for", "if", "in", "is", "not", "or"].iter().any(|k| rest.starts_with(k));
+            let ok = ["and", "else", "for", "if", "in", "is", "not", "or"]
+                .iter()
+                .any(|k| rest.starts_with(k));
             if ok {
                 Ok(())
             } else {
@@ -202,13 +211,11 @@ fn digits(chars: &[char], mut i: usize, ok: impl Fn(char) -> bool) -> (usize, bo
     // digit (_? digit)*; returns (end, well_formed)
     let start = i;
     while i < chars.len() {
-        if ok(chars[i]) {
-            i += 1;
-        } else if chars[i] == '_' && i > start && chars.get(i + 1).is_some_and(|c| ok(*c)) {
-            i += 1;
-        } else {
+        let underscore = chars[i] == '_' && i > start && chars.get(i + 1).is_some_and(|c| ok(*c));
+        if !ok(chars[i]) && !underscore {
             break;
         }
+        i += 1;
     }
     let bad = chars.get(i) == Some(&'_');
     (i, i > start && !bad)
@@ -297,7 +304,10 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize), String> {
     if is_float {
         return Ok((Tok::Float(text.parse().unwrap_or(f64::INFINITY)), i));
     }
-    let int_text: String = chars[start..int_part_end].iter().filter(|c| **c != '_').collect();
+    let int_text: String = chars[start..int_part_end]
+        .iter()
+        .filter(|c| **c != '_')
+        .collect();
     if int_text.len() > 1 && int_text.starts_with('0') {
         if int_text.chars().all(|c| c == '0') {
             return Ok((Tok::Int("0".into()), i));
@@ -378,7 +388,10 @@ fn string(chars: &[char], start: usize, prefix: &str) -> Result<(StrLit, usize),
     }
     let text = if raw { body } else { unescape(&body, bytes)? };
     if bytes {
-        Ok((StrLit::Bytes(text.chars().map(|c| c as u32 as u8).collect()), i))
+        Ok((
+            StrLit::Bytes(text.chars().map(|c| c as u32 as u8).collect()),
+            i,
+        ))
     } else {
         Ok((StrLit::Text(text), i))
     }
@@ -390,7 +403,9 @@ fn unescape(body: &str, bytes: bool) -> Result<String, String> {
     let mut i = 0;
     let hex = |s: &[char], n: usize, what: &str| -> Result<u32, String> {
         if s.len() < n || !s[..n].iter().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("(unicode error) 'unicodeescape' codec can't decode bytes: truncated {what} escape"));
+            return Err(format!(
+                "(unicode error) 'unicodeescape' codec can't decode bytes: truncated {what} escape"
+            ));
         }
         Ok(u32::from_str_radix(&s[..n].iter().collect::<String>(), 16).unwrap_or(0))
     };
@@ -431,7 +446,11 @@ fn unescape(body: &str, bytes: bool) -> Result<String, String> {
             }
             'u' | 'U' if !bytes => {
                 let len = if n == 'u' { 4 } else { 8 };
-                let v = hex(&chars[i..], len, if n == 'u' { "\\uXXXX" } else { "\\UXXXXXXXX" })?;
+                let v = hex(
+                    &chars[i..],
+                    len,
+                    if n == 'u' { "\\uXXXX" } else { "\\UXXXXXXXX" },
+                )?;
                 i += len;
                 match char::from_u32(v) {
                     Some(c) => out.push(c),
@@ -441,7 +460,12 @@ fn unescape(body: &str, bytes: bool) -> Result<String, String> {
                     None => out.push('\u{fffd}'),
                 }
             }
-            'N' if !bytes => return Err("(unicode error) \\N{...} escapes are not supported in policy check kinds".into()),
+            'N' if !bytes => {
+                return Err(
+                    "(unicode error) \\N{...} escapes are not supported in policy check kinds"
+                        .into(),
+                )
+            }
             other => {
                 out.push('\\');
                 out.push(other);
@@ -522,7 +546,11 @@ impl Parser {
         }
     }
     fn expect_op(&mut self, op: &str) -> Result<(), ()> {
-        if self.eat_op(op) { Ok(()) } else { Err(()) }
+        if self.eat_op(op) {
+            Ok(())
+        } else {
+            Err(())
+        }
     }
 
     fn starts_expression(&self) -> bool {
@@ -704,7 +732,11 @@ impl Parser {
             } else if self.eat_op("(") {
                 let empty = self.is_op(")");
                 self.call_args()?;
-                n = if empty && n == Node::Name("set".into()) { Node::EmptySetCall } else { Node::Other };
+                n = if empty && n == Node::Name("set".into()) {
+                    Node::EmptySetCall
+                } else {
+                    Node::Other
+                };
             } else if self.eat_op("[") {
                 self.subscript()?;
                 n = Node::Other;
@@ -725,7 +757,8 @@ impl Parser {
             }
             if self.eat_op("*") || self.eat_op("**") {
                 self.expression()?;
-            } else if matches!(self.peek(), Tok::Name(_)) && matches!(self.peek_at(1), Tok::Op("=")) {
+            } else if matches!(self.peek(), Tok::Name(_)) && matches!(self.peek_at(1), Tok::Op("="))
+            {
                 self.pos += 2;
                 self.expression()?;
             } else {
@@ -822,7 +855,10 @@ impl Parser {
                     parts.push(s);
                     self.pos += 1;
                 }
-                let nb = parts.iter().filter(|p| matches!(p, StrLit::Bytes(_))).count();
+                let nb = parts
+                    .iter()
+                    .filter(|p| matches!(p, StrLit::Bytes(_)))
+                    .count();
                 if nb != 0 && nb != parts.len() {
                     return Err(());
                 }
@@ -969,13 +1005,21 @@ impl PyLit {
             _ => {}
         }
         match (self, other) {
-            (PyLit::Tuple(a), PyLit::Tuple(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y)),
+            (PyLit::Tuple(a), PyLit::Tuple(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y))
+            }
             (a, b) => a == b,
         }
     }
 
     fn repr(&self) -> String {
-        let join = |items: &[PyLit]| items.iter().map(|i| i.repr()).collect::<Vec<_>>().join(", ");
+        let join = |items: &[PyLit]| {
+            items
+                .iter()
+                .map(|i| i.repr())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self {
             PyLit::Int(s) => s.clone(),
             PyLit::Float(f) => float_repr(*f),
@@ -983,8 +1027,17 @@ impl PyLit {
                 if *r == 0.0 && r.is_sign_positive() {
                     format!("{}j", float_repr_no_dot0(*i))
                 } else {
-                    let sign = if i.is_sign_negative() && !i.is_nan() { '-' } else { '+' };
-                    format!("({}{}{}j)", float_repr_no_dot0(*r), sign, float_repr_no_dot0(i.abs()))
+                    let sign = if i.is_sign_negative() && !i.is_nan() {
+                        '-'
+                    } else {
+                        '+'
+                    };
+                    format!(
+                        "({}{}{}j)",
+                        float_repr_no_dot0(*r),
+                        sign,
+                        float_repr_no_dot0(i.abs())
+                    )
                 }
             }
             PyLit::Str(s) => repr_str(s, false),
@@ -1048,8 +1101,12 @@ fn convert(n: &Node) -> Result<PyLit, Conv> {
             Lit::None => PyLit::None,
             Lit::Ellipsis => PyLit::Ellipsis,
         }),
-        Node::Tuple(items) => Ok(PyLit::Tuple(items.iter().map(convert).collect::<Result<_, _>>()?)),
-        Node::List(items) => Ok(PyLit::List(items.iter().map(convert).collect::<Result<_, _>>()?)),
+        Node::Tuple(items) => Ok(PyLit::Tuple(
+            items.iter().map(convert).collect::<Result<_, _>>()?,
+        )),
+        Node::List(items) => Ok(PyLit::List(
+            items.iter().map(convert).collect::<Result<_, _>>()?,
+        )),
         Node::Set(items) => {
             let mut out: Vec<PyLit> = Vec::new();
             for i in items {
@@ -1103,17 +1160,48 @@ mod tests {
     #[test]
     fn literals_match_cpython() {
         for (k, want) in [
-            ("True", "LIT True"), ("None", "LIT None"), ("-5", "LIT -5"), ("+5", "LIT 5"),
-            ("1+2j", "LIT (1+2j)"), ("0x1F", "LIT 31"), ("0o17", "LIT 15"), ("0b11", "LIT 3"),
-            ("1_000", "LIT 1000"), ("00", "LIT 0"), ("1e5", "LIT 100000.0"), (".5", "LIT 0.5"),
-            ("5.", "LIT 5.0"), ("1j", "LIT 1j"), ("...", "LIT Ellipsis"), ("set()", "LIT set()"),
-            ("{}", "LIT {}"), ("[]", "LIT []"), ("()", "LIT ()"), ("(1,)", "LIT (1,)"),
-            ("[1,[2]]", "LIT [1, [2]]"), ("{1,2}", "LIT {1, 2}"), ("'a''b'", "LIT ab"),
-            ("b'x'", "LIT b'x'"), ("u'x'", "LIT x"), ("r'\\d'", "LIT \\d"), ("'a\\x41'", "LIT aA"),
-            ("1e16", "LIT 1e+16"), ("1e-5", "LIT 1e-05"), ("-0.0", "LIT -0.0"), ("-0", "LIT 0"),
-            ("123456789012345678901234567890", "LIT 123456789012345678901234567890"),
-            ("0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", "LIT 356811923176489970264571492362373784095686655"),
-            ("{1,True}", "LIT {1}"), ("'service'", "LIT service"), ("\"x\"", "LIT x"),
+            ("True", "LIT True"),
+            ("None", "LIT None"),
+            ("-5", "LIT -5"),
+            ("+5", "LIT 5"),
+            ("1+2j", "LIT (1+2j)"),
+            ("0x1F", "LIT 31"),
+            ("0o17", "LIT 15"),
+            ("0b11", "LIT 3"),
+            ("1_000", "LIT 1000"),
+            ("00", "LIT 0"),
+            ("1e5", "LIT 100000.0"),
+            (".5", "LIT 0.5"),
+            ("5.", "LIT 5.0"),
+            ("1j", "LIT 1j"),
+            ("...", "LIT Ellipsis"),
+            ("set()", "LIT set()"),
+            ("{}", "LIT {}"),
+            ("[]", "LIT []"),
+            ("()", "LIT ()"),
+            ("(1,)", "LIT (1,)"),
+            ("[1,[2]]", "LIT [1, [2]]"),
+            ("{1,2}", "LIT {1, 2}"),
+            ("'a''b'", "LIT ab"),
+            ("b'x'", "LIT b'x'"),
+            ("u'x'", "LIT x"),
+            ("r'\\d'", "LIT \\d"),
+            ("'a\\x41'", "LIT aA"),
+            ("1e16", "LIT 1e+16"),
+            ("1e-5", "LIT 1e-05"),
+            ("-0.0", "LIT -0.0"),
+            ("-0", "LIT 0"),
+            (
+                "123456789012345678901234567890",
+                "LIT 123456789012345678901234567890",
+            ),
+            (
+                "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+                "LIT 356811923176489970264571492362373784095686655",
+            ),
+            ("{1,True}", "LIT {1}"),
+            ("'service'", "LIT service"),
+            ("\"x\"", "LIT x"),
         ] {
             assert_eq!(c(k), want, "{k}");
         }
@@ -1121,20 +1209,52 @@ mod tests {
 
     #[test]
     fn non_literals_are_paths() {
-        for k in ["true", "a.b", "--5", "-True", "1+2", "Ellipsis", "f'x'", "a-b", "a#b", "a==b",
-                  "a@b", "x[0]", "f()", "await x", " a", "\ta", "(a)", "1if 1else 2", "a.b.c-d",
-                  "a,", "a,b", "~5", "not x", "x if y else z", "[x for x in y]", "{**a}", "a and b",
-                  "é", "a\n", "user_name", "target.project.id", "project-id"] {
+        for k in [
+            "true",
+            "a.b",
+            "--5",
+            "-True",
+            "1+2",
+            "Ellipsis",
+            "f'x'",
+            "a-b",
+            "a#b",
+            "a==b",
+            "a@b",
+            "x[0]",
+            "f()",
+            "await x",
+            " a",
+            "\ta",
+            "(a)",
+            "1if 1else 2",
+            "a.b.c-d",
+            "a,",
+            "a,b",
+            "~5",
+            "not x",
+            "x if y else z",
+            "[x for x in y]",
+            "{**a}",
+            "a and b",
+            "é",
+            "a\n",
+            "user_name",
+            "target.project.id",
+            "project-id",
+        ] {
             assert_eq!(c(k), "VAL", "{k:?}");
         }
     }
 
     #[test]
     fn syntax_errors_raise() {
-        for k in ["1abc", "", "a..b", "01", "a+", "$x", "#x", "a;b", "a=b", "a!b", "1.a", "a.1",
-                  "is", "not", "if", "class", "lambda", "yield", "a b", "a\0", "\"a\"b", "x\"a\"",
-                  "1__0", "1_", "0x", "1e", "0777", "1or", "a.-b", "*a", "**a", "€", "\\x",
-                  "a\\\nb", "a\nb", "(", ")", "'abc"] {
+        for k in [
+            "1abc", "", "a..b", "01", "a+", "$x", "#x", "a;b", "a=b", "a!b", "1.a", "a.1", "is",
+            "not", "if", "class", "lambda", "yield", "a b", "a\0", "\"a\"b", "x\"a\"", "1__0",
+            "1_", "0x", "1e", "0777", "1or", "a.-b", "*a", "**a", "€", "\\x", "a\\\nb", "a\nb",
+            "(", ")", "'abc",
+        ] {
             assert_eq!(c(k), "SyntaxError", "{k:?}");
         }
         assert_eq!(c("{[]}"), "TypeError");
@@ -1142,6 +1262,9 @@ mod tests {
 
     #[test]
     fn paths_split_on_dots() {
-        assert_eq!(classify("a.b.c"), KindClass::Path(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            classify("a.b.c"),
+            KindClass::Path(vec!["a".into(), "b".into(), "c".into()])
+        );
     }
 }

@@ -100,7 +100,11 @@ fn printable(c: char) -> bool {
 /// `repr()` of a Python str: single quotes unless the text holds `'` and
 /// no `"`, with CPython's escapes.
 pub fn repr_str(s: &str, ascii: bool) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -113,7 +117,9 @@ pub fn repr_str(s: &str, ascii: bool) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if (c as u32) < 0x7f => out.push(c),
             c if !ascii && printable(c) => out.push(c),
             c => {
@@ -134,7 +140,11 @@ pub fn repr_str(s: &str, ascii: bool) -> String {
 
 /// `repr()` of Python bytes.
 pub fn repr_bytes(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') { b'"' } else { b'\'' };
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
     let mut out = String::from("b");
     out.push(quote as char);
     for &c in b {
@@ -195,9 +205,18 @@ fn float_repr_opts(f: f64, dot0: bool) -> String {
         if decpt <= 0 {
             format!("0.{}{}", "0".repeat((-decpt) as usize), digits)
         } else if decpt >= n {
-            format!("{}{}{}", digits, "0".repeat((decpt - n) as usize), if dot0 { ".0" } else { "" })
+            format!(
+                "{}{}{}",
+                digits,
+                "0".repeat((decpt - n) as usize),
+                if dot0 { ".0" } else { "" }
+            )
         } else {
-            format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
+            format!(
+                "{}.{}",
+                &digits[..decpt as usize],
+                &digits[decpt as usize..]
+            )
         }
     } else {
         let rest = &digits[1..];
@@ -250,7 +269,10 @@ mod tests {
     #[test]
     fn str_of_containers_uses_repr_inside() {
         assert_eq!(py_str(&json!(["a", 1, null, true])), "['a', 1, None, True]");
-        assert_eq!(py_str(&json!({"k": "v", "n": [1.5]})), "{'k': 'v', 'n': [1.5]}");
+        assert_eq!(
+            py_str(&json!({"k": "v", "n": [1.5]})),
+            "{'k': 'v', 'n': [1.5]}"
+        );
         assert_eq!(py_str(&json!(["it's"])), "[\"it's\"]");
         assert_eq!(py_str(&json!(["a\"b'c"])), "['a\"b\\'c']");
         assert_eq!(py_str(&json!(["\n\u{1}é"])), "['\\n\\x01é']");

@@ -6,5 +6,7 @@ pub mod glance;
 pub mod ipa;
 pub mod kdc;
 pub mod keystone;
+pub mod nova_neutron;
+pub mod rabbit;
 pub mod redis;
 pub mod server;
