@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod ipa_setup;
+pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
-pub mod notify;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
