@@ -27,8 +27,16 @@ const BODY_401: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "mess
 /// The handler: echoes the context and the identity headers it was given.
 fn echo_app() -> HttpService {
     boxed(tower::service_fn(|req: Request<ReqBody>| async move {
-        let ctx = req.extensions().get::<RequestContext>().cloned().expect("keystonecontext ran");
-        let h = |n: &str| req.headers().get(n).map(|v| String::from_utf8_lossy(v.as_bytes()).to_string());
+        let ctx = req
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .expect("keystonecontext ran");
+        let h = |n: &str| {
+            req.headers()
+                .get(n)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
+        };
         let body = json!({
             "user": ctx.identity.user_name,
             "user_id": ctx.identity.user_id,
@@ -59,7 +67,10 @@ fn base_conf(ks: &Keystone, extra: &str) -> String {
         ks.public_url()
     );
     if ks.provider == Provider::Jws {
-        s.push_str(&format!("jws_public_key_repository = {}\n", ks.jws_public_key_dir().display()));
+        s.push_str(&format!(
+            "jws_public_key_repository = {}\n",
+            ks.jws_public_key_dir().display()
+        ));
     }
     s.push_str(extra);
     s
@@ -67,16 +78,34 @@ fn base_conf(ks: &Keystone, extra: &str) -> String {
 
 async fn try_stack(conf: &str) -> Result<(HttpService, HealthRegistry), String> {
     // Log lines are shown for failing tests only.
-    let _ = tracing_subscriber::fmt().with_env_filter("novajoin=debug").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("novajoin=debug")
+        .with_test_writer()
+        .try_init();
     let mut cfg = ConfigFiles::default();
-    cfg.add_text(std::path::Path::new("join.conf"), conf).map_err(|e| e.to_string())?;
+    cfg.add_text(std::path::Path::new("join.conf"), conf)
+        .map_err(|e| e.to_string())?;
     cfg.validate().map_err(|e| e.to_string())?;
     let config = Arc::new(cfg);
     let health = HealthRegistry::default();
-    let ctx = BuildContext { config: config.clone(), health: health.clone() };
-    let opts = |name: &str| FilterOptions::new(name, "pipeline.toml".into(), BTreeMap::new(), config.clone());
-    let auth = authtoken::build(opts("authtoken"), ctx.clone()).await.map_err(|e| e.to_string())?;
-    let kc = keystonecontext::build(opts("keystonecontext"), ctx).await.map_err(|e| e.to_string())?;
+    let ctx = BuildContext {
+        config: config.clone(),
+        health: health.clone(),
+    };
+    let opts = |name: &str| {
+        FilterOptions::new(
+            name,
+            "pipeline.toml".into(),
+            BTreeMap::new(),
+            config.clone(),
+        )
+    };
+    let auth = authtoken::build(opts("authtoken"), ctx.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let kc = keystonecontext::build(opts("keystonecontext"), ctx)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((auth(kc(echo_app())), health))
 }
 
@@ -85,20 +114,28 @@ async fn stack(conf: &str) -> HttpService {
 }
 
 fn req(token: Option<&str>, extra: &[(&str, &str)]) -> Request<ReqBody> {
-    let mut b = Request::builder().method("POST").uri("/v1/").header("accept", "application/json");
+    let mut b = Request::builder()
+        .method("POST")
+        .uri("/v1/")
+        .header("accept", "application/json");
     if let Some(t) = token {
         b = b.header("x-auth-token", t);
     }
     for (k, v) in extra {
         b = b.header(*k, *v);
     }
-    b.body(novajoin::pipeline::body::full(Bytes::from_static(b"{}"))).unwrap()
+    b.body(novajoin::pipeline::body::full(Bytes::from_static(b"{}")))
+        .unwrap()
 }
 
 async fn send(svc: &HttpService, r: Request<ReqBody>) -> (StatusCode, http::HeaderMap, String) {
     let resp: Response<RespBody> = svc.clone().oneshot(r).await.unwrap();
     let (parts, body) = resp.into_parts();
-    (parts.status, parts.headers, String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap(),
+    )
 }
 
 async fn json_of(svc: &HttpService, token: &str) -> Value {
@@ -112,7 +149,10 @@ fn assert_401(ks: &Keystone, status: StatusCode, headers: &http::HeaderMap, body
     assert_eq!(body, BODY_401);
     let all: Vec<_> = headers.get_all("www-authenticate").iter().collect();
     assert_eq!(all.len(), 1, "exactly one WWW-Authenticate");
-    assert_eq!(all[0].to_str().unwrap(), format!("Keystone uri=\"{}\"", ks.public_url()));
+    assert_eq!(
+        all[0].to_str().unwrap(),
+        format!("Keystone uri=\"{}\"", ks.public_url())
+    );
 }
 
 fn shared(p: Provider) -> &'static Keystone {
@@ -120,7 +160,9 @@ fn shared(p: Provider) -> &'static Keystone {
 }
 
 async fn shared_async(p: Provider) -> &'static Keystone {
-    tokio::task::spawn_blocking(move || Keystone::shared(p)).await.unwrap()
+    tokio::task::spawn_blocking(move || Keystone::shared(p))
+        .await
+        .unwrap()
 }
 
 // ---- acceptance 1: accepted, refused, forged headers ----
@@ -142,7 +184,10 @@ async fn nova_token_is_accepted(p: Provider) {
     assert_eq!(v["x_project_name"], "service");
     assert_eq!(v["x_identity_status"], "Confirmed");
     assert_eq!(v["x_service_catalog"], true);
-    assert_eq!(v["is_admin"], false, "no admin check wired yet: the original's behaviour");
+    assert_eq!(
+        v["is_admin"], false,
+        "no admin check wired yet: the original's behaviour"
+    );
     assert!(v["request_id"].as_str().unwrap().starts_with("req-"));
 }
 
@@ -232,7 +277,9 @@ fn b64url(bytes: &[u8]) -> String {
 
 fn b64url_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
 }
 
 /// A JWS with keystone's claims, signed with a key keystone never had.
@@ -248,7 +295,11 @@ fn forge_jws(claims: &Value) -> String {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -263,7 +314,12 @@ async fn tampered_and_forged_jws_tokens_get_401_without_asking_keystone() {
     let mut claims: Value = serde_json::from_slice(&b64url_decode(parts[1])).unwrap();
     claims["sub"] = json!(ks.user("nova").id);
     claims["openstack_project_id"] = json!(ks.user("nova").project_id);
-    let tampered = format!("{}.{}.{}", parts[0], b64url(claims.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url(claims.to_string().as_bytes()),
+        parts[2]
+    );
     // Same claims, signed with a stranger's P-256 key.
     let forged = forge_jws(&claims);
     // Signature bytes flipped.
@@ -273,7 +329,11 @@ async fn tampered_and_forged_jws_tokens_get_401_without_asking_keystone() {
     for t in [&tampered, &forged, &flipped] {
         let (s, h, b) = send(&svc, req(Some(t), &[])).await;
         assert_401(ks, s, &h, &b);
-        assert_eq!(ks.validations_of(t), 0, "refused locally, keystone never asked");
+        assert_eq!(
+            ks.validations_of(t),
+            0,
+            "refused locally, keystone never asked"
+        );
     }
     // Without the local check the same forged token is still refused, by keystone.
     let no_local = stack(&base_conf(ks, "").replace("jws_public_key_repository", "#")).await;
@@ -339,9 +399,15 @@ async fn jws_forged_x_roles_are_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystone_down_cached_token_works_until_cache_time_uncached_gets_503() {
-    let ks = tokio::task::spawn_blocking(|| Keystone::start(Provider::Fernet)).await.unwrap();
+    let ks = tokio::task::spawn_blocking(|| Keystone::start(Provider::Fernet))
+        .await
+        .unwrap();
     let svc = stack(&base_conf(&ks, "token_cache_time = 10\n")).await;
-    let delayed = stack(&base_conf(&ks, "token_cache_time = 10\ndelay_auth_decision = true\n")).await;
+    let delayed = stack(&base_conf(
+        &ks,
+        "token_cache_time = 10\ndelay_auth_decision = true\n",
+    ))
+    .await;
     let cached = ks.issue_token("nova").await;
     let uncached = ks.issue_token("nova").await;
     assert_eq!(json_of(&svc, &cached).await["user"], "nova");
@@ -356,13 +422,19 @@ async fn keystone_down_cached_token_works_until_cache_time_uncached_gets_503() {
     assert!(h.get("www-authenticate").is_none());
     let v: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["code"], "503 Service Unavailable");
-    assert!(v["message"].as_str().unwrap().contains("The Keystone service is temporarily unavailable."));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("The Keystone service is temporarily unavailable."));
     // With delay_auth_decision the request goes on as Invalid; keystonecontext
     // then answers 401 and authtoken adds WWW-Authenticate.
     let (s, h, b) = send(&delayed, req(Some(&uncached), &[])).await;
     assert_401(&ks, s, &h, &b);
     // After token_cache_time the cached token is no longer served.
-    assert!(validated_at.elapsed() < Duration::from_secs(10), "test too slow to show the cached case");
+    assert!(
+        validated_at.elapsed() < Duration::from_secs(10),
+        "test too slow to show the cached case"
+    );
     let wait = Duration::from_secs(11).saturating_sub(validated_at.elapsed());
     tokio::time::sleep(wait).await;
     let (s, _, b) = send(&svc, req(Some(&cached), &[])).await;
@@ -409,7 +481,11 @@ async fn concurrent_first_requests(p: Provider) {
     for s in all {
         assert_eq!(s.unwrap(), 200);
     }
-    assert_eq!(ks.validations_of(&token), 1, "100 concurrent first requests, one validation call");
+    assert_eq!(
+        ks.validations_of(&token),
+        1,
+        "100 concurrent first requests, one validation call"
+    );
     // This stack's service token was obtained once too (other tests may add their own).
     let posts = ks.calls().iter().filter(|c| c.method == "POST").count() - posts_before;
     assert!(posts >= 1);
@@ -444,7 +520,11 @@ async fn redis_conn() -> redis::aio::MultiplexedConnection {
 
 async fn redis_cleanup(prefix: &str) {
     let mut c = redis_conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut c).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
     for k in keys {
         let _: () = redis::cmd("DEL").arg(k).query_async(&mut c).await.unwrap();
     }
@@ -466,16 +546,33 @@ async fn two_servers_share_redis(strategy: &str) {
     assert_eq!(ks.validations_of(&token), 1, "B was served from Redis");
     // What is in Redis: one entry under a keyed hash, never the token itself.
     let mut c = redis_conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut c).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(!keys[0].contains(&token));
-    let raw: Vec<u8> = redis::cmd("GET").arg(&keys[0]).query_async(&mut c).await.unwrap();
-    let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query_async(&mut c).await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert!(ttl > 0 && ttl <= 300, "ttl {ttl}");
     if strategy == "ENCRYPT" {
         use base64::Engine;
-        let inner = base64::engine::general_purpose::STANDARD.decode(&raw[64..]).unwrap();
-        assert!(!String::from_utf8_lossy(&inner).contains("nova"), "ENCRYPT leaves no plaintext");
+        let inner = base64::engine::general_purpose::STANDARD
+            .decode(&raw[64..])
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&inner).contains("nova"),
+            "ENCRYPT leaves no plaintext"
+        );
     }
     redis_cleanup(&prefix).await;
 }
@@ -499,21 +596,37 @@ async fn redis_entries_written_without_the_key_are_refused() {
     let demo_token = ks.issue_token("demo").await;
     // An attacker who can write to Redis, and even knows which key the
     // service reads for this token, plants nova's identity for it.
-    let name = CacheSecret::new(secret, Strategy::Mac).keys(&demo_token).name;
+    let name = CacheSecret::new(secret, Strategy::Mac)
+        .keys(&demo_token)
+        .name;
     let key = format!("{prefix}tokens/{name}");
     let nova_token = ks.issue_token("nova").await;
-    let nova_body = ks.issue_with(json!({"auth": {"identity": {"methods": ["token"], "token": {"id": nova_token}},
-        "scope": {"project": {"id": ks.user("nova").project_id}}}})).await.1;
+    let nova_body = ks
+        .issue_with(
+            json!({"auth": {"identity": {"methods": ["token"], "token": {"id": nova_token}},
+        "scope": {"project": {"id": ks.user("nova").project_id}}}}),
+        )
+        .await
+        .1;
     let entry = json!({"v": 1, "cache_until": chrono::Utc::now().timestamp() + 300, "token": nova_body["token"]});
     let plain = serde_json::to_vec(&entry).unwrap();
     let mut c = redis_conn().await;
     for forged in [
         // Sealed with a guessed secret.
-        CacheSecret::new("guessed", Strategy::Mac).keys(&demo_token).seal(&plain),
+        CacheSecret::new("guessed", Strategy::Mac)
+            .keys(&demo_token)
+            .seal(&plain),
         // No MAC at all.
         plain.clone(),
     ] {
-        let _: () = redis::cmd("SET").arg(&key).arg(forged).arg("EX").arg(300).query_async(&mut c).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(forged)
+            .arg("EX")
+            .arg(300)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         let fresh = stack(&base_conf(ks, &redis_conf(&prefix, "MAC", secret))).await;
         let v = json_of(&fresh, &demo_token).await;
         assert_eq!(v["user"], "demo", "the planted identity must not be used");
@@ -522,8 +635,18 @@ async fn redis_entries_written_without_the_key_are_refused() {
     assert_eq!(ks.validations_of(&demo_token), 2);
     // A planted entry for a token keystone does not know: still 401.
     let bogus = format!("bogus-{}", uuid::Uuid::new_v4());
-    let bkey = format!("{prefix}tokens/{}", CacheSecret::new(secret, Strategy::Mac).keys(&bogus).name);
-    let _: () = redis::cmd("SET").arg(&bkey).arg(&plain).arg("EX").arg(300).query_async(&mut c).await.unwrap();
+    let bkey = format!(
+        "{prefix}tokens/{}",
+        CacheSecret::new(secret, Strategy::Mac).keys(&bogus).name
+    );
+    let _: () = redis::cmd("SET")
+        .arg(&bkey)
+        .arg(&plain)
+        .arg("EX")
+        .arg(300)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     let (s, h, b) = send(&svc, req(Some(&bogus), &[])).await;
     assert_401(ks, s, &h, &b);
     redis_cleanup(&prefix).await;
@@ -533,7 +656,11 @@ async fn redis_entries_written_without_the_key_are_refused() {
 async fn redis_down_degrades_to_memory_and_reports_it() {
     let ks = shared_async(Provider::Fernet).await;
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let conf = base_conf(ks, &format!(
         "redis_url = redis://127.0.0.1:{port}/0\nmemcache_security_strategy = MAC\nmemcache_secret_key = k\n\
          memcache_pool_socket_timeout = 1\n"));
@@ -543,8 +670,11 @@ async fn redis_down_degrades_to_memory_and_reports_it() {
     assert_eq!(json_of(&svc, &token).await["user"], "nova");
     assert_eq!(ks.validations_of(&token), 1, "the memory cache still works");
     let states = health.check_all().await;
-    assert!(states.iter().any(|(n, s)| n == "redis-token-cache"
-        && matches!(s, novajoin::health::HealthState::Degraded(_))), "{states:?}");
+    assert!(
+        states.iter().any(|(n, s)| n == "redis-token-cache"
+            && matches!(s, novajoin::health::HealthState::Degraded(_))),
+        "{states:?}"
+    );
 }
 
 // ---- service tokens, configuration ----
@@ -555,7 +685,11 @@ async fn service_token_roles_are_checked() {
     let svc = stack(&base_conf(ks, "")).await;
     let user = ks.issue_token("demo").await;
     let with_service = ks.issue_token("novajoin").await;
-    let (s, _, b) = send(&svc, req(Some(&user), &[("x-service-token", with_service.as_str())])).await;
+    let (s, _, b) = send(
+        &svc,
+        req(Some(&user), &[("x-service-token", with_service.as_str())]),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let v: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["user"], "demo");
@@ -563,11 +697,19 @@ async fn service_token_roles_are_checked() {
     assert_eq!(v["service_roles"], json!(["service"]));
     // A service token without the service role: refused (roles required by default).
     let no_role = ks.issue_token("demo").await;
-    let (s, h, b) = send(&svc, req(Some(&user), &[("x-service-token", no_role.as_str())])).await;
+    let (s, h, b) = send(
+        &svc,
+        req(Some(&user), &[("x-service-token", no_role.as_str())]),
+    )
+    .await;
     assert_401(ks, s, &h, &b);
     // ... and accepted when not required.
     let lax = stack(&base_conf(ks, "service_token_roles_required = false\n")).await;
-    let (s, _, b) = send(&lax, req(Some(&user), &[("x-service-token", no_role.as_str())])).await;
+    let (s, _, b) = send(
+        &lax,
+        req(Some(&user), &[("x-service-token", no_role.as_str())]),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
 }
 
@@ -575,19 +717,37 @@ async fn service_token_roles_are_checked() {
 async fn configuration_mistakes_are_named() {
     let ks = shared(Provider::Fernet);
     let cases = [
-        ("redis_url = redis://127.0.0.1:6379\n", "memcache_security_strategy"),
+        (
+            "redis_url = redis://127.0.0.1:6379\n",
+            "memcache_security_strategy",
+        ),
         ("memcache_security_strategy = MAC\n", "memcache_secret_key"),
         ("memcache_security_strategy = AES\n", "not one of"),
-        ("jws_public_key_repository = /nonexistent/keys\n", "jws_public_key_repository"),
+        (
+            "jws_public_key_repository = /nonexistent/keys\n",
+            "jws_public_key_repository",
+        ),
         ("interface = private\n", "interface"),
     ];
     for (extra, expect) in cases {
-        let e = try_stack(&base_conf(ks, extra)).await.err().unwrap_or_default();
+        let e = try_stack(&base_conf(ks, extra))
+            .await
+            .err()
+            .unwrap_or_default();
         assert!(e.contains(expect), "{extra}: {e}");
     }
-    let e = try_stack("[keystone_authtoken]\nauth_url = http://127.0.0.1:1/v3\n").await.err().unwrap();
+    let e = try_stack("[keystone_authtoken]\nauth_url = http://127.0.0.1:1/v3\n")
+        .await
+        .err()
+        .unwrap();
     assert!(e.contains("auth_type"), "{e}");
     // Secrets never appear in errors.
-    let e = try_stack(&base_conf(ks, "redis_url = redis://:hunter2@127.0.0.1:6379\n")).await.err().unwrap();
+    let e = try_stack(&base_conf(
+        ks,
+        "redis_url = redis://:hunter2@127.0.0.1:6379\n",
+    ))
+    .await
+    .err()
+    .unwrap();
     assert!(!e.contains("hunter2"), "{e}");
 }

@@ -450,14 +450,29 @@ async fn transient_failures_are_retried_within_connect_retries() {
 
 #[tokio::test]
 async fn server_down_then_up() {
+    use novajoin::health::{HealthProbe, HealthState};
     let ipa = ipa_support::start().await;
     let c = ipa_support::client(&ipa);
+    let probe = c.health();
+    assert_eq!(probe.name(), "ipa");
     c.ping().await.unwrap();
+    assert_eq!(probe.check().await, HealthState::Ok);
     ipa.go_down().await;
     let e = c.ping().await.unwrap_err();
     assert!(matches!(&e, IpaError::Unreachable { .. }), "{e:?}");
+    assert!(
+        matches!(probe.check().await, HealthState::Failed(m) if m.contains("cannot reach IPA"))
+    );
     ipa.go_up().await.unwrap();
     c.ping().await.expect("works again once IPA is back");
+    assert_eq!(probe.check().await, HealthState::Ok);
+    // An error IPA reports means IPA is working.
+    assert!(c
+        .host_show("absent.example.test")
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert_eq!(probe.check().await, HealthState::Ok);
 }
 
 #[tokio::test]
@@ -824,5 +839,129 @@ async fn setup_commands_build_the_role_and_report_unknown_permissions() {
     assert_eq!(
         ipa.privilege("nova host management").unwrap().permissions,
         ["System: Add Hosts", "Modify host password"]
+    );
+}
+
+// ---- what the notification listener does on delete ----
+
+#[tokio::test]
+async fn delete_flow_removes_host_services_and_dns() {
+    let ipa = ipa_support::start().await;
+    let c = ipa_support::client(&ipa);
+    c.enroll(&two_compact_services("vm9.example.test", "otp-vm9"))
+        .await
+        .unwrap();
+    c.dnsrecord_add_a("example.test.", "vm9", "192.0.2.9")
+        .await
+        .unwrap();
+
+    // Floating IP disassociate: find the name by IP, remove that value.
+    let found = c
+        .dnsrecord_find_a("example.test.", "192.0.2.9")
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["vm9"]
+    );
+    c.dnsrecord_del_a("example.test.", &found[0].name, "192.0.2.9")
+        .await
+        .unwrap();
+    assert!(c
+        .dnsrecord_find_a("example.test.", "192.0.2.9")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        !ipa.dns_records("example.test").unwrap().contains_key("vm9"),
+        "last value removes the name"
+    );
+
+    // A managed service is kept while another host manages it.
+    let p = "HTTP/vm9.internalapi.example.test";
+    let s = c.service_show(p).await.unwrap();
+    assert!(s
+        .managedby_host
+        .iter()
+        .any(|h| h != "vm9.internalapi.example.test"));
+
+    // Instance delete: the host goes, IPA drops it from managedby; the
+    // sub-hosts and their services go in one batch with their DNS names.
+    c.host_del("vm9.example.test", false).await.unwrap();
+    assert_eq!(
+        c.service_show(p).await.unwrap().managedby_host,
+        ["vm9.internalapi.example.test"]
+    );
+    let e = c
+        .dnsrecord_del_all("example.test.", "vm9")
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    let results = c
+        .batch(&[
+            IpaCommand::host_del("vm9.internalapi.example.test", false),
+            IpaCommand::dnsrecord_del_all("example.test.", "vm9.internalapi"),
+            IpaCommand::host_del("vm9.storage.example.test", false),
+            IpaCommand::dnsrecord_del_all("example.test.", "vm9.storage"),
+        ])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(&results[1], Err(e) if e.is_not_found()));
+    assert!(ipa.services().is_empty(), "{:?}", ipa.services());
+    assert!(c
+        .service_find_managed_by("vm9.internalapi.example.test")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ipa.host("vm9.storage.example.test").is_none());
+}
+
+#[tokio::test]
+async fn kerberos_flavour_json_runs_calls_for_the_proxy_principal() {
+    let ipa = ipa_support::start_with(DoubleOptions {
+        trusted_user_header: Some("X-Remote-User".into()),
+        ..Default::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let body = r#"{"method":"host_add","params":[["k1.example.test"],{"force":true,"version":"2.146"}],"id":0}"#;
+    let resp = http
+        .post(format!("{}/ipa/json", ipa.url()))
+        .header("Referer", ipa.referer())
+        .header("Content-Type", "application/json")
+        .header("X-Remote-User", "nova/undercloud.example.test@EXAMPLE.TEST")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().contains_key("set-cookie"),
+        "mod_auth_gssapi sessions hand out a cookie"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], Value::Null);
+    let h = ipa.host("k1.example.test").unwrap();
+    assert_eq!(
+        h.krbprincipalname.as_deref(),
+        Some("host/k1.example.test@EXAMPLE.TEST"),
+        "no OTP: principal now"
+    );
+
+    // /ipa/json checks the Referer inside IPA: HTTP 200 with RefererError.
+    let resp = http
+        .post(format!("{}/ipa/json", ipa.url()))
+        .header("Content-Type", "application/json")
+        .header("X-Remote-User", "nova/undercloud.example.test@EXAMPLE.TEST")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_i64(), v["error"]["message"].as_str()),
+        (Some(911), Some("Missing or invalid HTTP Referer, missing"))
     );
 }

@@ -51,7 +51,6 @@ async fn env_with(extra_conf: &str, pipeline: &str) -> Env {
         nova.password,
     );
     // join_conf() ends with the [ipa] section: move our DEFAULT lines up.
-    let conf = conf.replacen("[DEFAULT]\n", "[DEFAULT]\n", 1);
     let conf = reorder_default(&conf);
     let server = tokio::task::spawn_blocking({
         let pipeline = pipeline.to_string();
@@ -702,4 +701,61 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
         assert!(!logs.contains(&t), "service token in logs");
         assert!(!logs.contains(&t[..40]), "token prefix in logs");
     }
+}
+
+/// The repository's own pipeline (authtoken, keystonecontext, policy,
+/// cache) in front of the handler, with nova's real service token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_pipeline_serves_nova_and_refuses_others() {
+    let ks = tokio::task::spawn_blocking(keystone).await.unwrap();
+    let authtoken = format!(
+        "[keystone_authtoken]\nauth_type = password\nauth_url = {}\nusername = novajoin\npassword = {}\n\
+         user_domain_name = Default\nproject_name = service\nproject_domain_name = Default\n\
+         www_authenticate_uri = {}\n",
+        ks.auth_url(),
+        ks.user("novajoin").password,
+        ks.public_url()
+    );
+    let e = env_with(&authtoken, &support::server::repo_pipeline()).await;
+    let nova = ks.issue_token("nova").await;
+    let demo = ks.issue_token("demo").await;
+    let body = nova_body("full1", None, None, json!({"ipa_enroll": "True"}));
+    let post = |token: Option<String>, body: String| {
+        let mut r = e
+            .http
+            .post(format!("{}/v1/", e.server.base))
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            r = r.header("X-Auth-Token", t);
+        }
+        r.send()
+    };
+    let r = post(None, body.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Keystone uri="));
+    let r = post(Some(demo), body.clone()).await.unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "join:create is for the nova service user only"
+    );
+    assert!(e.ipa.host("full1.example.test").is_none());
+    let r = post(Some(nova.clone()), body.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-openstack-request-id"));
+    let first: Value = r.json().await.unwrap();
+    // nova repeats the same request (config drive, cloud-init polling):
+    // the cache answers with the same OTP, without a new IPA call.
+    e.ipa.reset_counters();
+    let again: Value = post(Some(nova), body).await.unwrap().json().await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(e.ipa.round_trips(), 0);
+    assert_eq!(
+        e.ipa.host("full1.example.test").unwrap().otp.as_deref(),
+        first["ipaotp"].as_str()
+    );
 }

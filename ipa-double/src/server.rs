@@ -67,6 +67,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        // Answers are small: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
         while conns.try_join_next().is_some() {}
         let shared = shared.clone();
         let acceptor = shared.tls.clone();

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod notify;
+pub mod policy_check;
+pub mod policy_sample;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
@@ -33,6 +35,12 @@ pub enum Command {
     Server(ConfigArgs),
     /// Run the RabbitMQ notification listener that cleans IPA up.
     Notify(ConfigArgs),
+    /// Evaluate a policy file offline against a keystone token, with the
+    /// options and output of oslo.policy's oslopolicy-checker.
+    PolicyCheck(policy_check::PolicyCheckArgs),
+    /// Print the default policy with descriptions (like
+    /// oslopolicy-sample-generator).
+    PolicySample(policy_sample::PolicySampleArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -41,5 +49,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
         Command::Notify(args) => notify::run_cli(args),
+        Command::PolicyCheck(args) => policy_check::run_cli(args),
+        Command::PolicySample(args) => policy_sample::run_cli(args),
     }
 }

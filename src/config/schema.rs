@@ -93,6 +93,7 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::notify::options::NOTIFICATIONS_OPTIONS,
         crate::notify::options::RABBIT_OPTIONS,
         crate::notify::options::NOTIFY_OPTIONS,
+        crate::policy::OSLO_POLICY_OPTIONS,
         crate::cache::options::CACHE_OPTIONS,
     ]
 }

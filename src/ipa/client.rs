@@ -32,6 +32,7 @@ use super::command::{
     CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
 };
 use super::error::IpaError;
+use super::health::IpaHealth;
 use super::secret::Secret;
 use super::wire;
 
@@ -100,6 +101,7 @@ struct Inner {
     endpoints: Endpoints,
     session: Mutex<SessionState>,
     slots: Semaphore,
+    health: IpaHealth,
 }
 
 /// A client for one IPA server. Cheap to clone; clones share the session,
@@ -127,6 +129,11 @@ impl IpaClient {
     /// Builds the client (reads the CA bundle); does not contact IPA.
     pub fn new(cfg: IpaClientConfig) -> Result<Self, IpaError> {
         let endpoints = Endpoints::new(&cfg.url, cfg.server_fqdn.as_deref())?;
+        if cfg.url.scheme() == "http" {
+            // Real IPA redirects plain http to https; only the test double
+            // answers it, and the password would cross the network in clear.
+            tracing::warn!(url = %cfg.url, "IPA URL uses plain http: acceptable only for the IPA test double");
+        }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
@@ -172,6 +179,7 @@ impl IpaClient {
                 endpoints,
                 session: Mutex::new(SessionState::default()),
                 slots,
+                health: IpaHealth::default(),
             }),
         })
     }
@@ -189,6 +197,12 @@ impl IpaClient {
     /// The realm, when configured.
     pub fn realm(&self) -> Option<&str> {
         self.inner.cfg.realm.as_deref()
+    }
+
+    /// The health probe to register with the `healthcheck` filter: it
+    /// reports the outcome of the last round trip without calling IPA.
+    pub fn health(&self) -> IpaHealth {
+        self.inner.health.clone()
     }
 
     /// Logs in now (normally done on first use), e.g. to fail fast at start-up.
@@ -385,10 +399,12 @@ impl IpaClient {
 
     async fn round_trip(&self, body: &Value) -> Result<Value, IpaError> {
         let limit = self.inner.cfg.timeout;
-        match tokio::time::timeout(limit, self.round_trip_within_deadline(body)).await {
+        let out = match tokio::time::timeout(limit, self.round_trip_within_deadline(body)).await {
             Ok(Err(IpaError::Timeout(_))) | Err(_) => Err(IpaError::Timeout(limit)),
             Ok(r) => r,
-        }
+        };
+        self.inner.health.record(&out);
+        out
     }
 
     async fn round_trip_within_deadline(&self, body: &Value) -> Result<Value, IpaError> {

@@ -15,6 +15,7 @@
 //! * [`IpaClientConfig::from_conf`] ([`settings`]) and [`default_conf`]:
 //!   configuration from join.conf and `/etc/ipa/default.conf`.
 //! * [`Secret`] ([`secret`]): passwords and OTPs, redacted in `Debug`.
+//! * [`IpaHealth`] ([`health`]): the client's state for `healthcheck`.
 //!
 //! # One enrollment, one round trip
 //!
@@ -72,6 +73,7 @@ pub mod command;
 pub mod default_conf;
 pub mod enrollment;
 pub mod error;
+pub mod health;
 pub mod secret;
 pub mod settings;
 pub mod wire;
@@ -84,5 +86,6 @@ pub use command::{
 pub use default_conf::IpaDefaultConf;
 pub use enrollment::{EnrollmentBatch, EnrollmentOutcome, HostOutcome, ItemFailure};
 pub use error::{IpaError, RemoteError};
+pub use health::IpaHealth;
 pub use secret::Secret;
 pub use settings::{load_default_conf, IpaConfigError};

@@ -102,7 +102,7 @@ impl tower::Service<Request<ReqBody>> for JoinService {
 /// access, FQDN rules and realm.
 pub fn build_app(
     opts: FilterOptions,
-    _ctx: BuildContext,
+    ctx: BuildContext,
 ) -> BoxFuture<'static, Result<HttpService, PipelineFileError>> {
     Box::pin(async move {
         let config = opts.config().clone();
@@ -110,6 +110,7 @@ pub fn build_app(
         let handler = super::setup::join_handler(config)
             .await
             .map_err(PipelineFileError::component)?;
+        ctx.health.register(Arc::new(handler.ipa.health()));
         Ok(boxed(JoinService::new(Arc::new(handler))))
     })
 }

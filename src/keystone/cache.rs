@@ -38,7 +38,11 @@ impl ValidatedToken {
         let by_time = now + chrono::Duration::from_std(cache_time).unwrap_or_default();
         let cache_until = by_time.min(data.expires_at);
         let identity = Arc::new(data.identity());
-        ValidatedToken { data, identity, cache_until }
+        ValidatedToken {
+            data,
+            identity,
+            cache_until,
+        }
     }
 
     /// How long a cache may still keep this.
@@ -54,7 +58,12 @@ pub type MemoryCache = moka::future::Cache<String, Arc<ValidatedToken>>;
 struct UntilExpiry;
 
 impl moka::Expiry<String, Arc<ValidatedToken>> for UntilExpiry {
-    fn expire_after_create(&self, _k: &String, v: &Arc<ValidatedToken>, _at: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _k: &String,
+        v: &Arc<ValidatedToken>,
+        _at: std::time::Instant,
+    ) -> Option<Duration> {
         Some(v.remaining(Utc::now()))
     }
 }
@@ -90,15 +99,24 @@ pub struct SharedCache {
 
 impl std::fmt::Debug for SharedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedCache").field("prefix", &self.prefix).field("secret", &self.secret).finish_non_exhaustive()
+        f.debug_struct("SharedCache")
+            .field("prefix", &self.prefix)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
     }
 }
 
 impl SharedCache {
     /// Connects lazily to `url` (must run inside a tokio runtime). Commands
     /// that take longer than `op_timeout` count as misses.
-    pub fn new(url: &str, prefix: &str, secret: CacheSecret, op_timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis_url is not a Redis URL: {e}"))?;
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        secret: CacheSecret,
+        op_timeout: Duration,
+    ) -> Result<Self, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("redis_url is not a Redis URL: {e}"))?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(op_timeout))
             .set_response_timeout(Some(op_timeout))
@@ -144,12 +162,16 @@ impl SharedCache {
         let keys = self.secret.keys(token);
         let key = format!("{}tokens/{}", self.prefix, keys.name);
         let mut conn = self.conn.clone();
-        let got: Result<Option<Vec<u8>>, String> =
-            match tokio::time::timeout(self.op_timeout, redis::cmd("GET").arg(&key).query_async(&mut conn)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("GET took longer than {:?}", self.op_timeout)),
-            };
+        let got: Result<Option<Vec<u8>>, String> = match tokio::time::timeout(
+            self.op_timeout,
+            redis::cmd("GET").arg(&key).query_async(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("GET took longer than {:?}", self.op_timeout)),
+        };
         let raw = match got {
             Ok(v) => {
                 self.note(Ok(()));
@@ -190,12 +212,24 @@ impl SharedCache {
         }
         let keys = self.secret.keys(token);
         let key = format!("{}tokens/{}", self.prefix, keys.name);
-        let entry = SharedEntry { v: 1, cache_until: v.cache_until.timestamp(), token: v.data.clone() };
-        let Ok(plain) = serde_json::to_vec(&entry) else { return };
+        let entry = SharedEntry {
+            v: 1,
+            cache_until: v.cache_until.timestamp(),
+            token: v.data.clone(),
+        };
+        let Ok(plain) = serde_json::to_vec(&entry) else {
+            return;
+        };
         let sealed = keys.seal(&plain);
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("SET").arg(&key).arg(sealed).arg("PX").arg(ttl.as_millis() as u64).to_owned();
-        let r = match tokio::time::timeout(self.op_timeout, cmd.query_async::<()>(&mut conn)).await {
+        let cmd = redis::cmd("SET")
+            .arg(&key)
+            .arg(sealed)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .to_owned();
+        let r = match tokio::time::timeout(self.op_timeout, cmd.query_async::<()>(&mut conn)).await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("SET took longer than {:?}", self.op_timeout)),
@@ -205,7 +239,10 @@ impl SharedCache {
 
     /// A health probe reporting Degraded while Redis fails.
     pub fn probe(&self) -> Arc<dyn HealthProbe> {
-        Arc::new(SharedCacheProbe { failing: self.failing.clone(), last_error: self.last_error.clone() })
+        Arc::new(SharedCacheProbe {
+            failing: self.failing.clone(),
+            last_error: self.last_error.clone(),
+        })
     }
 }
 
@@ -222,7 +259,11 @@ impl HealthProbe for SharedCacheProbe {
     fn check(&self) -> BoxFuture<'_, HealthState> {
         Box::pin(async move {
             if self.failing.load(Ordering::Relaxed) {
-                let e = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let e = self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 HealthState::Degraded(format!("Redis token cache failing, using memory only: {e}"))
             } else {
                 HealthState::Ok

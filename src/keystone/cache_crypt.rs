@@ -58,7 +58,9 @@ pub struct CacheSecret {
 
 impl std::fmt::Debug for CacheSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheSecret").field("strategy", &self.strategy).finish_non_exhaustive()
+        f.debug_struct("CacheSecret")
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +76,10 @@ pub struct EntryKeys {
 impl CacheSecret {
     /// A secret for `strategy`.
     pub fn new(secret: &str, strategy: Strategy) -> Self {
-        CacheSecret { secret: secret.as_bytes().to_vec(), strategy }
+        CacheSecret {
+            secret: secret.as_bytes().to_vec(),
+            strategy,
+        }
     }
 
     /// The strategy.
@@ -84,7 +89,8 @@ impl CacheSecret {
 
     /// Derives the keys of `token`'s entry.
     pub fn keys(&self, token: &str) -> EntryKeys {
-        let mut mac = <HmacSha384 as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut mac =
+            <HmacSha384 as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         mac.update(token.as_bytes());
         mac.update(self.strategy.label());
         let m = mac.finalize().into_bytes();
@@ -92,13 +98,19 @@ impl CacheSecret {
         mac_key.copy_from_slice(&m[16..32]);
         let mut enc_key = [0u8; 32];
         enc_key.copy_from_slice(&m[16..48]);
-        EntryKeys { name: URL_SAFE_NO_PAD.encode(&m[..16]), mac_key, enc_key, strategy: self.strategy }
+        EntryKeys {
+            name: URL_SAFE_NO_PAD.encode(&m[..16]),
+            mac_key,
+            enc_key,
+            strategy: self.strategy,
+        }
     }
 }
 
 impl EntryKeys {
     fn sign(&self, b: &[u8]) -> Vec<u8> {
-        let mut mac = <HmacSha384 as Mac>::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
+        let mut mac =
+            <HmacSha384 as Mac>::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
         mac.update(b);
         STANDARD.encode(mac.finalize().into_bytes()).into_bytes()
     }
@@ -111,7 +123,9 @@ impl EntryKeys {
                 let mut nonce = [0u8; 12];
                 rand::thread_rng().fill_bytes(&mut nonce);
                 let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.enc_key));
-                let ct = cipher.encrypt(Nonce::from_slice(&nonce), plaintext).expect("in-memory encryption");
+                let ct = cipher
+                    .encrypt(Nonce::from_slice(&nonce), plaintext)
+                    .expect("in-memory encryption");
                 let mut raw = nonce.to_vec();
                 raw.extend_from_slice(&ct);
                 STANDARD.encode(raw)
@@ -131,7 +145,8 @@ impl EntryKeys {
         }
         let (sig, b) = stored.split_at(64);
         let sig = STANDARD.decode(sig).ok()?;
-        let mut mac = <HmacSha384 as Mac>::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
+        let mut mac =
+            <HmacSha384 as Mac>::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
         mac.update(b);
         mac.verify_slice(&sig).ok()?;
         let raw = STANDARD.decode(b).ok()?;
@@ -167,7 +182,9 @@ mod tests {
             // Same value under another token's keys: refused.
             assert_eq!(s.keys("tokenB").open(&sealed), None);
             // Written by someone with another secret: refused.
-            let forged = CacheSecret::new("guess", strategy).keys("tokenA").seal(br#"{"user":"admin"}"#);
+            let forged = CacheSecret::new("guess", strategy)
+                .keys("tokenA")
+                .seal(br#"{"user":"admin"}"#);
             assert_eq!(k.open(&forged), None);
             // Plain JSON with no MAC: refused.
             assert_eq!(k.open(br#"{"user":"admin","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#), None);

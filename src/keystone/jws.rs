@@ -42,7 +42,10 @@ pub struct JwsVerifier {
 
 impl std::fmt::Debug for JwsVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwsVerifier").field("dir", &self.dir).field("algorithms", &self.algorithms).finish()
+        f.debug_struct("JwsVerifier")
+            .field("dir", &self.dir)
+            .field("algorithms", &self.algorithms)
+            .finish()
     }
 }
 
@@ -57,27 +60,45 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
         "ES256" => Ok(Algorithm::ES256),
         "ES384" => Ok(Algorithm::ES384),
         "EdDSA" => Ok(Algorithm::EdDSA),
-        other => Err(format!("JWS algorithm {other:?} is not supported; use ES256, ES384 or EdDSA")),
+        other => Err(format!(
+            "JWS algorithm {other:?} is not supported; use ES256, ES384 or EdDSA"
+        )),
     }
 }
 
 fn load_keys(dir: &Path) -> Result<KeySet, KeystoneError> {
     let setup = |m: String| KeystoneError::Setup(m);
     let dir_mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| setup(format!("cannot read jws_public_key_repository {}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        setup(format!(
+            "cannot read jws_public_key_repository {}: {e}",
+            dir.display()
+        ))
+    })?;
     let mut keys = Vec::new();
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
     paths.sort();
     for p in paths {
-        let pem = std::fs::read(&p).map_err(|e| setup(format!("cannot read JWS key {}: {e}", p.display())))?;
+        let pem = std::fs::read(&p)
+            .map_err(|e| setup(format!("cannot read JWS key {}: {e}", p.display())))?;
         let key = DecodingKey::from_ec_pem(&pem)
             .or_else(|_| DecodingKey::from_ed_pem(&pem))
-            .map_err(|e| setup(format!("{} is not an EC or Ed25519 public key in PEM form: {e}", p.display())))?;
+            .map_err(|e| {
+                setup(format!(
+                    "{} is not an EC or Ed25519 public key in PEM form: {e}",
+                    p.display()
+                ))
+            })?;
         keys.push((p.display().to_string(), key));
     }
     if keys.is_empty() {
-        return Err(setup(format!("jws_public_key_repository {} holds no keys", dir.display())));
+        return Err(setup(format!(
+            "jws_public_key_repository {} holds no keys",
+            dir.display()
+        )));
     }
     Ok(KeySet { keys, dir_mtime })
 }
@@ -92,14 +113,24 @@ impl JwsVerifier {
             .collect::<Result<Vec<_>, _>>()
             .map_err(KeystoneError::Setup)?;
         if algorithms.is_empty() {
-            return Err(KeystoneError::Setup("jws_accepted_algorithms is empty".into()));
+            return Err(KeystoneError::Setup(
+                "jws_accepted_algorithms is empty".into(),
+            ));
         }
-        Ok(JwsVerifier { dir: dir.to_path_buf(), algorithms, keys: RwLock::new(load_keys(dir)?) })
+        Ok(JwsVerifier {
+            dir: dir.to_path_buf(),
+            algorithms,
+            keys: RwLock::new(load_keys(dir)?),
+        })
     }
 
     /// How many keys are loaded.
     pub fn key_count(&self) -> usize {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).keys.len()
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .len()
     }
 
     /// Checks the signature and, when `check_expiry`, the `exp` claim.
@@ -114,7 +145,9 @@ impl JwsVerifier {
         let alg = parse_algorithm(alg_name)
             .ok()
             .filter(|a| self.algorithms.contains(a))
-            .ok_or_else(|| JwsRejection::Malformed(format!("algorithm {alg_name:?} is not accepted")))?;
+            .ok_or_else(|| {
+                JwsRejection::Malformed(format!("algorithm {alg_name:?} is not accepted"))
+            })?;
         let mut v = Validation::new(alg);
         v.leeway = 0;
         v.validate_aud = false;
@@ -134,7 +167,15 @@ impl JwsVerifier {
             match jsonwebtoken::decode::<serde_json::Value>(token, key, v) {
                 Ok(_) => return Ok(()),
                 Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => expired = true,
-                Err(e) if matches!(e.kind(), ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Base64(_)
+                            | ErrorKind::Json(_)
+                            | ErrorKind::Utf8(_)
+                            | ErrorKind::InvalidToken
+                    ) =>
+                {
                     return Err(JwsRejection::Malformed(e.to_string()))
                 }
                 Err(_) => {}
@@ -151,7 +192,12 @@ impl JwsVerifier {
     /// it changed since we loaded it. Returns whether it was reloaded.
     fn reload_if_changed(&self) -> bool {
         let now = std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok();
-        let stale = self.keys.read().unwrap_or_else(|p| p.into_inner()).dir_mtime != now;
+        let stale = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .dir_mtime
+            != now;
         if !stale {
             return false;
         }

@@ -130,7 +130,11 @@ impl TokenValidator {
             include_catalog: c.include_catalog,
             cache_time: c.cache_time,
             memory,
-            shared: if c.cache_time.is_some() { c.shared } else { None },
+            shared: if c.cache_time.is_some() {
+                c.shared
+            } else {
+                None
+            },
             jws: c.jws,
             stats: ValidatorStats::default(),
         }
@@ -153,8 +157,15 @@ impl TokenValidator {
 
     /// Validates `token`. With `allow_expired` (a valid service token with a
     /// service role came along), an expired token is still accepted.
-    pub async fn validate(&self, token: &str, allow_expired: bool) -> Result<Arc<ValidatedToken>, ValidationError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+    pub async fn validate(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<Arc<ValidatedToken>, ValidationError> {
+        if token.is_empty()
+            || token.len() > MAX_TOKEN_LEN
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(InvalidToken::Malformed.into());
         }
         let v = match &self.memory {
@@ -164,7 +175,8 @@ impl TokenValidator {
                 match mem.get(&key).await {
                     Some(v) => {
                         self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("novajoin_token_cache_hits_total", "cache" => "memory").increment(1);
+                        metrics::counter!("novajoin_token_cache_hits_total", "cache" => "memory")
+                            .increment(1);
                         v
                     }
                     // Concurrent callers with the same key wait for one load;
@@ -183,7 +195,11 @@ impl TokenValidator {
     }
 
     /// Local JWS check, shared cache, then keystone.
-    async fn load(&self, token: &str, allow_expired: bool) -> Result<Arc<ValidatedToken>, ValidationError> {
+    async fn load(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<Arc<ValidatedToken>, ValidationError> {
         if let Some(jws) = &self.jws {
             if looks_like_jws(token) {
                 if let Err(rejection) = jws.check(token, !allow_expired) {
@@ -198,7 +214,8 @@ impl TokenValidator {
         if let Some(shared) = &self.shared {
             if let Some(v) = shared.get(token, cache_time).await {
                 self.stats.shared_hits.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("novajoin_token_cache_hits_total", "cache" => "redis").increment(1);
+                metrics::counter!("novajoin_token_cache_hits_total", "cache" => "redis")
+                    .increment(1);
                 return Ok(v);
             }
         }
@@ -212,8 +229,15 @@ impl TokenValidator {
 
     /// `GET /v3/auth/tokens` on the identity endpoint of the service token's
     /// catalog.
-    async fn fetch(&self, token: &str, allow_expired: bool) -> Result<super::token::TokenData, ValidationError> {
-        let base = self.session.identity_v3(Some(&self.interface), self.region.as_deref()).await?;
+    async fn fetch(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<super::token::TokenData, ValidationError> {
+        let base = self
+            .session
+            .identity_v3(Some(&self.interface), self.region.as_deref())
+            .await?;
         let mut url = base.join_path(&["auth", "tokens"]);
         let query = match (self.include_catalog, allow_expired) {
             (true, false) => None,

@@ -52,8 +52,17 @@ pub const DEFAULT_KEYSTONE_TIMEOUT: Duration = Duration::from_secs(30);
 /// `OpenStack-System-Scope`, which it forgets).
 pub fn spoofable_headers() -> Vec<HeaderName> {
     let mut names: Vec<String> = [
-        "X-Service-Catalog", "X-Identity-Status", "X-Service-Identity-Status", "X-Is-Admin-Project",
-        "X-Role", "X-User", "X-Tenant-Id", "X-Tenant-Name", "X-Tenant", "X-Roles", "X-Service-Roles",
+        "X-Service-Catalog",
+        "X-Identity-Status",
+        "X-Service-Identity-Status",
+        "X-Is-Admin-Project",
+        "X-Role",
+        "X-User",
+        "X-Tenant-Id",
+        "X-Tenant-Name",
+        "X-Tenant",
+        "X-Roles",
+        "X-Service-Roles",
         "OpenStack-System-Scope",
     ]
     .iter()
@@ -61,15 +70,25 @@ pub fn spoofable_headers() -> Vec<HeaderName> {
     .collect();
     for prefix in ["X-", "X-Service-"] {
         for suffix in [
-            "Domain-Id", "Domain-Name", "Project-Id", "Project-Name", "Project-Domain-Id",
-            "Project-Domain-Name", "User-Id", "User-Name", "User-Domain-Id", "User-Domain-Name",
+            "Domain-Id",
+            "Domain-Name",
+            "Project-Id",
+            "Project-Name",
+            "Project-Domain-Id",
+            "Project-Domain-Name",
+            "User-Id",
+            "User-Name",
+            "User-Domain-Id",
+            "User-Domain-Name",
         ] {
             names.push(format!("{prefix}{suffix}"));
         }
     }
     names
         .into_iter()
-        .map(|n| HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).expect("static header name"))
+        .map(|n| {
+            HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).expect("static header name")
+        })
         .collect()
 }
 
@@ -102,7 +121,10 @@ impl BindMode {
     /// Whether a token with `bind` passes. The only bind type keystone
     /// issues is `kerberos`, which needs a Negotiate-authenticated request;
     /// novajoin has none, so a kerberos-bound token never verifies here.
-    pub fn accepts(&self, bind: Option<&std::collections::BTreeMap<String, serde_json::Value>>) -> bool {
+    pub fn accepts(
+        &self,
+        bind: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+    ) -> bool {
         if *self == BindMode::Disabled {
             return true;
         }
@@ -144,7 +166,9 @@ pub fn access_rule_path_matches(path: &str, pattern: &str) -> bool {
         }
     }
     re.push('$');
-    regex::Regex::new(&re).map(|r| r.is_match(path)).unwrap_or(false)
+    regex::Regex::new(&re)
+        .map(|r| r.is_match(path))
+        .unwrap_or(false)
 }
 
 /// The filter's settings (besides the validator).
@@ -188,7 +212,13 @@ pub struct AuthTokenLayer {
 impl AuthTokenLayer {
     /// A layer validating with `validator`.
     pub fn new(validator: Arc<TokenValidator>, settings: AuthTokenSettings) -> Self {
-        AuthTokenLayer { shared: Arc::new(Shared { validator, settings, warned_roles: AtomicBool::new(false) }) }
+        AuthTokenLayer {
+            shared: Arc::new(Shared {
+                validator,
+                settings,
+                warned_roles: AtomicBool::new(false),
+            }),
+        }
     }
 
     /// The validator (for stats and tests).
@@ -200,7 +230,10 @@ impl AuthTokenLayer {
 impl tower::Layer<HttpService> for AuthTokenLayer {
     type Service = AuthToken;
     fn layer(&self, inner: HttpService) -> AuthToken {
-        AuthToken { inner, shared: self.shared.clone() }
+        AuthToken {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -224,8 +257,12 @@ impl tower::Service<Request<ReqBody>> for AuthToken {
 pub fn unauthorized(www_authenticate: &HeaderValue) -> Response<RespBody> {
     let mut r = Response::new(Full::new(Bytes::from_static(UNAUTHORIZED_BODY.as_bytes())));
     *r.status_mut() = StatusCode::UNAUTHORIZED;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, www_authenticate.clone());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, www_authenticate.clone());
     r
 }
 
@@ -247,7 +284,8 @@ pub fn keystone_unavailable(headers: &HeaderMap) -> Response<RespBody> {
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
 
@@ -287,7 +325,11 @@ fn decorate_user(headers: &mut HeaderMap, v: &ValidatedToken, include_catalog: b
     set_opt(headers, "openstack-system-scope", &id.system_scope);
     let roles = id.roles.join(",");
     set(headers, "x-roles", &roles);
-    set(headers, "x-is-admin-project", if id.is_admin_project { "True" } else { "False" });
+    set(
+        headers,
+        "x-is-admin-project",
+        if id.is_admin_project { "True" } else { "False" },
+    );
     // Deprecated copies some services still read.
     set(headers, "x-role", &roles);
     set(headers, "x-user", &id.user_name);
@@ -311,8 +353,16 @@ fn decorate_service(headers: &mut HeaderMap, v: &ValidatedToken) {
     set_opt(headers, "x-service-user-domain-name", &id.user_domain_name);
     set_opt(headers, "x-service-project-id", &id.project_id);
     set_opt(headers, "x-service-project-name", &id.project_name);
-    set_opt(headers, "x-service-project-domain-id", &id.project_domain_id);
-    set_opt(headers, "x-service-project-domain-name", &id.project_domain_name);
+    set_opt(
+        headers,
+        "x-service-project-domain-id",
+        &id.project_domain_id,
+    );
+    set_opt(
+        headers,
+        "x-service-project-domain-name",
+        &id.project_domain_name,
+    );
     set_opt(headers, "x-service-domain-id", &id.domain_id);
     set_opt(headers, "x-service-domain-name", &id.domain_name);
 }
@@ -324,7 +374,11 @@ enum Checked {
     Unavailable(crate::keystone::KeystoneError),
 }
 
-async fn handle(shared: Arc<Shared>, mut inner: HttpService, mut req: Request<ReqBody>) -> Response<RespBody> {
+async fn handle(
+    shared: Arc<Shared>,
+    mut inner: HttpService,
+    mut req: Request<ReqBody>,
+) -> Response<RespBody> {
     let s = &shared.settings;
     let v = &shared.validator;
     for name in spoofable_headers() {
@@ -338,14 +392,23 @@ async fn handle(shared: Arc<Shared>, mut inner: HttpService, mut req: Request<Re
     let service = match &service_token {
         None => None,
         Some(t) => Some(match v.validate(t, false).await {
-            Ok(vt) if !s.bind.accepts(vt.data.bind.as_ref()) => Checked::Invalid("service token bind not verifiable".into()),
+            Ok(vt) if !s.bind.accepts(vt.data.bind.as_ref()) => {
+                Checked::Invalid("service token bind not verifiable".into())
+            }
             Ok(vt) => {
-                let role_ok = vt.identity.roles.iter().any(|r| s.service_token_roles.contains(r));
+                let role_ok = vt
+                    .identity
+                    .roles
+                    .iter()
+                    .any(|r| s.service_token_roles.contains(r));
                 allow_expired = role_ok;
                 if role_ok {
                     Checked::Valid(vt)
                 } else if s.service_token_roles_required {
-                    Checked::Invalid(format!("service token lacks all of service_token_roles {:?}", s.service_token_roles))
+                    Checked::Invalid(format!(
+                        "service token lacks all of service_token_roles {:?}",
+                        s.service_token_roles
+                    ))
                 } else {
                     if !shared.warned_roles.swap(true, Ordering::Relaxed) {
                         tracing::warn!("a service token without any of service_token_roles {:?} was accepted because \
@@ -374,7 +437,9 @@ async fn handle(shared: Arc<Shared>, mut inner: HttpService, mut req: Request<Re
                         Checked::Valid(vt)
                     }
                 }
-                Err(ValidationError::Invalid(InvalidToken::Malformed)) => Checked::Invalid("malformed token".into()),
+                Err(ValidationError::Invalid(InvalidToken::Malformed)) => {
+                    Checked::Invalid("malformed token".into())
+                }
                 Err(ValidationError::Invalid(e)) => Checked::Invalid(format!("token {hash}: {e}")),
                 Err(ValidationError::Unavailable(e)) => Checked::Unavailable(e),
             }
@@ -434,7 +499,8 @@ async fn handle(shared: Arc<Shared>, mut inner: HttpService, mut req: Request<Re
                 }
                 _ => uv.identity.clone(),
             };
-            req.extensions_mut().insert(IdentityStatus::Confirmed(identity));
+            req.extensions_mut()
+                .insert(IdentityStatus::Confirmed(identity));
         }
         _ if s.delay_auth_decision => {
             req.extensions_mut().insert(IdentityStatus::Invalid);
@@ -448,8 +514,11 @@ async fn handle(shared: Arc<Shared>, mut inner: HttpService, mut req: Request<Re
         },
         Err(never) => match never {},
     };
-    if resp.status() == StatusCode::UNAUTHORIZED && !resp.headers().contains_key(header::WWW_AUTHENTICATE) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, s.www_authenticate.clone());
+    if resp.status() == StatusCode::UNAUTHORIZED
+        && !resp.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, s.www_authenticate.clone());
     }
     resp
 }
@@ -463,7 +532,12 @@ fn check_access_rules(
     req: &Request<ReqBody>,
     has_service_token: bool,
 ) -> Result<(), String> {
-    let Some(rules) = v.data.application_credential.as_ref().and_then(|a| a.access_rules.as_ref()) else {
+    let Some(rules) = v
+        .data
+        .application_credential
+        .as_ref()
+        .and_then(|a| a.access_rules.as_ref())
+    else {
         return Ok(());
     };
     let Some(my_type) = s.service_type.as_deref() else {
@@ -477,13 +551,14 @@ fn check_access_rules(
     }
     let method = req.method().as_str();
     let path = req.uri().path();
-    if rules
-        .iter()
-        .any(|r| r.method == method && r.service == my_type && access_rule_path_matches(path, &r.path))
-    {
+    if rules.iter().any(|r| {
+        r.method == method && r.service == my_type && access_rule_path_matches(path, &r.path)
+    }) {
         Ok(())
     } else {
-        Err(format!("no access rule of the application credential allows {method} {path}"))
+        Err(format!(
+            "no access rule of the application credential allows {method} {path}"
+        ))
     }
 }
 
@@ -513,10 +588,16 @@ pub async fn from_options(
     mut opts: FilterOptions,
     ctx: &BuildContext,
 ) -> Result<(Arc<TokenValidator>, AuthTokenSettings), PipelineFileError> {
-    let plain = |problem: String| PipelineFileError { file: PathBuf::from("join.conf"), line: 0, problem };
+    let plain = |problem: String| PipelineFileError {
+        file: PathBuf::from("join.conf"),
+        line: 0,
+        problem,
+    };
     // The auth plugin: here, or in the section auth_section names.
     let section = opts.string(&KA_AUTH_SECTION)?.filter(|s| !s.is_empty());
-    let auth_group = section.clone().unwrap_or_else(|| "keystone_authtoken".to_string());
+    let auth_group = section
+        .clone()
+        .unwrap_or_else(|| "keystone_authtoken".to_string());
     let auth_opts = match &section {
         Some(sec) => {
             // Take (and so accept) the plugin options even if unused here.
@@ -532,8 +613,16 @@ pub async fn from_options(
                 Some(spec) => opts.string(spec),
                 None => Ok(None),
             })?;
-            if let Some(t) = o.auth_type.as_deref().filter(|t| *t != "password" && *t != "v3password") {
-                return Err(located_err(&opts, &KA_AUTH_TYPE, format!("{t:?} is not supported; use auth_type = password")));
+            if let Some(t) = o
+                .auth_type
+                .as_deref()
+                .filter(|t| *t != "password" && *t != "v3password")
+            {
+                return Err(located_err(
+                    &opts,
+                    &KA_AUTH_TYPE,
+                    format!("{t:?} is not supported; use auth_type = password"),
+                ));
             }
             o
         }
@@ -542,12 +631,21 @@ pub async fn from_options(
         "{e}. The authtoken filter needs the service's own credentials in [{auth_group}] to validate tokens")))?;
     let _ = opts.string(&KA_AUTH_VERSION)?;
 
-    let interface = opts.string(&KA_INTERFACE)?.unwrap_or_else(|| "internal".into());
+    let interface = opts
+        .string(&KA_INTERFACE)?
+        .unwrap_or_else(|| "internal".into());
     if !["public", "internal", "admin"].contains(&interface.as_str()) {
-        return Err(located_err(&opts, &KA_INTERFACE, format!("{interface:?} is not one of public, internal, admin")));
+        return Err(located_err(
+            &opts,
+            &KA_INTERFACE,
+            format!("{interface:?} is not one of public, internal, admin"),
+        ));
     }
     let region = opts.string(&KA_REGION_NAME)?.filter(|s| !s.is_empty());
-    let timeout = opts.int(&KA_HTTP_CONNECT_TIMEOUT)?.map(|s| Duration::from_secs(s as u64)).unwrap_or(DEFAULT_KEYSTONE_TIMEOUT);
+    let timeout = opts
+        .int(&KA_HTTP_CONNECT_TIMEOUT)?
+        .map(|s| Duration::from_secs(s as u64))
+        .unwrap_or(DEFAULT_KEYSTONE_TIMEOUT);
     let retries = opts.int(&KA_HTTP_REQUEST_MAX_RETRIES)?.unwrap_or(3) as u32;
     let path = |v: Option<String>| v.filter(|s| !s.is_empty()).map(PathBuf::from);
     let http = HttpSettings {
@@ -561,7 +659,10 @@ pub async fn from_options(
     let session = ServiceSession::new(auth, &http, &auth_group, &interface, region.clone())
         .map_err(|e| plain(format!("[keystone_authtoken] {e}")))?;
 
-    let www = match opts.string(&KA_WWW_AUTHENTICATE_URI)?.filter(|s| !s.is_empty()) {
+    let www = match opts
+        .string(&KA_WWW_AUTHENTICATE_URI)?
+        .filter(|s| !s.is_empty())
+    {
         Some(u) => u,
         None => {
             let u = session.auth_url().to_string();
@@ -569,8 +670,14 @@ pub async fn from_options(
             u
         }
     };
-    let www_authenticate = HeaderValue::from_str(&format!("Keystone uri=\"{www}\""))
-        .map_err(|_| located_err(&opts, &KA_WWW_AUTHENTICATE_URI, "contains characters not allowed in a header".into()))?;
+    let www_authenticate =
+        HeaderValue::from_str(&format!("Keystone uri=\"{www}\"")).map_err(|_| {
+            located_err(
+                &opts,
+                &KA_WWW_AUTHENTICATE_URI,
+                "contains characters not allowed in a header".into(),
+            )
+        })?;
 
     // Caches.
     let cache_time = match opts.int(&KA_TOKEN_CACHE_TIME)?.unwrap_or(300) {
@@ -578,17 +685,28 @@ pub async fn from_options(
         n => Some(Duration::from_secs(n as u64)),
     };
     let memory_capacity = opts.int(&KA_MEMORY_CACHE_SIZE)?.unwrap_or(100_000) as u64;
-    let strategy_text = opts.string(&KA_MEMCACHE_SECURITY_STRATEGY)?.unwrap_or_default();
-    let strategy = Strategy::parse(&strategy_text).map_err(|p| located_err(&opts, &KA_MEMCACHE_SECURITY_STRATEGY, p))?;
-    let secret = opts.string(&KA_MEMCACHE_SECRET_KEY)?.filter(|s| !s.is_empty());
+    let strategy_text = opts
+        .string(&KA_MEMCACHE_SECURITY_STRATEGY)?
+        .unwrap_or_default();
+    let strategy = Strategy::parse(&strategy_text)
+        .map_err(|p| located_err(&opts, &KA_MEMCACHE_SECURITY_STRATEGY, p))?;
+    let secret = opts
+        .string(&KA_MEMCACHE_SECRET_KEY)?
+        .filter(|s| !s.is_empty());
     if strategy.is_some() && secret.is_none() {
-        return Err(located_err(&opts, &KA_MEMCACHE_SECURITY_STRATEGY,
-            "needs memcache_secret_key; set it (the same on every replica)".into()));
+        return Err(located_err(
+            &opts,
+            &KA_MEMCACHE_SECURITY_STRATEGY,
+            "needs memcache_secret_key; set it (the same on every replica)".into(),
+        ));
     }
     let memcached = opts.list(&KA_MEMCACHED_SERVERS)?;
     let redis_url = opts.string(&KA_REDIS_URL)?.filter(|s| !s.is_empty());
-    let prefix = opts.string(&KA_REDIS_KEY_PREFIX)?.unwrap_or_else(|| "novajoin:".into());
-    let op_timeout = Duration::from_secs(opts.int(&KA_MEMCACHE_POOL_SOCKET_TIMEOUT)?.unwrap_or(3) as u64);
+    let prefix = opts
+        .string(&KA_REDIS_KEY_PREFIX)?
+        .unwrap_or_else(|| "novajoin:".into());
+    let op_timeout =
+        Duration::from_secs(opts.int(&KA_MEMCACHE_POOL_SOCKET_TIMEOUT)?.unwrap_or(3) as u64);
     if !memcached.is_empty() && redis_url.is_none() {
         tracing::warn!("[keystone_authtoken] memcached_servers is ignored: novajoin shares its token cache through \
                         Redis (redis_url); tokens are cached in this process's memory only");
@@ -608,16 +726,22 @@ pub async fn from_options(
         }
     };
     if cache_time.is_none() && shared.is_some() {
-        tracing::warn!("[keystone_authtoken] token_cache_time = -1 disables caching; redis_url is not used");
+        tracing::warn!(
+            "[keystone_authtoken] token_cache_time = -1 disables caching; redis_url is not used"
+        );
     }
 
     // Local JWS check.
-    let jws_dir = opts.string(&KA_JWS_PUBLIC_KEY_REPOSITORY)?.filter(|s| !s.is_empty());
+    let jws_dir = opts
+        .string(&KA_JWS_PUBLIC_KEY_REPOSITORY)?
+        .filter(|s| !s.is_empty());
     let algorithms = opts.list(&KA_JWS_ACCEPTED_ALGORITHMS)?;
     let jws = match jws_dir {
         None => None,
-        Some(dir) => Some(JwsVerifier::load(std::path::Path::new(&dir), &algorithms)
-            .map_err(|e| located_err(&opts, &KA_JWS_PUBLIC_KEY_REPOSITORY, e.to_string()))?),
+        Some(dir) => Some(
+            JwsVerifier::load(std::path::Path::new(&dir), &algorithms)
+                .map_err(|e| located_err(&opts, &KA_JWS_PUBLIC_KEY_REPOSITORY, e.to_string()))?,
+        ),
     };
 
     let include_service_catalog = opts.bool(&KA_INCLUDE_SERVICE_CATALOG)?;
@@ -627,16 +751,29 @@ pub async fn from_options(
         service_token_roles: opts.list(&KA_SERVICE_TOKEN_ROLES)?,
         service_token_roles_required: opts.bool(&KA_SERVICE_TOKEN_ROLES_REQUIRED)?,
         include_service_catalog,
-        bind: BindMode::parse(&opts.string(&KA_ENFORCE_TOKEN_BIND)?.unwrap_or_else(|| "permissive".into())),
+        bind: BindMode::parse(
+            &opts
+                .string(&KA_ENFORCE_TOKEN_BIND)?
+                .unwrap_or_else(|| "permissive".into()),
+        ),
         service_type: opts.string(&KA_SERVICE_TYPE)?.filter(|s| !s.is_empty()),
     };
     // Accepted for compatibility, not used.
     for spec in [
-        &KA_MEMCACHE_POOL_DEAD_RETRY, &KA_MEMCACHE_POOL_MAXSIZE, &KA_MEMCACHE_POOL_UNUSED_TIMEOUT,
-        &KA_MEMCACHE_POOL_CONN_GET_TIMEOUT, &KA_MEMCACHE_USE_ADVANCED_POOL, &KA_MEMCACHE_TLS_ENABLED,
-        &KA_MEMCACHE_TLS_CAFILE, &KA_MEMCACHE_TLS_CERTFILE, &KA_MEMCACHE_TLS_KEYFILE,
-        &KA_MEMCACHE_TLS_ALLOWED_CIPHERS, &KA_MEMCACHE_SASL_ENABLED, &KA_MEMCACHE_USERNAME,
-        &KA_MEMCACHE_PASSWORD, &KA_CACHE,
+        &KA_MEMCACHE_POOL_DEAD_RETRY,
+        &KA_MEMCACHE_POOL_MAXSIZE,
+        &KA_MEMCACHE_POOL_UNUSED_TIMEOUT,
+        &KA_MEMCACHE_POOL_CONN_GET_TIMEOUT,
+        &KA_MEMCACHE_USE_ADVANCED_POOL,
+        &KA_MEMCACHE_TLS_ENABLED,
+        &KA_MEMCACHE_TLS_CAFILE,
+        &KA_MEMCACHE_TLS_CERTFILE,
+        &KA_MEMCACHE_TLS_KEYFILE,
+        &KA_MEMCACHE_TLS_ALLOWED_CIPHERS,
+        &KA_MEMCACHE_SASL_ENABLED,
+        &KA_MEMCACHE_USERNAME,
+        &KA_MEMCACHE_PASSWORD,
+        &KA_CACHE,
     ] {
         let _ = opts.raw(spec.name);
     }
@@ -655,11 +792,15 @@ pub async fn from_options(
 }
 
 /// Builds the filter from its options (registry entry).
-pub fn build(opts: FilterOptions, ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    opts: FilterOptions,
+    ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         let (validator, settings) = from_options(opts, &ctx).await?;
         let layer = AuthTokenLayer::new(validator, settings);
-        let factory: FilterFactory = Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
+        let factory: FilterFactory =
+            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
         Ok(factory)
     })
 }
@@ -670,9 +811,20 @@ mod tests {
 
     #[test]
     fn spoofable_list_covers_both_prefixes() {
-        let names: Vec<String> = spoofable_headers().iter().map(|h| h.as_str().to_string()).collect();
-        for n in ["x-roles", "x-user-name", "x-service-user-name", "x-project-domain-id", "x-tenant",
-                  "openstack-system-scope", "x-identity-status", "x-service-catalog"] {
+        let names: Vec<String> = spoofable_headers()
+            .iter()
+            .map(|h| h.as_str().to_string())
+            .collect();
+        for n in [
+            "x-roles",
+            "x-user-name",
+            "x-service-user-name",
+            "x-project-domain-id",
+            "x-tenant",
+            "openstack-system-scope",
+            "x-identity-status",
+            "x-service-catalog",
+        ] {
             assert!(names.contains(&n.to_string()), "{n} missing");
         }
         assert!(!names.contains(&"x-auth-token".to_string()));
@@ -681,9 +833,18 @@ mod tests {
     #[test]
     fn access_rule_paths() {
         assert!(access_rule_path_matches("/v1/", "/v1/"));
-        assert!(access_rule_path_matches("/v2.1/servers/abc", "/v2.1/servers/{server_id}"));
-        assert!(access_rule_path_matches("/v2.1/servers/abc", "/v2.1/servers/*"));
-        assert!(!access_rule_path_matches("/v2.1/servers/abc/x", "/v2.1/servers/*"));
+        assert!(access_rule_path_matches(
+            "/v2.1/servers/abc",
+            "/v2.1/servers/{server_id}"
+        ));
+        assert!(access_rule_path_matches(
+            "/v2.1/servers/abc",
+            "/v2.1/servers/*"
+        ));
+        assert!(!access_rule_path_matches(
+            "/v2.1/servers/abc/x",
+            "/v2.1/servers/*"
+        ));
         assert!(access_rule_path_matches("/v2.1/servers/abc/x", "/v2.1/**"));
         // Literals are literal (upstream builds an unescaped regex).
         assert!(!access_rule_path_matches("/v2x1/servers", "/v2.1/servers"));
@@ -692,9 +853,13 @@ mod tests {
     #[test]
     fn bind_modes() {
         let kerb: std::collections::BTreeMap<String, serde_json::Value> =
-            [("kerberos".to_string(), serde_json::json!("nova@EXAMPLE"))].into_iter().collect();
+            [("kerberos".to_string(), serde_json::json!("nova@EXAMPLE"))]
+                .into_iter()
+                .collect();
         let other: std::collections::BTreeMap<String, serde_json::Value> =
-            [("x509".to_string(), serde_json::json!("cn"))].into_iter().collect();
+            [("x509".to_string(), serde_json::json!("cn"))]
+                .into_iter()
+                .collect();
         assert!(BindMode::Disabled.accepts(Some(&kerb)));
         assert!(BindMode::Permissive.accepts(None));
         assert!(!BindMode::Permissive.accepts(Some(&kerb)));
@@ -708,7 +873,10 @@ mod tests {
     fn unauthorized_is_byte_exact() {
         let r = unauthorized(&HeaderValue::from_static("Keystone uri=\"http://ks:5000\""));
         assert_eq!(UNAUTHORIZED_BODY.len(), 114);
-        assert_eq!(r.headers()["www-authenticate"], "Keystone uri=\"http://ks:5000\"");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Keystone uri=\"http://ks:5000\""
+        );
         assert_eq!(r.status(), 401);
     }
 }

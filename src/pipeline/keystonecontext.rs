@@ -66,7 +66,10 @@ impl KeystoneContextLayer {
 impl tower::Layer<HttpService> for KeystoneContextLayer {
     type Service = KeystoneContext;
     fn layer(&self, inner: HttpService) -> KeystoneContext {
-        KeystoneContext { inner, admin: self.admin.clone() }
+        KeystoneContext {
+            inner,
+            admin: self.admin.clone(),
+        }
     }
 }
 
@@ -80,12 +83,18 @@ pub struct KeystoneContext {
 fn unauthenticated() -> Response<RespBody> {
     let mut r = Response::new(Full::new(Bytes::from_static(UNAUTHORIZED_BODY.as_bytes())));
     *r.status_mut() = StatusCode::UNAUTHORIZED;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 /// The context for a confirmed identity.
-pub fn context_for(req: &Request<ReqBody>, admin: Option<&dyn AdminCheck>) -> Option<RequestContext> {
+pub fn context_for(
+    req: &Request<ReqBody>,
+    admin: Option<&dyn AdminCheck>,
+) -> Option<RequestContext> {
     let Some(IdentityStatus::Confirmed(identity)) = req.extensions().get::<IdentityStatus>() else {
         return None;
     };
@@ -94,7 +103,12 @@ pub fn context_for(req: &Request<ReqBody>, admin: Option<&dyn AdminCheck>) -> Op
         // Without the request_id filter, mint one as oslo.context does.
         None => (format!("req-{}", uuid::Uuid::new_v4()), None),
     };
-    let mut ctx = RequestContext { identity: (**identity).clone(), is_admin: false, request_id, global_request_id };
+    let mut ctx = RequestContext {
+        identity: (**identity).clone(),
+        is_admin: false,
+        request_id,
+        global_request_id,
+    };
     if let Some(check) = admin {
         ctx.is_admin = check.is_admin(&ctx);
     }
@@ -122,11 +136,15 @@ impl tower::Service<Request<ReqBody>> for KeystoneContext {
 }
 
 /// Builds the filter (registry entry). It has no options.
-pub fn build(opts: FilterOptions, _ctx: BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+pub fn build(
+    opts: FilterOptions,
+    _ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         opts.finish()?;
         let layer = KeystoneContextLayer::new();
-        let factory: FilterFactory = Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
+        let factory: FilterFactory =
+            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
         Ok(factory)
     })
 }
@@ -139,7 +157,11 @@ mod tests {
 
     fn echo() -> HttpService {
         boxed(tower::service_fn(|req: Request<ReqBody>| async move {
-            let ctx = req.extensions().get::<RequestContext>().cloned().expect("context");
+            let ctx = req
+                .extensions()
+                .get::<RequestContext>()
+                .cloned()
+                .expect("context");
             let body = serde_json::json!({"user": ctx.identity.user_name, "admin": ctx.is_admin, "rid": ctx.request_id});
             Ok::<_, Infallible>(crate::pipeline::response::json(StatusCode::OK, &body))
         }))
@@ -150,7 +172,10 @@ mod tests {
         if let Some(s) = status {
             r.extensions_mut().insert(s);
         }
-        r.extensions_mut().insert(RequestId { local: "req-1".into(), global: None });
+        r.extensions_mut().insert(RequestId {
+            local: "req-1".into(),
+            global: None,
+        });
         r
     }
 
@@ -161,13 +186,29 @@ mod tests {
 
     #[tokio::test]
     async fn builds_the_context_and_asks_the_admin_check() {
-        let id = Identity { user_name: "nova".into(), roles: vec!["admin".into()], ..Default::default() };
+        let id = Identity {
+            user_name: "nova".into(),
+            roles: vec!["admin".into()],
+            ..Default::default()
+        };
         let svc = tower::Layer::layer(&KeystoneContextLayer::new(), echo());
-        let r = svc.oneshot(request(Some(IdentityStatus::Confirmed(Arc::new(id.clone()))))).await.unwrap();
-        assert_eq!(body(r).await, serde_json::json!({"user": "nova", "admin": false, "rid": "req-1"}));
-        let check: Arc<dyn AdminCheck> = Arc::new(|c: &RequestContext| c.identity.roles.iter().any(|r| r == "admin"));
+        let r = svc
+            .oneshot(request(Some(IdentityStatus::Confirmed(Arc::new(
+                id.clone(),
+            )))))
+            .await
+            .unwrap();
+        assert_eq!(
+            body(r).await,
+            serde_json::json!({"user": "nova", "admin": false, "rid": "req-1"})
+        );
+        let check: Arc<dyn AdminCheck> =
+            Arc::new(|c: &RequestContext| c.identity.roles.iter().any(|r| r == "admin"));
         let svc = tower::Layer::layer(&KeystoneContextLayer::with_admin_check(check), echo());
-        let r = svc.oneshot(request(Some(IdentityStatus::Confirmed(Arc::new(id))))).await.unwrap();
+        let r = svc
+            .oneshot(request(Some(IdentityStatus::Confirmed(Arc::new(id)))))
+            .await
+            .unwrap();
         assert_eq!(body(r).await["admin"], true);
     }
 

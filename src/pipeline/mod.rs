@@ -19,6 +19,7 @@ pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
 pub mod keystonecontext;
 pub mod noauth;
+pub mod policy;
 pub mod request_id;
 pub mod sizelimit;
 

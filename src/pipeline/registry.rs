@@ -98,9 +98,19 @@ impl FilterOptions {
     /// A text option: pipeline table first, then join.conf (`spec`).
     pub fn string(&mut self, spec: &OptionSpec) -> Result<Option<String>, PipelineFileError> {
         match self.table.remove(spec.name) {
-            Some(OptionAt { value: toml::Value::String(s), .. }) => Ok(Some(s)),
-            Some(at) => Err(self.err(at.line, format!(
-                "filter '{}' option '{}' must be a string, not {}", self.filter, spec.name, at.value.type_str()))),
+            Some(OptionAt {
+                value: toml::Value::String(s),
+                ..
+            }) => Ok(Some(s)),
+            Some(at) => Err(self.err(
+                at.line,
+                format!(
+                    "filter '{}' option '{}' must be a string, not {}",
+                    self.filter,
+                    spec.name,
+                    at.value.type_str()
+                ),
+            )),
             None => Ok(self.config.string(spec)),
         }
     }
@@ -108,9 +118,17 @@ impl FilterOptions {
     /// A boolean option.
     pub fn bool(&mut self, spec: &OptionSpec) -> Result<bool, PipelineFileError> {
         match self.table.remove(spec.name) {
-            Some(OptionAt { value: toml::Value::Boolean(b), .. }) => Ok(b),
-            Some(at) => Err(self.err(at.line, format!(
-                "filter '{}' option '{}' must be true or false", self.filter, spec.name))),
+            Some(OptionAt {
+                value: toml::Value::Boolean(b),
+                ..
+            }) => Ok(b),
+            Some(at) => Err(self.err(
+                at.line,
+                format!(
+                    "filter '{}' option '{}' must be true or false",
+                    self.filter, spec.name
+                ),
+            )),
             None => self.config.bool(spec).map_err(Self::config_err),
         }
     }
@@ -118,17 +136,30 @@ impl FilterOptions {
     /// An integer option, checked against the spec's bounds.
     pub fn int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, PipelineFileError> {
         match self.table.remove(spec.name) {
-            Some(OptionAt { value: toml::Value::Integer(n), line }) => {
+            Some(OptionAt {
+                value: toml::Value::Integer(n),
+                line,
+            }) => {
                 if let crate::config::schema::OptionKind::Int { min, max } = spec.kind {
                     if n < min || n > max {
-                        return Err(self.err(line, format!(
-                            "filter '{}' option '{}' = {n} is out of range {min}..={max}", self.filter, spec.name)));
+                        return Err(self.err(
+                            line,
+                            format!(
+                                "filter '{}' option '{}' = {n} is out of range {min}..={max}",
+                                self.filter, spec.name
+                            ),
+                        ));
                     }
                 }
                 Ok(Some(n))
             }
-            Some(at) => Err(self.err(at.line, format!(
-                "filter '{}' option '{}' must be a whole number", self.filter, spec.name))),
+            Some(at) => Err(self.err(
+                at.line,
+                format!(
+                    "filter '{}' option '{}' must be a whole number",
+                    self.filter, spec.name
+                ),
+            )),
             None => self.config.int(spec).map_err(Self::config_err),
         }
     }
@@ -136,17 +167,33 @@ impl FilterOptions {
     /// A list option: a TOML array of strings or a comma-separated string.
     pub fn list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, PipelineFileError> {
         match self.table.remove(spec.name) {
-            Some(OptionAt { value: toml::Value::String(s), .. }) => Ok(crate::config::files::split_list(&s)),
-            Some(OptionAt { value: toml::Value::Array(a), line }) => a
+            Some(OptionAt {
+                value: toml::Value::String(s),
+                ..
+            }) => Ok(crate::config::files::split_list(&s)),
+            Some(OptionAt {
+                value: toml::Value::Array(a),
+                line,
+            }) => a
                 .into_iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Ok(s),
-                    _ => Err(self.err(line, format!(
-                        "filter '{}' option '{}' must be a list of strings", self.filter, spec.name))),
+                    _ => Err(self.err(
+                        line,
+                        format!(
+                            "filter '{}' option '{}' must be a list of strings",
+                            self.filter, spec.name
+                        ),
+                    )),
                 })
                 .collect(),
-            Some(at) => Err(self.err(at.line, format!(
-                "filter '{}' option '{}' must be a list of strings", self.filter, spec.name))),
+            Some(at) => Err(self.err(
+                at.line,
+                format!(
+                    "filter '{}' option '{}' must be a list of strings",
+                    self.filter, spec.name
+                ),
+            )),
             None => Ok(self.config.list(spec)),
         }
     }
@@ -208,20 +255,74 @@ use Capability::*;
 /// Every filter, by name.
 pub fn filters() -> Vec<FilterEntry> {
     vec![
-        FilterEntry { name: "http_proxy_to_wsgi", requires: &[], provides: &[], build: Some(super::http_proxy_to_wsgi::build) },
-        FilterEntry { name: "request_id", requires: &[], provides: &[], build: Some(super::request_id::build) },
-        FilterEntry { name: "healthcheck", requires: &[], provides: &[], build: Some(super::healthcheck::build) },
-        FilterEntry { name: "sizelimit", requires: &[], provides: &[BodyLimit], build: Some(super::sizelimit::build) },
-        FilterEntry { name: "cors", requires: &[], provides: &[], build: Some(super::cors::build) },
-        FilterEntry { name: "noauth", requires: &[], provides: &[Identity, Context], build: Some(super::noauth::build) },
-        FilterEntry { name: "authtoken", requires: &[], provides: &[Identity], build: Some(super::authtoken::build) },
-        FilterEntry { name: "keystonecontext", requires: &[Identity], provides: &[Context], build: Some(super::keystonecontext::build) },
-        FilterEntry { name: "policy", requires: &[Context], provides: &[Authorized], build: None },
-        FilterEntry { name: "cache", requires: &[BodyLimit, Authorized], provides: &[], build: Some(super::cache::build) },
+        FilterEntry {
+            name: "http_proxy_to_wsgi",
+            requires: &[],
+            provides: &[],
+            build: Some(super::http_proxy_to_wsgi::build),
+        },
+        FilterEntry {
+            name: "request_id",
+            requires: &[],
+            provides: &[],
+            build: Some(super::request_id::build),
+        },
+        FilterEntry {
+            name: "healthcheck",
+            requires: &[],
+            provides: &[],
+            build: Some(super::healthcheck::build),
+        },
+        FilterEntry {
+            name: "sizelimit",
+            requires: &[],
+            provides: &[BodyLimit],
+            build: Some(super::sizelimit::build),
+        },
+        FilterEntry {
+            name: "cors",
+            requires: &[],
+            provides: &[],
+            build: Some(super::cors::build),
+        },
+        FilterEntry {
+            name: "noauth",
+            requires: &[],
+            provides: &[Identity, Context],
+            build: Some(super::noauth::build),
+        },
+        FilterEntry {
+            name: "authtoken",
+            requires: &[],
+            provides: &[Identity],
+            build: Some(super::authtoken::build),
+        },
+        FilterEntry {
+            name: "keystonecontext",
+            requires: &[Identity],
+            provides: &[Context],
+            build: Some(super::keystonecontext::build),
+        },
+        FilterEntry {
+            name: "policy",
+            requires: &[Context],
+            provides: &[Authorized],
+            build: Some(super::policy::build),
+        },
+        FilterEntry {
+            name: "cache",
+            requires: &[BodyLimit, Authorized],
+            provides: &[],
+            build: Some(super::cache::build),
+        },
     ]
 }
 
 /// Every app, by name.
 pub fn apps() -> Vec<AppEntry> {
-    vec![AppEntry { name: "join", requires: &[BodyLimit, Context], build: crate::join::build_app }]
+    vec![AppEntry {
+        name: "join",
+        requires: &[BodyLimit, Context],
+        build: crate::join::build_app,
+    }]
 }

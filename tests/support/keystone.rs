@@ -594,7 +594,11 @@ impl Keystone {
     /// A token for `name` that expires in about `seconds` (made from an
     /// application credential that expires then: keystone caps the token),
     /// and its expiry as keystone states it.
-    pub async fn issue_short_lived_token(&self, name: &str, seconds: i64) -> (String, chrono::DateTime<chrono::Utc>) {
+    pub async fn issue_short_lived_token(
+        &self,
+        name: &str,
+        seconds: i64,
+    ) -> (String, chrono::DateTime<chrono::Utc>) {
         let u = self.user(name);
         let tok = self.issue_token(name).await;
         let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
@@ -632,7 +636,11 @@ impl Keystone {
                 "methods": ["application_credential"],
                 "application_credential": {"id": id, "secret": secret}}}}))
             .await;
-        let expires = body["token"]["expires_at"].as_str().expect("expires_at").parse().expect("RFC 3339");
+        let expires = body["token"]["expires_at"]
+            .as_str()
+            .expect("expires_at")
+            .parse()
+            .expect("RFC 3339");
         (token, expires)
     }
 

@@ -1,0 +1,313 @@
+//! The `policy` filter: checks the configured action (`join:create` for the
+//! vendordata route) against the request context, as the original novajoin
+//! did with target = credentials = the context dictionary.
+//!
+//! Allowed: inserts [`Authorized`] and passes the request on. Denied (or a
+//! rule that cannot be evaluated): `403 {"forbidden": {"code": 403,
+//! "message": "Access was denied to this resource."}}`. The decision is
+//! logged at debug with the rule name and the caller's ids, never a token.
+//!
+//! Options (`[filter.policy]` in pipeline.toml): `action`, the rule to
+//! check (default `join:create`). The policy files come from join.conf's
+//! `[oslo_policy]` group and are reloaded when they change.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+
+use super::extensions::{Authorized, RequestContext};
+use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::{boxed, response, HttpService, ReqBody, RespBody};
+use crate::config::pipeline_file::{OptionAt, PipelineFileError};
+use crate::policy::context::context_dict;
+use crate::policy::{Decision, Enforcer, PolicyError};
+
+/// The action checked when pipeline.toml names none.
+pub const DEFAULT_ACTION: &str = "join:create";
+
+fn policy_error(e: PolicyError) -> PipelineFileError {
+    let (file, line) = match &e {
+        PolicyError::Io { path, .. } | PolicyError::Cycle { path, .. } => (path.clone(), 0),
+        PolicyError::Syntax { path, line, .. }
+        | PolicyError::Shape { path, line, .. }
+        | PolicyError::Rule { path, line, .. } => (path.clone(), *line),
+        PolicyError::Default { .. } => ("policy".into(), 0),
+    };
+    PipelineFileError {
+        file,
+        line,
+        problem: format!("policy cannot be loaded: {e}"),
+    }
+}
+
+/// Builds the filter from its options.
+pub fn build(
+    mut opts: FilterOptions,
+    ctx: BuildContext,
+) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
+    Box::pin(async move {
+        let (action, action_line) =
+            match opts.raw("action") {
+                None => (DEFAULT_ACTION.to_string(), 0),
+                Some(OptionAt {
+                    value: toml::Value::String(s),
+                    line,
+                }) => (s, line),
+                Some(OptionAt { line, .. }) => return Err(PipelineFileError {
+                    file: "pipeline.toml".into(),
+                    line,
+                    problem:
+                        "filter 'policy' option 'action' must be a string such as \"join:create\""
+                            .into(),
+                }),
+            };
+        opts.finish()?;
+        let enforcer = Enforcer::shared(&ctx.config).map_err(policy_error)?;
+        if !enforcer.is_defined(&action) {
+            return Err(PipelineFileError {
+                file: "pipeline.toml".into(),
+                line: action_line,
+                problem: format!(
+                    "filter 'policy' action {action:?} is neither a registered default nor defined in the policy file; \
+                     use \"{DEFAULT_ACTION}\" or define the rule"
+                ),
+            });
+        }
+        let action: Arc<str> = Arc::from(action);
+        let factory: FilterFactory = Arc::new(move |inner: HttpService| {
+            boxed(PolicyService {
+                inner,
+                enforcer: enforcer.clone(),
+                action: action.clone(),
+            })
+        });
+        Ok(factory)
+    })
+}
+
+/// The filter's service.
+#[derive(Clone)]
+pub struct PolicyService {
+    inner: HttpService,
+    enforcer: Arc<Enforcer>,
+    action: Arc<str>,
+}
+
+impl PolicyService {
+    /// The filter in front of `inner`, checking `action` with `enforcer`.
+    pub fn new(inner: HttpService, enforcer: Arc<Enforcer>, action: &str) -> Self {
+        Self {
+            inner,
+            enforcer,
+            action: Arc::from(action),
+        }
+    }
+
+    fn decide(&self, ctx: Option<&RequestContext>) -> bool {
+        let Some(ctx) = ctx else {
+            tracing::error!(rule = %self.action, "no request context on the request; denying (keystonecontext or noauth must run before policy)");
+            return false;
+        };
+        let dict = context_dict(ctx);
+        let decision = self.enforcer.enforce(&self.action, &dict, &dict);
+        let id = &ctx.identity;
+        match &decision {
+            Decision::Error(e) => tracing::error!(
+                rule = %self.action, error = %e, user_id = %id.user_id, request_id = %ctx.request_id,
+                "policy rule could not be evaluated; denying"),
+            d => tracing::debug!(
+                rule = %self.action, allowed = d.allowed(), user_id = %id.user_id, user_name = %id.user_name,
+                project_id = id.project_id.as_deref().unwrap_or("-"), roles = ?id.roles, request_id = %ctx.request_id,
+                "policy decision"),
+        }
+        decision.allowed()
+    }
+}
+
+impl tower::Service<Request<ReqBody>> for PolicyService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        if !self.decide(req.extensions().get::<RequestContext>()) {
+            return Box::pin(async { Ok(response::default_fault(StatusCode::FORBIDDEN)) });
+        }
+        req.extensions_mut().insert(Authorized {
+            action: self.action.to_string(),
+        });
+        // The inner service was made ready by poll_ready; keep a fresh clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { inner.call(req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFiles;
+    use crate::health::HealthRegistry;
+    use crate::pipeline::extensions::Identity;
+    use http_body_util::BodyExt;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use tower::ServiceExt;
+
+    fn echo() -> HttpService {
+        boxed(tower::service_fn(|req: Request<ReqBody>| async move {
+            let who = req
+                .extensions()
+                .get::<Authorized>()
+                .map(|a| a.action.clone())
+                .unwrap_or_default();
+            Ok::<_, Infallible>(response::text(StatusCode::OK, who))
+        }))
+    }
+
+    fn config(policy: Option<&str>) -> (tempfile::TempDir, Arc<ConfigFiles>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        if let Some(p) = policy {
+            std::fs::write(&path, p).unwrap();
+        }
+        let mut c = ConfigFiles::default();
+        c.add_text(
+            Path::new("join.conf"),
+            &format!("[oslo_policy]\npolicy_file = {}\n", path.display()),
+        )
+        .unwrap();
+        (dir, Arc::new(c))
+    }
+
+    async fn stack(
+        config: Arc<ConfigFiles>,
+        table: BTreeMap<String, OptionAt>,
+    ) -> Result<HttpService, PipelineFileError> {
+        let opts = FilterOptions::new("policy", "pipeline.toml".into(), table, config.clone());
+        let factory = build(
+            opts,
+            BuildContext {
+                config,
+                health: HealthRegistry::default(),
+            },
+        )
+        .await?;
+        Ok(factory(echo()))
+    }
+
+    fn request(user: &str, project: &str) -> Request<ReqBody> {
+        let mut req = Request::new(crate::pipeline::body::full(""));
+        req.extensions_mut().insert(RequestContext {
+            identity: Identity {
+                user_id: "u1".into(),
+                user_name: user.into(),
+                project_id: Some("p1".into()),
+                project_name: Some(project.into()),
+                roles: vec!["admin".into()],
+                ..Default::default()
+            },
+            is_admin: false,
+            request_id: "req-1".into(),
+            global_request_id: None,
+        });
+        req
+    }
+
+    #[tokio::test]
+    async fn nova_in_the_service_project_passes_with_authorized() {
+        let (_d, c) = config(None);
+        let svc = stack(c, BTreeMap::new()).await.unwrap();
+        let resp = svc.oneshot(request("nova", "service")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.into_body().collect().await.unwrap().to_bytes(),
+            "join:create"
+        );
+    }
+
+    #[tokio::test]
+    async fn others_get_the_original_403() {
+        let (_d, c) = config(None);
+        for (user, project) in [
+            ("admin", "service"),
+            ("nova", "services"),
+            ("Nova", "service"),
+        ] {
+            let svc = stack(c.clone(), BTreeMap::new()).await.unwrap();
+            let resp = svc.oneshot(request(user, project)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(
+                body,
+                r#"{"forbidden":{"code":403,"message":"Access was denied to this resource."}}"#
+            );
+        }
+        let svc = stack(c, BTreeMap::new()).await.unwrap();
+        let resp = svc
+            .oneshot(Request::new(crate::pipeline::body::full("")))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "no context: deny");
+    }
+
+    #[tokio::test]
+    async fn the_file_overrides_and_the_action_is_configurable() {
+        let (_d, c) = config(Some(
+            "\"service_project\": \"project_name:services\"\n\"join:other\": \"user_name:admin\"\n",
+        ));
+        let svc = stack(c.clone(), BTreeMap::new()).await.unwrap();
+        assert_eq!(
+            svc.oneshot(request("nova", "services"))
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+        let mut t = BTreeMap::new();
+        t.insert(
+            "action".into(),
+            OptionAt {
+                value: toml::Value::String("join:other".into()),
+                line: 7,
+            },
+        );
+        let svc = stack(c.clone(), t).await.unwrap();
+        assert_eq!(
+            svc.oneshot(request("admin", "x")).await.unwrap().status(),
+            StatusCode::OK
+        );
+        let mut t = BTreeMap::new();
+        t.insert(
+            "action".into(),
+            OptionAt {
+                value: toml::Value::String("join:nope".into()),
+                line: 7,
+            },
+        );
+        let e = stack(c, t).await.err().unwrap();
+        assert_eq!(e.line, 7);
+        assert!(e.problem.contains("join:nope"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_policy_stops_start_up_with_rule_and_position() {
+        let (_d, c) = config(Some(
+            "\"context_is_admin\": \"role:admin\"\n\"join:create\": \"(user_name:nova or\"\n",
+        ));
+        let e = stack(c, BTreeMap::new()).await.err().unwrap();
+        assert_eq!(e.line, 2);
+        assert!(e.file.ends_with("policy.yaml"), "{e}");
+        assert!(
+            e.problem.contains("\"join:create\"") && e.problem.contains("column"),
+            "{e}"
+        );
+    }
+}

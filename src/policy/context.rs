@@ -1,0 +1,97 @@
+//! The dictionary the original novajoin evaluated `join:create` with:
+//! `context.to_dict()` of oslo.context plus `user_id`, `user_name`,
+//! `project_id` and `project_name`, passed as both target and credentials.
+
+use serde_json::{Map, Value};
+
+use crate::pipeline::extensions::RequestContext;
+
+fn opt(v: &Option<String>) -> Value {
+    v.as_ref()
+        .map(|s| Value::String(s.clone()))
+        .unwrap_or(Value::Null)
+}
+
+/// The context as a policy dictionary (target = credentials).
+///
+/// `auth_token` is always `null`: the service never holds the caller's
+/// token past authentication, and a rule has no business reading it.
+pub fn context_dict(ctx: &RequestContext) -> Map<String, Value> {
+    let id = &ctx.identity;
+    let dash = |v: Option<&str>| v.filter(|s| !s.is_empty()).unwrap_or("-").to_string();
+    let user_identity = format!(
+        "{} {} {} {} {}",
+        dash(Some(id.user_id.as_str())),
+        dash(id.project_id.as_deref()),
+        dash(id.domain_id.as_deref()),
+        dash(id.user_domain_id.as_deref()),
+        dash(id.project_domain_id.as_deref()),
+    );
+    let user_id = if id.user_id.is_empty() {
+        Value::Null
+    } else {
+        Value::String(id.user_id.clone())
+    };
+    let user_name = if id.user_name.is_empty() {
+        Value::Null
+    } else {
+        Value::String(id.user_name.clone())
+    };
+    let mut m = Map::new();
+    m.insert("user".into(), user_id.clone());
+    m.insert("project_id".into(), opt(&id.project_id));
+    m.insert("system_scope".into(), opt(&id.system_scope));
+    m.insert("project".into(), opt(&id.project_id));
+    m.insert("domain".into(), opt(&id.domain_id));
+    m.insert("user_domain".into(), opt(&id.user_domain_id));
+    m.insert("project_domain".into(), opt(&id.project_domain_id));
+    m.insert("is_admin".into(), Value::Bool(ctx.is_admin));
+    m.insert("read_only".into(), Value::Bool(false));
+    m.insert("show_deleted".into(), Value::Bool(false));
+    m.insert("auth_token".into(), Value::Null);
+    m.insert("request_id".into(), Value::String(ctx.request_id.clone()));
+    m.insert("global_request_id".into(), opt(&ctx.global_request_id));
+    m.insert("resource_uuid".into(), Value::Null);
+    m.insert(
+        "roles".into(),
+        Value::Array(id.roles.iter().cloned().map(Value::String).collect()),
+    );
+    m.insert("user_identity".into(), Value::String(user_identity));
+    m.insert("is_admin_project".into(), Value::Bool(id.is_admin_project));
+    m.insert("user_id".into(), user_id);
+    m.insert("user_name".into(), user_name);
+    m.insert("project_name".into(), opt(&id.project_name));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::extensions::Identity;
+
+    #[test]
+    fn has_the_original_keys() {
+        let ctx = RequestContext {
+            identity: Identity {
+                user_id: "u1".into(),
+                user_name: "nova".into(),
+                project_id: Some("p1".into()),
+                project_name: Some("service".into()),
+                roles: vec!["admin".into()],
+                ..Default::default()
+            },
+            is_admin: false,
+            request_id: "req-1".into(),
+            global_request_id: None,
+        };
+        let d = context_dict(&ctx);
+        assert_eq!(d["user"], "u1");
+        assert_eq!(d["user_name"], "nova");
+        assert_eq!(d["project_name"], "service");
+        assert_eq!(d["project"], "p1");
+        assert_eq!(d["is_admin"], false);
+        assert_eq!(d["auth_token"], Value::Null);
+        assert_eq!(d["user_identity"], "u1 p1 - - -");
+        assert_eq!(d["roles"], serde_json::json!(["admin"]));
+    }
+}
