@@ -28,4 +28,7 @@ if ! "$venv/bin/python" -c 'import keystone, keystonemiddleware, oslo_policy, os
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q "${python_pkgs[@]}"
 fi
+# The keystone template (keys, database, users) the tests copy: about a
+# minute once, then reused from target/.
+NOVAJOIN_TEST_VENV=$venv "$here/scripts/keystone-env.sh" prepare
 echo "test dependencies ready (venv: $venv)"
