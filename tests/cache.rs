@@ -1586,3 +1586,39 @@ async fn a_cached_instance_is_never_served_without_a_valid_token_and_policy() {
     assert_eq!(c.post(0, &id, &host).await.otp(), otp);
     assert_eq!(c.enrollments(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_is_declared_down_after_two_unanswered_pings() {
+    log_buf();
+    let server = PrivateRedis::start();
+    let h = Handler::new(0);
+    let mut settings = redis_settings(&server.url(), "novajoin-test:hung:");
+    settings.redis.as_mut().unwrap().timeout = Duration::from_millis(300);
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    assert_eq!(
+        post(&svc, &nova_body(&new_id(), "vm0")).await.outcome,
+        CacheOutcome::Miss
+    );
+    // Connected, then Redis hangs: replies stop, the connection stays up.
+    server.pause();
+    let id = new_id();
+    // The request waits (one slow reply does not make Redis down) until the
+    // prober's second unanswered PING opens the breaker, then falls back.
+    let a = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!((a.status, a.outcome), (StatusCode::OK, CacheOutcome::Miss));
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert_eq!(h.calls(), 2);
+    let state = wait_for_health(&reg, |s| matches!(s, HealthState::Degraded(_))).await;
+    let HealthState::Degraded(msg) = state else {
+        unreachable!()
+    };
+    assert!(msg.contains("no reply within"), "{msg}");
+    server.resume();
+    wait_for_health(&reg, |s| *s == HealthState::Ok).await;
+}

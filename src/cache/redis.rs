@@ -81,6 +81,8 @@ pub struct RedisHealth {
     down: AtomicBool,
     last_error: Mutex<String>,
     last_slow_log_ms: AtomicU64,
+    /// PINGs in a row that got no reply in time.
+    slow_pings: AtomicU64,
     mode: RedisFailureMode,
     endpoint: String,
 }
@@ -91,6 +93,7 @@ impl RedisHealth {
             down: AtomicBool::new(false),
             last_error: Mutex::new(String::new()),
             last_slow_log_ms: AtomicU64::new(0),
+            slow_pings: AtomicU64::new(0),
             mode,
             endpoint,
         }
@@ -297,6 +300,7 @@ impl RedisStore {
     ) -> Result<T, RedisUnavailable> {
         match tokio::time::timeout(self.settings.timeout, fut).await {
             Ok(Ok(v)) => {
+                self.health.slow_pings.store(0, Ordering::Relaxed);
                 self.health.record_success();
                 Ok(v)
             }
@@ -305,8 +309,8 @@ impl RedisStore {
                 let msg = format!("no reply within {:?}", self.settings.timeout);
                 self.stats.redis_error();
                 // One slow reply (a loaded host) does not make Redis "down"
-                // for every request; the prober's PING decides that.
-                if what == "PING" {
+                // for every request; two PINGs in a row without a reply do.
+                if what == "PING" && self.health.slow_pings.fetch_add(1, Ordering::Relaxed) >= 1 {
                     self.health.record_failure(what, &msg);
                 } else {
                     self.health.record_slow(what, &msg);
@@ -513,9 +517,10 @@ impl KindLabel for RedisError {
     }
 }
 
-/// Pings Redis in the background: every second while it is down (so the
-/// health check and the circuit breaker notice recovery), every 5 s while
-/// it is up. Ends when the store is dropped.
+/// Pings Redis in the background: every second while it is down or its
+/// last PING went unanswered (so the health check and the circuit breaker
+/// notice failure and recovery quickly), every 5 s while it is up. Ends when
+/// the store is dropped.
 fn spawn_prober(store: Weak<RedisStore>) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
@@ -525,7 +530,7 @@ fn spawn_prober(store: Weak<RedisStore>) {
             let down = match store.upgrade() {
                 Some(s) => {
                     let _ = s.ping().await;
-                    s.health.is_down()
+                    s.health.is_down() || s.health.slow_pings.load(Ordering::Relaxed) > 0
                 }
                 None => return,
             };
