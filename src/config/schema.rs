@@ -95,6 +95,7 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::notify::options::RABBIT_OPTIONS,
         crate::notify::options::NOTIFY_OPTIONS,
         crate::cache::options::CACHE_OPTIONS,
+        crate::metrics::METRICS_OPTIONS,
     ]
 }
 

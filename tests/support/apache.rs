@@ -13,7 +13,7 @@
 //! double.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -188,4 +188,110 @@ ProxyPassReverse "/ipa/" "{backend}/ipa/"
         head = minimal_config(),
         keytab = http_keytab.display(),
     )
+}
+
+// ---- helpers for fronts with TLS and Unix sockets (tests/packaging.rs) ----
+
+/// The user httpd's workers run as ([`minimal_config`]).
+pub const RUN_USER: &str = "www-data";
+
+/// Lets other users traverse (not list) `dir`, so that httpd's workers can
+/// open files below it.
+pub fn allow_traverse(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+}
+
+/// Gives `path` to group `group` with mode `mode` (the test runs as root),
+/// as a deployment puts httpd's user in the service's group.
+pub fn share_with_group(path: &Path, group: &str, mode: u32) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let name = std::ffi::CString::new(group).unwrap();
+    // SAFETY: getgrnam returns NULL or static storage read at once; chown
+    // with uid -1 keeps the owner.
+    unsafe {
+        let gr = libc::getgrnam(name.as_ptr());
+        assert!(!gr.is_null(), "no group {group}");
+        let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        assert_eq!(libc::chown(p.as_ptr(), u32::MAX, (*gr).gr_gid), 0);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A throwaway CA and a server certificate it signed for `localhost` /
+/// 127.0.0.1, made with the `openssl` command. Returns (CA certificate,
+/// server certificate, server key) paths in `dir`.
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = dir.join("ca.key");
+    let ca = dir.join("ca.crt");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let cert = dir.join("server.crt");
+    let ext = dir.join("server.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost, IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |x: &str| std::ffi::OsString::from(x);
+    let p = |x: &PathBuf| x.as_os_str().to_os_string();
+    openssl(&[
+        &s("req"),
+        &s("-x509"),
+        &s("-newkey"),
+        &s("rsa:2048"),
+        &s("-nodes"),
+        &s("-days"),
+        &s("2"),
+        &s("-subj"),
+        &s("/CN=novajoin test CA"),
+        &s("-keyout"),
+        &p(&ca_key),
+        &s("-out"),
+        &p(&ca),
+    ]);
+    openssl(&[
+        &s("req"),
+        &s("-newkey"),
+        &s("rsa:2048"),
+        &s("-nodes"),
+        &s("-subj"),
+        &s("/CN=localhost"),
+        &s("-keyout"),
+        &p(&key),
+        &s("-out"),
+        &p(&csr),
+    ]);
+    openssl(&[
+        &s("x509"),
+        &s("-req"),
+        &s("-in"),
+        &p(&csr),
+        &s("-CA"),
+        &p(&ca),
+        &s("-CAkey"),
+        &p(&ca_key),
+        &s("-CAcreateserial"),
+        &s("-days"),
+        &s("2"),
+        &s("-extfile"),
+        &p(&ext),
+        &s("-out"),
+        &p(&cert),
+    ]);
+    (ca, cert, key)
 }
