@@ -6,3 +6,4 @@ pub mod ipa;
 pub mod keystone;
 pub mod redis;
 pub mod server;
+pub mod vendordata;
