@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
-          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server)
+          libkrb5-dev libclang-dev wrk curl shellcheck systemd redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
