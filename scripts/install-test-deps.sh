@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
-          libkrb5-dev libclang-dev wrk curl shellcheck systemd redis-server)
+          libkrb5-dev libclang-dev wrk curl shellcheck systemd redis-server rabbitmq-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,4 +28,7 @@ if ! "$venv/bin/python" -c 'import keystone, keystonemiddleware, oslo_policy, os
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q "${python_pkgs[@]}"
 fi
+# The keystone template (keys, database, users) the tests copy: about a
+# minute once, then reused from target/.
+NOVAJOIN_TEST_VENV=$venv "$here/scripts/keystone-env.sh" prepare
 echo "test dependencies ready (venv: $venv)"

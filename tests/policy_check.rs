@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 const RANDOM_CASES: usize = 520;
-const SEED: u64 = 0x5eed_0f_0510;
+const SEED: u64 = 0x005e_ed0f_0510;
 
 fn venv() -> PathBuf {
     let v = std::env::var_os("NOVAJOIN_TEST_VENV")
@@ -194,14 +194,15 @@ fn spec_cases() -> Vec<Case> {
     };
     // (row, rule, other rules, token change, target change, is_admin)
     type Change = fn(&mut Value);
-    let rows: Vec<(
+    type Row = (
         u32,
         Value,
-        Vec<(&str, Value)>,
+        Vec<(&'static str, Value)>,
         Option<Change>,
         Option<Value>,
         bool,
-    )> = vec![
+    );
+    let rows: Vec<Row> = vec![
         (1, s(""), vec![], None, None, false),
         (2, s("@"), vec![], None, None, false),
         (3, s("!"), vec![], None, None, false),

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod ipa_setup;
+pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
 
@@ -32,12 +34,17 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
+    /// Prepare IPA for novajoin: permissions, privilege, role, the
+    /// nova/<host> service and its keytab (or --precreate the host).
+    IpaSetup(Box<ipa_setup::IpaSetupArgs>),
     /// Evaluate a policy file offline against a keystone token, with the
     /// options and output of oslo.policy's oslopolicy-checker.
     PolicyCheck(policy_check::PolicyCheckArgs),
     /// Print the default policy with descriptions (like
     /// oslopolicy-sample-generator).
     PolicySample(policy_sample::PolicySampleArgs),
+    /// Run the RabbitMQ notification listener that cleans IPA up.
+    Notify(ConfigArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -45,7 +52,9 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
+        Command::IpaSetup(args) => ipa_setup::run_cli(*args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
+        Command::Notify(args) => notify::run_cli(args),
     }
 }

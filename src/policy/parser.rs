@@ -355,13 +355,11 @@ fn diagnose(stack: &[(Tok, usize)]) -> RuleProblem {
         for (t, c) in stack {
             match t {
                 Tok::LParen => v.push(*c),
-                Tok::RParen => {
-                    if v.pop().is_none() {
-                        return RuleProblem {
-                            column: *c,
-                            message: "')' has no matching '('".into(),
-                        };
-                    }
+                Tok::RParen if v.pop().is_none() => {
+                    return RuleProblem {
+                        column: *c,
+                        message: "')' has no matching '('".into(),
+                    };
                 }
                 _ => {}
             }

@@ -211,13 +211,11 @@ fn digits(chars: &[char], mut i: usize, ok: impl Fn(char) -> bool) -> (usize, bo
     // digit (_? digit)*; returns (end, well_formed)
     let start = i;
     while i < chars.len() {
-        if ok(chars[i]) {
-            i += 1;
-        } else if chars[i] == '_' && i > start && chars.get(i + 1).is_some_and(|c| ok(*c)) {
-            i += 1;
-        } else {
+        let underscore = chars[i] == '_' && i > start && chars.get(i + 1).is_some_and(|c| ok(*c));
+        if !ok(chars[i]) && !underscore {
             break;
         }
+        i += 1;
     }
     let bad = chars.get(i) == Some(&'_');
     (i, i > start && !bad)
