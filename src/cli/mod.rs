@@ -37,9 +37,6 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run the vendordata REST service nova calls.
     Server(ConfigArgs),
-    /// Prepare IPA for novajoin: permissions, privilege, role, the
-    /// nova/<host> service and its keytab (or --precreate the host).
-    IpaSetup(Box<ipa_setup::IpaSetupArgs>),
     /// Evaluate a policy file offline against a keystone token, with the
     /// options and output of oslo.policy's oslopolicy-checker.
     PolicyCheck(policy_check::PolicyCheckArgs),
