@@ -185,8 +185,8 @@ async fn nova_token_is_accepted(p: Provider) {
     assert_eq!(v["x_identity_status"], "Confirmed");
     assert_eq!(v["x_service_catalog"], true);
     assert_eq!(
-        v["is_admin"], false,
-        "no admin check wired yet: the original's behaviour"
+        v["is_admin"], true,
+        "nova has the admin role: context_is_admin (role:admin) holds"
     );
     assert!(v["request_id"].as_str().unwrap().starts_with("req-"));
 }
@@ -380,6 +380,10 @@ async fn forged_identity_headers_are_ignored(p: Provider) {
     assert!(!roles.contains(&"admin".to_string()), "{roles:?}");
     assert!(!v["x_roles"].as_str().unwrap().contains("admin"));
     assert_eq!(v["x_service_roles"], Value::Null);
+    assert_eq!(
+        v["is_admin"], false,
+        "forged X-Roles: admin does not make demo an admin"
+    );
     // Forged headers with no token at all: 401, nothing passes.
     let (s, h, b) = send(&svc, req(None, &forged)).await;
     assert_401(ks, s, &h, &b);

@@ -192,7 +192,11 @@ async fn creates_exactly_the_documented_objects_and_a_second_run_changes_nothing
     let principal = format!("{SERVICE}@{}", e.ipa.realm());
     let services: Vec<String> = e.ipa.services().into_iter().map(|s| s.principal).collect();
     assert_eq!(services, vec![principal.clone()], "exactly one new service");
-    assert_eq!(e.ipa.hosts(), hosts_before, "no host added without --precreate");
+    assert_eq!(
+        e.ipa.hosts(),
+        hosts_before,
+        "no host added without --precreate"
+    );
 
     // Four permissions, as documented.
     for (name, kind, attr) in PERMISSIONS {
@@ -208,7 +212,10 @@ async fn creates_exactly_the_documented_objects_and_a_second_run_changes_nothing
 
     // The privilege holds every listed permission this IPA has.
     let privilege = e.ipa.privilege("Nova Host Management").expect("privilege");
-    assert_eq!(privilege.description.as_deref(), Some("Nova Host Management"));
+    assert_eq!(
+        privilege.description.as_deref(),
+        Some("Nova Host Management")
+    );
     let held: BTreeSet<String> = privilege
         .permissions
         .iter()
@@ -271,7 +278,11 @@ async fn creates_exactly_the_documented_objects_and_a_second_run_changes_nothing
         )]
     );
     assert_keytab_works(&e);
-    assert!(r.stdout.contains("done: 11 change(s) made."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("done: 11 change(s) made."),
+        "{}",
+        r.stdout
+    );
 
     // Second run: everything is in place.
     let before = e.snapshot();
@@ -296,7 +307,11 @@ async fn creates_exactly_the_documented_objects_and_a_second_run_changes_nothing
     e.kdc.rotate_keys(SERVICE);
     let r3 = e.run(&[]).await;
     assert_eq!(r3.code, 0, "{}\n{}", r3.stdout, r3.stderr);
-    assert!(r3.stdout.contains("done: 1 change(s) made."), "{}", r3.stdout);
+    assert!(
+        r3.stdout.contains("done: 1 change(s) made."),
+        "{}",
+        r3.stdout
+    );
     assert!(r3.stderr.contains("does not work"), "{}", r3.stderr);
     assert_eq!(e.getkeytab_calls().len(), 2);
     assert_keytab_works(&e);
@@ -312,9 +327,7 @@ async fn dry_run_prints_the_calls_and_contacts_nobody() {
     assert!(e.getkeytab_calls().is_empty() && !e.keytab().exists());
     let lines: Vec<&str> = r.stdout.lines().skip(1).map(str::trim).collect();
     assert_eq!(lines.len(), 11, "{}", r.stdout);
-    assert!(lines[0].starts_with(&format!(
-        "service_add [\"{SERVICE}\"] {{\"force\":true}}"
-    )));
+    assert!(lines[0].starts_with(&format!("service_add [\"{SERVICE}\"] {{\"force\":true}}")));
     assert_eq!(
         lines[1],
         "permission_add [\"Modify host password\"] {\"ipapermright\":[\"write\"],\"type\":\"host\",\"attrs\":[\"userpassword\"]}"
@@ -366,7 +379,9 @@ async fn precreate_makes_the_host_prints_its_otp_and_is_idempotent() {
         .await;
     assert_eq!(r2.code, 0, "{}\n{}", r2.stdout, r2.stderr);
     assert!(r2.stdout.contains("nothing changed"), "{}", r2.stdout);
-    assert!(r2.stdout.contains("already exists; it keeps its one-time password"));
+    assert!(r2
+        .stdout
+        .contains("already exists; it keeps its one-time password"));
     assert_eq!(e.ipa.host(HOST).unwrap().otp.as_deref(), Some(otp.as_str()));
     assert_eq!(e.snapshot(), before);
     assert!(!otp_file.exists(), "no new OTP, so none written");
@@ -382,10 +397,7 @@ async fn precreate_writes_the_otp_to_a_private_file() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let otp = e.ipa.host(HOST).unwrap().otp.unwrap();
     assert_eq!(std::fs::read_to_string(&otp_file).unwrap().trim(), otp);
-    assert_eq!(
-        std::fs::metadata(&otp_file).unwrap().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&otp_file).unwrap().mode() & 0o777, 0o600);
     assert!(!r.stdout.contains(&otp) && !r.stderr.contains(&otp));
 }
 
@@ -397,7 +409,8 @@ async fn a_wrong_admin_password_is_a_clear_error_and_changes_nothing() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("logging in to IPA")
-            && r.stderr.contains("IPA rejected the login of \"admin\": invalid-password"),
+            && r.stderr
+                .contains("IPA rejected the login of \"admin\": invalid-password"),
         "{}",
         r.stderr
     );

@@ -19,6 +19,13 @@ use support::ipa::{self as ipa_support, IpaDouble};
 use support::rabbit::{self, OsloMessage, RabbitNames};
 
 // ---------------------------------------------------------------------------
+// The broker restart test must not run while other tests of this binary
+// depend on the broker: a restart drops their (transient) queues. Every test
+// holds this lock shared; the restart test holds it exclusively.
+
+static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+// ---------------------------------------------------------------------------
 // The listener process.
 
 /// A running `novajoin notify`, killed when dropped.
@@ -351,6 +358,7 @@ fn realm_principal(ipa: &IpaDouble, p: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_delete_removes_host_subhosts_orphaned_services_and_dns() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("ldel");
     let vip = format!("overcloud.internalapi.{}", ipa.domain());
@@ -448,6 +456,7 @@ async fn legacy_delete_removes_host_subhosts_orphaned_services_and_dns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn versioned_deletes_from_compute_and_api_are_handled() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("vdel");
     enroll_like_vendordata(&ipa, "vm1.example.test", None).await;
@@ -492,6 +501,7 @@ async fn versioned_deletes_from_compute_and_api_are_handled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_without_the_flag_in_the_payload_is_decided_by_ipa_not_glance() {
+    let _broker = BROKER.read().await;
     // Image-enrolled instances carry no ipa_enroll in their metadata, and
     // versioned payloads carry no image properties. The original asked
     // Glance (and lost the delete when Glance failed); the listener has no
@@ -568,6 +578,7 @@ async fn check_update_adds_services(format: &str, messages: impl Fn(&str, Value)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_update_adds_managed_and_compact_services() {
+    let _broker = BROKER.read().await;
     check_update_adds_services("unversioned", |id, md| {
         OsloMessage::info(
             "compute.cmp-1",
@@ -580,6 +591,7 @@ async fn legacy_update_adds_managed_and_compact_services() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn versioned_update_2_1_adds_managed_and_compact_services() {
+    let _broker = BROKER.read().await;
     // The original dropped every 2.x update (nova >= 25 sends 2.1).
     check_update_adds_services("versioned", |id, md| {
         OsloMessage::info(
@@ -593,6 +605,7 @@ async fn versioned_update_2_1_adds_managed_and_compact_services() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn creates_are_logged_in_both_formats_without_touching_ipa() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     for (format, msg) in [
         (
@@ -642,6 +655,7 @@ async fn creates_are_logged_in_both_formats_without_touching_ipa() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_listener_goes_on() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("bad");
     enroll_like_vendordata(&ipa, "after.example.test", None).await;
@@ -749,6 +763,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_listener_g
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_dead_letter_queue_malformed_messages_are_rejected_not_requeued() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("rej");
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
@@ -784,6 +799,7 @@ async fn without_a_dead_letter_queue_malformed_messages_are_rejected_not_requeue
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("term");
     for h in ["slow1", "slow2", "slow3"] {
@@ -791,8 +807,8 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
     }
     let conf = join_conf(&ipa, &names, "unversioned", "max_concurrent_messages = 1\n");
     let mut listener = NotifyProcess::start(&conf).await;
-    // Each IPA round trip now takes 700 ms: a delete is ~2 s of work.
-    ipa.set_latency(Duration::from_millis(700));
+    // Each IPA round trip now takes 1 s: a delete is 2-3 s of work.
+    ipa.set_latency(Duration::from_secs(1));
     publish(
         &names,
         &names.nova_exchange,
@@ -831,12 +847,20 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
             && log.contains("notification listener stopped"),
         "{log}"
     );
-    // The one in flight was finished; the others are back in the queue.
+    // Every delete that was started was finished; the others are back in
+    // the queue, none left unacked.
+    let started_n = log.matches("\"message\":\"handling notification\"").count();
+    let finished = log.matches("instance removed from IPA").count();
+    assert_eq!(started_n, finished, "in-flight work finished: {log}");
+    assert!(
+        (1..3).contains(&finished),
+        "stopped with work left to give back: {finished} of 3 done"
+    );
     let gone = ["slow1", "slow2", "slow3"]
         .iter()
         .filter(|h| ipa.host(&format!("{h}.example.test")).is_none())
         .count();
-    assert_eq!(gone, 1, "exactly the in-flight delete completed");
+    assert_eq!(gone, finished);
     let counts = tokio::task::spawn_blocking({
         let q = names.queue();
         move || rabbit::queue_counts(&q)
@@ -845,8 +869,8 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
     .unwrap();
     assert_eq!(
         counts,
-        Some((2, 0)),
-        "the other two wait in the queue, none unacked"
+        Some(((3 - finished) as u64, 0)),
+        "the rest wait in the queue, none unacked"
     );
 }
 
@@ -930,11 +954,13 @@ async fn check_declarations(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn declarations_match_oslo_defaults() {
+    let _broker = BROKER.read().await;
     check_declarations("", "", false, "[]").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn declarations_match_oslo_durable_queues() {
+    let _broker = BROKER.read().await;
     check_declarations(
         "amqp_durable_queues=true",
         "amqp_durable_queues = true",
@@ -946,6 +972,7 @@ async fn declarations_match_oslo_durable_queues() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn declarations_match_oslo_quorum_queues() {
+    let _broker = BROKER.read().await;
     check_declarations(
         "rabbit_quorum_queue=true",
         "rabbit_quorum_queue = true",
@@ -957,6 +984,7 @@ async fn declarations_match_oslo_quorum_queues() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mismatched_flags_are_reported_with_the_brokers_words() {
+    let _broker = BROKER.read().await;
     // nova made the queue durable; a listener left at the default cannot
     // redeclare it and must say why instead of crashing or looping hot.
     let ipa = ipa_support::start().await;
@@ -996,6 +1024,7 @@ async fn mismatched_flags_are_reported_with_the_brokers_words() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_first_broker_is_skipped_for_the_next_one() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("failover");
     enroll_like_vendordata(&ipa, "fo.example.test", None).await;
@@ -1040,6 +1069,7 @@ async fn a_dead_first_broker_is_skipped_for_the_next_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
+    let _broker = BROKER.write().await;
     const N: usize = 1000;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("storm");
@@ -1131,6 +1161,7 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_with_the_configured_ca_and_refusal_of_an_unknown_one() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("tls");
     enroll_like_vendordata(&ipa, "tls.example.test", None).await;
@@ -1227,6 +1258,7 @@ fn a_records(ipa: &IpaDouble, name: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nova_network_floating_ip_associate_and_disassociate() {
+    let _broker = BROKER.read().await;
     let (ks, api) = cloud().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("fipnn");
@@ -1283,6 +1315,7 @@ async fn nova_network_floating_ip_associate_and_disassociate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats() {
+    let _broker = BROKER.read().await;
     let (ks, api) = cloud().await;
     for format in ["unversioned", "versioned"] {
         let ipa = ipa_support::start().await;
@@ -1364,6 +1397,7 @@ async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn project_subdomain_deletes_the_host_named_with_the_real_project() {
+    let _broker = BROKER.read().await;
     // The original used the placeholder 'foo' here and deleted nothing.
     let (ks, _api) = cloud().await;
     let ipa = ipa_support::start().await;
@@ -1414,6 +1448,7 @@ async fn project_subdomain_deletes_the_host_named_with_the_real_project() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
+    let _broker = BROKER.read().await;
     let (ks, api) = cloud().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("updgone");
@@ -1468,6 +1503,7 @@ async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_evicts_the_instance_from_the_shared_response_cache() {
+    let _broker = BROKER.read().await;
     use novajoin::cache::{CacheSettings, Fingerprint, RawCacheOptions, RequestKey, ResponseCache};
 
     let ns = support::redis::RedisNamespace::new("notify-evict");
@@ -1553,6 +1589,7 @@ async fn delete_evicts_the_instance_from_the_shared_response_cache() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ipa_outage_delays_deletes_without_losing_them() {
+    let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("outage");
     enroll_like_vendordata(&ipa, "patient.example.test", None).await;

@@ -503,6 +503,12 @@ impl IpaDouble {
         self.counters().max_in_flight
     }
 
+    /// HTTP requests being handled right now (abandoned ones included,
+    /// until the double finishes or drops them).
+    pub fn in_flight(&self) -> u64 {
+        self.counters().in_flight
+    }
+
     /// Every HTTP request received (faulted ones included).
     pub fn http_requests(&self) -> u64 {
         self.counters().http_requests

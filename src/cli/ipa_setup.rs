@@ -56,8 +56,7 @@ use url::Url;
 
 use crate::ipa::kerberos::{kinit_with_password, local_hostname};
 use crate::ipa::{
-    IpaAuth, IpaClient, IpaClientConfig, IpaCommand, IpaDefaultConf, IpaError, KerberosAuth,
-    Secret,
+    IpaAuth, IpaClient, IpaClientConfig, IpaCommand, IpaDefaultConf, IpaError, KerberosAuth, Secret,
 };
 
 /// The privilege novajoin's role holds.
@@ -176,7 +175,7 @@ pub enum SetupError {
         /// The step.
         what: String,
         /// The error.
-        source: IpaError,
+        source: Box<IpaError>,
     },
     /// Fetching or installing the keytab failed.
     #[error("keytab: {0}")]
@@ -358,7 +357,10 @@ fn plan(args: &IpaSetupArgs, t: &Target) -> Vec<Step> {
 fn show_call(cmd: &IpaCommand) -> String {
     let mut o = cmd.options().clone();
     if o.contains_key("userpassword") {
-        o.insert("userpassword".into(), json!("<generated one-time password>"));
+        o.insert(
+            "userpassword".into(),
+            json!("<generated one-time password>"),
+        );
     }
     format!(
         "{} {} {}",
@@ -492,7 +494,10 @@ async fn run(
     let client = IpaClient::new(cfg).map_err(|e| SetupError::Usage(e.to_string()))?;
     let ipa_err = |what: &str| {
         let what = what.to_string();
-        move |source| SetupError::Ipa { what, source }
+        move |source| SetupError::Ipa {
+            what,
+            source: Box::new(source),
+        }
     };
     client.login().await.map_err(ipa_err("logging in to IPA"))?;
     let _ = writeln!(out, "logged in to {} as {}", t.server, args.principal);
@@ -566,7 +571,7 @@ async fn run(
                     if kind == "service" || kind == "privilege" {
                         return Err(SetupError::Ipa {
                             what: format!("adding {what}"),
-                            source: IpaError::Protocol(format!(
+                            source: Box::new(IpaError::Protocol(format!(
                                 "IPA refused: {}",
                                 result
                                     .real_failures()
@@ -574,7 +579,7 @@ async fn run(
                                     .map(|(n, why)| format!("{n}: {why}"))
                                     .collect::<Vec<_>>()
                                     .join("; ")
-                            )),
+                            ))),
                         });
                     }
                 }
@@ -614,7 +619,10 @@ async fn keytab(
             return Ok(false);
         }
         Err(e) if path.exists() => {
-            tracing::warn!("the keytab {} does not work ({e}); fetching a new one", path.display());
+            tracing::warn!(
+                "the keytab {} does not work ({e}); fetching a new one",
+                path.display()
+            );
         }
         Err(_) => {}
     }
@@ -674,11 +682,8 @@ async fn keytab(
             args.keytab_owner
         ))
     })?;
-    std::fs::set_permissions(
-        path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .map_err(|e| SetupError::Keytab(format!("chmod 600 {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| SetupError::Keytab(format!("chmod 600 {}: {e}", path.display())))?;
     let check = KerberosAuth::with_keytab(principal, path);
     tokio::task::spawn_blocking(move || check.check_credentials())
         .await

@@ -53,7 +53,7 @@ pub enum Command {
     Manpages(manpages::ManpagesArgs),
     /// Prepare IPA for novajoin: permissions, privilege, role, the
     /// nova/<host> service and its keytab (or --precreate the host).
-    IpaSetup(ipa_setup::IpaSetupArgs),
+    IpaSetup(Box<ipa_setup::IpaSetupArgs>),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -67,6 +67,6 @@ pub fn main() -> i32 {
         Command::ConfigSample(args) => config_sample::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Manpages(args) => manpages::run(&args),
-        Command::IpaSetup(args) => ipa_setup::run_cli(args),
+        Command::IpaSetup(args) => ipa_setup::run_cli(*args),
     }
 }

@@ -117,10 +117,16 @@ pub enum IpaError {
     /// Kerberos login failed (keytab, KDC, service ticket, or IPA refused
     /// the token); the message names what to check.
     #[error("Kerberos login to IPA failed: {0}")]
-    Kerberos(#[from] super::kerberos::KerberosError),
+    Kerberos(Box<super::kerberos::KerberosError>),
     /// The client could not be built (CA bundle, URL, auth settings).
     #[error("IPA client setup: {0}")]
     Setup(String),
+}
+
+impl From<super::kerberos::KerberosError> for IpaError {
+    fn from(e: super::kerberos::KerberosError) -> Self {
+        Self::Kerberos(Box::new(e))
+    }
 }
 
 impl IpaError {

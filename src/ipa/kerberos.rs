@@ -31,12 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use libgssapi_sys as sys;
 use libgssapi::context::{ClientCtx, CtxFlags};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::Error as GssError;
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
+use libgssapi_sys as sys;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, REFERER, WWW_AUTHENTICATE};
 
 use super::auth::{
@@ -78,7 +78,9 @@ pub enum KerberosError {
     },
     /// No usable credentials in the default credential cache (when no
     /// keytab is configured, e.g. `ipa-setup` after `kinit admin`).
-    #[error("no usable Kerberos credentials in the default credential cache: {detail}; run kinit first")]
+    #[error(
+        "no usable Kerberos credentials in the default credential cache: {detail}; run kinit first"
+    )]
     DefaultCredentials {
         /// What GSSAPI/krb5 said.
         detail: String,
@@ -158,7 +160,7 @@ impl KerberosError {
         if self.is_transient() {
             AttemptError::Transient(self.to_string())
         } else {
-            AttemptError::Fatal(IpaError::Kerberos(self))
+            AttemptError::Fatal(self.into())
         }
     }
 }
@@ -243,7 +245,10 @@ impl KerberosAuth {
     pub fn describe(&self) -> String {
         match &self.inner.source {
             CredentialSource::Keytab { principal, keytab } => {
-                format!("Kerberos login as {principal} (keytab {})", keytab.display())
+                format!(
+                    "Kerberos login as {principal} (keytab {})",
+                    keytab.display()
+                )
             }
             CredentialSource::DefaultCache => {
                 "Kerberos login with the default credential cache".into()
@@ -329,25 +334,21 @@ impl KerberosAuth {
                     let reason = rejection_reason(resp.headers())
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
-                    return Err(AttemptError::Fatal(IpaError::Kerberos(
+                    return Err(AttemptError::Fatal(
                         KerberosError::Rejected {
                             principal: self.principal_for_messages(),
                             target,
                             reason,
-                        },
-                    )));
+                        }
+                        .into(),
+                    ));
                 }
                 s if is_transient_status(s) => {
                     return Err(AttemptError::Transient(format!(
                         "Kerberos login answered HTTP {s}"
                     )))
                 }
-                s => {
-                    return Err(AttemptError::Fatal(http_error(
-                        s,
-                        ep.login_kerberos.path(),
-                    )))
-                }
+                s => return Err(AttemptError::Fatal(http_error(s, ep.login_kerberos.path()))),
             }
         }
     }

@@ -87,7 +87,7 @@ pub use command::{
 pub use default_conf::IpaDefaultConf;
 pub use enrollment::{EnrollmentBatch, EnrollmentOutcome, HostOutcome, ItemFailure};
 pub use error::{IpaError, RemoteError};
-pub use kerberos::{KerberosAuth, KerberosError};
 pub use health::IpaHealth;
+pub use kerberos::{KerberosAuth, KerberosError};
 pub use secret::Secret;
 pub use settings::{load_default_conf, IpaConfigError};

@@ -114,7 +114,9 @@ fn kerberos_auth(
             ),
         ));
     }
-    Ok(IpaAuth::kerberos(KerberosAuth::with_keytab(principal, keytab)))
+    Ok(IpaAuth::kerberos(KerberosAuth::with_keytab(
+        principal, keytab,
+    )))
 }
 
 impl IpaClientConfig {
@@ -313,7 +315,11 @@ mod tests {
             kt.path().display()
         ));
         let cfg = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap();
-        assert!(cfg.auth.describe().contains("svc/x@R"), "{}", cfg.auth.describe());
+        assert!(
+            cfg.auth.describe().contains("svc/x@R"),
+            "{}",
+            cfg.auth.describe()
+        );
     }
 
     #[test]
@@ -323,7 +329,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("join.conf:3") && e.contains("keytab") && e.contains("/nonexistent/nova.keytab"),
+            e.contains("join.conf:3")
+                && e.contains("keytab")
+                && e.contains("/nonexistent/nova.keytab"),
             "{e}"
         );
     }

@@ -2,9 +2,42 @@
 //! `context.to_dict()` of oslo.context plus `user_id`, `user_name`,
 //! `project_id` and `project_name`, passed as both target and credentials.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+use super::Enforcer;
 use crate::pipeline::extensions::RequestContext;
+
+/// The `context_is_admin` question as the keystonecontext filter's admin
+/// check (`KeystoneContextLayer::with_admin_check(Arc::new(admin_check(e)))`):
+/// evaluates the rule with the credentials the original's `check_is_admin`
+/// built (`roles`, `user_id`) and target `{"project_id": ""}`.
+///
+/// Note the original never reached this code (oslo.context's `is_admin`
+/// defaults to False, so novajoin's "compute it" branch was dead): wiring it
+/// in makes `is_admin:True` rules hold for `role:admin` callers.
+pub fn admin_check(enforcer: Arc<Enforcer>) -> impl Fn(&RequestContext) -> bool + Send + Sync {
+    move |ctx: &RequestContext| {
+        let mut creds = Map::new();
+        creds.insert(
+            "roles".into(),
+            Value::Array(
+                ctx.identity
+                    .roles
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        );
+        creds.insert(
+            "user_id".into(),
+            Value::String(ctx.identity.user_id.clone()),
+        );
+        enforcer.check_rule_name("context_is_admin", &creds)
+    }
+}
 
 fn opt(v: &Option<String>) -> Value {
     v.as_ref()
@@ -93,5 +126,21 @@ mod tests {
         assert_eq!(d["auth_token"], Value::Null);
         assert_eq!(d["user_identity"], "u1 p1 - - -");
         assert_eq!(d["roles"], serde_json::json!(["admin"]));
+    }
+
+    #[test]
+    fn admin_check_asks_context_is_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Enforcer::new(
+            crate::policy::NOVAJOIN_DEFAULTS,
+            crate::policy::PolicyOptions::file_only(&dir.path().join("none.json")),
+        )
+        .unwrap();
+        let check = admin_check(Arc::new(e));
+        let mut ctx = RequestContext::default();
+        ctx.identity.roles = vec!["Admin".into()];
+        assert!(check(&ctx));
+        ctx.identity.roles = vec!["member".into()];
+        assert!(!check(&ctx));
     }
 }

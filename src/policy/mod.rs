@@ -54,6 +54,9 @@
 //! let is_admin = enforcer.check_rule_name("context_is_admin", &creds);
 //! # }
 //! ```
+//!
+//! [`context::admin_check`] wraps that as the keystonecontext filter's
+//! `AdminCheck` (a closure over the request context).
 
 pub mod checker;
 pub mod context;

@@ -210,10 +210,7 @@ impl Kdc {
 
     /// Adds a principal with a password (for `kinit`-style logins).
     pub fn add_principal_with_password(&self, principal: &str, password: &str) {
-        self.kadmin(&format!(
-            "addprinc -pw {password} {}",
-            self.full(principal)
-        ));
+        self.kadmin(&format!("addprinc -pw {password} {}", self.full(principal)));
     }
 
     /// Writes a keytab with the principal's *current* keys (no rotation)

@@ -10,3 +10,4 @@ pub mod nova_neutron;
 pub mod rabbit;
 pub mod redis;
 pub mod server;
+pub mod vendordata;
