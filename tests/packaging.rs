@@ -896,7 +896,8 @@ fn enroll_fails_clearly_without_metadata_or_with_a_bad_answer() {
     let run = inst.run(
         &[
             ("NOVAJOIN_METADATA_URL", down.url.clone()),
-            ("NOVAJOIN_METADATA_TIMEOUT", "2".into()),
+            // Pauses are 0-1 s here: at least two attempts fit in 5 s.
+            ("NOVAJOIN_METADATA_TIMEOUT", "5".into()),
         ],
         &[],
     );
