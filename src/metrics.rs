@@ -5,13 +5,17 @@
 //! convention), never a route of the public request pipeline: scrapers do
 //! not need a keystone token, and nova's callers cannot read it.
 //!
-//! Every part of the service records through the small functions below, so
-//! metric names and labels live in one place. Without a configured listener
+//! The server's parts record through the small functions below, so metric
+//! names and labels live in one place; the notification listener records
+//! its own (`novajoin_notify_*`, described here). Without a configured listener
 //! no recorder is installed and the functions cost next to nothing.
 //!
 //! Labels are bounded on purpose: `route` is one of a few words, `status`
 //! an HTTP code, `method` an IPA command name from this code, `kind` an
 //! error class name. Nothing a caller sends becomes a label verbatim.
+//!
+//! `novajoin server` serves them on `[metrics] listen`, `novajoin notify`
+//! on `[metrics] notify_listen`: each process has its own counters.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,8 +52,13 @@ pub const IPA_ERRORS: &str = "novajoin_ipa_call_errors_total";
 pub const IPA_DURATION: &str = "novajoin_ipa_call_duration_seconds";
 /// HTTP requests sent to keystone, by status (`error` when none came back).
 pub const KEYSTONE_CALLS: &str = "novajoin_keystone_calls_total";
-/// Notifications the listener took off the queue, by event and outcome.
-pub const NOTIFICATIONS: &str = "novajoin_notifications_total";
+/// Notifications the listener took off the queue, by outcome (recorded by
+/// `notify::listener`).
+pub const NOTIFY_MESSAGES: &str = "novajoin_notify_messages_total";
+/// Transient failures retried in place (recorded by `notify::listener`).
+pub const NOTIFY_RETRIES: &str = "novajoin_notify_retries_total";
+/// 1 while the listener holds a broker connection (`notify::listener`).
+pub const NOTIFY_CONNECTED: &str = "novajoin_notify_connected";
 /// Always 1; labels carry the version and the process role.
 pub const BUILD_INFO: &str = "novajoin_build_info";
 
@@ -245,8 +254,17 @@ pub fn describe() {
          by response status; 'error' when no response came back."
     );
     describe_counter!(
-        NOTIFICATIONS,
-        "Notifications taken off the queue, by event type and outcome (handled, retried, rejected)."
+        NOTIFY_MESSAGES,
+        "Notifications taken off the queue, by outcome: handled, ignored (not for novajoin), \
+         requeued (given back to the broker), rejected (can never be handled)."
+    );
+    describe_counter!(
+        NOTIFY_RETRIES,
+        "Notification handling attempts that failed for a transient reason and were retried."
+    );
+    describe_gauge!(
+        NOTIFY_CONNECTED,
+        "1 while the notification listener is connected to the broker, else 0."
     );
     describe_gauge!(
         BUILD_INFO,
@@ -351,28 +369,6 @@ pub fn keystone_call(status: Option<u16>) {
         None => "error".to_string(),
     };
     counter!(KEYSTONE_CALLS, "status" => status).increment(1);
-}
-
-/// A notification was handled (IPA updated, or nothing to do) and acked.
-/// `event` is the event type, e.g. `compute.instance.delete.end`; pass only
-/// event types the listener's filter accepted (or `other`) so the label
-/// stays bounded.
-pub fn notification_handled(event: &str) {
-    notification(event, "handled");
-}
-
-/// A notification failed for a passing reason and will be tried again.
-pub fn notification_retried(event: &str) {
-    notification(event, "retried");
-}
-
-/// A notification was given up on (malformed, or retries exhausted).
-pub fn notification_rejected(event: &str) {
-    notification(event, "rejected");
-}
-
-fn notification(event: &str, outcome: &'static str) {
-    counter!(NOTIFICATIONS, "event" => event.to_string(), "outcome" => outcome).increment(1);
 }
 
 // ---- the endpoint ----
@@ -591,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn ipa_keystone_and_notifications() {
+    fn ipa_and_keystone_calls() {
         let text = render_with(|| {
             ipa_call("host_mod", Duration::from_millis(3), None);
             ipa_call(
@@ -601,9 +597,6 @@ mod tests {
             );
             keystone_call(Some(201));
             keystone_call(None);
-            notification_handled("compute.instance.delete.end");
-            notification_retried("compute.instance.delete.end");
-            notification_rejected("compute.instance.delete.end");
         });
         assert_eq!(
             sample(&text, "novajoin_ipa_calls_total{method=\"host_mod\"}"),
@@ -624,16 +617,6 @@ mod tests {
             sample(&text, "novajoin_keystone_calls_total{status=\"error\"}"),
             Some(1.0)
         );
-        for outcome in ["handled", "retried", "rejected"] {
-            assert_eq!(
-                sample(
-                    &text,
-                    &format!("novajoin_notifications_total{{event=\"compute.instance.delete.end\",outcome=\"{outcome}\"}}")
-                ),
-                Some(1.0),
-                "{text}"
-            );
-        }
     }
 
     #[test]

@@ -1226,6 +1226,148 @@ async fn metrics_endpoint_counts_enrollments() {
     assert_eq!(wrong.status(), 404);
 }
 
+/// `novajoin notify` as a child process, killed when dropped.
+struct NotifyChild {
+    child: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifyChild {
+    fn start(conf: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let conf_path = dir.path().join("join.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log = dir.path().join("notify.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_novajoin"))
+            .arg("notify")
+            .arg("--config-file")
+            .arg(&conf_path)
+            .env("RUST_LOG", "info,lapin=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        NotifyChild {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NotifyChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_metrics_endpoint_counts_handled_notifications() {
+    use support::rabbit::{OsloMessage, RabbitNames};
+    let ipa = support::ipa::start().await;
+    ipa.seed_host("gone1.example.test");
+    let names = RabbitNames::new("pkgmetrics");
+    let metrics_port = support::server::free_port();
+    let conf = format!(
+        "{ipa}\n[DEFAULT]\ntransport_url = {url}\nnotifications_topic = {topic}\n\
+         control_exchange = {exchange}\nnotification_format = unversioned\nlog_format_style = json\n\
+         [notify]\npublisher_exchanges = {nova},{neutron}\n\
+         [metrics]\nnotify_listen = 127.0.0.1:{metrics_port}\n",
+        ipa = support::ipa::join_conf(&ipa),
+        url = support::rabbit::TRANSPORT_URL,
+        topic = names.topic,
+        exchange = names.control_exchange,
+        nova = names.nova_exchange,
+        neutron = names.neutron_exchange,
+    );
+    let notify = NotifyChild::start(&conf);
+    wait_for("the listener to consume", || {
+        notify
+            .logs()
+            .contains("listening for notifications")
+            .then_some(())
+    });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let (before, _) = parse_prometheus(&http.get(&url).send().await.unwrap().text().await.unwrap());
+    ipa.reset_counters();
+
+    let payload = json!({
+        "instance_id": uuid::Uuid::new_v4().to_string(), "hostname": "gone1",
+        "display_name": "gone1", "tenant_id": "c97027dd880d4c129ae7a4ba7edade05",
+        "metadata": {"ipa_enroll": "True"}, "image_meta": {}, "state": "deleted",
+        "host": "cmp-1", "deleted_at": "2024-05-14T11:02:46.000000",
+    });
+    let publisher = names.publisher();
+    let exchange = names.nova_exchange.clone();
+    tokio::task::spawn_blocking(move || {
+        publisher.publish(
+            &exchange,
+            "",
+            &[OsloMessage::info(
+                "compute.cmp-1",
+                "compute.instance.delete.end",
+                payload,
+            )],
+        )
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ipa.host("gone1.example.test").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the host was not deleted:\n{}",
+            notify.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The ack (and its count) follows the IPA calls.
+    let text = loop {
+        let text = http.get(&url).send().await.unwrap().text().await.unwrap();
+        if text.contains("outcome=\"handled\"") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (after, families) = parse_prometheus(&text);
+    let delta = |k: &str| get(&after, k) - get(&before, k);
+    assert_eq!(
+        delta("novajoin_notify_messages_total{outcome=handled}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(get(&after, "novajoin_notify_connected{}"), 1.0, "{text}");
+    assert_eq!(
+        get(
+            &after,
+            &format!(
+                "novajoin_build_info{{role=notify,version={}}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        1.0
+    );
+    // The listener's IPA calls are counted like the server's.
+    assert!(ipa.round_trips() >= 1);
+    assert_eq!(
+        sum_prefix(&after, "novajoin_ipa_calls_total")
+            - sum_prefix(&before, "novajoin_ipa_calls_total"),
+        ipa.round_trips() as f64,
+        "{text}"
+    );
+    let (kind, help) = &families["novajoin_notify_messages"];
+    assert_eq!(kind, "counter");
+    assert!(!help.is_empty());
+}
+
 // ---------------------------------------------------------------------------
 // generated and sample files
 // ---------------------------------------------------------------------------

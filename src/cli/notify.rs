@@ -52,6 +52,18 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
                 return 2;
             }
         };
+        let _metrics = match crate::metrics::start_from_config(
+            &cfg,
+            crate::metrics::MetricsRole::Notify,
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 2;
+            }
+        };
         crate::logging::notify_ready();
         match listener.run(shutdown_signal()).await {
             Ok(()) => 0,
