@@ -142,7 +142,10 @@ pub fn notification_envelope(data: &[u8]) {
         return;
     };
     assert!(!n.event_type.is_empty() && !n.publisher_id.is_empty());
-    for format in [NotificationFormat::Unversioned, NotificationFormat::Versioned] {
+    for format in [
+        NotificationFormat::Unversioned,
+        NotificationFormat::Versioned,
+    ] {
         if let Ok(Classified::Handle(e)) = classify(&n, format) {
             let _ = e.kind();
             let _ = e.ordering_key();
