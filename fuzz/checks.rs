@@ -9,6 +9,9 @@ use std::path::Path;
 use novajoin::join::fqdn::FqdnPolicy;
 use novajoin::join::request::VendordataRequest;
 use novajoin::join::services::requested_services;
+use novajoin::notify::envelope::{decode, salvage_message_id};
+use novajoin::notify::events::{classify, Classified};
+use novajoin::notify::settings::NotificationFormat;
 use novajoin::policy::eval::{evaluate, RuleLookup};
 use novajoin::policy::{parse_text, Check};
 use serde_json::{json, Map, Value};
@@ -123,6 +126,29 @@ pub fn policy_file(data: &[u8]) {
             if let Ok(rule) = novajoin::policy::parser::parse_value(&e.value) {
                 let _ = rule.check.lint();
             }
+        }
+    }
+}
+
+/// The notification envelope decoder (`notify::envelope::decode`: oslo's
+/// 2.0 envelope or a bare message, as delivered by RabbitMQ), the message
+/// id salvaging used for dead letters, and the classification of the
+/// decoded notification into events, in both notification formats.
+/// Nothing may panic; a decoded notification has an event type and a
+/// publisher.
+pub fn notification_envelope(data: &[u8]) {
+    let _ = salvage_message_id(data);
+    let Ok(n) = decode(data, None) else {
+        return;
+    };
+    assert!(!n.event_type.is_empty() && !n.publisher_id.is_empty());
+    for format in [
+        NotificationFormat::Unversioned,
+        NotificationFormat::Versioned,
+    ] {
+        if let Ok(Classified::Handle(e)) = classify(&n, format) {
+            let _ = e.kind();
+            let _ = e.ordering_key();
         }
     }
 }

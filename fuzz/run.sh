@@ -12,7 +12,7 @@
 # tests/fuzz_regressions.rs replays it in every `cargo test`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-all=(vendordata_request policy_rule policy_file)
+all=(vendordata_request policy_rule policy_file notification_envelope)
 
 build_only=false
 seconds=60

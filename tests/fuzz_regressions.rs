@@ -43,3 +43,8 @@ fn policy_rule_inputs() {
 fn policy_file_inputs() {
     assert!(replay("policy_file", checks::policy_file) >= 3);
 }
+
+#[test]
+fn notification_envelope_inputs() {
+    assert!(replay("notification_envelope", checks::notification_envelope) >= 4);
+}
