@@ -197,15 +197,22 @@ async fn ipa_down_during_enrollment_is_a_timely_503_and_recovers_without_restart
     assert_ipa_holds(&env, &otps).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipa_slower_than_novas_read_timeout_is_a_503_before_nova_gives_up() {
+/// IPA takes 8 s per call, longer than `[ipa] timeout` (3 s) and nova's
+/// read timeout (5 s), for a new host and one that exists already (a
+/// rebuilt instance: its OTP is reset with host_mod); then it is fast
+/// again. `finish_abandoned`: whether IPA still runs the calls novajoin gave
+/// up on (real IPA behind Apache does; the double by default drops them
+/// with the connection).
+async fn slow_ipa(finish_abandoned: bool) {
     let env = ipa_env().await;
     let client = nova_client();
-    // One new host and one that exists already (a rebuilt instance: its
-    // OTP is reset with host_mod, the call a late IPA could apply last).
     let new = Instance::new("slow", 0);
     let existing = Instance::new("slow", 1);
     env.ipa.seed_host("slow1.example.test");
+    // novajoin is logged in to IPA already: what is slow is the enrollment
+    // call itself, not the login.
+    poll_until_enrolled(&env, &client, &Instance::new("slowwarm", 0), 1).await;
+    env.ipa.finish_abandoned_calls(finish_abandoned);
     env.ipa.set_latency(Duration::from_secs(8));
     for inst in [&new, &existing] {
         let o = ask(&env, &client, inst).await;
@@ -218,7 +225,7 @@ async fn ipa_slower_than_novas_read_timeout_is_a_503_before_nova_gives_up() {
             o.elapsed
         );
     }
-    // IPA is fast again; the abandoned calls may still land.
+    // IPA is fast again (the abandoned calls, if IPA runs them, land later).
     env.ipa.set_latency(Duration::ZERO);
     let mut otps = HashMap::new();
     for inst in [&new, &existing] {
@@ -238,9 +245,25 @@ async fn ipa_slower_than_novas_read_timeout_is_a_503_before_nova_gives_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipa_slower_than_novas_read_timeout_is_a_503_before_nova_gives_up() {
+    slow_ipa(false).await;
+}
+
+/// The same, with IPA finishing the abandoned calls as real IPA does: the
+/// late `host_mod` of the abandoned attempt replaces the OTP that the
+/// retry handed out, so the instance's `ipa-client-install` would fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "KNOWN DEFECT (reported with issue 9): an IPA call abandoned on [ipa] timeout \
+            lands after the retry and replaces the OTP handed out; run with --ignored"]
+async fn ipa_call_landing_after_the_timeout_does_not_replace_the_otp_handed_out() {
+    slow_ipa(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipa_flapping_during_enrollment_never_hands_out_an_otp_ipa_does_not_hold() {
     let env = Arc::new(ipa_env().await);
     let client = nova_client();
+    env.ipa.finish_abandoned_calls(true);
     env.ipa.set_latency(Duration::from_millis(20));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Every 150 ms IPA changes mood: half its answers are 503s, dropped

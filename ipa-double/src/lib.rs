@@ -546,6 +546,14 @@ impl IpaDouble {
         f.mode = Some(fault);
     }
 
+    /// When on, a request runs to the end even if the client closed the
+    /// connection meanwhile (a client timeout), as IPA behind Apache does;
+    /// by default hyper drops the work with the connection. Cleared by
+    /// [`clear_faults`](Self::clear_faults).
+    pub fn finish_abandoned_calls(&self, on: bool) {
+        self.shared.faults.lock().expect("faults").finish_abandoned = on;
+    }
+
     /// Clears every fault and the latency.
     pub fn clear_faults(&self) {
         *self.shared.faults.lock().expect("faults") = Faults::default();
