@@ -9,7 +9,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
-          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server)
+          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server rabbitmq-server openssl logrotate
+          man-db curl python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -21,11 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python_pkgs=(keystone==30.0.0 keystonemiddleware keystoneauth1 gunicorn PyJWT cryptography
-             oslo.policy oslo.messaging)
-if ! "$venv/bin/python" -c 'import keystone, keystonemiddleware, oslo_policy, oslo_messaging, gunicorn, jwt' 2>/dev/null; then
+             oslo.policy oslo.messaging prometheus-client)
+if ! "$venv/bin/python" -c 'import keystone, keystonemiddleware, oslo_policy, oslo_messaging, gunicorn, jwt, prometheus_client' 2>/dev/null; then
   echo "creating the test venv in $venv (about 2 minutes)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q "${python_pkgs[@]}"
 fi
+# The keystone template (keys, database, users) the tests copy: about a
+# minute once, then reused from target/.
+NOVAJOIN_TEST_VENV=$venv "$here/scripts/keystone-env.sh" prepare
 echo "test dependencies ready (venv: $venv)"

@@ -113,7 +113,8 @@ def prepare(template):
     tmp = f"{template}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     for d in ("fernet-keys", "cred-keys", "jws-pub", "jws-priv"):
-        os.makedirs(os.path.join(tmp, d))
+        # Private, or keystone warns that its key repository is world readable.
+        os.makedirs(os.path.join(tmp, d), mode=0o700)
     db = os.path.join(tmp, "keystone.db")
     conf = os.path.join(tmp, "keystone.conf")
     with open(conf, "w") as f:

@@ -20,3 +20,11 @@ rabbitmqctl -q start_app >/dev/null 2>&1 || true
 
 cargo build --all-targets --locked
 cargo test --all-targets --locked "$@"
+
+# Fuzzing (fuzz/run.sh: libFuzzer on the stable toolchain, no cargo-fuzz
+# needed): each target for NOVAJOIN_FUZZ_SECONDS (default 60) without a
+# crash. The first build of the instrumented targets takes several
+# minutes. NOVAJOIN_SKIP_FUZZ=1 skips this step.
+if [ -z "${NOVAJOIN_SKIP_FUZZ:-}" ]; then
+  fuzz/run.sh "${NOVAJOIN_FUZZ_SECONDS:-60}"
+fi

@@ -12,6 +12,7 @@ pub mod ipa;
 pub mod join;
 pub mod keystone;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;

@@ -12,7 +12,13 @@ use crate::config::{ConfigFiles, DEBUG, LOG_FORMAT};
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init(debug: bool, style: &str) {
-    let default = if debug { "debug" } else { "info" };
+    // lapin logs a passive exchange check that fails (an exchange nova has
+    // not declared yet) as an ERROR; the listener reports it itself.
+    let default = if debug {
+        "debug,lapin::channel=off"
+    } else {
+        "info,lapin::channel=off"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = match style {
         "json" => true,

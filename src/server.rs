@@ -21,7 +21,9 @@ use crate::config::{
 };
 use crate::health::HealthRegistry;
 use crate::pipeline::body::BoxError;
-use crate::pipeline::extensions::{CacheOutcome, InstanceTag, PeerAddr};
+use crate::pipeline::extensions::{
+    CacheOutcome, ForwardedOrigin, InstanceTag, PeerAddr, RequestId,
+};
 use crate::pipeline::registry::BuildContext;
 use crate::pipeline::{builder, HttpService, RespBody};
 
@@ -34,6 +36,9 @@ pub enum ServerError {
     /// pipeline.toml is wrong, or a component could not be set up.
     #[error(transparent)]
     Pipeline(#[from] PipelineFileError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}; check [DEFAULT] join_listen and join_listen_port")]
     Listen {
@@ -177,6 +182,8 @@ pub async fn serve(cfg: Arc<ConfigFiles>) -> Result<(), ServerError> {
     let health = HealthRegistry::default();
     let stack = build_stack(cfg.clone(), health).await?;
     let addr = listen_addr(&cfg)?;
+    let _metrics =
+        crate::metrics::start_from_config(&cfg, crate::metrics::MetricsRole::Server).await?;
     let shutdown = shutdown_signal();
     run(stack, addr, shutdown).await
 }
@@ -328,14 +335,31 @@ async fn handle(
         .get::<InstanceTag>()
         .map(|t| t.0.as_str())
         .unwrap_or("-");
-    let cache = match resp.extensions().get::<CacheOutcome>() {
-        Some(CacheOutcome::Hit) => "hit",
-        Some(CacheOutcome::Miss) => "miss",
-        Some(CacheOutcome::Coalesced) => "coalesced",
-        Some(CacheOutcome::Bypass) => "bypass",
-        None => "-",
-    };
+    let cache_outcome = resp.extensions().get::<CacheOutcome>().copied();
+    let cache = cache_outcome
+        .map(crate::metrics::cache_label)
+        .unwrap_or("-");
+    let global_request_id = resp
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|r| r.global.as_deref())
+        .unwrap_or("-");
+    let origin = resp.extensions().get::<ForwardedOrigin>();
+    let client = origin
+        .and_then(|o| o.remote_addr.clone())
+        .or_else(|| peer.map(|p| p.ip().to_string()))
+        .unwrap_or_else(|| "-".into());
+    let scheme = origin.map(|o| o.scheme.as_str()).unwrap_or("-");
+    let host = origin.and_then(|o| o.host.as_deref()).unwrap_or("-");
     tracing::info!(target: "novajoin::access", %method, path = %path, status = resp.status().as_u16(),
-        latency_ms = format_args!("{latency_ms:.2}"), request_id, instance_id = instance, cache, "request");
+        latency_ms = format_args!("{latency_ms:.2}"), request_id, global_request_id, instance_id = instance, cache,
+        client = %client, scheme, host, "request");
+    crate::metrics::record_request(
+        &path,
+        &method,
+        resp.status(),
+        started.elapsed(),
+        cache_outcome,
+    );
     resp
 }

@@ -228,7 +228,9 @@ fn redis_settings(url: &str, prefix: &str) -> CacheSettings {
             url: url.to_string(),
             secret_key: SECRET.into(),
             key_prefix: prefix.to_string(),
-            claim_timeout: Duration::from_secs(3),
+            // The default: a debug build of 2,000 concurrent requests on a
+            // shared 2-core machine can starve the renewal task for seconds.
+            claim_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(20),
             on_failure: RedisFailureMode::Local,
             // Generous: these tests share 2 cores with parallel builds.
@@ -1109,4 +1111,514 @@ async fn the_pipeline_refuses_cache_without_the_filters_it_needs_in_front() {
         msg.contains("pipeline.toml:5") && msg.contains("'cache' needs"),
         "{msg}"
     );
+}
+
+// ---------- the real thing: `novajoin server` processes with the repository's
+// pipeline (authtoken, keystonecontext, policy, cache, join), the real
+// keystone, the IPA double counting enrollments, and the real Redis ----------
+
+mod servers {
+    use super::*;
+    use support::glance::GlanceDouble;
+    use support::ipa::IpaDouble;
+    use support::keystone::{Keystone, Provider};
+    use support::server::{repo_pipeline, NovajoinServer, ServerFiles};
+
+    pub struct Cluster {
+        pub ipa: IpaDouble,
+        _glance: GlanceDouble,
+        pub keystone: &'static Keystone,
+        pub servers: Vec<NovajoinServer>,
+        pub token: String,
+        pub http: reqwest::Client,
+    }
+
+    /// `n` servers with the repository's pipeline.toml and `cache_conf` as
+    /// their `[cache]` section; `log` is their RUST_LOG.
+    pub async fn cluster(n: usize, cache_conf: &str, log: &str) -> Cluster {
+        let keystone = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet))
+            .await
+            .unwrap();
+        let ipa = support::ipa::start().await;
+        let glance = GlanceDouble::start().await;
+        let nova = keystone.user("nova");
+        let novajoin = keystone.user("novajoin");
+        // A boot storm queues enrollments behind [ipa] max_concurrent_calls;
+        // on a loaded 2-core machine in a debug build the default 20 s per
+        // call (queue included) is not enough for 500 of them.
+        let ipa_conf =
+            support::ipa::join_conf(&ipa).replacen("[ipa]\n", "[ipa]\ntimeout = 300\n", 1);
+        let conf = ipa_conf.replacen(
+            "[DEFAULT]\n",
+            &format!(
+                "[DEFAULT]\njoin_listen = 127.0.0.1\njoin_listen_port = {{port}}\nglance_api_servers = {}\n",
+                glance.url
+            ),
+            1,
+        ) + &format!(
+            "\n[service_credentials]\nauth_type = password\nauth_url = {ks}\nusername = nova\npassword = {np}\n\
+             project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\n\
+             [keystone_authtoken]\nauth_type = password\nauth_url = {ks}\nusername = novajoin\npassword = {jp}\n\
+             user_domain_name = Default\nproject_name = service\nproject_domain_name = Default\n\
+             www_authenticate_uri = {public}\n\n[cache]\n{cache_conf}\n",
+            ks = keystone.auth_url(),
+            np = nova.password,
+            jp = novajoin.password,
+            public = keystone.public_url(),
+        );
+        let mut servers = Vec::new();
+        for _ in 0..n {
+            let (conf, log) = (conf.clone(), log.to_string());
+            servers.push(
+                tokio::task::spawn_blocking(move || {
+                    NovajoinServer::start(ServerFiles {
+                        join_conf: conf,
+                        pipeline: repo_pipeline(),
+                        env: vec![("RUST_LOG".into(), log)],
+                    })
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        let token = keystone.issue_token("nova").await;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap();
+        let c = Cluster {
+            ipa,
+            _glance: glance,
+            keystone,
+            servers,
+            token,
+            http,
+        };
+        c.warm_up().await;
+        c
+    }
+
+    /// What a server answered.
+    pub struct Reply {
+        pub status: u16,
+        pub body: Value,
+    }
+
+    impl Reply {
+        pub fn otp(&self) -> String {
+            self.body["ipaotp"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no ipaotp: {} {}", self.status, self.body))
+                .to_string()
+        }
+    }
+
+    impl Cluster {
+        pub fn fqdn(&self, host: &str) -> String {
+            format!("{host}.{}", self.ipa.domain())
+        }
+
+        /// POSTs nova's body for `id` / `host` to server `i` with `token`.
+        pub async fn post_as(&self, i: usize, token: &str, id: &str, host: &str) -> Reply {
+            self.try_post_as(i, token, id, host)
+                .await
+                .expect("server answers")
+        }
+
+        /// The same, for a server that may be dead.
+        pub async fn try_post_as(
+            &self,
+            i: usize,
+            token: &str,
+            id: &str,
+            host: &str,
+        ) -> Result<Reply, reqwest::Error> {
+            let body = json!({"project-id": null, "instance-id": id, "image-id": "155d900f-4e14-4e4c-a73d-069cbf4541e6",
+                              "user-data": null, "hostname": host, "metadata": {"ipa_enroll": "True"},
+                              "boot-roles": "member,reader"});
+            let r = self
+                .http
+                .post(format!("{}/v1/", self.servers[i].base))
+                .header("content-type", "application/json")
+                .header("x-auth-token", token)
+                .body(body.to_string())
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            let text = r.text().await?;
+            Ok(Reply {
+                status,
+                body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            })
+        }
+
+        pub async fn post(&self, i: usize, id: &str, host: &str) -> Reply {
+            self.post_as(i, &self.token.clone(), id, host).await
+        }
+
+        /// Has every server validate nova's token once (keystone, shared by
+        /// every test on a loaded machine, can be slow to answer the first
+        /// time; authtoken answers 503 then), then zeroes IPA's counters.
+        pub async fn warm_up(&self) {
+            for i in 0..self.servers.len() {
+                let id = new_id();
+                let mut last = None;
+                for _ in 0..20 {
+                    let r = self.post(i, &id, &format!("warm-{}", &id[..8])).await;
+                    if r.status == 200 {
+                        last = None;
+                        break;
+                    }
+                    last = Some((r.status, r.body));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                assert!(
+                    last.is_none(),
+                    "server {i} never answered the warm-up request: {last:?}"
+                );
+            }
+            self.ipa.reset_counters();
+        }
+
+        /// Enrollments IPA saw: one `host_mod` with the OTP per enrollment.
+        pub fn enrollments(&self) -> u64 {
+            self.ipa.commands("host_mod")
+        }
+    }
+
+    /// `per_instance` concurrent requests for each of `n` new instances,
+    /// spread over the servers; returns (instance, host, replies).
+    pub async fn server_burst(
+        c: &Arc<Cluster>,
+        n: usize,
+        per_instance: usize,
+    ) -> Vec<(String, String, Vec<Reply>)> {
+        let instances: Vec<(String, String)> = (0..n)
+            .map(|_| {
+                let id = new_id();
+                let host = format!("vm-{}", &id[..8]);
+                (id, host)
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for round in 0..per_instance {
+            for (k, (id, host)) in instances.iter().enumerate() {
+                let (c, id, host) = (c.clone(), id.clone(), host.clone());
+                let server = (k + round) % c.servers.len();
+                tasks.push(tokio::spawn(async move {
+                    (k, c.post(server, &id, &host).await)
+                }));
+            }
+        }
+        let mut replies: Vec<Vec<Reply>> = (0..n).map(|_| Vec::new()).collect();
+        for t in tasks {
+            let (k, r) = t.await.unwrap();
+            replies[k].push(r);
+        }
+        instances
+            .into_iter()
+            .zip(replies)
+            .map(|((id, host), r)| (id, host, r))
+            .collect()
+    }
+
+    /// Statuses seen and one body per status, for failure messages.
+    pub fn summary(results: &[(String, String, Vec<Reply>)]) -> String {
+        let mut by: std::collections::BTreeMap<u16, (usize, String)> = Default::default();
+        for r in results.iter().flat_map(|(_, _, r)| r) {
+            let e = by
+                .entry(r.status)
+                .or_insert((0, r.body.to_string().chars().take(300).collect()));
+            e.0 += 1;
+        }
+        format!("{by:?}")
+    }
+
+    /// Every instance got one OTP, the one IPA holds for its host.
+    pub fn assert_one_valid_otp_each(c: &Cluster, results: &[(String, String, Vec<Reply>)]) {
+        for (id, host, replies) in results {
+            let otp = replies[0].otp();
+            for r in replies {
+                assert_eq!(r.status, 200, "{id}: {}", r.body);
+                assert_eq!(r.otp(), otp, "two OTPs for instance {id}");
+                assert_eq!(r.body["hostname"], c.fqdn(host));
+            }
+            c.ipa
+                .ipa_join(&c.fqdn(host), &otp)
+                .unwrap_or_else(|e| panic!("IPA does not hold the OTP of {id}: {e}"));
+        }
+    }
+
+    pub fn redis_cache_conf(ns: &RedisNamespace, extra: &str) -> String {
+        format!(
+            "backend = redis\nttl = 600\nwait_timeout = 300\nredis_url = {}\nsecret_key = {SECRET}\nkey_prefix = {}\nredis_timeout = 10\n{extra}",
+            ns.url, ns.prefix
+        )
+    }
+}
+
+use servers::{assert_one_valid_otp_each, cluster, redis_cache_conf, server_burst, summary};
+
+const QUIET: &str = "info,hyper=warn,reqwest=warn";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_200_concurrent_requests_for_one_new_instance_make_one_enrollment() {
+    let c = Arc::new(cluster(1, "backend = memory\nttl = 600\n", QUIET).await);
+    let results = server_burst(&c, 1, 200).await;
+    assert_eq!(
+        c.enrollments(),
+        1,
+        "IPA commands: {:?}",
+        c.ipa.round_trips_by_method()
+    );
+    assert_eq!(c.ipa.commands("host_add"), 1);
+    assert_one_valid_otp_each(&c, &results);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_2000_concurrent_requests_over_500_instances_make_500_enrollments() {
+    let c = Arc::new(cluster(1, "backend = memory\nttl = 600\n", QUIET).await);
+    let t0 = std::time::Instant::now();
+    let results = server_burst(&c, 500, 4).await;
+    eprintln!("BURST 2000/500 took {:?}", t0.elapsed());
+    assert_eq!(
+        c.enrollments(),
+        500,
+        "{}; IPA {:?}",
+        summary(&results),
+        c.ipa.round_trips_by_method()
+    );
+    assert_one_valid_otp_each(&c, &results);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sharing_redis_200_concurrent_requests_for_one_instance_make_one_enrollment() {
+    let ns = RedisNamespace::new("srv200");
+    let c = Arc::new(cluster(2, &redis_cache_conf(&ns, ""), QUIET).await);
+    let results = server_burst(&c, 1, 200).await;
+    let statuses: Vec<u16> = results[0].2.iter().map(|r| r.status).collect();
+    assert_eq!(
+        c.enrollments(),
+        1,
+        "IPA commands: {:?}; statuses {statuses:?}; first body {}; logs {}",
+        c.ipa.round_trips_by_method(),
+        results[0].2[0].body,
+        c.servers[0].logs()
+    );
+    assert_one_valid_otp_each(&c, &results);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sharing_redis_2000_concurrent_requests_over_500_instances_make_500_enrollments(
+) {
+    let ns = RedisNamespace::new("srv500");
+    let c = Arc::new(cluster(2, &redis_cache_conf(&ns, ""), QUIET).await);
+    let t0 = std::time::Instant::now();
+    let results = server_burst(&c, 500, 4).await;
+    eprintln!("BURST 2000/500 took {:?}", t0.elapsed());
+    let complaints: Vec<String> = c
+        .servers
+        .iter()
+        .flat_map(|s| {
+            s.logs()
+                .lines()
+                .filter(|l| {
+                    l.contains("response cache") && (l.contains("WARN") || l.contains("ERROR"))
+                })
+                .take(5)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        c.enrollments(),
+        500,
+        "{}; IPA {:?}; {complaints:#?}",
+        summary(&results),
+        c.ipa.round_trips_by_method()
+    );
+    assert_one_valid_otp_each(&c, &results);
+    for s in &c.servers {
+        assert!(
+            !s.logs().contains("Redis is unreachable"),
+            "a replica fell back to its local cache"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_replica_that_holds_a_claim_blocks_the_instance_only_until_the_claim_expires() {
+    let ns = RedisNamespace::new("kill");
+    let c = Arc::new(cluster(2, &redis_cache_conf(&ns, "claim_timeout = 2\n"), QUIET).await);
+    // IPA is slow, so replica 0 is still enrolling when it is killed.
+    c.ipa.set_latency(Duration::from_millis(3000));
+    let id = new_id();
+    let host = format!("vm-{}", &id[..8]);
+    let claim_key = format!("{}claim:{id}", ns.prefix);
+    let first = tokio::spawn({
+        let (c, id, host) = (c.clone(), id.clone(), host.clone());
+        async move { c.try_post_as(0, &c.token, &id, &host).await }
+    });
+    // Wait until replica 0 holds the claim, then start replica 1's request.
+    let mut conn = ns.conn();
+    let mut held = None;
+    for _ in 0..3000 {
+        held = redis::cmd("GET")
+            .arg(&claim_key)
+            .query::<Option<String>>(&mut conn)
+            .unwrap();
+        if held.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dead_token = held.expect("replica 0 took the claim");
+    let second = tokio::spawn({
+        let (c, id, host) = (c.clone(), id.clone(), host.clone());
+        async move { c.post(1, &id, &host).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.is_finished(),
+        "replica 1 answered while replica 0 held the claim"
+    );
+    // SIGKILL: no release, no renewal.
+    unsafe { libc::kill(c.servers[0].pid() as i32, libc::SIGKILL) };
+    assert!(
+        first.await.unwrap().is_err(),
+        "the killed replica cannot have answered"
+    );
+    let reply = second.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let otp = reply.otp();
+    // Replica 1 computed it itself once the dead claim expired; the dead
+    // replica's enrollment may have reached IPA too, but the OTP IPA holds is
+    // the one replica 1 handed out.
+    let now: Option<String> = redis::cmd("GET").arg(&claim_key).query(&mut conn).unwrap();
+    assert_ne!(now.as_deref(), Some(dead_token.as_str()));
+    c.ipa.set_latency(Duration::ZERO);
+    // The dead replica's batch may still be in the double; let it land first.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    c.ipa
+        .ipa_join(&c.fqdn(&host), &otp)
+        .expect("IPA holds the OTP the surviving replica handed out");
+    // And replica 1 keeps answering it from the shared entry.
+    assert_eq!(c.post(1, &id, &host).await.otp(), otp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refuses_and_logs_redis_entries_written_without_the_key_or_altered() {
+    let ns = RedisNamespace::new("srvrefuse");
+    let c = cluster(
+        1,
+        &redis_cache_conf(&ns, ""),
+        "trace,hyper=info,h2=info,reqwest=info,rustls=info,tower=info",
+    )
+    .await;
+    let mut conn = ns.conn();
+    // Forged without the key.
+    let forged = new_id();
+    let host = format!("vm-{}", &forged[..8]);
+    let fake = json!({"hostname": c.fqdn(&host), "krb_realm": c.ipa.realm(), "ipaotp": "0123456789abcdef0123456789abcdef"});
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}entry:{forged}", ns.prefix))
+        .arg(fake.to_string())
+        .query(&mut conn)
+        .unwrap();
+    let r = c.post(0, &forged, &host).await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.otp(), "0123456789abcdef0123456789abcdef");
+    c.ipa
+        .ipa_join(&c.fqdn(&host), &r.otp())
+        .expect("the fresh OTP is IPA's");
+    // A genuine entry, altered.
+    let altered = new_id();
+    let host2 = format!("vm-{}", &altered[..8]);
+    let genuine = c.post(0, &altered, &host2).await.otp();
+    let key = format!("{}entry:{altered}", ns.prefix);
+    let mut raw: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(raw)
+        .arg("KEEPTTL")
+        .query(&mut conn)
+        .unwrap();
+    let again = c.post(0, &altered, &host2).await;
+    assert_ne!(again.otp(), genuine);
+    assert_eq!(c.enrollments(), 3);
+    let logs = c.servers[0].logs();
+    for id in [&forged, &altered] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("refusing a Redis entry") && l.contains(id.as_str())),
+            "no refusal logged for {id}"
+        );
+    }
+    for otp in [r.otp(), genuine, again.otp()] {
+        assert!(!logs.contains(&otp), "an OTP appeared in the server log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_instance_is_never_served_without_a_valid_token_and_policy() {
+    // A long TTL: keystone may be slow to refuse the bogus tokens below.
+    let c = cluster(1, "backend = memory\nttl = 600\n", QUIET).await;
+    let id = new_id();
+    let host = format!("vm-{}", &id[..8]);
+    let cached = c.post(0, &id, &host).await;
+    assert_eq!(cached.status, 200);
+    let otp = cached.otp();
+    // No token, a bogus token: 401 from authtoken, the cache never reached.
+    for token in ["", "gAAAAABnot-a-real-token"] {
+        let r = c.post_as(0, token, &id, &host).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(!r.body.to_string().contains(&otp));
+    }
+    // A valid token of a user the policy does not allow (demo): 403.
+    let demo = c.keystone.issue_token("demo").await;
+    let r = c.post_as(0, &demo, &id, &host).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.to_string().contains(&otp));
+    // nova still gets its cached answer.
+    assert_eq!(c.post(0, &id, &host).await.otp(), otp);
+    assert_eq!(c.enrollments(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_is_declared_down_after_two_unanswered_pings() {
+    log_buf();
+    let server = PrivateRedis::start();
+    let h = Handler::new(0);
+    let mut settings = redis_settings(&server.url(), "novajoin-test:hung:");
+    settings.redis.as_mut().unwrap().timeout = Duration::from_millis(300);
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    assert_eq!(
+        post(&svc, &nova_body(&new_id(), "vm0")).await.outcome,
+        CacheOutcome::Miss
+    );
+    // Connected, then Redis hangs: replies stop, the connection stays up.
+    server.pause();
+    let id = new_id();
+    // The request waits (one slow reply does not make Redis down) until the
+    // prober's second unanswered PING opens the breaker, then falls back.
+    let a = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!((a.status, a.outcome), (StatusCode::OK, CacheOutcome::Miss));
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert_eq!(h.calls(), 2);
+    let state = wait_for_health(&reg, |s| matches!(s, HealthState::Degraded(_))).await;
+    let HealthState::Degraded(msg) = state else {
+        unreachable!()
+    };
+    assert!(msg.contains("no reply within"), "{msg}");
+    server.resume();
+    wait_for_health(&reg, |s| *s == HealthState::Ok).await;
 }

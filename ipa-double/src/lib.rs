@@ -503,6 +503,12 @@ impl IpaDouble {
         self.counters().max_in_flight
     }
 
+    /// HTTP requests being handled right now (abandoned ones included,
+    /// until the double finishes or drops them).
+    pub fn in_flight(&self) -> u64 {
+        self.counters().in_flight
+    }
+
     /// Every HTTP request received (faulted ones included).
     pub fn http_requests(&self) -> u64 {
         self.counters().http_requests
@@ -538,6 +544,14 @@ impl IpaDouble {
         let mut f = self.shared.faults.lock().expect("faults");
         f.fail_rate = fraction.clamp(0.0, 1.0);
         f.mode = Some(fault);
+    }
+
+    /// When on, a request runs to the end even if the client closed the
+    /// connection meanwhile (a client timeout), as IPA behind Apache does;
+    /// by default hyper drops the work with the connection. Cleared by
+    /// [`clear_faults`](Self::clear_faults).
+    pub fn finish_abandoned_calls(&self, on: bool) {
+        self.shared.faults.lock().expect("faults").finish_abandoned = on;
     }
 
     /// Clears every fault and the latency.

@@ -27,6 +27,8 @@ pub(crate) struct Faults {
     pub fail_next: u32,
     pub fail_rate: f64,
     pub mode: Option<Fault>,
+    /// Run a request to the end even when its client has gone away.
+    pub finish_abandoned: bool,
 }
 
 /// Request counters.
@@ -208,6 +210,17 @@ fn new_session(shared: &Shared, principal: String) -> HeaderValue {
 
 /// Routes one request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dropped> {
+    if shared.faults.lock().expect("faults").finish_abandoned {
+        // IPA behind Apache runs a command to the end whether or not the
+        // client still waits: detach it from the connection.
+        return tokio::spawn(handle_attached(shared, req))
+            .await
+            .unwrap_or(Err(Dropped));
+    }
+    handle_attached(shared, req).await
+}
+
+async fn handle_attached(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dropped> {
     {
         let mut c = shared.counters.lock().expect("counters");
         c.http_requests += 1;

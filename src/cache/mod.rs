@@ -50,7 +50,7 @@ pub use options::{CacheSettings, RawCacheOptions, RedisFailureMode, RedisSetting
 pub use stats::{CacheStats, CacheStatsSnapshot};
 
 use self::memory::MemoryStore;
-use self::redis::{Fetched, RedisProbe, RedisStore, RedisUnavailable};
+use self::redis::{EntryOrClaim, Fetched, RedisProbe, RedisStore};
 use self::single_flight::{Role, SingleFlight};
 use crate::health::HealthProbe;
 use crate::pipeline::extensions::CacheOutcome;
@@ -336,43 +336,51 @@ impl ResponseCache {
         compute: Compute,
         mut reported: bool,
     ) -> Served {
-        if r.circuit_open() {
-            return self.redis_down(r, key, compute).await;
-        }
         let id = key.instance_id.as_str();
         let started = Instant::now();
         let wait_limit = r.settings().wait_timeout;
         let mut delay = Duration::from_millis(10);
         let mut waited = false;
         loop {
-            // The leader's fast path has just looked; look again only after
-            // waiting for another replica.
-            if waited {
-                match r.fetch(id, !reported).await {
-                    Ok(Fetched::Valid(a)) if a.fingerprint == key.fingerprint => {
-                        return Served {
-                            answer: a,
-                            source: Source::Found { waited },
-                        };
-                    }
-                    Ok(Fetched::Refused) => reported = true,
-                    Ok(_) => {}
-                    Err(_) => return self.redis_down(r, key, compute).await,
+            if r.circuit_open() {
+                return self.redis_down(r, key, compute).await;
+            }
+            let step = match r.entry_or_claim(id, !reported).await {
+                Ok(EntryOrClaim::Entry(Fetched::Valid(a))) if a.fingerprint == key.fingerprint => {
+                    return Served {
+                        answer: a,
+                        source: Source::Found { waited },
+                    };
                 }
-            }
-            let claim = match r.try_claim(id).await {
-                Ok(c) => c,
-                Err(_) => return self.redis_down(r, key, compute).await,
+                Ok(EntryOrClaim::Entry(found)) => {
+                    // Refused, expired or for other request fields: it is to
+                    // be replaced, so take the claim the plain way.
+                    reported |= matches!(found, Fetched::Refused);
+                    match r.try_claim(id).await {
+                        Ok(Some(claim)) => Ok(EntryOrClaim::Claimed(claim)),
+                        Ok(None) => Ok(EntryOrClaim::Busy),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
             };
-            if let Some(claim) = claim {
-                return self
-                    .compute_with_claim(r, key, claim, compute, waited)
-                    .await;
+            match step {
+                Ok(EntryOrClaim::Claimed(claim)) => {
+                    return self.compute_with_claim(r, key, claim, compute).await;
+                }
+                Ok(_) => {} // Another replica is computing it.
+                // Unreachable (the breaker is now open): handled at the top
+                // of the loop. Merely slow: keep waiting, since answering
+                // from the local cache now could make a second OTP.
+                Err(_) => {}
             }
-            // Another replica holds the claim: poll for its answer.
             if started.elapsed() >= wait_limit {
-                tracing::warn!(instance_id = id, waited_s = started.elapsed().as_secs_f64(),
-                    "response cache: another replica is still computing this instance's answer; answering 503");
+                tracing::warn!(
+                    instance_id = id,
+                    waited_s = started.elapsed().as_secs_f64(),
+                    "response cache: another replica is still computing this instance's answer \
+                     (or Redis is too slow); answering 503"
+                );
                 return cache_fault(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Another novajoin replica is still enrolling this instance; try again shortly.",
@@ -392,33 +400,30 @@ impl ResponseCache {
         key: &RequestKey,
         claim: redis::Claim,
         compute: Compute,
-        waited: bool,
     ) -> Served {
         let id = key.instance_id.as_str();
-        // The previous holder may have stored the answer just before we
-        // claimed: look again so the handler never runs twice for one answer.
-        if let Ok(Fetched::Valid(a)) = r.fetch(id, false).await {
-            if a.fingerprint == key.fingerprint {
-                let _ = r.release(&claim).await;
-                return Served {
-                    answer: a,
-                    source: Source::Found { waited },
-                };
-            }
-        }
         let keeper = r.keep_claim(claim.clone(), id.to_string());
         let answer = self.run_handler(key, compute).await;
         drop(keeper);
         let mut stored = false;
         if answer.is_cacheable() && !self.inner.ttl.is_zero() {
-            match r.store(id, &answer, self.inner.ttl).await {
-                Ok(()) => stored = true,
-                Err(RedisUnavailable(_)) if r.settings().on_failure == RedisFailureMode::Local => {
-                    // Keep it here at least, so this replica answers the same.
-                    self.inner.local.put(id, answer.clone()).await;
-                    stored = true;
+            // A slow reply is retried: until the entry is there, the other
+            // replicas wait, and after the claim is released they would
+            // compute (and make another OTP) themselves.
+            for attempt in 1..=3 {
+                match r.store(id, &answer, self.inner.ttl).await {
+                    Ok(()) => {
+                        stored = true;
+                        break;
+                    }
+                    Err(_) if attempt < 3 && !r.circuit_open() => continue,
+                    Err(_) => break,
                 }
-                Err(_) => {}
+            }
+            if !stored && r.settings().on_failure == RedisFailureMode::Local {
+                // Keep it here at least, so this replica answers the same.
+                self.inner.local.put(id, answer.clone()).await;
+                stored = true;
             }
         }
         let _ = r.release(&claim).await;

@@ -38,6 +38,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0"#;
 
+/// Returns the entry if there is one; otherwise takes the claim if free.
+/// One round trip, and atomic: a claim is only ever granted while no entry
+/// exists, so the holder never recomputes an answer someone just stored.
+const ENTRY_OR_CLAIM_SCRIPT: &str = r#"
+local e = redis.call('GET', KEYS[1])
+if e then return {e, 0} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 1} end
+return {false, 0}"#;
+
+/// What [`RedisStore::entry_or_claim`] found.
+#[derive(Debug)]
+pub enum EntryOrClaim {
+    /// An entry exists (valid or refused).
+    Entry(Fetched),
+    /// No entry; this replica now holds the claim.
+    Claimed(Claim),
+    /// No entry; another replica holds the claim.
+    Busy,
+}
+
 /// What reading an entry found.
 #[derive(Debug)]
 pub enum Fetched {
@@ -61,6 +81,8 @@ pub struct RedisHealth {
     down: AtomicBool,
     last_error: Mutex<String>,
     last_slow_log_ms: AtomicU64,
+    /// PINGs in a row that got no reply in time.
+    slow_pings: AtomicU64,
     mode: RedisFailureMode,
     endpoint: String,
 }
@@ -71,6 +93,7 @@ impl RedisHealth {
             down: AtomicBool::new(false),
             last_error: Mutex::new(String::new()),
             last_slow_log_ms: AtomicU64::new(0),
+            slow_pings: AtomicU64::new(0),
             mode,
             endpoint,
         }
@@ -171,6 +194,7 @@ pub struct RedisStore {
     password: Option<String>,
     renew_script: redis::Script,
     release_script: redis::Script,
+    entry_or_claim_script: redis::Script,
 }
 
 /// Why a Redis operation failed; the message never holds the password.
@@ -226,6 +250,7 @@ impl RedisStore {
             password,
             renew_script: redis::Script::new(RENEW_SCRIPT),
             release_script: redis::Script::new(RELEASE_SCRIPT),
+            entry_or_claim_script: redis::Script::new(ENTRY_OR_CLAIM_SCRIPT),
         });
         spawn_prober(Arc::downgrade(&store));
         Ok(store)
@@ -275,6 +300,7 @@ impl RedisStore {
     ) -> Result<T, RedisUnavailable> {
         match tokio::time::timeout(self.settings.timeout, fut).await {
             Ok(Ok(v)) => {
+                self.health.slow_pings.store(0, Ordering::Relaxed);
                 self.health.record_success();
                 Ok(v)
             }
@@ -283,8 +309,8 @@ impl RedisStore {
                 let msg = format!("no reply within {:?}", self.settings.timeout);
                 self.stats.redis_error();
                 // One slow reply (a loaded host) does not make Redis "down"
-                // for every request; the prober's PING decides that.
-                if what == "PING" {
+                // for every request; two PINGs in a row without a reply do.
+                if what == "PING" && self.health.slow_pings.fetch_add(1, Ordering::Relaxed) >= 1 {
                     self.health.record_failure(what, &msg);
                 } else {
                     self.health.record_slow(what, &msg);
@@ -304,22 +330,27 @@ impl RedisStore {
         let key = self.entry_key(instance_id);
         let mut conn = self.conn.clone();
         let raw: Option<Vec<u8>> = self.op("GET entry", conn.get(&key)).await?;
-        let Some(raw) = raw else {
-            return Ok(Fetched::Absent);
-        };
-        match self.sealer.open(&key, &raw, now_ms()) {
-            Ok(answer) => Ok(Fetched::Valid(Arc::new(answer))),
+        Ok(match raw {
+            None => Fetched::Absent,
+            Some(raw) => self.open(instance_id, &key, &raw, report),
+        })
+    }
+
+    /// Verifies a raw entry read from `key`.
+    fn open(&self, instance_id: &str, key: &str, raw: &[u8], report: bool) -> Fetched {
+        match self.sealer.open(key, raw, now_ms()) {
+            Ok(answer) => Fetched::Valid(Arc::new(answer)),
             Err(super::sealing::UnsealError::Expired(ms)) => {
                 tracing::debug!(
                     instance_id,
                     expired_ms_ago = ms,
                     "response cache: ignoring an expired Redis entry"
                 );
-                Ok(Fetched::Absent)
+                Fetched::Absent
             }
             Err(e) if !report => {
                 tracing::debug!(instance_id, reason = %e, "response cache: Redis entry still refused");
-                Ok(Fetched::Refused)
+                Fetched::Refused
             }
             Err(e) => {
                 self.stats.refused();
@@ -327,9 +358,37 @@ impl RedisStore {
                     "response cache: refusing a Redis entry that is not ours (it does not verify with \
                      [cache] secret_key); answering as if there were none. Check that every replica has \
                      the same secret_key and that nothing else writes under key_prefix");
-                Ok(Fetched::Refused)
+                Fetched::Refused
             }
         }
+    }
+
+    /// In one atomic round trip: the instance's entry if there is one,
+    /// else the claim if no other replica holds it.
+    pub async fn entry_or_claim(
+        &self,
+        instance_id: &str,
+        report: bool,
+    ) -> Result<EntryOrClaim, RedisUnavailable> {
+        let key = self.entry_key(instance_id);
+        let claim_key = self.claim_key(instance_id);
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let mut conn = self.conn.clone();
+        let mut inv = self.entry_or_claim_script.key(&key);
+        inv.key(&claim_key)
+            .arg(&token)
+            .arg(self.settings.claim_timeout.as_millis().max(1) as u64);
+        let (raw, claimed): (Option<Vec<u8>>, i64) = self
+            .op("GET entry or SET NX claim", inv.invoke_async(&mut conn))
+            .await?;
+        Ok(match raw {
+            Some(raw) => EntryOrClaim::Entry(self.open(instance_id, &key, &raw, report)),
+            None if claimed == 1 => EntryOrClaim::Claimed(Claim {
+                key: claim_key,
+                token,
+            }),
+            None => EntryOrClaim::Busy,
+        })
     }
 
     /// Stores an instance's answer for `ttl`.
@@ -386,9 +445,14 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let mut inv = self.release_script.key(&claim.key);
         inv.arg(&claim.token);
-        let _: i64 = self
+        let n: i64 = self
             .op("release claim", inv.invoke_async(&mut conn))
             .await?;
+        if n == 0 {
+            tracing::warn!(redis_key = %claim.key,
+                "response cache: this replica's claim had expired before it finished computing the answer, \
+                 so another replica may have computed it too; raise [cache] claim_timeout if this repeats");
+        }
         Ok(())
     }
 
@@ -453,9 +517,10 @@ impl KindLabel for RedisError {
     }
 }
 
-/// Pings Redis in the background: every second while it is down (so the
-/// health check and the circuit breaker notice recovery), every 5 s while
-/// it is up. Ends when the store is dropped.
+/// Pings Redis in the background: every second while it is down or its
+/// last PING went unanswered (so the health check and the circuit breaker
+/// notice failure and recovery quickly), every 5 s while it is up. Ends when
+/// the store is dropped.
 fn spawn_prober(store: Weak<RedisStore>) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
@@ -465,7 +530,7 @@ fn spawn_prober(store: Weak<RedisStore>) {
             let down = match store.upgrade() {
                 Some(s) => {
                     let _ = s.ping().await;
-                    s.health.is_down()
+                    s.health.is_down() || s.health.slow_pings.load(Ordering::Relaxed) > 0
                 }
                 None => return,
             };

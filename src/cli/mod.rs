@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod config_sample;
+pub mod install;
+pub mod ipa_setup;
+pub mod manpages;
+pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
 
@@ -38,6 +43,17 @@ pub enum Command {
     /// Print the default policy with descriptions (like
     /// oslopolicy-sample-generator).
     PolicySample(policy_sample::PolicySampleArgs),
+    /// Run the RabbitMQ notification listener that cleans IPA up.
+    Notify(ConfigArgs),
+    /// Print every join.conf option with its default and help (like oslo-config-generator).
+    ConfigSample(config_sample::ConfigSampleArgs),
+    /// Set up this host: write join.conf, place pipeline.toml and the cloud-config, print the nova.conf changes.
+    Install(Box<install::InstallArgs>),
+    /// Write man pages generated from this command line.
+    Manpages(manpages::ManpagesArgs),
+    /// Prepare IPA for novajoin: permissions, privilege, role, the
+    /// nova/<host> service and its keytab (or --precreate the host).
+    IpaSetup(Box<ipa_setup::IpaSetupArgs>),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -47,5 +63,10 @@ pub fn main() -> i32 {
         Command::Server(args) => crate::server::run_cli(args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
+        Command::Notify(args) => notify::run_cli(args),
+        Command::ConfigSample(args) => config_sample::run(&args),
+        Command::Install(args) => install::run(&args),
+        Command::Manpages(args) => manpages::run(&args),
+        Command::IpaSetup(args) => ipa_setup::run_cli(*args),
     }
 }

@@ -90,7 +90,12 @@ pub fn all_groups() -> Vec<OptionGroup> {
         crate::config::CORS_OPTIONS,
         crate::config::HEALTHCHECK_OPTIONS,
         crate::policy::OSLO_POLICY_OPTIONS,
+        crate::notify::options::DEFAULT_MESSAGING_OPTIONS,
+        crate::notify::options::NOTIFICATIONS_OPTIONS,
+        crate::notify::options::RABBIT_OPTIONS,
+        crate::notify::options::NOTIFY_OPTIONS,
         crate::cache::options::CACHE_OPTIONS,
+        crate::metrics::METRICS_OPTIONS,
     ]
 }
 

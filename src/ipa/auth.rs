@@ -3,8 +3,8 @@
 //! [`IpaAuth`] has one variant per login method. Each variant's login
 //! returns the cookie value; everything else (keeping the cookie, dropping
 //! it on 401, logging in again once, retrying on connection failures) is
-//! the client's job and does not depend on the method. Kerberos slots in as
-//! a second variant whose login POSTs to [`Endpoints::login_kerberos`] with
+//! the client's job and does not depend on the method. The Kerberos variant
+//! ([`super::kerberos`]) POSTs to [`Endpoints::login_kerberos`] with
 //! `Authorization: Negotiate <token>` (and checks the mutual-auth token in
 //! the answer), returning the cookie the same way.
 
@@ -12,6 +12,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, REFERER, SET
 use url::Url;
 
 use super::error::IpaError;
+use super::kerberos::KerberosAuth;
 use super::secret::Secret;
 
 /// How to authenticate to IPA.
@@ -26,6 +27,9 @@ pub enum IpaAuth {
         /// Its password.
         password: Secret,
     },
+    /// GSSAPI/SPNEGO login to `/ipa/session/login_kerberos` (`[ipa]
+    /// auth_method = kerberos`, `[DEFAULT] keytab`, `[ipa] principal`).
+    Kerberos(KerberosAuth),
 }
 
 impl IpaAuth {
@@ -37,10 +41,16 @@ impl IpaAuth {
         }
     }
 
+    /// Kerberos login.
+    pub fn kerberos(auth: KerberosAuth) -> Self {
+        Self::Kerberos(auth)
+    }
+
     /// A description for logs (never the secret).
     pub fn describe(&self) -> String {
         match self {
             Self::Password { user, .. } => format!("password login as {user}"),
+            Self::Kerberos(k) => k.describe(),
         }
     }
 
@@ -83,6 +93,7 @@ impl IpaAuth {
                     s => Err(AttemptError::Fatal(http_error(s, ep.login_password.path()))),
                 }
             }
+            Self::Kerberos(k) => k.login(http, ep).await,
         }
     }
 }
@@ -100,6 +111,8 @@ pub struct Endpoints {
     pub session_json: Url,
     /// `https://<server fqdn>/ipa`: what IPA's CSRF checks demand.
     pub referer: String,
+    /// The server's FQDN (Referer host; Kerberos target `HTTP@<fqdn>`).
+    pub server_fqdn: String,
 }
 
 impl Endpoints {
@@ -127,6 +140,7 @@ impl Endpoints {
             login_kerberos: join("ipa/session/login_kerberos")?,
             session_json: join("ipa/session/json")?,
             referer: format!("https://{referer_host}/ipa"),
+            server_fqdn: referer_host.to_string(),
             base,
         })
     }

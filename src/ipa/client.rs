@@ -221,6 +221,7 @@ impl IpaClient {
         let body = wire::request_body(cmd.method(), cmd.args(), &options);
         let started = Instant::now();
         let out = self.round_trip(&body).await;
+        crate::metrics::ipa_call(cmd.method(), started.elapsed(), out.as_ref().err());
         log_outcome(&cmd.describe(), started, out.as_ref().map(|_| ()));
         out.map(CommandOutput)
     }
@@ -246,6 +247,7 @@ impl IpaClient {
         let body = wire::request_body("batch", &methods, &options);
         let started = Instant::now();
         let out = self.round_trip(&body).await;
+        crate::metrics::ipa_call("batch", started.elapsed(), out.as_ref().err());
         log_outcome(
             &format!("batch of {}", cmds.len()),
             started,

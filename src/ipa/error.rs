@@ -114,9 +114,19 @@ pub enum IpaError {
     /// The response was not the JSON-RPC IPA sends.
     #[error("IPA sent a response that is not valid JSON-RPC: {0}")]
     Protocol(String),
+    /// Kerberos login failed (keytab, KDC, service ticket, or IPA refused
+    /// the token); the message names what to check.
+    #[error("Kerberos login to IPA failed: {0}")]
+    Kerberos(Box<super::kerberos::KerberosError>),
     /// The client could not be built (CA bundle, URL, auth settings).
     #[error("IPA client setup: {0}")]
     Setup(String),
+}
+
+impl From<super::kerberos::KerberosError> for IpaError {
+    fn from(e: super::kerberos::KerberosError) -> Self {
+        Self::Kerberos(Box::new(e))
+    }
 }
 
 impl IpaError {

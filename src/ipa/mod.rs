@@ -4,8 +4,8 @@
 //!   `version`, retries with back-off, per-call timeout, concurrency cap,
 //!   single calls ([`IpaClient::call`]), batches ([`IpaClient::batch`]) and
 //!   typed helpers (`host_mod_otp`, `host_add`, `service_show`, ...).
-//! * [`IpaAuth`] ([`auth`]): how to log in; password now, Kerberos slots in
-//!   as a second variant.
+//! * [`IpaAuth`] ([`auth`]): how to log in: password, or Kerberos with a
+//!   keytab ([`kerberos`]).
 //! * [`IpaError`] ([`error`]): every failure, IPA's own errors classified by
 //!   code/name (never by message).
 //! * [`IpaCommand`] ([`command`]): commands with IPA's API option names, and
@@ -74,6 +74,7 @@ pub mod default_conf;
 pub mod enrollment;
 pub mod error;
 pub mod health;
+pub mod kerberos;
 pub mod secret;
 pub mod settings;
 pub mod wire;
@@ -87,5 +88,6 @@ pub use default_conf::IpaDefaultConf;
 pub use enrollment::{EnrollmentBatch, EnrollmentOutcome, HostOutcome, ItemFailure};
 pub use error::{IpaError, RemoteError};
 pub use health::IpaHealth;
+pub use kerberos::{KerberosAuth, KerberosError};
 pub use secret::Secret;
 pub use settings::{load_default_conf, IpaConfigError};

@@ -8,6 +8,8 @@
 //! | server FQDN (Referer) | `[ipa] server` | `server`, else host of `xmlrpc_uri` | host of the URL |
 //! | realm | `[ipa] realm` | `realm` | — |
 //! | login | `[ipa] auth_method`, `username`, `password` | | kerberos |
+//! | Kerberos principal | `[ipa] principal` | `nova/<host>@<realm>` | `nova/<gethostname()>@<realm>` |
+//! | keytab | `[DEFAULT] keytab` | | `/etc/novajoin/krb5.keytab` |
 //! | CA bundle | `[ipa] ca_file` | | `/etc/ipa/ca.crt` (https only) |
 //! | version, timeout, cap | `[ipa] api_version`, `timeout`, `max_concurrent_calls` | | 2.146, 20 s, 16 |
 //! | retries | `[DEFAULT] connect_retries` | | 2 |
@@ -20,12 +22,13 @@ use url::Url;
 use super::auth::IpaAuth;
 use super::client::IpaClientConfig;
 use super::default_conf::{DefaultConfError, IpaDefaultConf};
+use super::kerberos::{default_principal, keytab_readable, local_hostname, KerberosAuth};
 use super::secret::Secret;
 use crate::config::schema::OptionSpec;
 use crate::config::{
     ConfigError, ConfigFiles, CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE,
-    IPA_DEFAULT_CONF, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_REALM, IPA_SERVER, IPA_TIMEOUT,
-    IPA_USERNAME, URL,
+    IPA_DEFAULT_CONF, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM, IPA_SERVER,
+    IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
 };
 
 /// Why the IPA client cannot be configured.
@@ -37,12 +40,6 @@ pub enum IpaConfigError {
     /// default.conf exists but cannot be read or parsed.
     #[error(transparent)]
     DefaultConf(#[from] DefaultConfError),
-    /// `auth_method = kerberos`, which this build cannot do yet.
-    #[error(
-        "[ipa] auth_method = kerberos: Kerberos login to IPA is not available in this build; \
-             set [ipa] auth_method = password with [ipa] username and password"
-    )]
-    KerberosUnavailable,
 }
 
 fn bad(conf: &ConfigFiles, spec: &OptionSpec, problem: String) -> ConfigError {
@@ -75,6 +72,51 @@ pub fn load_default_conf(conf: &ConfigFiles) -> Result<Option<IpaDefaultConf>, I
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `[ipa] auth_method = kerberos`: the principal (`[ipa] principal`, else
+/// `nova/<host>@<realm>` with the host from default.conf or the system) and
+/// the keytab (`[DEFAULT] keytab`, which must be readable now).
+fn kerberos_auth(
+    conf: &ConfigFiles,
+    dc: Option<&IpaDefaultConf>,
+    realm: Option<&str>,
+) -> Result<IpaAuth, ConfigError> {
+    let principal = match conf.string(&IPA_PRINCIPAL).filter(|p| !p.trim().is_empty()) {
+        Some(p) => p.trim().to_string(),
+        None => {
+            let host = dc
+                .and_then(|d| d.host.clone())
+                .or_else(local_hostname)
+                .ok_or_else(|| ConfigError::Missing {
+                    group: "ipa".into(),
+                    option: "principal".into(),
+                    why: "the host name for nova/<host>@<realm> is unknown (no host in \
+                          /etc/ipa/default.conf and gethostname failed)"
+                        .into(),
+                })?;
+            default_principal(&host, realm)
+        }
+    };
+    let keytab = PathBuf::from(
+        conf.string(&KEYTAB)
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "/etc/novajoin/krb5.keytab".into()),
+    );
+    if let Err(e) = keytab_readable(&keytab) {
+        return Err(bad(
+            conf,
+            &KEYTAB,
+            format!(
+                "cannot read the keytab {}: {e} (auth_method = kerberos needs the keys of {principal}; \
+                 `novajoin ipa-setup` fetches them)",
+                keytab.display()
+            ),
+        ));
+    }
+    Ok(IpaAuth::kerberos(KerberosAuth::with_keytab(
+        principal, keytab,
+    )))
 }
 
 impl IpaClientConfig {
@@ -128,7 +170,7 @@ impl IpaClientConfig {
                     Secret::new(conf.required(&IPA_PASSWORD, why)?),
                 )
             }
-            _ => return Err(IpaConfigError::KerberosUnavailable),
+            _ => kerberos_auth(conf, dc, realm.as_deref())?,
         };
 
         let ca_file = (url.scheme() == "https")
@@ -167,6 +209,7 @@ impl IpaClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipa::kerberos::CredentialSource;
     use std::path::Path;
 
     fn conf(text: &str) -> ConfigFiles {
@@ -243,11 +286,53 @@ mod tests {
     }
 
     #[test]
-    fn kerberos_is_reported_until_it_exists() {
-        let c = conf("[DEFAULT]\nurl = https://ipa.example.com/ipa/json\n");
-        assert!(matches!(
-            IpaClientConfig::from_conf_with(&c, None),
-            Err(IpaConfigError::KerberosUnavailable)
+    fn kerberos_principal_from_default_conf_host_and_realm() {
+        let kt = tempfile::NamedTempFile::new().unwrap();
+        let c = conf(&format!("[DEFAULT]\nkeytab = {}\n", kt.path().display()));
+        let dc = IpaDefaultConf::parse(
+            Path::new("/etc/ipa/default.conf"),
+            "[global]\nrealm = EXAMPLE.COM\nserver = ipa.example.com\nhost = uc.example.com\n",
+        )
+        .unwrap();
+        let cfg = IpaClientConfig::from_conf_with(&c, Some(&dc)).unwrap();
+        let IpaAuth::Kerberos(k) = &cfg.auth else {
+            panic!("{:?}", cfg.auth)
+        };
+        assert_eq!(
+            k.source(),
+            &CredentialSource::Keytab {
+                principal: "nova/uc.example.com@EXAMPLE.COM".into(),
+                keytab: kt.path().to_path_buf()
+            }
+        );
+    }
+
+    #[test]
+    fn kerberos_principal_option_wins() {
+        let kt = tempfile::NamedTempFile::new().unwrap();
+        let c = conf(&format!(
+            "[DEFAULT]\nkeytab = {}\n[ipa]\nauth_method = kerberos\nprincipal = svc/x@R\n",
+            kt.path().display()
         ));
+        let cfg = IpaClientConfig::from_conf_with(&c, Some(&dc())).unwrap();
+        assert!(
+            cfg.auth.describe().contains("svc/x@R"),
+            "{}",
+            cfg.auth.describe()
+        );
+    }
+
+    #[test]
+    fn unreadable_keytab_names_file_line_and_option() {
+        let c = conf("[DEFAULT]\nurl = https://ipa.example.com/ipa/json\nkeytab = /nonexistent/nova.keytab\n");
+        let e = IpaClientConfig::from_conf_with(&c, Some(&dc()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("join.conf:3")
+                && e.contains("keytab")
+                && e.contains("/nonexistent/nova.keytab"),
+            "{e}"
+        );
     }
 }

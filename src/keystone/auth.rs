@@ -373,7 +373,7 @@ impl JoinPath for url::Url {
 pub fn v3_base(url: &url::Url) -> url::Url {
     let last = url
         .path_segments()
-        .and_then(|s| s.filter(|p| !p.is_empty()).next_back())
+        .and_then(|mut s| s.rfind(|p| !p.is_empty()))
         .unwrap_or("");
     let is_version = last.strip_prefix('v').is_some_and(|rest| {
         !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.')

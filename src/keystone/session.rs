@@ -352,7 +352,9 @@ impl ServiceSession {
         let mut delay = RETRY_BACKOFF_START;
         let mut attempt = 0;
         loop {
-            match build().send().await {
+            let sent = build().send().await;
+            crate::metrics::keystone_call(sent.as_ref().ok().map(|r| r.status().as_u16()));
+            match sent {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_connect() && attempt < self.inner.connect_retries => {
                     attempt += 1;

@@ -96,6 +96,8 @@ pub struct TokenValidator {
     shared: Option<SharedCache>,
     jws: Option<JwsVerifier>,
     stats: ValidatorStats,
+    /// The last reason keystone could not answer, cleared by an answer.
+    unavailable: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for TokenValidator {
@@ -137,6 +139,7 @@ impl TokenValidator {
             },
             jws: c.jws,
             stats: ValidatorStats::default(),
+            unavailable: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -148,6 +151,14 @@ impl TokenValidator {
     /// The service session used for validation calls.
     pub fn session(&self) -> &ServiceSession {
         &self.session
+    }
+
+    /// A health probe: Degraded while keystone cannot answer validation
+    /// calls (cached tokens still work, new ones get 503).
+    pub fn probe(&self) -> Arc<dyn crate::health::HealthProbe> {
+        Arc::new(KeystoneProbe {
+            unavailable: self.unavailable.clone(),
+        })
     }
 
     /// The shared cache, if configured.
@@ -219,7 +230,12 @@ impl TokenValidator {
                 return Ok(v);
             }
         }
-        let data = self.fetch(token, allow_expired).await?;
+        let fetched = self.fetch(token, allow_expired).await;
+        *self.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = match &fetched {
+            Err(ValidationError::Unavailable(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        let data = fetched?;
         let v = Arc::new(ValidatedToken::new(data, cache_time, Utc::now()));
         if let Some(shared) = &self.shared {
             shared.put(token, &v).await;
@@ -292,5 +308,31 @@ impl TokenValidator {
             .into()),
             s => Err(KeystoneError::Status { what, status: s }.into()),
         }
+    }
+}
+
+struct KeystoneProbe {
+    unavailable: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl crate::health::HealthProbe for KeystoneProbe {
+    fn name(&self) -> &str {
+        "keystone"
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'_, crate::health::HealthState> {
+        Box::pin(async move {
+            match self
+                .unavailable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                None => crate::health::HealthState::Ok,
+                Some(e) => crate::health::HealthState::Degraded(format!(
+                    "token validation failing, only cached tokens accepted: {e}"
+                )),
+            }
+        })
     }
 }

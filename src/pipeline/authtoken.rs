@@ -788,6 +788,7 @@ pub async fn from_options(
         shared,
         jws,
     });
+    ctx.health.register(validator.probe());
     Ok((Arc::new(validator), settings))
 }
 

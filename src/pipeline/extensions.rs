@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 /// The request id minted by the `request_id` filter (`req-<uuid4>`), plus the
-/// caller's global request id when it sent a well-formed one.
+/// caller's global request id when it sent a well-formed one. Also put on
+/// the response, for the access log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestId {
     /// This service's id for the request, returned as `x-openstack-request-id`.
@@ -17,7 +18,8 @@ pub struct RequestId {
 }
 
 /// Where the client thinks it is talking to, as reconstructed by
-/// `http_proxy_to_wsgi` from `Forwarded` / `X-Forwarded-*` headers.
+/// `http_proxy_to_wsgi` from `Forwarded` / `X-Forwarded-*` headers. Also
+/// put on the response, for the access log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForwardedOrigin {
     /// URL scheme the client used (`http` or `https`).

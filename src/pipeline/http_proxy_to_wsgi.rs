@@ -102,7 +102,7 @@ pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> 
 impl Service<Request<ReqBody>> for ProxyHeaders {
     type Response = Response<RespBody>;
     type Error = Infallible;
-    type Future = <HttpService as Service<Request<ReqBody>>>::Future;
+    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -115,8 +115,14 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
             .and_then(|p| p.0)
             .map(|a| a.ip().to_string());
         let origin = origin_from(req.headers(), peer, self.enabled);
-        req.extensions_mut().insert(origin);
-        self.inner.call(req)
+        req.extensions_mut().insert(origin.clone());
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            // Also on the response, for the access log line.
+            resp.extensions_mut().insert(origin);
+            Ok(resp)
+        })
     }
 }
 

@@ -7,10 +7,11 @@
 //! `X-Identity-Status` and let such requests reach policy with empty
 //! credentials.)
 //!
-//! `is_admin`: oslo.context computes it from the policy rule
-//! `context_is_admin`. The policy engine is built separately; until it is
-//! wired in, the filter takes an optional [`AdminCheck`] and, without one,
-//! sets `is_admin = false` — which is what the original novajoin always did.
+//! `is_admin`: the policy rule `context_is_admin` (default `role:admin`) of
+//! the shared policy [`Enforcer`], evaluated with the context's policy
+//! credentials and the target `{"project_id": ""}`. (The original meant to
+//! do this but its branch never ran, so it always said false.) The check is
+//! an [`AdminCheck`], so tests and other setups can supply their own.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use super::extensions::{IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::policy::enforcer::Enforcer;
 
 /// Decides `is_admin` for a context (the policy rule `context_is_admin`).
 ///
@@ -135,14 +137,43 @@ impl tower::Service<Request<ReqBody>> for KeystoneContext {
     }
 }
 
-/// Builds the filter (registry entry). It has no options.
+/// `context_is_admin` through the policy enforcer.
+pub struct PolicyAdminCheck {
+    enforcer: Arc<Enforcer>,
+}
+
+impl PolicyAdminCheck {
+    /// Asks `enforcer`.
+    pub fn new(enforcer: Arc<Enforcer>) -> Self {
+        PolicyAdminCheck { enforcer }
+    }
+}
+
+impl AdminCheck for PolicyAdminCheck {
+    fn is_admin(&self, ctx: &RequestContext) -> bool {
+        let creds = match ctx.policy_credentials() {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        self.enforcer.check_rule_name("context_is_admin", &creds)
+    }
+}
+
+/// Builds the filter (registry entry). It has no options; the policy file
+/// comes from join.conf's `[oslo_policy]`, shared with the `policy` filter.
 pub fn build(
     opts: FilterOptions,
-    _ctx: BuildContext,
+    ctx: BuildContext,
 ) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         opts.finish()?;
-        let layer = KeystoneContextLayer::new();
+        let enforcer = Enforcer::shared(&ctx.config).map_err(|e| PipelineFileError {
+            file: "join.conf".into(),
+            line: 0,
+            problem: format!("keystonecontext needs the policy (rule context_is_admin): {e}"),
+        })?;
+        let layer =
+            KeystoneContextLayer::with_admin_check(Arc::new(PolicyAdminCheck::new(enforcer)));
         let factory: FilterFactory =
             Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
         Ok(factory)

@@ -75,13 +75,16 @@ impl Service<Request<ReqBody>> for RequestIdService {
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_valid_request_id(v))
             .map(str::to_string);
-        req.extensions_mut().insert(RequestId {
+        let id = RequestId {
             local: local.clone(),
             global,
-        });
+        };
+        req.extensions_mut().insert(id.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
+            // Also on the response, for the access log line.
+            resp.extensions_mut().insert(id);
             if !resp.headers().contains_key(HEADER_STR) {
                 if let Ok(v) = HeaderValue::from_str(&local) {
                     resp.headers_mut().insert(HEADER, v);

@@ -21,7 +21,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -218,7 +217,6 @@ fn proxy_runtime() -> &'static tokio::runtime::Runtime {
 struct Proxy {
     addr: SocketAddr,
     calls: Arc<Mutex<Vec<Call>>>,
-    stopped: Arc<AtomicBool>,
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -228,7 +226,6 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let stopped = Arc::new(AtomicBool::new(false));
         let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::new(Mutex::new(Vec::new()));
         let (c2, t2) = (calls.clone(), tasks.clone());
         let accept = proxy_runtime().spawn(async move {
@@ -262,18 +259,12 @@ impl Proxy {
             }
         });
         tasks.lock().unwrap().push(accept.abort_handle());
-        Proxy {
-            addr,
-            calls,
-            stopped,
-            tasks,
-        }
+        Proxy { addr, calls, tasks }
     }
 
     /// Closes the listener and every open connection: clients then get
     /// "connection refused", as with keystone down.
     fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();
         }

@@ -46,11 +46,30 @@ impl NovajoinServer {
     /// Writes the files, starts the binary and waits for `/healthcheck` (or
     /// any HTTP answer) for up to 30 s. Panics with the log if it exits.
     pub fn start(files: ServerFiles) -> Self {
+        Self::start_inner(files, false)
+    }
+
+    /// Like [`NovajoinServer::start`] for a join.conf that listens on a
+    /// Unix socket (`join_listen = unix:{socket}`): `{socket}` becomes
+    /// `<dir>/join.sock`, readiness is a connect to it, and `base` is
+    /// `unix:<path>`.
+    pub fn start_unix(files: ServerFiles) -> Self {
+        Self::start_inner(files, true)
+    }
+
+    /// The Unix socket path, for a server started with `start_unix`.
+    pub fn socket(&self) -> Option<PathBuf> {
+        self.base.strip_prefix("unix:").map(PathBuf::from)
+    }
+
+    fn start_inner(files: ServerFiles, unix: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let socket = dir.path().join("join.sock");
         let join_conf = files
             .join_conf
             .replace("{port}", &port.to_string())
+            .replace("{socket}", socket.to_str().unwrap())
             .replace("{dir}", dir.path().to_str().unwrap());
         std::fs::write(dir.path().join("pipeline.toml"), &files.pipeline).unwrap();
         let conf = if join_conf.contains("api_paste_config") {
@@ -82,7 +101,11 @@ impl NovajoinServer {
             .expect("start novajoin");
         let mut server = NovajoinServer {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: if unix {
+                format!("unix:{}", socket.display())
+            } else {
+                format!("http://127.0.0.1:{port}")
+            },
             dir,
             log,
         };
@@ -99,7 +122,13 @@ impl NovajoinServer {
                     self.logs()
                 );
             }
-            if std::net::TcpStream::connect(self.base.trim_start_matches("http://")).is_ok() {
+            let up = match self.socket() {
+                Some(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
+                None => {
+                    std::net::TcpStream::connect(self.base.trim_start_matches("http://")).is_ok()
+                }
+            };
+            if up {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# novajoin's benchmark: one command, every figure a ratio measured in the
+# same run on this machine (client and servers share its cores, so only
+# same-run comparisons mean anything).
+#
+#   bench/run.sh                 everything (about 5 minutes after the build)
+#   BENCH_DURATION=5 bench/run.sh   shorter wrk runs (default 10 s each)
+#   BENCH_SKIP_BURST=1 bench/run.sh skip the full-size burst test
+#
+# It builds release binaries, starts on loopback a real keystone
+# (scripts/keystone-env.sh), the IPA double (`ipa-double`), the bare hyper
+# baseline (`bare-hyper`) and novajoin servers in several configurations,
+# uses the Redis on 127.0.0.1:6379 (unique key prefix, deleted after), runs
+# wrk (Debian package) and prints a table. Results also go to
+# target/bench/results.md. Every process it starts is stopped on exit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+duration=${BENCH_DURATION:-10}
+connections=64
+threads=2
+rss_instances=${BENCH_RSS_INSTANCES:-100000}
+export NOVAJOIN_TEST_VENV=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
+work=$here/target/bench
+rm -rf "$work"
+mkdir -p "$work"
+results=$work/results.md
+
+need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing ($2)" >&2; exit 1; }; }
+need wrk "apt-get install wrk, or scripts/install-test-deps.sh"
+need curl "apt-get install curl"
+need redis-cli "apt-get install redis-server"
+redis-cli -h 127.0.0.1 ping >/dev/null || { echo "bench: no Redis on 127.0.0.1:6379" >&2; exit 1; }
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  scripts/keystone-env.sh stop "$work/keystone" >/dev/null 2>&1 || true
+  if [ -n "${redis_prefix:-}" ]; then
+    redis-cli -h 127.0.0.1 --scan --pattern "${redis_prefix}*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+
+# ---- build ----
+echo "== building release binaries"
+# `cargo test --release --no-run` builds target/release/novajoin with the
+# same features as the burst test that runs against it below.
+cargo test --release --locked --test burst --no-run 2>&1 | tail -1
+cargo build --release --locked -p ipa-double --bin ipa-double --example bare-hyper 2>&1 | tail -1
+novajoin=$here/target/release/novajoin
+ipa_double=$here/target/release/ipa-double
+bare=$here/target/release/examples/bare-hyper
+
+# ---- the parts around novajoin ----
+echo "== starting keystone, the IPA double"
+ks_port=$(free_port)
+scripts/keystone-env.sh start "$work/keystone" "$ks_port" fernet >/dev/null
+template=${NOVAJOIN_KEYSTONE_TEMPLATE:-$here/target/keystone-template-v1}
+pw() { python3 -c "import json,sys; print(json.load(open('$template/credentials.json'))['users']['$1']['password'])"; }
+nova_pw=$(pw nova)
+novajoin_pw=$(pw novajoin)
+ks=http://127.0.0.1:$ks_port
+token=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' "$ks/v3/auth/tokens" -d "{\"auth\": {
+  \"identity\": {\"methods\": [\"password\"], \"password\": {\"user\": {\"name\": \"nova\",
+  \"domain\": {\"id\": \"default\"}, \"password\": \"$nova_pw\"}}},
+  \"scope\": {\"project\": {\"name\": \"service\", \"domain\": {\"id\": \"default\"}}}}}" \
+  | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p')
+[ -n "$token" ] || { echo "bench: could not get nova's token" >&2; exit 1; }
+
+ipa_pw=bench-secret
+IPA_DOUBLE_PASSWORD=$ipa_pw "$ipa_double" --listen 127.0.0.1:0 --latency-ms 0 >"$work/ipa.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'listening on' "$work/ipa.out" && break; sleep 0.1; done
+ipa_url=$(sed -n 's/^ipa-double listening on //p' "$work/ipa.out")
+[ -n "$ipa_url" ] || { echo "bench: the IPA double did not start" >&2; cat "$work/ipa.out"; exit 1; }
+
+redis_prefix="novajoin-bench:$$:"
+
+# join.conf for one configuration: $1 dir, $2 port, $3 extra sections.
+write_conf() {
+  cat >"$1/join.conf" <<EOF
+[DEFAULT]
+join_listen = 127.0.0.1
+join_listen_port = $2
+api_paste_config = $1/pipeline.toml
+url = $ipa_url/ipa/json
+domain = example.test
+
+[ipa]
+auth_method = password
+username = admin
+password = $ipa_pw
+server = ipa.example.test
+realm = EXAMPLE.TEST
+
+[service_credentials]
+auth_type = password
+auth_url = $ks/v3
+username = nova
+password = $nova_pw
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+
+[keystone_authtoken]
+auth_type = password
+auth_url = $ks/v3
+username = novajoin
+password = $novajoin_pw
+user_domain_name = Default
+project_name = service
+project_domain_name = Default
+www_authenticate_uri = $ks
+
+$3
+EOF
+}
+
+noauth_pipeline() { sed 's/filters = \["authtoken", "keystonecontext", "policy", "cache"\]/filters = ["noauth", "policy", "cache"]/' pipeline.toml; }
+
+# Starts novajoin: $1 name, $2 pipeline text, $3 extra join.conf sections.
+# Sets $port, $pid and $ready_s (seconds from exec to the first 200 on
+# /healthcheck).
+start_novajoin() {
+  local dir=$work/$1
+  mkdir -p "$dir"
+  port=$(free_port)
+  printf '%s\n' "$2" >"$dir/pipeline.toml"
+  write_conf "$dir" "$port" "$3"
+  local t0; t0=$(now)
+  "$novajoin" server --config-file "$dir/join.conf" 2>"$dir/server.log" &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 3000); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$port/healthcheck"; then
+      ready_s=$(python3 -c "print($(now) - $t0)")
+      return
+    fi
+    kill -0 "$pid" 2>/dev/null || { echo "bench: novajoin ($1) exited" >&2; cat "$dir/server.log" >&2; exit 1; }
+    sleep 0.005
+  done
+  echo "bench: novajoin ($1) not ready" >&2
+  exit 1
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+body_file=$work/body.json
+python3 - "$body_file" <<'EOF'
+import json, sys, uuid
+body = {"project-id": None, "instance-id": str(uuid.uuid4()), "image-id": None, "user-data": None,
+        "hostname": "bench-hit", "metadata": {"ipa_enroll": "True"}, "boot-roles": "member,reader"}
+open(sys.argv[1], "w").write(json.dumps(body))
+EOF
+
+# wrk on $1 (URL) with token $2; prints "rps p50_ms p99_ms non2xx".
+run_wrk() {
+  local out=$work/wrk-$RANDOM.txt
+  BENCH_BODY_FILE=$body_file BENCH_TOKEN=$2 \
+    wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s bench/post.lua "$1" >"$out"
+  python3 - "$out" <<'EOF'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(\w+)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p50 = ms(re.search(r"50%\s+(\S+)", t).group(1))
+p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+errs = re.search(r"Socket errors: (.*)", t)
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {bad.group(1) if bad else 0}{'+socket-errors:' + errs.group(1).replace(' ', '') if errs else ''}")
+EOF
+}
+
+# First request: enrolls; its answer is what the cache then serves.
+prime() {
+  local code
+  code=$(curl -s -o "$work/$1.answer" -D "$work/$1.headers" -w '%{http_code}' \
+    -H 'Content-Type: application/json' -H 'Accept: application/json' ${2:+-H "X-Auth-Token: $2"} \
+    --data-binary @"$body_file" "http://127.0.0.1:$port/v1/")
+  [ "$code" = 200 ] || { echo "bench: priming $1 got $code: $(cat "$work/$1.answer")" >&2; exit 1; }
+}
+
+declare -A rps p50 p99 bad
+measure() { # name token
+  read -r "rps[$1]" "p50[$1]" "p99[$1]" "bad[$1]" < <(run_wrk "http://127.0.0.1:$port/v1/" "$2")
+  echo "   $1: ${rps[$1]} req/s, p50 ${p50[$1]} ms, p99 ${p99[$1]} ms, non-2xx ${bad[$1]}"
+}
+
+echo "== cache-hit path, $connections connections, ${duration}s each"
+start_novajoin full "$(cat pipeline.toml)" ""
+prime full "$token"
+measure full "$token"
+stop_pid "$pid"
+
+start_novajoin noauth "$(noauth_pipeline)" ""
+prime noauth ""
+measure noauth ""
+stop_pid "$pid"
+
+start_novajoin redis "$(cat pipeline.toml)" "[cache]
+backend = redis
+redis_url = redis://127.0.0.1:6379
+secret_key = $(python3 -c 'import secrets; print(secrets.token_hex(32))')
+key_prefix = $redis_prefix"
+prime redis "$token"
+measure redis "$token"
+stop_pid "$pid"
+
+# The bare server answers the bytes novajoin answered (body and headers).
+ctype=$(tr -d '\r' <"$work/full.headers" | sed -n 's/^[Cc]ontent-[Tt]ype: //p')
+rid=$(tr -d '\r' <"$work/full.headers" | sed -n 's/^[Xx]-[Oo]pen[Ss]tack-[Rr]equest-[Ii]d: //p')
+port=$(free_port)
+"$bare" --listen "127.0.0.1:$port" --body-file "$work/full.answer" \
+  --header "content-type: $ctype" --header "x-openstack-request-id: $rid" >"$work/bare.out" 2>&1 &
+bare_pid=$!
+pids+=("$bare_pid")
+for _ in $(seq 100); do grep -q listening "$work/bare.out" && break; sleep 0.05; done
+measure bare ""
+stop_pid "$bare_pid"
+
+echo "== start-up time to ready (5 starts, full pipeline)"
+starts=()
+for i in 1 2 3 4 5; do
+  start_novajoin "start$i" "$(cat pipeline.toml)" ""
+  starts+=("$ready_s")
+  stop_pid "$pid"
+done
+startup_ms=$(python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:]))*1000:.0f}')" "${starts[@]}")
+echo "   median ${startup_ms} ms (${starts[*]} s)"
+
+echo "== RSS idle and after $rss_instances cached instances"
+start_novajoin rss "$(cat pipeline.toml)" "[cache]
+ttl = 3600
+capacity = $((rss_instances * 2))"
+sleep 1
+rss_idle=$(rss_kb "$pid")
+prime rss "$token"
+loaded=0
+run=0
+load_started=$(now)
+while [ "$loaded" -lt "$rss_instances" ]; do
+  run=$((run + 1))
+  out=$work/enroll-$run.txt
+  BENCH_TOKEN=$token BENCH_RUN=$run wrk -t"$threads" -c"$connections" -d5s -s bench/enroll.lua \
+    "http://127.0.0.1:$port/v1/" >"$out"
+  n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out")
+  nb=$(sed -n 's/^ *Non-2xx or 3xx responses: \([0-9]*\)/\1/p' "$out")
+  [ -z "$nb" ] || { echo "bench: $nb enrollments failed:" >&2; cat "$out" >&2; exit 1; }
+  loaded=$((loaded + n))
+  [ "$run" -lt 200 ] || { echo "bench: loading is too slow" >&2; exit 1; }
+done
+load_s=$(python3 -c "print(f'{$(now) - $load_started:.1f}')")
+sleep 1
+rss_loaded=$(rss_kb "$pid")
+echo "   idle ${rss_idle} kB; after $loaded enrollments (${load_s}s): ${rss_loaded} kB"
+stop_pid "$pid"
+
+burst_line="(skipped: BENCH_SKIP_BURST)"
+if [ -z "${BENCH_SKIP_BURST:-}" ]; then
+  echo "== burst at full size (5,000 instances x 5 polls, cap 16, IPA latency 50 ms)"
+  NOVAJOIN_BURST_INSTANCES=5000 NOVAJOIN_BURST_CAP=16 \
+    cargo test --release --locked --test burst -- --nocapture >"$work/burst.txt" 2>&1 \
+    || { cat "$work/burst.txt" >&2; echo "bench: the full-size burst test failed" >&2; exit 1; }
+  burst_line=$(sed -n 's/^burst: //p' "$work/burst.txt")
+  echo "   $burst_line"
+fi
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+{
+  echo "## novajoin benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$threads -c$connections -d${duration}s)"
+  echo
+  echo "| configuration | requests/s | p50 ms | p99 ms | non-2xx |"
+  echo "|---|---:|---:|---:|---:|"
+  for k in bare full noauth redis; do
+    case $k in
+      bare) label="bare hyper, same bytes";;
+      full) label="novajoin, full pipeline, memory cache (cache hit)";;
+      noauth) label="novajoin, authtoken off (noauth), memory cache";;
+      redis) label="novajoin, full pipeline, Redis cache";;
+    esac
+    echo "| $label | ${rps[$k]} | ${p50[$k]} | ${p99[$k]} | ${bad[$k]} |"
+  done
+  echo
+  echo "| ratio | value |"
+  echo "|---|---:|"
+  echo "| full pipeline / bare hyper (requests/s; goal >= 0.50) | $(ratio "${rps[full]}" "${rps[bare]}") |"
+  echo "| authtoken on / off (requests/s) | $(ratio "${rps[full]}" "${rps[noauth]}") |"
+  echo "| Redis cache / memory cache (requests/s) | $(ratio "${rps[redis]}" "${rps[full]}") |"
+  echo "| full pipeline p99 (ms; goal < 5) | ${p99[full]} |"
+  echo
+  echo "| resource | value |"
+  echo "|---|---:|"
+  echo "| RSS idle (full pipeline) | $((rss_idle / 1024)) MiB |"
+  echo "| RSS after $loaded cached instances | $((rss_loaded / 1024)) MiB |"
+  echo "| RSS per cached instance | $(python3 -c "print(f'{($rss_loaded - $rss_idle) * 1024 / $loaded:.0f}')") bytes |"
+  echo "| enrollment rate while loading (IPA double, no latency) | $(python3 -c "print(f'{$loaded / $load_s:.0f}')") /s |"
+  echo "| start-up time to ready (median of 5) | ${startup_ms} ms |"
+  echo
+  echo "burst: $burst_line"
+} | tee "$results"

@@ -1,0 +1,7 @@
+//! The policy file parser; see `checks.rs`.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::policy_file(data));

@@ -1,0 +1,7 @@
+//! The policy rule parser and evaluator; see `checks.rs`.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::policy_rule(data));

@@ -1,0 +1,208 @@
+//! The side lookups some events need, made with the `[service_credentials]`
+//! session: a project's name (keystone, for `project_subdomain`), a
+//! server's name and existence (nova), a port's device (neutron).
+
+use serde::Deserialize;
+
+use crate::keystone::{KeystoneError, ServiceSession};
+
+use super::listener::HandlerError;
+
+/// Why a lookup failed. All are worth retrying: an outage or a
+/// configuration the operator can fix; the notification is kept meanwhile.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LookupError {
+    /// Keystone (token, catalog or project) failed.
+    #[error(transparent)]
+    Keystone(#[from] KeystoneError),
+    /// nova or neutron could not be reached.
+    #[error("{service} at {url} cannot be reached: {detail}")]
+    Unreachable {
+        /// `nova` or `neutron`.
+        service: &'static str,
+        /// The URL (no query).
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// nova or neutron answered with an unexpected status.
+    #[error("{service} answered HTTP {status} to {what}")]
+    Status {
+        /// `nova` or `neutron`.
+        service: &'static str,
+        /// The operation.
+        what: String,
+        /// The status.
+        status: u16,
+    },
+    /// The answer did not parse.
+    #[error("{service}'s answer to {what} is malformed: {detail}")]
+    BadResponse {
+        /// `nova` or `neutron`.
+        service: &'static str,
+        /// The operation.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl From<LookupError> for HandlerError {
+    fn from(e: LookupError) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+}
+
+/// A nova server, as much as novajoin needs.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Server {
+    /// Server id.
+    pub id: String,
+    /// Display name (what the original used for floating-IP A records).
+    pub name: String,
+}
+
+/// Lookups against keystone, nova and neutron.
+#[derive(Clone, Debug)]
+pub struct CloudLookups {
+    session: ServiceSession,
+}
+
+impl CloudLookups {
+    /// Lookups through this session.
+    pub fn new(session: ServiceSession) -> Self {
+        Self { session }
+    }
+
+    /// The project's name; `None` when keystone does not know the project.
+    pub async fn project_name(&self, project_id: &str) -> Result<Option<String>, LookupError> {
+        Ok(self.session.project_name(project_id).await?)
+    }
+
+    /// `GET /servers/{id}` on the catalog's compute endpoint; `None` on 404.
+    pub async fn server(&self, server_id: &str) -> Result<Option<Server>, LookupError> {
+        let base = self.session.endpoint("compute", None, None).await?;
+        let url = join(&base, &["servers", server_id]);
+        let what = "GET /servers/{id}".to_string();
+        let resp = self.get("nova", &url).await?;
+        match resp.status() {
+            s if s.is_success() => {
+                #[derive(Deserialize)]
+                struct Body {
+                    server: Server,
+                }
+                let b: Body = resp.json().await.map_err(|e| LookupError::BadResponse {
+                    service: "nova",
+                    what,
+                    detail: e.to_string(),
+                })?;
+                Ok(Some(b.server))
+            }
+            http::StatusCode::NOT_FOUND => Ok(None),
+            s => Err(LookupError::Status {
+                service: "nova",
+                what,
+                status: s.as_u16(),
+            }),
+        }
+    }
+
+    /// neutron `GET /v2.0/ports?id=<port>`: the port's `device_id` when
+    /// exactly one port matches and it has a device.
+    pub async fn port_device(&self, port_id: &str) -> Result<Option<String>, LookupError> {
+        let base = self.session.endpoint("network", None, None).await?;
+        let mut url = join(&base, &["v2.0", "ports"]);
+        if base.path().trim_end_matches('/').ends_with("/v2.0") {
+            url = join(&base, &["ports"]);
+        }
+        url.query_pairs_mut().append_pair("id", port_id);
+        let what = "GET /v2.0/ports?id={port}".to_string();
+        let resp = self.get("neutron", &url).await?;
+        if !resp.status().is_success() {
+            return Err(LookupError::Status {
+                service: "neutron",
+                what,
+                status: resp.status().as_u16(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Port {
+            #[serde(default)]
+            device_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            ports: Vec<Port>,
+        }
+        let b: Body = resp.json().await.map_err(|e| LookupError::BadResponse {
+            service: "neutron",
+            what,
+            detail: e.to_string(),
+        })?;
+        match b.ports.as_slice() {
+            [one] if !one.device_id.is_empty() => Ok(Some(one.device_id.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    async fn get(
+        &self,
+        service: &'static str,
+        url: &url::Url,
+    ) -> Result<reqwest::Response, LookupError> {
+        let mut plain = url.clone();
+        plain.set_query(None);
+        let plain = plain.to_string();
+        self.session
+            .send_authenticated(url, |http, token| {
+                http.get(url.clone())
+                    .header("x-auth-token", token.expose())
+                    .header("accept", "application/json")
+            })
+            .await
+            .map_err(|e| match e {
+                // The session reports any transport failure as keystone's;
+                // name the service when it was the call to it that failed.
+                KeystoneError::Unreachable { url, detail } if url == plain => {
+                    LookupError::Unreachable {
+                        service,
+                        url,
+                        detail,
+                    }
+                }
+                other => LookupError::Keystone(other),
+            })
+    }
+}
+
+/// Appends path segments to a base URL (keeping its path, e.g. `/v2.1`).
+fn join(base: &url::Url, segments: &[&str]) -> url::Url {
+    let mut u = base.clone();
+    u.set_query(None);
+    if let Ok(mut p) = u.path_segments_mut() {
+        p.pop_if_empty();
+        p.extend(segments);
+    }
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_keep_the_version_prefix() {
+        let b = url::Url::parse("http://nova:8774/v2.1/").unwrap();
+        assert_eq!(
+            join(&b, &["servers", "abc"]).as_str(),
+            "http://nova:8774/v2.1/servers/abc"
+        );
+        let b = url::Url::parse("http://neutron:9696").unwrap();
+        assert_eq!(
+            join(&b, &["v2.0", "ports"]).as_str(),
+            "http://neutron:9696/v2.0/ports"
+        );
+        let b = url::Url::parse("http://n/x?y=1").unwrap();
+        assert_eq!(join(&b, &["a/b"]).as_str(), "http://n/x/a%2Fb");
+    }
+}
