@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NOVAJOIN_TEST_VENV=${NOVAJOIN_TEST_VENV:-$PWD/target/test-venv}
+# A CI clone builds once: incremental state would only take disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 scripts/install-test-deps.sh
 

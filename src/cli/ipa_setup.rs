@@ -27,7 +27,7 @@
 //!    `nova/<hostname>` at `--keytab` (default `/etc/novajoin/krb5.keytab`),
 //!    fetched with `ipa-getkeytab -s <server> -p nova/<hostname> -k <keytab>`
 //!    (there is no JSON-RPC call that returns keys), then owned by
-//!    `--keytab-owner` (default `nova`) with mode 0600. A keytab that
+//!    `--keytab-owner` (default `novajoin`, the user the packaged units run as) with mode 0600. A keytab that
 //!    already works (a ticket can be obtained with it) is kept: fetching
 //!    again would rotate the keys and break every other copy.
 //!
@@ -142,7 +142,7 @@ pub struct IpaSetupArgs {
     #[arg(long, value_name = "PATH", default_value = "/etc/novajoin/krb5.keytab")]
     pub keytab: PathBuf,
     /// The user that must own the keytab (novajoin's user).
-    #[arg(long, value_name = "USER", default_value = "nova")]
+    #[arg(long, value_name = "USER", default_value = "novajoin")]
     pub keytab_owner: String,
     /// Do not fetch a keytab.
     #[arg(long)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cache::{RawCacheOptions, ResponseCache};
 use crate::cli::ConfigArgs;
-use crate::config::{self, ConfigFiles};
+use crate::config::ConfigFiles;
 use crate::ipa::{load_default_conf, IpaClient, IpaClientConfig};
 use crate::keystone::ServiceSession;
 use crate::notify::cloud::CloudLookups;
@@ -84,25 +84,7 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
         IpaClientConfig::from_conf_with(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
     let realm = ipa_cfg.realm.clone().unwrap_or_default();
     let ipa = IpaClient::new(ipa_cfg).map_err(|e| e.to_string())?;
-    // The same rule as the vendordata service (join::setup).
-    let domain = cfg
-        .string(&config::DOMAIN)
-        .filter(|d| !d.is_empty())
-        .or_else(|| default_conf.as_ref().and_then(|d| d.domain.clone()))
-        .ok_or_else(|| {
-            "[DEFAULT] domain is not set and /etc/ipa/default.conf names no domain; \
-             set [DEFAULT] domain to the DNS domain of enrolled hosts"
-                .to_string()
-        })?;
-    let policy = FqdnPolicy {
-        domain: domain.trim_end_matches('.').to_ascii_lowercase(),
-        project_subdomain: cfg
-            .bool(&config::PROJECT_SUBDOMAIN)
-            .map_err(|e| e.to_string())?,
-        normalize_project: cfg
-            .bool(&config::NORMALIZE_PROJECT)
-            .map_err(|e| e.to_string())?,
-    };
+    let policy = FqdnPolicy::from_config(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
     let cloud = ServiceSession::from_config(cfg)
         .map_err(|e| e.to_string())?
         .map(CloudLookups::new);

@@ -512,6 +512,16 @@ pub const IPA_TIMEOUT: O = O::new(
     Some("20"),
     "Seconds one IPA call may take; keep below nova's vendordata_dynamic_read_timeout.",
 );
+/// `[ipa] detached_call_timeout`.
+pub const IPA_DETACHED_CALL_TIMEOUT: O = O::new(
+    "ipa",
+    "detached_call_timeout",
+    K::Float,
+    Some("300"),
+    "Seconds an enrollment call to IPA may go on after the request stopped waiting for it \
+     ([ipa] timeout); later enrollments of the same host wait for it, so that its late \
+     answer cannot replace the OTP they hand out. At least [ipa] timeout.",
+);
 /// `[ipa] max_concurrent_calls`.
 pub const IPA_MAX_CONCURRENT: O = O::new(
     "ipa",
@@ -533,6 +543,7 @@ pub const IPA_OPTIONS: schema::OptionGroup = &[
     IPA_DEFAULT_CONF,
     IPA_API_VERSION,
     IPA_TIMEOUT,
+    IPA_DETACHED_CALL_TIMEOUT,
     IPA_MAX_CONCURRENT,
 ];
 

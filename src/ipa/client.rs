@@ -10,6 +10,11 @@
 //!   times with exponential back-off (bounded by `retry_backoff_max`); the
 //!   whole call, including waiting for a slot, retries and back-off, is
 //!   bounded by `timeout`. A timeout is not retried.
+//! * An enrollment ([`IpaClient::enroll`]) that exceeds `timeout` is not
+//!   cut off: the caller gets [`IpaError::Timeout`], the call goes on for up
+//!   to `detached_call_timeout`, and the next enrollment of the same host
+//!   waits for it ([`HostLocks`]), so that a late answer can never replace
+//!   an OTP handed out since.
 //! * At most `max_concurrent_calls` round trips are in flight.
 //! * Redirects are not followed: IPA redirects requests that do not use its
 //!   FQDN, and a followed POST would be lost.
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use reqwest::header::{ACCEPT, COOKIE, REFERER};
 use serde_json::{json, Map, Value};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::auth::{
@@ -33,6 +38,7 @@ use super::command::{
 };
 use super::error::IpaError;
 use super::health::IpaHealth;
+use super::host_lock::HostLocks;
 use super::secret::Secret;
 use super::wire;
 
@@ -58,6 +64,9 @@ pub struct IpaClientConfig {
     pub api_version: String,
     /// Bound on one call: waiting for a slot, login, retries and back-off.
     pub timeout: Duration,
+    /// How long an enrollment call may go on after its caller stopped
+    /// waiting (`timeout`). At least `timeout`.
+    pub detached_call_timeout: Duration,
     /// Extra attempts after a connection failure or 502/503/504.
     pub connect_retries: u32,
     /// First back-off pause; doubles on each retry.
@@ -79,6 +88,7 @@ impl IpaClientConfig {
             ca_file: None,
             api_version: DEFAULT_API_VERSION.to_string(),
             timeout: Duration::from_secs(20),
+            detached_call_timeout: Duration::from_secs(300),
             connect_retries: 2,
             retry_backoff: Duration::from_millis(500),
             retry_backoff_max: Duration::from_secs(8),
@@ -100,7 +110,8 @@ struct Inner {
     cfg: IpaClientConfig,
     endpoints: Endpoints,
     session: Mutex<SessionState>,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
+    host_locks: HostLocks,
     health: IpaHealth,
 }
 
@@ -141,7 +152,9 @@ impl IpaClient {
             // ours first rather than reuse a socket that is being closed.
             .pool_idle_timeout(Duration::from_secs(25))
             .connect_timeout(cfg.timeout)
-            .timeout(cfg.timeout)
+            // The per-call bound is applied around the call (`timeout` or,
+            // for a detached enrollment, `detached_call_timeout`).
+            .timeout(cfg.detached_call_timeout.max(cfg.timeout))
             .gzip(true)
             .user_agent(concat!("novajoin/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &cfg.ca_file {
@@ -171,7 +184,7 @@ impl IpaClient {
         let http = builder
             .build()
             .map_err(|e| IpaError::Setup(error_chain(&e)))?;
-        let slots = Semaphore::new(cfg.max_concurrent_calls.max(1));
+        let slots = Arc::new(Semaphore::new(cfg.max_concurrent_calls.max(1)));
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -179,6 +192,7 @@ impl IpaClient {
                 endpoints,
                 session: Mutex::new(SessionState::default()),
                 slots,
+                host_locks: HostLocks::default(),
                 health: IpaHealth::default(),
             }),
         })
@@ -238,15 +252,83 @@ impl IpaClient {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
+        let body = self.batch_body(cmds);
+        let started = Instant::now();
+        let out = self.round_trip(&body).await;
+        Self::batch_results(cmds, started, out)
+    }
+
+    /// Like [`batch`](Self::batch) for the writes to one host: waits for any
+    /// earlier write to `host` still running at IPA, and when IPA takes
+    /// longer than `timeout` answers [`IpaError::Timeout`] while the call
+    /// goes on (up to `detached_call_timeout`) holding the host, so that no
+    /// later write to it can be overtaken.
+    pub(super) async fn batch_for_host(
+        &self,
+        host: &str,
+        cmds: &[IpaCommand],
+    ) -> Result<Vec<Result<CommandOutput, IpaError>>, IpaError> {
+        let limit = self.inner.cfg.timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        let host_guard = tokio::time::timeout_at(deadline, self.inner.host_locks.lock(host))
+            .await
+            .map_err(|_| {
+                tracing::warn!(
+                    host,
+                    "an earlier enrollment of this host is still running at IPA"
+                );
+                IpaError::Timeout(limit)
+            })?;
+        let slot = tokio::time::timeout_at(deadline, self.inner.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| IpaError::Timeout(limit))?
+            .map_err(|_| IpaError::Setup("client closed".into()))?;
+        let body = self.batch_body(cmds);
+        let client = self.clone();
+        let cmds_owned = cmds.to_vec();
+        let detached_limit = self.inner.cfg.detached_call_timeout.max(limit);
+        let call = tokio::spawn(async move {
+            let _host_guard = host_guard;
+            let started = Instant::now();
+            let out = match tokio::time::timeout(detached_limit, client.exchange(&body, slot)).await
+            {
+                Ok(Err(IpaError::Timeout(_))) | Err(_) => Err(IpaError::Timeout(detached_limit)),
+                Ok(r) => r,
+            };
+            client.inner.health.record(&out);
+            Self::batch_results(&cmds_owned, started, out)
+        });
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(join)) => Err(IpaError::Protocol(format!(
+                "the IPA call task failed: {join}"
+            ))),
+            Err(_) => {
+                tracing::warn!(
+                    host,
+                    "IPA did not answer within [ipa] timeout; the call goes on in the \
+                     background and later enrollments of this host wait for it"
+                );
+                Err(IpaError::Timeout(limit))
+            }
+        }
+    }
+
+    fn batch_body(&self, cmds: &[IpaCommand]) -> Value {
         let methods: Vec<Value> = cmds
             .iter()
             .map(|c| json!({"method": c.method(), "params": [c.args(), c.options()]}))
             .collect();
         let mut options = Map::new();
         options.insert("version".into(), json!(self.inner.cfg.api_version));
-        let body = wire::request_body("batch", &methods, &options);
-        let started = Instant::now();
-        let out = self.round_trip(&body).await;
+        wire::request_body("batch", &methods, &options)
+    }
+
+    fn batch_results(
+        cmds: &[IpaCommand],
+        started: Instant,
+        out: Result<Value, IpaError>,
+    ) -> Result<Vec<Result<CommandOutput, IpaError>>, IpaError> {
         crate::metrics::ipa_call("batch", started.elapsed(), out.as_ref().err());
         log_outcome(
             &format!("batch of {}", cmds.len()),
@@ -410,12 +492,19 @@ impl IpaClient {
     }
 
     async fn round_trip_within_deadline(&self, body: &Value) -> Result<Value, IpaError> {
-        let _slot = self
+        let slot = self
             .inner
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| IpaError::Setup("client closed".into()))?;
+        self.exchange(body, slot).await
+    }
+
+    /// Sends `body` with retries, holding `_slot` (one of the
+    /// `max_concurrent_calls`) throughout.
+    async fn exchange(&self, body: &Value, _slot: OwnedSemaphorePermit) -> Result<Value, IpaError> {
         let bytes = bytes::Bytes::from(
             serde_json::to_vec(body).map_err(|e| IpaError::Protocol(e.to_string()))?,
         );

@@ -167,7 +167,10 @@ impl IpaClient {
             });
         }
         let cmds: Vec<IpaCommand> = planned.iter().map(|(_, c)| c.clone()).collect();
-        let results = self.batch(&cmds).await?;
+        let results = match &batch.host {
+            Some(h) => self.batch_for_host(&h.fqdn, &cmds).await?,
+            None => self.batch(&cmds).await?,
+        };
         Ok(interpret(&planned, results))
     }
 }

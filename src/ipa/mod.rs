@@ -16,6 +16,8 @@
 //!   configuration from join.conf and `/etc/ipa/default.conf`.
 //! * [`Secret`] ([`secret`]): passwords and OTPs, redacted in `Debug`.
 //! * [`IpaHealth`] ([`health`]): the client's state for `healthcheck`.
+//! * [`HostLocks`] ([`host_lock`]): one write at a time per host, so that an
+//!   enrollment IPA finishes late cannot replace a newer OTP.
 //!
 //! # One enrollment, one round trip
 //!
@@ -74,6 +76,7 @@ pub mod default_conf;
 pub mod enrollment;
 pub mod error;
 pub mod health;
+pub mod host_lock;
 pub mod kerberos;
 pub mod secret;
 pub mod settings;
@@ -88,6 +91,7 @@ pub use default_conf::IpaDefaultConf;
 pub use enrollment::{EnrollmentBatch, EnrollmentOutcome, HostOutcome, ItemFailure};
 pub use error::{IpaError, RemoteError};
 pub use health::IpaHealth;
+pub use host_lock::HostLocks;
 pub use kerberos::{KerberosAuth, KerberosError};
 pub use secret::Secret;
 pub use settings::{load_default_conf, IpaConfigError};

@@ -11,7 +11,7 @@
 //! | Kerberos principal | `[ipa] principal` | `nova/<host>@<realm>` | `nova/<gethostname()>@<realm>` |
 //! | keytab | `[DEFAULT] keytab` | | `/etc/novajoin/krb5.keytab` |
 //! | CA bundle | `[ipa] ca_file` | | `/etc/ipa/ca.crt` (https only) |
-//! | version, timeout, cap | `[ipa] api_version`, `timeout`, `max_concurrent_calls` | | 2.146, 20 s, 16 |
+//! | version, timeout, cap | `[ipa] api_version`, `timeout`, `detached_call_timeout`, `max_concurrent_calls` | | 2.146, 20 s, 300 s, 16 |
 //! | retries | `[DEFAULT] connect_retries` | | 2 |
 
 use std::path::PathBuf;
@@ -27,8 +27,8 @@ use super::secret::Secret;
 use crate::config::schema::OptionSpec;
 use crate::config::{
     ConfigError, ConfigFiles, CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE,
-    IPA_DEFAULT_CONF, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM, IPA_SERVER,
-    IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
+    IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL,
+    IPA_REALM, IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
 };
 
 /// Why the IPA client cannot be configured.
@@ -194,12 +194,22 @@ impl IpaClientConfig {
         if timeout <= 0.0 {
             return Err(bad(conf, &IPA_TIMEOUT, "must be more than 0 seconds".into()).into());
         }
+        let detached = conf.float(&IPA_DETACHED_CALL_TIMEOUT)?.unwrap_or(300.0);
+        if detached < timeout {
+            return Err(bad(
+                conf,
+                &IPA_DETACHED_CALL_TIMEOUT,
+                format!("must be at least [ipa] timeout ({timeout} s)"),
+            )
+            .into());
+        }
         let mut cfg = IpaClientConfig::new(url, auth);
         cfg.server_fqdn = server;
         cfg.realm = realm;
         cfg.ca_file = ca_file;
         cfg.api_version = api_version;
         cfg.timeout = Duration::from_secs_f64(timeout);
+        cfg.detached_call_timeout = Duration::from_secs_f64(detached);
         cfg.connect_retries = conf.int(&CONNECT_RETRIES)?.unwrap_or(2) as u32;
         cfg.max_concurrent_calls = conf.int(&IPA_MAX_CONCURRENT)?.unwrap_or(16) as usize;
         Ok(cfg)

@@ -3,6 +3,8 @@
 //! same IPA host).
 
 use super::JoinError;
+use crate::config::{ConfigError, ConfigFiles, DOMAIN, NORMALIZE_PROJECT, PROJECT_SUBDOMAIN};
+use crate::ipa::IpaDefaultConf;
 
 /// How FQDNs are built (`[DEFAULT] domain`, `project_subdomain`,
 /// `normalize_project`).
@@ -14,6 +16,34 @@ pub struct FqdnPolicy {
     pub project_subdomain: bool,
     /// Normalize the project name into a DNS label first.
     pub normalize_project: bool,
+}
+
+impl FqdnPolicy {
+    /// The rules from join.conf: `[DEFAULT] domain` (else the domain in
+    /// `/etc/ipa/default.conf`), `project_subdomain`, `normalize_project`.
+    /// The vendordata service and the listener both build it here, so that
+    /// they always name the same IPA host.
+    pub fn from_config(
+        config: &ConfigFiles,
+        default_conf: Option<&IpaDefaultConf>,
+    ) -> Result<Self, ConfigError> {
+        let domain = config
+            .string(&DOMAIN)
+            .filter(|d| !d.is_empty())
+            .or_else(|| default_conf.and_then(|d| d.domain.clone()))
+            .ok_or_else(|| ConfigError::Missing {
+                group: "DEFAULT".into(),
+                option: "domain".into(),
+                why:
+                    "the DNS domain of enrolled hosts is unknown (no /etc/ipa/default.conf either)"
+                        .into(),
+            })?;
+        Ok(Self {
+            domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            project_subdomain: config.bool(&PROJECT_SUBDOMAIN)?,
+            normalize_project: config.bool(&NORMALIZE_PROJECT)?,
+        })
+    }
 }
 
 /// Longest FQDN DNS allows (RFC 1035, without the root dot).

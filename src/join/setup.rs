@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::decision::JoinHandler;
 use super::directory::CloudDirectory;
 use super::fqdn::FqdnPolicy;
-use crate::config::{ConfigError, ConfigFiles, DOMAIN, NORMALIZE_PROJECT, PROJECT_SUBDOMAIN};
+use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::settings::{load_default_conf, IpaConfigError};
 use crate::ipa::{IpaClient, IpaClientConfig};
 
@@ -30,21 +30,7 @@ pub enum JoinSetupError {
 /// Builds the handler: FQDN rules, realm, IPA client, keystone and glance.
 pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinSetupError> {
     let default_conf = load_default_conf(&config)?;
-    let domain = config
-        .string(&DOMAIN)
-        .filter(|d| !d.is_empty())
-        .or_else(|| default_conf.as_ref().and_then(|d| d.domain.clone()))
-        .ok_or_else(|| ConfigError::Missing {
-            group: "DEFAULT".into(),
-            option: "domain".into(),
-            why: "the DNS domain of enrolled hosts is unknown (no /etc/ipa/default.conf either)"
-                .into(),
-        })?;
-    let fqdn = FqdnPolicy {
-        domain: domain.trim_end_matches('.').to_ascii_lowercase(),
-        project_subdomain: config.bool(&PROJECT_SUBDOMAIN)?,
-        normalize_project: config.bool(&NORMALIZE_PROJECT)?,
-    };
+    let fqdn = FqdnPolicy::from_config(&config, default_conf.as_ref())?;
     if fqdn.project_subdomain {
         tracing::warn!(
             "project_subdomain is on: instance hosts are named <host>.<project>.{}",
