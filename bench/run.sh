@@ -6,6 +6,8 @@
 #   bench/run.sh                 everything (about 5 minutes after the build)
 #   BENCH_DURATION=5 bench/run.sh   shorter wrk runs (default 10 s each)
 #   BENCH_SKIP_BURST=1 bench/run.sh skip the full-size burst test
+#   BENCH_QUICK=1 bench/run.sh      only the request/s table (no RSS, start-up, burst)
+#   BENCH_PERF=1 bench/run.sh       also record a perf profile of each server
 #
 # It builds release binaries, starts on loopback a real keystone
 # (scripts/keystone-env.sh), the IPA double (`ipa-double`), the bare hyper
@@ -172,8 +174,10 @@ def ms(v):
     n, u = re.match(r"([\d.]+)(\w+)", v).groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", t).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+# The latency distribution lines ("     50%    2.72ms"), not the
+# percentage that ends a "Req/Sec" line.
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 errs = re.search(r"Socket errors: (.*)", t)
 print(f"{rps:.0f} {p50:.3f} {p99:.3f} {bad.group(1) if bad else 0}{'+socket-errors:' + errs.group(1).replace(' ', '') if errs else ''}")
@@ -191,7 +195,15 @@ prime() {
 
 declare -A rps p50 p99 bad
 measure() { # name token
+  local perf_pid=
+  if [ -n "${BENCH_PERF:-}" ] && [ "$1" != bare ]; then
+    # A CPU profile of the server under load (software clock: no hardware
+    # counters needed): perf report -i target/bench/perf-NAME.data
+    perf record -q -F 499 -g -e cpu-clock -p "$pid" -o "$work/perf-$1.data" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   read -r "rps[$1]" "p50[$1]" "p99[$1]" "bad[$1]" < <(run_wrk "http://127.0.0.1:$port/v1/" "$2")
+  [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
   echo "   $1: ${rps[$1]} req/s, p50 ${p50[$1]} ms, p99 ${p99[$1]} ms, non-2xx ${bad[$1]}"
 }
 
@@ -226,6 +238,32 @@ pids+=("$bare_pid")
 for _ in $(seq 100); do grep -q listening "$work/bare.out" && break; sleep 0.05; done
 measure bare ""
 stop_pid "$bare_pid"
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+rates_table() {
+  echo "| configuration | requests/s | p50 ms | p99 ms | non-2xx |"
+  echo "|---|---:|---:|---:|---:|"
+  for k in bare full noauth redis; do
+    case $k in
+      bare) label="bare hyper, same bytes";;
+      full) label="novajoin, full pipeline, memory cache (cache hit)";;
+      noauth) label="novajoin, authtoken off (noauth), memory cache";;
+      redis) label="novajoin, full pipeline, Redis cache";;
+    esac
+    echo "| $label | ${rps[$k]} | ${p50[$k]} | ${p99[$k]} | ${bad[$k]} |"
+  done
+  echo
+  echo "| ratio | value |"
+  echo "|---|---:|"
+  echo "| full pipeline / bare hyper (requests/s; goal >= 0.50) | $(ratio "${rps[full]}" "${rps[bare]}") |"
+  echo "| authtoken on / off (requests/s) | $(ratio "${rps[full]}" "${rps[noauth]}") |"
+  echo "| Redis cache / memory cache (requests/s) | $(ratio "${rps[redis]}" "${rps[full]}") |"
+  echo "| full pipeline p99 (ms; goal < 5) | ${p99[full]} |"
+}
+if [ -n "${BENCH_QUICK:-}" ]; then
+  rates_table | tee "$results"
+  exit 0
+fi
 
 echo "== start-up time to ready (5 starts, full pipeline)"
 starts=()
@@ -274,28 +312,10 @@ if [ -z "${BENCH_SKIP_BURST:-}" ]; then
   echo "   $burst_line"
 fi
 
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 {
   echo "## novajoin benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$threads -c$connections -d${duration}s)"
   echo
-  echo "| configuration | requests/s | p50 ms | p99 ms | non-2xx |"
-  echo "|---|---:|---:|---:|---:|"
-  for k in bare full noauth redis; do
-    case $k in
-      bare) label="bare hyper, same bytes";;
-      full) label="novajoin, full pipeline, memory cache (cache hit)";;
-      noauth) label="novajoin, authtoken off (noauth), memory cache";;
-      redis) label="novajoin, full pipeline, Redis cache";;
-    esac
-    echo "| $label | ${rps[$k]} | ${p50[$k]} | ${p99[$k]} | ${bad[$k]} |"
-  done
-  echo
-  echo "| ratio | value |"
-  echo "|---|---:|"
-  echo "| full pipeline / bare hyper (requests/s; goal >= 0.50) | $(ratio "${rps[full]}" "${rps[bare]}") |"
-  echo "| authtoken on / off (requests/s) | $(ratio "${rps[full]}" "${rps[noauth]}") |"
-  echo "| Redis cache / memory cache (requests/s) | $(ratio "${rps[redis]}" "${rps[full]}") |"
-  echo "| full pipeline p99 (ms; goal < 5) | ${p99[full]} |"
+  rates_table
   echo
   echo "| resource | value |"
   echo "|---|---:|"

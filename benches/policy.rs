@@ -17,7 +17,7 @@ fn bench(c: &mut Criterion) {
     )
     .expect("defaults load");
     let ctx = RequestContext {
-        identity: Identity {
+        identity: std::sync::Arc::new(Identity {
             user_id: "2f9a0c3e5d2b4d3c8e3b9b8f6c1d7e4a".into(),
             user_name: "nova".into(),
             user_domain_id: Some("default".into()),
@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
             project_domain_id: Some("default".into()),
             roles: vec!["admin".into(), "member".into(), "reader".into()],
             ..Default::default()
-        },
+        }),
         is_admin: false,
         request_id: "req-5f0c6f2e-5a1e-4b8e-9d6f-3c2b1a0f9e8d".into(),
         global_request_id: None,

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -75,11 +74,7 @@ impl NotifyProcess {
     }
 
     fn log_text(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
+        support::settled_log(&self.log)
     }
 
     async fn wait_log(&self, needle: &str, timeout: Duration) {

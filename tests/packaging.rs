@@ -1258,7 +1258,7 @@ impl NotifyChild {
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        support::settled_log(&self.log)
     }
 }
 

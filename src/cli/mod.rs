@@ -59,7 +59,7 @@ pub enum Command {
 /// Parses the command line and runs the subcommand; returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    match cli.command {
+    let code = match cli.command {
         Command::Server(args) => crate::server::run_cli(args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
@@ -68,5 +68,7 @@ pub fn main() -> i32 {
         Command::Install(args) => install::run(&args),
         Command::Manpages(args) => manpages::run(&args),
         Command::IpaSetup(args) => ipa_setup::run_cli(*args),
-    }
+    };
+    crate::logging::shutdown();
+    code
 }

@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -49,8 +49,13 @@ pub const DEFAULT_KEYSTONE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Headers a client could use to pass itself off as someone: removed from
 /// every request before validation (keystonemiddleware's list, plus
-/// `OpenStack-System-Scope`, which it forgets).
-pub fn spoofable_headers() -> Vec<HeaderName> {
+/// `OpenStack-System-Scope`, which it forgets). Built once.
+pub fn spoofable_headers() -> &'static [HeaderName] {
+    static NAMES: LazyLock<Vec<HeaderName>> = LazyLock::new(spoofable_header_names);
+    &NAMES
+}
+
+fn spoofable_header_names() -> Vec<HeaderName> {
     let mut names: Vec<String> = [
         "X-Service-Catalog",
         "X-Identity-Status",
@@ -309,7 +314,31 @@ fn set_opt(headers: &mut HeaderMap, name: &'static str, value: &Option<String>) 
     }
 }
 
+/// Sets the identity headers of a validated user token. They are built once
+/// per validated token (cached with it) and copied onto each request.
 fn decorate_user(headers: &mut HeaderMap, v: &ValidatedToken, include_catalog: bool) {
+    let built = v.user_headers.get_or_init(|| {
+        let mut h = HeaderMap::new();
+        user_headers(&mut h, v);
+        h
+    });
+    for (name, value) in built {
+        headers.insert(name.clone(), value.clone());
+    }
+    if include_catalog {
+        let catalog = v.catalog_header.get_or_init(|| {
+            v.data
+                .catalog
+                .as_ref()
+                .and_then(|c| HeaderValue::from_str(&c.to_v2_json().to_string()).ok())
+        });
+        if let Some(c) = catalog {
+            headers.insert(HeaderName::from_static("x-service-catalog"), c.clone());
+        }
+    }
+}
+
+fn user_headers(headers: &mut HeaderMap, v: &ValidatedToken) {
     let id = &v.identity;
     set(headers, "x-identity-status", "Confirmed");
     set(headers, "x-user-id", &id.user_id);
@@ -336,11 +365,6 @@ fn decorate_user(headers: &mut HeaderMap, v: &ValidatedToken, include_catalog: b
     set_opt(headers, "x-tenant-id", &id.project_id);
     set_opt(headers, "x-tenant-name", &id.project_name);
     set_opt(headers, "x-tenant", &id.project_name);
-    if include_catalog {
-        if let Some(c) = &v.data.catalog {
-            set(headers, "x-service-catalog", &c.to_v2_json().to_string());
-        }
-    }
 }
 
 fn decorate_service(headers: &mut HeaderMap, v: &ValidatedToken) {
@@ -382,7 +406,7 @@ async fn handle(
     let s = &shared.settings;
     let v = &shared.validator;
     for name in spoofable_headers() {
-        req.headers_mut().remove(&name);
+        req.headers_mut().remove(name);
     }
     req.extensions_mut().remove::<IdentityStatus>();
 

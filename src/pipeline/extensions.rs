@@ -90,8 +90,9 @@ pub struct Identity {
 /// oslo.context's `RequestContext` would hold it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestContext {
-    /// The validated identity, if any (absent under `noauth`).
-    pub identity: Identity,
+    /// The validated identity, if any (absent under `noauth`); shared with
+    /// the token cache, not copied per request.
+    pub identity: Arc<Identity>,
     /// Whether the `context_is_admin` rule holds for this context.
     pub is_admin: bool,
     /// This request's id (`req-...`).

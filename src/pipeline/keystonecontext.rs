@@ -106,7 +106,7 @@ pub fn context_for(
         None => (format!("req-{}", uuid::Uuid::new_v4()), None),
     };
     let mut ctx = RequestContext {
-        identity: (**identity).clone(),
+        identity: identity.clone(),
         is_admin: false,
         request_id,
         global_request_id,

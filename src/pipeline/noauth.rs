@@ -60,6 +60,7 @@ impl Service<Request<ReqBody>> for NoAuth {
             roles: vec!["admin".into(), "service".into()],
             ..Identity::default()
         };
+        let identity = Arc::new(identity);
         let rid = req.extensions().get::<RequestId>().cloned();
         let ctx = RequestContext {
             identity: identity.clone(),
@@ -71,7 +72,7 @@ impl Service<Request<ReqBody>> for NoAuth {
             global_request_id: rid.and_then(|r| r.global),
         };
         req.extensions_mut()
-            .insert(IdentityStatus::Confirmed(Arc::new(identity)));
+            .insert(IdentityStatus::Confirmed(identity));
         req.extensions_mut().insert(ctx);
         self.inner.call(req)
     }

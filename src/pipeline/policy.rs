@@ -206,14 +206,14 @@ mod tests {
     fn request(user: &str, project: &str) -> Request<ReqBody> {
         let mut req = Request::new(crate::pipeline::body::full(""));
         req.extensions_mut().insert(RequestContext {
-            identity: Identity {
+            identity: std::sync::Arc::new(Identity {
                 user_id: "u1".into(),
                 user_name: user.into(),
                 project_id: Some("p1".into()),
                 project_name: Some(project.into()),
                 roles: vec!["admin".into()],
                 ..Default::default()
-            },
+            }),
             is_admin: false,
             request_id: "req-1".into(),
             global_request_id: None,

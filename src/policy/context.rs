@@ -105,14 +105,14 @@ mod tests {
     #[test]
     fn has_the_original_keys() {
         let ctx = RequestContext {
-            identity: Identity {
+            identity: std::sync::Arc::new(Identity {
                 user_id: "u1".into(),
                 user_name: "nova".into(),
                 project_id: Some("p1".into()),
                 project_name: Some("service".into()),
                 roles: vec!["admin".into()],
                 ..Default::default()
-            },
+            }),
             is_admin: false,
             request_id: "req-1".into(),
             global_request_id: None,
@@ -138,9 +138,9 @@ mod tests {
         .unwrap();
         let check = admin_check(Arc::new(e));
         let mut ctx = RequestContext::default();
-        ctx.identity.roles = vec!["Admin".into()];
+        std::sync::Arc::make_mut(&mut ctx.identity).roles = vec!["Admin".into()];
         assert!(check(&ctx));
-        ctx.identity.roles = vec!["member".into()];
+        std::sync::Arc::make_mut(&mut ctx.identity).roles = vec!["member".into()];
         assert!(!check(&ctx));
     }
 }

@@ -11,3 +11,21 @@ pub mod rabbit;
 pub mod redis;
 pub mod server;
 pub mod vendordata;
+
+/// What a novajoin process has logged to `path` so far. The process writes
+/// its log from a logging thread, a moment after the event; this waits
+/// until the file has stopped growing (30 ms without change, at most 2 s)
+/// so that a line for a request that was just answered is there.
+pub fn settled_log(path: &std::path::Path) -> String {
+    let read = || std::fs::read(path).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut last = read();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let now = read();
+        if now.len() == last.len() || std::time::Instant::now() > deadline {
+            return String::from_utf8_lossy(&now).into_owned();
+        }
+        last = now;
+    }
+}

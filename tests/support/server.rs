@@ -2,7 +2,6 @@
 //! pipeline.toml in a temp dir, waits until it answers, and kills it when
 //! dropped. Its stderr (the logs) is kept in a file for assertions.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -138,11 +137,7 @@ impl NovajoinServer {
 
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
+        super::settled_log(&self.log)
     }
 
     /// The process id.
