@@ -25,7 +25,8 @@ mkdir -p "$work"
 command -v valgrind >/dev/null || { echo "profile: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "profile: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
-cargo build --release --locked --bin novajoin -p ipa-double --bin ipa-double 2>&1 | tail -1
+cargo build --release --locked -p novajoin --bin novajoin 2>&1 | tail -1
+cargo build --release --locked -p ipa-double --bin ipa-double 2>&1 | tail -1
 
 pids=()
 cleanup() {
@@ -140,7 +141,8 @@ for line in sys.stdin:
         if label not in rows and fn.startswith(prefix) and (own or not needs_own):
             rows[label] = n
 print(f"{requests} requests; instructions per request (inclusive of what each calls):")
-print(f"  {\"whole process\":40} {total / requests:>10,.0f}")
+whole = "whole process"
+print(f"  {whole:40} {total / requests:>10,.0f}")
 for label, _, _ in wanted:
     if label in rows:
         print(f"  {label:40} {rows[label] / requests:>10,.0f}")
