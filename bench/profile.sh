@@ -29,66 +29,20 @@ cargo build --release --locked -p novajoin --bin novajoin 2>&1 | tail -1
 cargo build --release --locked -p ipa-double --bin ipa-double 2>&1 | tail -1
 
 pids=()
+# shellcheck source=bench/common.sh
+. "$here/bench/common.sh"
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  scripts/keystone-env.sh stop "$work/keystone" >/dev/null 2>&1 || true
+  stop_keystone
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-ks_port=$(free_port)
-scripts/keystone-env.sh start "$work/keystone" "$ks_port" fernet >/dev/null
-template=${NOVAJOIN_KEYSTONE_TEMPLATE:-$here/target/keystone-template-v1}
-pw() { python3 -c "import json; print(json.load(open('$template/credentials.json'))['users']['$1']['password'])"; }
-ks=http://127.0.0.1:$ks_port
-token=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' "$ks/v3/auth/tokens" -d "{\"auth\": {
-  \"identity\": {\"methods\": [\"password\"], \"password\": {\"user\": {\"name\": \"nova\",
-  \"domain\": {\"id\": \"default\"}, \"password\": \"$(pw nova)\"}}},
-  \"scope\": {\"project\": {\"name\": \"service\", \"domain\": {\"id\": \"default\"}}}}}" \
-  | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p')
-[ -n "$token" ] || { echo "profile: could not get nova's token" >&2; exit 1; }
-
-IPA_DOUBLE_PASSWORD=profile-secret target/release/ipa-double --listen 127.0.0.1:0 --latency-ms 0 >"$work/ipa.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q 'listening on' "$work/ipa.out" && break; sleep 0.1; done
-ipa_url=$(sed -n 's/^ipa-double listening on //p' "$work/ipa.out")
-
+start_keystone
+ipa_pw=profile-secret
+start_ipa_double
 port=$(free_port)
 cp "$pipeline" "$work/pipeline.toml"
-cat >"$work/join.conf" <<EOF
-[DEFAULT]
-join_listen = 127.0.0.1
-join_listen_port = $port
-api_paste_config = $work/pipeline.toml
-url = $ipa_url/ipa/json
-domain = example.test
-
-[ipa]
-auth_method = password
-username = admin
-password = profile-secret
-server = ipa.example.test
-realm = EXAMPLE.TEST
-
-[service_credentials]
-auth_type = password
-auth_url = $ks/v3
-username = nova
-password = $(pw nova)
-project_name = service
-user_domain_name = Default
-project_domain_name = Default
-
-[keystone_authtoken]
-auth_type = password
-auth_url = $ks/v3
-username = novajoin
-password = $(pw novajoin)
-user_domain_name = Default
-project_name = service
-project_domain_name = Default
-www_authenticate_uri = $ks
-EOF
+write_conf "$work" "$port" ""
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
   target/release/novajoin server --config-file "$work/join.conf" 2>"$work/server.log" &
 server=$!

@@ -36,17 +36,18 @@ need redis-cli "apt-get install redis-server"
 redis-cli -h 127.0.0.1 ping >/dev/null || { echo "bench: no Redis on 127.0.0.1:6379" >&2; exit 1; }
 
 pids=()
+# shellcheck source=bench/common.sh
+. "$here/bench/common.sh"
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  scripts/keystone-env.sh stop "$work/keystone" >/dev/null 2>&1 || true
+  stop_keystone
   if [ -n "${redis_prefix:-}" ]; then
     redis-cli -h 127.0.0.1 --scan --pattern "${redis_prefix}*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
   fi
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 
 # ---- build ----
@@ -56,73 +57,15 @@ echo "== building release binaries"
 cargo test --release --locked --test burst --no-run 2>&1 | tail -1
 cargo build --release --locked -p ipa-double --bin ipa-double --example bare-hyper 2>&1 | tail -1
 novajoin=$here/target/release/novajoin
-ipa_double=$here/target/release/ipa-double
 bare=$here/target/release/examples/bare-hyper
 
 # ---- the parts around novajoin ----
 echo "== starting keystone, the IPA double"
-ks_port=$(free_port)
-scripts/keystone-env.sh start "$work/keystone" "$ks_port" fernet >/dev/null
-template=${NOVAJOIN_KEYSTONE_TEMPLATE:-$here/target/keystone-template-v1}
-pw() { python3 -c "import json,sys; print(json.load(open('$template/credentials.json'))['users']['$1']['password'])"; }
-nova_pw=$(pw nova)
-novajoin_pw=$(pw novajoin)
-ks=http://127.0.0.1:$ks_port
-token=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' "$ks/v3/auth/tokens" -d "{\"auth\": {
-  \"identity\": {\"methods\": [\"password\"], \"password\": {\"user\": {\"name\": \"nova\",
-  \"domain\": {\"id\": \"default\"}, \"password\": \"$nova_pw\"}}},
-  \"scope\": {\"project\": {\"name\": \"service\", \"domain\": {\"id\": \"default\"}}}}}" \
-  | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p')
-[ -n "$token" ] || { echo "bench: could not get nova's token" >&2; exit 1; }
-
+start_keystone
 ipa_pw=bench-secret
-IPA_DOUBLE_PASSWORD=$ipa_pw "$ipa_double" --listen 127.0.0.1:0 --latency-ms 0 >"$work/ipa.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q 'listening on' "$work/ipa.out" && break; sleep 0.1; done
-ipa_url=$(sed -n 's/^ipa-double listening on //p' "$work/ipa.out")
-[ -n "$ipa_url" ] || { echo "bench: the IPA double did not start" >&2; cat "$work/ipa.out"; exit 1; }
+start_ipa_double
 
 redis_prefix="novajoin-bench:$$:"
-
-# join.conf for one configuration: $1 dir, $2 port, $3 extra sections.
-write_conf() {
-  cat >"$1/join.conf" <<EOF
-[DEFAULT]
-join_listen = 127.0.0.1
-join_listen_port = $2
-api_paste_config = $1/pipeline.toml
-url = $ipa_url/ipa/json
-domain = example.test
-
-[ipa]
-auth_method = password
-username = admin
-password = $ipa_pw
-server = ipa.example.test
-realm = EXAMPLE.TEST
-
-[service_credentials]
-auth_type = password
-auth_url = $ks/v3
-username = nova
-password = $nova_pw
-project_name = service
-user_domain_name = Default
-project_domain_name = Default
-
-[keystone_authtoken]
-auth_type = password
-auth_url = $ks/v3
-username = novajoin
-password = $novajoin_pw
-user_domain_name = Default
-project_name = service
-project_domain_name = Default
-www_authenticate_uri = $ks
-
-$3
-EOF
-}
 
 noauth_pipeline() { sed 's/filters = \["authtoken", "keystonecontext", "policy", "cache"\]/filters = ["noauth", "policy", "cache"]/' pipeline.toml; }
 

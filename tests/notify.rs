@@ -194,6 +194,26 @@ async fn publish(names: &RabbitNames, exchange: &str, query: &str, messages: Vec
 
 const TENANT: &str = "c97027dd880d4c129ae7a4ba7edade05";
 
+/// nova-compute's unversioned `compute.instance.delete.end` for a new
+/// instance enrolled through its metadata.
+fn legacy_delete(hostname: &str) -> OsloMessage {
+    legacy_delete_of(&new_id(), hostname)
+}
+
+/// The same for a given instance id.
+fn legacy_delete_of(instance_id: &str, hostname: &str) -> OsloMessage {
+    OsloMessage::info(
+        "compute.cmp-1",
+        "compute.instance.delete.end",
+        legacy_instance(
+            "compute.instance.delete.end",
+            instance_id,
+            hostname,
+            json!({"ipa_enroll": "True"}),
+        ),
+    )
+}
+
 fn legacy_instance(event: &str, instance_id: &str, hostname: &str, metadata: Value) -> Value {
     let deleted = event.contains("delete");
     let mut p = json!({
@@ -706,16 +726,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_listener_g
         &names,
         &names.nova_exchange,
         "",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "after",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![legacy_delete("after")],
     )
     .await;
     wait_until("the good delete handled", Duration::from_secs(30), || {
@@ -810,18 +821,7 @@ async fn sigterm_finishes_in_flight_work_and_gives_the_rest_back() {
         "",
         ["slow1", "slow2", "slow3"]
             .iter()
-            .map(|h| {
-                OsloMessage::info(
-                    "compute.cmp-1",
-                    "compute.instance.delete.end",
-                    legacy_instance(
-                        "compute.instance.delete.end",
-                        &new_id(),
-                        h,
-                        json!({"ipa_enroll": "True"}),
-                    ),
-                )
-            })
+            .map(|h| legacy_delete(h))
             .collect(),
     )
     .await;
@@ -891,16 +891,7 @@ async fn check_declarations(
         &names,
         &names.nova_exchange,
         query,
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "first",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![legacy_delete("first")],
     )
     .await;
     wait_until(
@@ -925,16 +916,7 @@ async fn check_declarations(
         &names,
         &names.nova_exchange,
         query,
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "second",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![legacy_delete("second")],
     )
     .await;
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", &extra)).await;
@@ -988,16 +970,7 @@ async fn mismatched_flags_are_reported_with_the_brokers_words() {
         &names,
         &names.nova_exchange,
         "amqp_durable_queues=true",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "x",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![legacy_delete("x")],
     )
     .await;
     // The listener's control exchange must not exist yet with other flags:
@@ -1035,22 +1008,7 @@ async fn a_dead_first_broker_is_skipped_for_the_next_one() {
     );
     let listener = NotifyProcess::start(&conf).await;
     assert!(listener.log_text().contains("cannot connect to the broker"));
-    publish(
-        &names,
-        &names.nova_exchange,
-        "",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "fo",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
-    )
-    .await;
+    publish(&names, &names.nova_exchange, "", vec![legacy_delete("fo")]).await;
     wait_until(
         "delivered through the second broker",
         Duration::from_secs(30),
@@ -1198,22 +1156,7 @@ async fn tls_with_the_configured_ca_and_refusal_of_an_unknown_one() {
     )
     .replace(rabbit::TRANSPORT_URL, &tls_url);
     let _listener = NotifyProcess::start(&conf).await;
-    publish(
-        &names,
-        &names.nova_exchange,
-        "",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "tls",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
-    )
-    .await;
+    publish(&names, &names.nova_exchange, "", vec![legacy_delete("tls")]).await;
     wait_until("delivered over TLS", Duration::from_secs(30), || {
         ipa.host("tls.example.test").is_none()
     })
@@ -1552,16 +1495,7 @@ async fn delete_evicts_the_instance_from_the_shared_response_cache() {
         &names,
         &names.nova_exchange,
         "",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &gone,
-                "evicted",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![legacy_delete_of(&gone, "evicted")],
     )
     .await;
     wait_until("host gone", Duration::from_secs(30), || {
@@ -1595,16 +1529,7 @@ async fn an_ipa_outage_delays_deletes_without_losing_them() {
         &names,
         &names.nova_exchange,
         "",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance(
-                "compute.instance.delete.end",
-                &new_id(),
-                "patient",
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![legacy_delete("patient")],
     )
     .await;
     listener
