@@ -21,6 +21,9 @@ pub enum EvalErrorKind {
     RecursionError,
     /// A number out of range in a format.
     OverflowError,
+    /// A format width or precision too large to build (Python would run out
+    /// of memory trying).
+    MemoryError,
 }
 
 /// Why a rule could not be evaluated. Where oslo.policy raises, novajoin's

@@ -247,6 +247,13 @@ impl Template {
                         ));
                     }
                     consumed = true;
+                    if fixed(s.width).is_some_and(|w| w > MAX_FORMAT_WIDTH)
+                        || fixed(s.precision).is_some_and(|p| p > MAX_FORMAT_WIDTH)
+                    {
+                        // Python would try to build the string and raise
+                        // MemoryError (or ValueError past sys.maxsize).
+                        return Err(EvalError::new(K::MemoryError, "width too big"));
+                    }
                     out.push_str(&convert(s, value)?);
                 }
             }
@@ -254,6 +261,11 @@ impl Template {
         Ok(Expanded::Text(Cow::Owned(out)))
     }
 }
+
+/// Largest width or precision a format may ask for. A policy match never
+/// needs more; a larger one would make evaluation allocate without bound
+/// (found by fuzzing: `%(user_id)4444444444444444r`).
+pub const MAX_FORMAT_WIDTH: usize = 1 << 20;
 
 fn read_num(chars: &[char], i: &mut usize) -> Option<Num> {
     if chars.get(*i) == Some(&'*') {
@@ -267,12 +279,9 @@ fn read_num(chars: &[char], i: &mut usize) -> Option<Num> {
     if *i == start {
         return None;
     }
-    chars[start..*i]
-        .iter()
-        .collect::<String>()
-        .parse()
-        .ok()
-        .map(Num::Fixed)
+    // Digits past usize::MAX are still a width (too big), not its absence.
+    let digits: String = chars[start..*i].iter().collect();
+    Some(Num::Fixed(digits.parse().unwrap_or(usize::MAX)))
 }
 
 fn unsupported(s: &Spec) -> String {
@@ -581,6 +590,15 @@ mod tests {
             "error not enough arguments for format string"
         );
         assert!(run("%s %(a)s").ends_with(" x"));
+    }
+
+    #[test]
+    fn huge_widths_are_an_error_not_an_allocation() {
+        // Found by fuzzing (fuzz/regressions/policy_rule/huge-format-width).
+        assert_eq!(run("%(a)4444444444444444r"), "error width too big");
+        assert_eq!(run("%(n).99999999999999999999999d"), "error width too big");
+        assert_eq!(run("%(a)1048576s").len(), 1 << 20);
+        assert_eq!(run("%(a)1048577s"), "error width too big");
     }
 
     #[test]
