@@ -290,12 +290,9 @@ impl IpaClient {
         let call = tokio::spawn(async move {
             let _host_guard = host_guard;
             let started = Instant::now();
-            let out = match tokio::time::timeout(detached_limit, client.exchange(&body, slot)).await
-            {
-                Ok(Err(IpaError::Timeout(_))) | Err(_) => Err(IpaError::Timeout(detached_limit)),
-                Ok(r) => r,
-            };
-            client.inner.health.record(&out);
+            let out = client
+                .bounded(detached_limit, client.exchange(&body, slot))
+                .await;
             Self::batch_results(&cmds_owned, started, out)
         });
         match tokio::time::timeout_at(deadline, call).await {
@@ -482,8 +479,21 @@ impl IpaClient {
     // ---- transport ----
 
     async fn round_trip(&self, body: &Value) -> Result<Value, IpaError> {
-        let limit = self.inner.cfg.timeout;
-        let out = match tokio::time::timeout(limit, self.round_trip_within_deadline(body)).await {
+        self.bounded(
+            self.inner.cfg.timeout,
+            self.round_trip_within_deadline(body),
+        )
+        .await
+    }
+
+    /// Runs one round trip within `limit` (a timeout anywhere inside is
+    /// reported as this limit) and records the outcome for the health check.
+    async fn bounded(
+        &self,
+        limit: Duration,
+        call: impl std::future::Future<Output = Result<Value, IpaError>>,
+    ) -> Result<Value, IpaError> {
+        let out = match tokio::time::timeout(limit, call).await {
             Ok(Err(IpaError::Timeout(_))) | Err(_) => Err(IpaError::Timeout(limit)),
             Ok(r) => r,
         };

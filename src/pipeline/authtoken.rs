@@ -450,13 +450,18 @@ async fn handle(
     let user = match token_header(req.headers(), &["x-auth-token", "x-storage-token"]) {
         None => Checked::Invalid("no X-Auth-Token".into()),
         Some(t) => {
-            let hash = short_hash(t);
+            // Hashed only to name a refused token in the log (not on the
+            // accepted path, which every request takes).
+            let hash = || short_hash(t);
             match v.validate(t, allow_expired).await {
                 Ok(vt) => {
                     if let Err(why) = check_access_rules(s, &vt, &req, service.is_some()) {
-                        Checked::Invalid(format!("token {hash}: {why}"))
+                        Checked::Invalid(format!("token {}: {why}", hash()))
                     } else if service.is_none() && !s.bind.accepts(vt.data.bind.as_ref()) {
-                        Checked::Invalid(format!("token {hash}: its bind cannot be verified here"))
+                        Checked::Invalid(format!(
+                            "token {}: its bind cannot be verified here",
+                            hash()
+                        ))
                     } else {
                         Checked::Valid(vt)
                     }
@@ -464,7 +469,9 @@ async fn handle(
                 Err(ValidationError::Invalid(InvalidToken::Malformed)) => {
                     Checked::Invalid("malformed token".into())
                 }
-                Err(ValidationError::Invalid(e)) => Checked::Invalid(format!("token {hash}: {e}")),
+                Err(ValidationError::Invalid(e)) => {
+                    Checked::Invalid(format!("token {}: {e}", hash()))
+                }
                 Err(ValidationError::Unavailable(e)) => Checked::Unavailable(e),
             }
         }

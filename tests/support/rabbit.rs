@@ -297,59 +297,35 @@ pub async fn connect() -> Connection {
         .expect("RabbitMQ on 127.0.0.1:5672")
 }
 
-/// Ready and unacknowledged counts of a queue from `rabbitmqctl`.
-pub fn queue_counts(queue: &str) -> Option<(u64, u64)> {
+/// The given columns of one queue's row in `rabbitmqctl list_queues`
+/// (tab-separated; the last column may contain spaces).
+fn queue_row(queue: &str, columns: &[&str]) -> Option<Vec<String>> {
     let out = Command::new("rabbitmqctl")
-        .args([
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "-p",
-            "/",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ])
+        .args(["list_queues", "-q", "--no-table-headers", "-p", "/", "name"])
+        .args(columns)
         .output()
         .expect("rabbitmqctl");
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().find_map(|line| {
-        let mut f = line.split_whitespace();
+        let mut f = line.splitn(columns.len() + 1, '\t');
         if f.next()? != queue {
             return None;
         }
-        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        let row: Vec<String> = f.map(|v| v.trim().to_string()).collect();
+        (row.len() == columns.len()).then_some(row)
     })
+}
+
+/// Ready and unacknowledged counts of a queue from `rabbitmqctl`.
+pub fn queue_counts(queue: &str) -> Option<(u64, u64)> {
+    let row = queue_row(queue, &["messages_ready", "messages_unacknowledged"])?;
+    Some((row[0].parse().ok()?, row[1].parse().ok()?))
 }
 
 /// `durable`, `auto_delete` and `arguments` of a queue, from `rabbitmqctl`.
 pub fn queue_flags(queue: &str) -> Option<(bool, bool, String)> {
-    let out = Command::new("rabbitmqctl")
-        .args([
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "-p",
-            "/",
-            "name",
-            "durable",
-            "auto_delete",
-            "arguments",
-        ])
-        .output()
-        .expect("rabbitmqctl");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().find_map(|line| {
-        let mut f = line.splitn(4, '\t');
-        if f.next()? != queue {
-            return None;
-        }
-        Some((
-            f.next()? == "true",
-            f.next()? == "true",
-            f.next()?.to_string(),
-        ))
-    })
+    let row = queue_row(queue, &["durable", "auto_delete", "arguments"])?;
+    Some((row[0] == "true", row[1] == "true", row[2].clone()))
 }
 
 /// Restarts the broker application (`rabbitmqctl stop_app`, wait,
