@@ -106,13 +106,24 @@ open(sys.argv[1], "w").write(json.dumps(body))
 EOF
 
 # wrk on $1 (URL) with token $2; prints "rps p50_ms p99_ms non2xx".
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+# Prints: requests/s, p50 ms, p99 ms, non-2xx, server CPU us/request,
+# client (wrk) CPU us/request. $1 URL, $2 token, $3 server pid.
 run_wrk() {
-  local out=$work/wrk-$RANDOM.txt
-  BENCH_BODY_FILE=$body_file BENCH_TOKEN=$2 \
-    wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s bench/post.lua "$1" >"$out"
-  python3 - "$out" <<'EOF'
+  local out=$work/wrk-$RANDOM.txt server_before server_after client
+  server_before=$(cpu_seconds "$3")
+  client=$( { TIMEFORMAT='%U %S'; time BENCH_BODY_FILE=$body_file BENCH_TOKEN=$2 \
+    wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s bench/post.lua "$1" >"$out"; } 2>&1 )
+  server_after=$(cpu_seconds "$3")
+  python3 - "$out" "$server_before" "$server_after" "$client" <<'EOF'
 import re, sys
 t = open(sys.argv[1]).read()
+server_cpu = float(sys.argv[3]) - float(sys.argv[2])
+client_cpu = sum(float(x) for x in sys.argv[4].split())
 def ms(v):
     n, u = re.match(r"([\d.]+)(\w+)", v).groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
@@ -123,7 +134,9 @@ p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
 p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 errs = re.search(r"Socket errors: (.*)", t)
-print(f"{rps:.0f} {p50:.3f} {p99:.3f} {bad.group(1) if bad else 0}{'+socket-errors:' + errs.group(1).replace(' ', '') if errs else ''}")
+requests = int(re.search(r"(\d+) requests in", t).group(1))
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {bad.group(1) if bad else 0}{'+socket-errors:' + errs.group(1).replace(' ', '') if errs else ''}"
+      f" {server_cpu * 1e6 / requests:.1f} {client_cpu * 1e6 / requests:.1f}")
 EOF
 }
 
@@ -136,7 +149,7 @@ prime() {
   [ "$code" = 200 ] || { echo "bench: priming $1 got $code: $(cat "$work/$1.answer")" >&2; exit 1; }
 }
 
-declare -A rps p50 p99 bad
+declare -A rps p50 p99 bad scpu ccpu
 measure() { # name token
   local perf_pid=
   if [ -n "${BENCH_PERF:-}" ] && [ "$1" != bare ]; then
@@ -145,9 +158,9 @@ measure() { # name token
     perf record -q -F 499 -g -e cpu-clock -p "$pid" -o "$work/perf-$1.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  read -r "rps[$1]" "p50[$1]" "p99[$1]" "bad[$1]" < <(run_wrk "http://127.0.0.1:$port/v1/" "$2")
+  read -r "rps[$1]" "p50[$1]" "p99[$1]" "bad[$1]" "scpu[$1]" "ccpu[$1]" < <(run_wrk "http://127.0.0.1:$port/v1/" "$2" "$pid")
   [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-  echo "   $1: ${rps[$1]} req/s, p50 ${p50[$1]} ms, p99 ${p99[$1]} ms, non-2xx ${bad[$1]}"
+  echo "   $1: ${rps[$1]} req/s, p50 ${p50[$1]} ms, p99 ${p99[$1]} ms, non-2xx ${bad[$1]}, CPU per request: server ${scpu[$1]} us, wrk ${ccpu[$1]} us"
 }
 
 echo "== cache-hit path, $connections connections, ${duration}s each"
@@ -179,13 +192,14 @@ port=$(free_port)
 bare_pid=$!
 pids+=("$bare_pid")
 for _ in $(seq 100); do grep -q listening "$work/bare.out" && break; sleep 0.05; done
+pid=$bare_pid
 measure bare ""
 stop_pid "$bare_pid"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 rates_table() {
-  echo "| configuration | requests/s | p50 ms | p99 ms | non-2xx |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| configuration | requests/s | p50 ms | p99 ms | non-2xx | server CPU µs/request | wrk CPU µs/request |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   for k in bare full noauth redis; do
     case $k in
       bare) label="bare hyper, same bytes";;
@@ -193,7 +207,7 @@ rates_table() {
       noauth) label="novajoin, authtoken off (noauth), memory cache";;
       redis) label="novajoin, full pipeline, Redis cache";;
     esac
-    echo "| $label | ${rps[$k]} | ${p50[$k]} | ${p99[$k]} | ${bad[$k]} |"
+    echo "| $label | ${rps[$k]} | ${p50[$k]} | ${p99[$k]} | ${bad[$k]} | ${scpu[$k]} | ${ccpu[$k]} |"
   done
   echo
   echo "| ratio | value |"

@@ -110,6 +110,60 @@ fn is_json(parts: &Parts) -> bool {
         .unwrap_or(false)
 }
 
+/// The body's top-level fields the key reads, parsed as `serde_json::Value`
+/// would parse them (the last of duplicate keys wins), while every other
+/// field (`user-data` can be 64 KiB of base64) is checked and skipped
+/// without being copied.
+struct KeyFields {
+    fields: [Option<serde_json::Value>; KEY_FIELDS.len()],
+}
+
+/// The top-level fields [`RequestKey::from_request`] reads.
+const KEY_FIELDS: [&str; 5] = [
+    "instance-id",
+    "hostname",
+    "image-id",
+    "project-id",
+    "metadata",
+];
+
+impl KeyFields {
+    fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        let i = KEY_FIELDS.iter().position(|f| *f == name)?;
+        self.fields[i].as_ref()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = KeyFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeyFields, A::Error> {
+                let mut out = KeyFields {
+                    fields: Default::default(),
+                };
+                while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match KEY_FIELDS.iter().position(|f| *f == name) {
+                        Some(i) => out.fields[i] = Some(map.next_value()?),
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
 impl RequestKey {
     /// The key of a request, or `None` when it is not cacheable: not a JSON
     /// body, not an object, no usable `instance-id`.
@@ -117,8 +171,7 @@ impl RequestKey {
         if !is_json(parts) {
             return None;
         }
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let obj = value.as_object()?;
+        let obj: KeyFields = serde_json::from_slice(body).ok()?;
         let instance_id = obj.get("instance-id")?.as_str()?;
         if instance_id.is_empty()
             || instance_id.len() > MAX_INSTANCE_ID_LEN
@@ -275,5 +328,32 @@ mod tests {
         let fp = key(nova_body()).fingerprint;
         assert_eq!(Fingerprint::from_hex(&fp.to_hex()), Some(fp));
         assert_eq!(Fingerprint::from_hex("00"), None);
+    }
+
+    #[test]
+    fn reads_fields_as_a_json_value_would() {
+        let ct = parts("POST", "/v1/", Some("application/json"));
+        let with_dup =
+            br#"{"instance-id": "old", "hostname": "a", "instance-id": "i-1", "hostname": "vm1"}"#;
+        let plain = br#"{"instance-id": "i-1", "hostname": "vm1"}"#;
+        let a = RequestKey::from_request(&ct, with_dup).unwrap();
+        assert_eq!(
+            a,
+            RequestKey::from_request(&ct, plain).unwrap(),
+            "the last duplicate wins"
+        );
+        let skipped = br#"{"user-data": {"deep": [1, 2, {"x": null}]}, "instance-id": "i-1", "hostname": "vm1"}"#;
+        assert_eq!(a, RequestKey::from_request(&ct, skipped).unwrap());
+        for broken in [
+            &br#"{"instance-id": "i-1", "user-data": [1,}"#[..],
+            br#"{"instance-id": "i-1"} x"#,
+            b"[1]",
+        ] {
+            assert!(
+                RequestKey::from_request(&ct, broken).is_none(),
+                "{}",
+                String::from_utf8_lossy(broken)
+            );
+        }
     }
 }

@@ -151,12 +151,15 @@ impl tower::Service<Request<ReqBody>> for Router {
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let path = req.uri().path().to_string();
+        let path = req.uri().path();
         let found = self
             .routes
             .iter()
             .filter(|(prefix, _)| {
-                path == *prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
+                prefix.is_empty()
+                    || path
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             })
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, svc)| svc.clone());
@@ -164,13 +167,18 @@ impl tower::Service<Request<ReqBody>> for Router {
             Some(mut svc) => {
                 Box::pin(async move { tower::ServiceExt::ready(&mut svc).await?.call(req).await })
             }
-            None => Box::pin(async move {
-                // urlmap's answer, CRLF line endings included.
-                Ok(response::text(
-                    StatusCode::NOT_FOUND,
-                    format!("404 Not Found\r\nThe resource could not be found.\r\n{path}\r\n\r\n"),
-                ))
-            }),
+            None => {
+                let path = path.to_string();
+                Box::pin(async move {
+                    // urlmap's answer, CRLF line endings included.
+                    Ok(response::text(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "404 Not Found\r\nThe resource could not be found.\r\n{path}\r\n\r\n"
+                        ),
+                    ))
+                })
+            }
         }
     }
 }

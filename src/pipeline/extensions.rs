@@ -48,7 +48,7 @@ pub enum IdentityStatus {
 
 /// The identity keystone vouched for (keystonemiddleware's `X-*` headers as a
 /// typed value). Never holds the token itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// `X-User-Id`.
     pub user_id: String,

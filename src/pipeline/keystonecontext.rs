@@ -23,11 +23,12 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::authtoken::UNAUTHORIZED_BODY;
-use super::extensions::{IdentityStatus, RequestContext, RequestId};
+use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
-use crate::policy::enforcer::Enforcer;
+use crate::policy::enforcer::{Decision, Enforcer};
+use crate::policy::memo::DecisionMemo;
 
 /// Decides `is_admin` for a context (the policy rule `context_is_admin`).
 ///
@@ -138,26 +139,49 @@ impl tower::Service<Request<ReqBody>> for KeystoneContext {
 }
 
 /// `context_is_admin` through the policy enforcer.
+///
+/// The credentials are built from the identity alone and the target is
+/// fixed, so the answer is remembered per identity and rule set
+/// ([`DecisionMemo`]) instead of being evaluated for every request.
 pub struct PolicyAdminCheck {
     enforcer: Arc<Enforcer>,
+    memo: DecisionMemo<(Arc<Identity>, bool)>,
 }
 
 impl PolicyAdminCheck {
     /// Asks `enforcer`.
     pub fn new(enforcer: Arc<Enforcer>) -> Self {
-        PolicyAdminCheck { enforcer }
+        PolicyAdminCheck {
+            enforcer,
+            memo: DecisionMemo::new(),
+        }
     }
 }
 
 impl AdminCheck for PolicyAdminCheck {
     fn is_admin(&self, ctx: &RequestContext) -> bool {
-        let creds = match ctx.policy_credentials() {
-            serde_json::Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
-        self.enforcer.check_rule_name("context_is_admin", &creds)
+        let rules = self.enforcer.current();
+        let key = (ctx.identity.clone(), ctx.is_admin);
+        let decision = self.memo.decide(&rules, key, || {
+            let creds = match ctx.policy_credentials() {
+                serde_json::Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            self.enforcer.check_rule_name_in(&rules, ADMIN_RULE, &creds)
+        });
+        match decision {
+            Decision::Allow => true,
+            Decision::Deny => false,
+            Decision::Error(e) => {
+                tracing::error!(rule = ADMIN_RULE, error = %e, "policy rule could not be evaluated; treating it as not holding");
+                false
+            }
+        }
     }
 }
+
+/// The rule that decides `is_admin`.
+const ADMIN_RULE: &str = "context_is_admin";
 
 /// Builds the filter (registry entry). It has no options; the policy file
 /// comes from join.conf's `[oslo_policy]`, shared with the `policy` filter.
@@ -183,7 +207,6 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::extensions::Identity;
     use tower::ServiceExt;
 
     fn echo() -> HttpService {

@@ -18,11 +18,13 @@ use std::task::{Context as TaskContext, Poll};
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
-use super::extensions::{Authorized, RequestContext};
+use super::extensions::{Authorized, Identity, RequestContext};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
-use crate::policy::context::context_dict;
+use crate::policy::context::{context_dict, PER_REQUEST_KEYS};
+use crate::policy::eval::{may_read_any, RuleLookup};
+use crate::policy::memo::DecisionMemo;
 use crate::policy::{Decision, Enforcer, PolicyError};
 
 /// The action checked when pipeline.toml names none.
@@ -76,17 +78,16 @@ pub fn build(
                 ),
             });
         }
-        let action: Arc<str> = Arc::from(action);
         let factory: FilterFactory = Arc::new(move |inner: HttpService| {
-            boxed(PolicyService {
-                inner,
-                enforcer: enforcer.clone(),
-                action: action.clone(),
-            })
+            boxed(PolicyService::new(inner, enforcer.clone(), &action))
         });
         Ok(factory)
     })
 }
+
+/// Decisions per caller identity and `is_admin`, reused while the rule does
+/// not read the per-request values of the context dictionary.
+type ActionMemo = DecisionMemo<(Arc<Identity>, bool)>;
 
 /// The filter's service.
 #[derive(Clone)]
@@ -94,15 +95,26 @@ pub struct PolicyService {
     inner: HttpService,
     enforcer: Arc<Enforcer>,
     action: Arc<str>,
+    memo: Arc<ActionMemo>,
 }
 
 impl PolicyService {
     /// The filter in front of `inner`, checking `action` with `enforcer`.
     pub fn new(inner: HttpService, enforcer: Arc<Enforcer>, action: &str) -> Self {
+        let action: Arc<str> = Arc::from(action);
+        let rule = action.clone();
+        // The context dictionary differs between requests of one caller
+        // only in PER_REQUEST_KEYS: a rule that cannot read them decides
+        // the same way for every request of that caller.
+        let memo = ActionMemo::reusable_when(move |set| match set.lookup(&rule) {
+            Some((_, check)) => !may_read_any(check, set, &PER_REQUEST_KEYS),
+            None => true,
+        });
         Self {
             inner,
             enforcer,
-            action: Arc::from(action),
+            action,
+            memo: Arc::new(memo),
         }
     }
 
@@ -111,8 +123,12 @@ impl PolicyService {
             tracing::error!(rule = %self.action, "no request context on the request; denying (keystonecontext or noauth must run before policy)");
             return false;
         };
-        let dict = context_dict(ctx);
-        let decision = self.enforcer.enforce(&self.action, &dict, &dict);
+        let rules = self.enforcer.current();
+        let key = (ctx.identity.clone(), ctx.is_admin);
+        let decision = self.memo.decide(&rules, key, || {
+            let dict = context_dict(ctx);
+            self.enforcer.enforce_in(&rules, &self.action, &dict, &dict)
+        });
         let id = &ctx.identity;
         match &decision {
             Decision::Error(e) => tracing::error!(
@@ -309,5 +325,52 @@ mod tests {
             e.problem.contains("\"join:create\"") && e.problem.contains("column"),
             "{e}"
         );
+    }
+
+    fn with_request_id(mut req: Request<ReqBody>, id: &str) -> Request<ReqBody> {
+        if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+            ctx.request_id = id.into();
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn a_rule_reading_the_request_id_is_decided_per_request() {
+        let (_d, c) = config(Some("\"join:create\": \"request_id:req-1\"\n"));
+        let svc = stack(c, BTreeMap::new()).await.unwrap();
+        for (id, status) in [
+            ("req-1", StatusCode::OK),
+            ("req-2", StatusCode::FORBIDDEN),
+            ("req-1", StatusCode::OK),
+        ] {
+            let req = with_request_id(request("nova", "service"), id);
+            let resp = svc.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), status, "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn remembered_decisions_end_with_a_policy_reload() {
+        let (d, c) = config(Some("\"join:create\": \"user_name:nova\"\n"));
+        let svc = stack(c.clone(), BTreeMap::new()).await.unwrap();
+        let status = |svc: HttpService| async move {
+            svc.oneshot(request("nova", "service"))
+                .await
+                .unwrap()
+                .status()
+        };
+        assert_eq!(status(svc.clone()).await, StatusCode::OK);
+        assert_eq!(status(svc.clone()).await, StatusCode::OK);
+        std::fs::write(
+            d.path().join("policy.yaml"),
+            "\"join:create\": \"user_name:glance-service\"\n",
+        )
+        .unwrap();
+        let enforcer = Enforcer::shared(&c).unwrap();
+        assert!(matches!(
+            enforcer.reload_if_changed(),
+            crate::policy::ReloadOutcome::Reloaded
+        ));
+        assert_eq!(status(svc).await, StatusCode::FORBIDDEN);
     }
 }

@@ -45,6 +45,11 @@ fn opt(v: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The keys of [`context_dict`] whose values differ between two requests
+/// of one caller (same identity, same `is_admin`): everything else in the
+/// dictionary comes from the identity.
+pub const PER_REQUEST_KEYS: [&str; 2] = ["request_id", "global_request_id"];
+
 /// The context as a policy dictionary (target = credentials).
 ///
 /// `auth_token` is always `null`: the service never holds the caller's
@@ -142,5 +147,36 @@ mod tests {
         assert!(check(&ctx));
         std::sync::Arc::make_mut(&mut ctx.identity).roles = vec!["member".into()];
         assert!(!check(&ctx));
+    }
+
+    #[test]
+    fn only_the_per_request_keys_differ_between_requests_of_one_caller() {
+        let identity = std::sync::Arc::new(Identity {
+            user_id: "u1".into(),
+            user_name: "nova".into(),
+            project_id: Some("p1".into()),
+            domain_id: Some("d1".into()),
+            system_scope: Some("all".into()),
+            roles: vec!["admin".into()],
+            ..Default::default()
+        });
+        let ctx = |rid: &str, global: Option<&str>| RequestContext {
+            identity: identity.clone(),
+            is_admin: true,
+            request_id: rid.into(),
+            global_request_id: global.map(String::from),
+        };
+        let a = context_dict(&ctx("req-1", None));
+        let b = context_dict(&ctx("req-2", Some("req-9")));
+        let mut differing: Vec<&str> = a
+            .keys()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(String::as_str)
+            .collect();
+        differing.sort_unstable();
+        let mut expected = PER_REQUEST_KEYS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(differing, expected);
+        assert_eq!(a.len(), b.len());
     }
 }

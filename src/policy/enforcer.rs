@@ -523,6 +523,12 @@ impl Enforcer {
         self.current.load_full()
     }
 
+    /// The rules in force now, as a short-lived guard (cheaper than
+    /// [`Self::rules`] on the request path).
+    pub fn current(&self) -> arc_swap::Guard<Arc<RuleSet>> {
+        self.current.load()
+    }
+
     /// Whether `name` is registered in code.
     pub fn is_registered(&self, name: &str) -> bool {
         self.defaults.iter().any(|d| d.name == name)
@@ -584,7 +590,18 @@ impl Enforcer {
         target: &Map<String, Value>,
         creds: &Map<String, Value>,
     ) -> Decision {
-        let set = self.current.load();
+        self.enforce_in(&self.current.load(), name, target, creds)
+    }
+
+    /// [`Self::enforce`] under `set` (one of this enforcer's [`Self::rules`]),
+    /// so that a caller remembering decisions knows which rules took them.
+    pub fn enforce_in(
+        &self,
+        set: &RuleSet,
+        name: &str,
+        target: &Map<String, Value>,
+        creds: &Map<String, Value>,
+    ) -> Decision {
         let Some((resolved, check)) = set.lookup(name) else {
             return Decision::Deny;
         };
@@ -605,7 +622,7 @@ impl Enforcer {
                 return Decision::Deny;
             }
         }
-        match evaluate(check, Some(resolved), &**set, target, &creds) {
+        match evaluate(check, Some(resolved), set, target, &creds) {
             Ok(true) => Decision::Allow,
             Ok(false) => Decision::Deny,
             Err(e) => Decision::Error(e),
@@ -632,9 +649,7 @@ impl Enforcer {
     /// asks `context_is_admin`:
     /// `enforcer.check_rule_name("context_is_admin", &creds)`.
     pub fn check_rule_name(&self, name: &str, creds: &Map<String, Value>) -> bool {
-        let mut target = Map::new();
-        target.insert("project_id".into(), Value::String(String::new()));
-        match self.enforce(name, &target, creds) {
+        match self.check_rule_name_in(&self.current.load(), name, creds) {
             Decision::Allow => true,
             Decision::Deny => false,
             Decision::Error(e) => {
@@ -642,6 +657,19 @@ impl Enforcer {
                 false
             }
         }
+    }
+
+    /// The decision behind [`Self::check_rule_name`], under `set`, without
+    /// logging.
+    pub fn check_rule_name_in(
+        &self,
+        set: &RuleSet,
+        name: &str,
+        creds: &Map<String, Value>,
+    ) -> Decision {
+        let mut target = Map::new();
+        target.insert("project_id".into(), Value::String(String::new()));
+        self.enforce_in(set, name, &target, creds)
     }
 }
 

@@ -156,6 +156,50 @@ impl<'a> Eval<'a> {
     }
 }
 
+/// Whether evaluating `check` may read one of `keys` from the target or the
+/// credentials, following `rule:` references through `rules`. Errs towards
+/// "yes": a reference cycle or an overlong chain counts as reading them. A
+/// "no" lets a caller reuse a decision for inputs that differ only in
+/// those keys.
+pub fn may_read_any(check: &Check, rules: &dyn RuleLookup, keys: &[&str]) -> bool {
+    fn walk<'a>(
+        c: &'a Check,
+        rules: &'a dyn RuleLookup,
+        keys: &[&str],
+        stack: &mut Vec<&'a str>,
+    ) -> bool {
+        match c {
+            Check::True | Check::False => false,
+            Check::Not(inner) => walk(inner, rules, keys, stack),
+            Check::And(cs) | Check::Or(cs) => cs.iter().any(|c| walk(c, rules, keys, stack)),
+            Check::Rule(name) => {
+                let Some((resolved, rule)) = rules.lookup(name) else {
+                    return false;
+                };
+                if stack.contains(&resolved) || stack.len() >= MAX_DEPTH {
+                    return true;
+                }
+                stack.push(resolved);
+                let reads = walk(rule, rules, keys, stack);
+                stack.pop();
+                reads
+            }
+            Check::Role(t) => keys.contains(&"roles") || t.may_read_any(keys),
+            Check::Generic { class, matcher, .. } => {
+                let reads_creds = match class {
+                    KindClass::Path(segs) => {
+                        segs.first().is_some_and(|k| keys.contains(&k.as_str()))
+                    }
+                    KindClass::Literal(_) | KindClass::Raises(_) => false,
+                };
+                reads_creds || matcher.may_read_any(keys)
+            }
+            Check::Http { url, .. } => url.may_read_any(keys),
+        }
+    }
+    walk(check, rules, keys, &mut Vec::new())
+}
+
 /// oslo's `_find_in_dict`: follow `path` into `value`; a list anywhere on
 /// the way matches if any element matches the rest of the path.
 fn find_in(value: &Value, path: &[String], matched: &str) -> Result<bool, EvalError> {
@@ -420,5 +464,33 @@ mod tests {
         assert!(run("l:b", &[], c.clone(), target()).unwrap());
         assert!(run("n:2", &[], c.clone(), target()).unwrap());
         assert!(run("l:['a']", &[], c, target()).unwrap());
+    }
+
+    #[test]
+    fn may_read_any_follows_rules_and_both_sides() {
+        let keys = ["request_id", "global_request_id"];
+        let set = rules(&[
+            ("admin", "role:admin or is_admin:True"),
+            ("traced", "request_id:req-1"),
+            ("matched", "user_id:%(global_request_id)s"),
+            ("whole", "user_id:%s"),
+            ("loop_a", "rule:loop_b"),
+            ("loop_b", "rule:loop_a"),
+            ("default", "rule:traced"),
+        ]);
+        let reads = |text: &str| may_read_any(&parse_text(text).check, &set, &keys);
+        assert!(!reads("rule:admin and user_name:nova"));
+        assert!(!reads("'request_id':x"), "a literal kind reads nothing");
+        assert!(reads("rule:traced"), "a credentials path");
+        assert!(reads("rule:matched"), "a target key in the match");
+        assert!(reads("rule:whole"), "the whole target");
+        assert!(reads("rule:undefined"), "the default rule stands in");
+        assert!(reads("rule:loop_a"), "a cycle counts as reading");
+        assert!(reads("role:%(request_id)s"));
+        assert!(may_read_any(
+            &parse_text("role:admin").check,
+            &set,
+            &["roles"]
+        ));
     }
 }

@@ -65,6 +65,7 @@ pub mod enforcer;
 pub mod error;
 pub mod eval;
 pub mod file;
+pub mod memo;
 pub mod parser;
 pub mod pyformat;
 pub mod pyliteral;

@@ -165,6 +165,17 @@ impl Template {
         &self.text
     }
 
+    /// Whether applying the template may read one of `keys` from the
+    /// target: a named `%(key)s` among them, or a specification without a
+    /// key (`%s` formats the whole mapping).
+    pub fn may_read_any(&self, keys: &[&str]) -> bool {
+        self.parts.iter().any(|p| match p {
+            Part::Literal(_) | Part::Incomplete(None, _) => false,
+            Part::Incomplete(Some(k), _) => keys.contains(&k.as_str()),
+            Part::Spec(s) => s.key.as_deref().is_none_or(|k| keys.contains(&k)),
+        })
+    }
+
     /// Whether the text has no `%` specification at all.
     pub fn is_constant(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
@@ -620,5 +631,19 @@ mod tests {
             .static_error()
             .unwrap()
             .contains("unsupported"));
+    }
+
+    #[test]
+    fn may_read_any_names_the_keys_a_template_reads() {
+        let keys = ["request_id"];
+        assert!(!Template::parse("nova").may_read_any(&keys));
+        assert!(!Template::parse("%(user_id)s and 100%%").may_read_any(&keys));
+        assert!(Template::parse("x-%(request_id)s").may_read_any(&keys));
+        // A keyless specification formats the whole target.
+        assert!(Template::parse("%s").may_read_any(&keys));
+        assert!(Template::parse("%r").may_read_any(&keys));
+        // Python looks the key up before failing on the truncated spec.
+        assert!(Template::parse("%(request_id)").may_read_any(&keys));
+        assert!(!Template::parse("%(user_id)").may_read_any(&keys));
     }
 }

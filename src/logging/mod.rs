@@ -10,6 +10,10 @@
 //! appear as soon as it catches up; the queue blocks rather than drops when
 //! full, and [`shutdown`] flushes the rest before the process exits.
 
+mod json_lines;
+
+pub use json_lines::JsonLines;
+
 use std::io::{BufWriter, IsTerminal};
 use std::sync::Mutex;
 
@@ -49,11 +53,7 @@ pub fn init(debug: bool, style: &str) {
         .with_ansi(!json && std::io::stderr().is_terminal())
         .with_writer(writer);
     let installed = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
+        builder.event_format(JsonLines).try_init()
     } else {
         builder.try_init()
     };
