@@ -5,9 +5,12 @@
 #
 #   bench/run.sh                 everything (about 5 minutes after the build)
 #   BENCH_DURATION=5 bench/run.sh   shorter wrk runs (default 10 s each)
+#   BENCH_ROUNDS=5 bench/run.sh     more interleaved rounds (default 3; medians)
 #   BENCH_SKIP_BURST=1 bench/run.sh skip the full-size burst test
 #   BENCH_QUICK=1 bench/run.sh      only the request/s table (no RSS, start-up, burst)
 #   BENCH_PERF=1 bench/run.sh       also record a perf profile of each server
+#   BENCH_BASELINE=/tmp/old/novajoin bench/run.sh
+#                                   also measure another build (before/after)
 #
 # It builds release binaries, starts on loopback a real keystone
 # (scripts/keystone-env.sh), the IPA double (`ipa-double`), the bare hyper
@@ -20,6 +23,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 duration=${BENCH_DURATION:-10}
+rounds=${BENCH_ROUNDS:-3}
 connections=64
 threads=2
 rss_instances=${BENCH_RSS_INSTANCES:-100000}
@@ -79,7 +83,7 @@ start_novajoin() {
   printf '%s\n' "$2" >"$dir/pipeline.toml"
   write_conf "$dir" "$port" "$3"
   local t0; t0=$(now)
-  "$novajoin" server --config-file "$dir/join.conf" 2>"$dir/server.log" &
+  "${server_binary:-$novajoin}" server --config-file "$dir/join.conf" 2>"$dir/server.log" &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 3000); do
@@ -149,30 +153,34 @@ prime() {
   [ "$code" = 200 ] || { echo "bench: priming $1 got $code: $(cat "$work/$1.answer")" >&2; exit 1; }
 }
 
-declare -A rps p50 p99 bad scpu ccpu
-measure() { # name token
-  local perf_pid=
-  if [ -n "${BENCH_PERF:-}" ] && [ "$1" != bare ]; then
+# Results per configuration and round ("full/2"), then the medians ("full").
+declare -A rps p50 p99 bad scpu ccpu server_pid server_port server_token
+measure() { # name round
+  local name=$1 round=$2 perf_pid=
+  if [ -n "${BENCH_PERF:-}" ] && [ "$name" != bare ] && [ "$round" = 1 ]; then
     # A CPU profile of the server under load (software clock: no hardware
     # counters needed): perf report -i target/bench/perf-NAME.data
-    perf record -q -F 499 -g -e cpu-clock -p "$pid" -o "$work/perf-$1.data" >/dev/null 2>&1 &
+    perf record -q -F 499 -g -e cpu-clock -p "${server_pid[$name]}" -o "$work/perf-$name.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  read -r "rps[$1]" "p50[$1]" "p99[$1]" "bad[$1]" "scpu[$1]" "ccpu[$1]" < <(run_wrk "http://127.0.0.1:$port/v1/" "$2" "$pid")
+  local k=$name/$round
+  read -r "rps[$k]" "p50[$k]" "p99[$k]" "bad[$k]" "scpu[$k]" "ccpu[$k]" < <(run_wrk \
+    "http://127.0.0.1:${server_port[$name]}/v1/" "${server_token[$name]}" "${server_pid[$name]}")
   [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-  echo "   $1: ${rps[$1]} req/s, p50 ${p50[$1]} ms, p99 ${p99[$1]} ms, non-2xx ${bad[$1]}, CPU per request: server ${scpu[$1]} us, wrk ${ccpu[$1]} us"
+  echo "   round $round, $name: ${rps[$k]} req/s, p50 ${p50[$k]} ms, p99 ${p99[$k]} ms, non-2xx ${bad[$k]}, CPU per request: server ${scpu[$k]} us, wrk ${ccpu[$k]} us"
 }
 
-echo "== cache-hit path, $connections connections, ${duration}s each"
+# Remembers the server just started (start_novajoin's $pid, $port) as $1.
+keep_server() { server_pid[$1]=$pid; server_port[$1]=$port; server_token[$1]=$2; }
+
+echo "== cache-hit path, $connections connections, ${duration}s each, $rounds rounds"
 start_novajoin full "$(cat pipeline.toml)" ""
 prime full "$token"
-measure full "$token"
-stop_pid "$pid"
+keep_server full "$token"
 
 start_novajoin noauth "$(noauth_pipeline)" ""
 prime noauth ""
-measure noauth ""
-stop_pid "$pid"
+keep_server noauth ""
 
 start_novajoin redis "$(cat pipeline.toml)" "[cache]
 backend = redis
@@ -180,8 +188,17 @@ redis_url = redis://127.0.0.1:6379
 secret_key = $(python3 -c 'import secrets; print(secrets.token_hex(32))')
 key_prefix = $redis_prefix"
 prime redis "$token"
-measure redis "$token"
-stop_pid "$pid"
+keep_server redis "$token"
+
+# Another build of novajoin (BENCH_BASELINE=path/to/novajoin) in the same
+# rounds, for a before/after of a change.
+configs=(bare full noauth redis)
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  server_binary=$BENCH_BASELINE start_novajoin baseline "$(cat pipeline.toml)" ""
+  prime baseline "$token"
+  keep_server baseline "$token"
+  configs+=(baseline)
+fi
 
 # The bare server answers the bytes novajoin answered (body and headers).
 ctype=$(tr -d '\r' <"$work/full.headers" | sed -n 's/^[Cc]ontent-[Tt]ype: //p')
@@ -189,19 +206,49 @@ rid=$(tr -d '\r' <"$work/full.headers" | sed -n 's/^[Xx]-[Oo]pen[Ss]tack-[Rr]equ
 port=$(free_port)
 "$bare" --listen "127.0.0.1:$port" --body-file "$work/full.answer" \
   --header "content-type: $ctype" --header "x-openstack-request-id: $rid" >"$work/bare.out" 2>&1 &
-bare_pid=$!
-pids+=("$bare_pid")
+pid=$!
+pids+=("$pid")
 for _ in $(seq 100); do grep -q listening "$work/bare.out" && break; sleep 0.05; done
-pid=$bare_pid
-measure bare ""
-stop_pid "$bare_pid"
+keep_server bare ""
 
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+# Interleaved rounds: a disturbance of the machine hits one round of every
+# configuration rather than all rounds of one.
+for round in $(seq "$rounds"); do
+  for name in "${configs[@]}"; do measure "$name" "$round"; done
+done
+for name in "${configs[@]}"; do stop_pid "${server_pid[$name]}"; done
+
+# Medians over the rounds (non-2xx: the sum).
+median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[2:])):.{sys.argv[1]}f}")' "$@"; }
+for name in "${configs[@]}"; do
+  for field in rps p50 p99 scpu ccpu bad; do
+    declare -n table=$field
+    values=()
+    for round in $(seq "$rounds"); do values+=("${table[$name/$round]%%+*}"); done
+    case $field in
+      rps) table["$name"]=$(median 0 "${values[@]}");;
+      p50|p99) table["$name"]=$(median 3 "${values[@]}");;
+      scpu|ccpu) table["$name"]=$(median 1 "${values[@]}");;
+      bad) table["$name"]=$(python3 -c 'import sys; print(sum(map(int, sys.argv[1:])))' "${values[@]}");;
+    esac
+    unset -n table
+  done
+done
+
+# Median of the same-round ratios a/b, then each round's.
+ratio() {
+  local r per=()
+  for r in $(seq "$rounds"); do per+=("$(python3 -c "print(f'{${rps[$1/$r]} / ${rps[$2/$r]}:.2f}')")"); done
+  echo "$(median 2 "${per[@]}") (rounds: ${per[*]})"
+}
 rates_table() {
+  echo "Medians of $rounds interleaved rounds."
+  echo
   echo "| configuration | requests/s | p50 ms | p99 ms | non-2xx | server CPU µs/request | wrk CPU µs/request |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
-  for k in bare full noauth redis; do
+  for k in "${configs[@]}"; do
     case $k in
+      baseline) label="novajoin, full pipeline, memory cache, baseline build ($BENCH_BASELINE)";;
       bare) label="bare hyper, same bytes";;
       full) label="novajoin, full pipeline, memory cache (cache hit)";;
       noauth) label="novajoin, authtoken off (noauth), memory cache";;
@@ -212,10 +259,13 @@ rates_table() {
   echo
   echo "| ratio | value |"
   echo "|---|---:|"
-  echo "| full pipeline / bare hyper (requests/s; goal >= 0.50) | $(ratio "${rps[full]}" "${rps[bare]}") |"
-  echo "| authtoken on / off (requests/s) | $(ratio "${rps[full]}" "${rps[noauth]}") |"
-  echo "| Redis cache / memory cache (requests/s) | $(ratio "${rps[redis]}" "${rps[full]}") |"
+  echo "| full pipeline / bare hyper (requests/s; goal >= 0.50) | $(ratio full bare) |"
+  echo "| authtoken on / off (requests/s) | $(ratio full noauth) |"
+  echo "| Redis cache / memory cache (requests/s) | $(ratio redis full) |"
   echo "| full pipeline p99 (ms; goal < 5) | ${p99[full]} |"
+  if [ -n "${BENCH_BASELINE:-}" ]; then
+    echo "| this build / baseline build, full pipeline (requests/s) | $(ratio full baseline) |"
+  fi
 }
 if [ -n "${BENCH_QUICK:-}" ]; then
   rates_table | tee "$results"
