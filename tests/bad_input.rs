@@ -265,6 +265,10 @@ async fn huge_and_deep_json() {
     assert_eq!(s, 413, "{text}");
     assert!(text.contains("overLimit"), "{text}");
     // Over the limit without a Content-Length (chunked): 413 while reading.
+    // The server answers and closes while the client may still be sending
+    // the rest, and the kernel then resets the connection, so the client
+    // can lose the answer (hyper has no lingering close). Either way the
+    // request is refused: a 413, or the connection ends without an answer.
     let chunks: Vec<Result<http_body::Frame<bytes::Bytes>, std::io::Error>> = huge
         .as_bytes()
         .chunks(8192)
@@ -279,9 +283,11 @@ async fn huge_and_deep_json() {
             futures::stream::iter(chunks),
         )))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
+        .await;
+    match resp {
+        Ok(resp) => assert_eq!(resp.status(), 413),
+        Err(err) => assert!(err.is_request() && !err.is_timeout(), "{err}"),
+    }
     // Just under the limit but a hundred thousand keys: parsed and refused
     // for what it lacks, quickly.
     let many: String = {
