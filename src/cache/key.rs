@@ -95,7 +95,7 @@ fn value_hash(v: Option<&serde_json::Value>) -> [u8; 8] {
 
 /// Whether the media type is `application/json` (parameters allowed): the
 /// only body the join handler reads, so the only one worth keying on.
-fn is_json(parts: &Parts) -> bool {
+pub fn is_json(parts: &Parts) -> bool {
     parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -164,13 +164,21 @@ impl<'de> serde::Deserialize<'de> for KeyFields {
     }
 }
 
-impl RequestKey {
-    /// The key of a request, or `None` when it is not cacheable: not a JSON
-    /// body, not an object, no usable `instance-id`.
-    pub fn from_request(parts: &Parts, body: &[u8]) -> Option<Self> {
-        if !is_json(parts) {
-            return None;
-        }
+/// What the body alone decides of a [`RequestKey`]: the instance id and
+/// the hashes of the body's relevant fields. [`super::key_memo::KeyMemo`]
+/// remembers it by the exact body bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyKey {
+    instance_id: String,
+    /// hostname, image-id, project-id, metadata (the fingerprint's last
+    /// four parts).
+    fields: [[u8; 8]; 4],
+}
+
+impl BodyKey {
+    /// Parses a JSON body; `None` when it is not an object with a usable
+    /// `instance-id`.
+    pub fn parse(body: &[u8]) -> Option<Self> {
         let obj: KeyFields = serde_json::from_slice(body).ok()?;
         let instance_id = obj.get("instance-id")?.as_str()?;
         if instance_id.is_empty()
@@ -181,9 +189,6 @@ impl RequestKey {
         {
             return None;
         }
-        let path = parts.uri.path();
-        let path = path.strip_suffix('/').unwrap_or(path);
-        let route = short_hash(&[parts.method.as_str().as_bytes(), path.as_bytes()]);
         let metadata = match obj.get("metadata") {
             Some(serde_json::Value::Object(m)) => {
                 let mut relevant: Vec<(&String, &serde_json::Value)> = m
@@ -204,14 +209,42 @@ impl RequestKey {
         };
         Some(Self {
             instance_id: instance_id.to_string(),
-            fingerprint: Fingerprint([
-                route,
+            fields: [
                 value_hash(obj.get("hostname")),
                 value_hash(obj.get("image-id")),
                 value_hash(obj.get("project-id")),
                 metadata,
-            ]),
+            ],
         })
+    }
+
+    /// The body's size in memory beyond its own bytes (for memo budgets).
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.instance_id.len()
+    }
+}
+
+impl RequestKey {
+    /// The key of a request, or `None` when it is not cacheable: not a JSON
+    /// body, not an object, no usable `instance-id`.
+    pub fn from_request(parts: &Parts, body: &[u8]) -> Option<Self> {
+        if !is_json(parts) {
+            return None;
+        }
+        Some(Self::from_body_key(parts, &BodyKey::parse(body)?))
+    }
+
+    /// The key of a request whose body gave `body` (the caller checked
+    /// [`is_json`]).
+    pub fn from_body_key(parts: &Parts, body: &BodyKey) -> Self {
+        let path = parts.uri.path();
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let route = short_hash(&[parts.method.as_str().as_bytes(), path.as_bytes()]);
+        let [hostname, image, project, metadata] = body.fields;
+        Self {
+            instance_id: body.instance_id.clone(),
+            fingerprint: Fingerprint([route, hostname, image, project, metadata]),
+        }
     }
 }
 

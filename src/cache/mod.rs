@@ -31,6 +31,7 @@
 
 pub mod answer;
 pub mod key;
+pub mod key_memo;
 pub mod memory;
 pub mod options;
 pub mod redis;
@@ -46,6 +47,7 @@ use http::{Response, StatusCode};
 
 pub use answer::StoredAnswer;
 pub use key::{Fingerprint, RequestKey};
+pub use key_memo::KeyMemo;
 pub use options::{CacheSettings, RawCacheOptions, RedisFailureMode, RedisSettings};
 pub use stats::{CacheStats, CacheStatsSnapshot};
 

@@ -22,7 +22,7 @@ use super::extensions::{Authorized, CacheOutcome, InstanceTag};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, HttpService, ReqBody, RespBody};
 use crate::cache::options as opt;
-use crate::cache::{RawCacheOptions, RequestKey, ResponseCache};
+use crate::cache::{KeyMemo, RawCacheOptions, ResponseCache};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 
 /// The filter's service: reads the body, looks the instance up, and calls
@@ -31,12 +31,17 @@ use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 pub struct CacheService {
     inner: HttpService,
     cache: ResponseCache,
+    keys: Arc<KeyMemo>,
 }
 
 impl CacheService {
     /// Wraps `inner` with `cache`.
     pub fn new(inner: HttpService, cache: ResponseCache) -> Self {
-        Self { inner, cache }
+        Self {
+            inner,
+            cache,
+            keys: Arc::default(),
+        }
     }
 }
 
@@ -53,6 +58,7 @@ impl tower::Service<Request<ReqBody>> for CacheService {
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let inner = self.inner.clone();
         let cache = self.cache.clone();
+        let keys = self.keys.clone();
         Box::pin(async move {
             if req.extensions().get::<Authorized>().is_none() {
                 tracing::error!(
@@ -84,7 +90,7 @@ impl tower::Service<Request<ReqBody>> for CacheService {
                     ));
                 }
             };
-            let key = RequestKey::from_request(&parts, &bytes);
+            let key = keys.key(&parts, &bytes);
             let req = Request::from_parts(parts, body::full(bytes));
             let Some(key) = key else {
                 // Not an instance request the handler would read (no JSON
