@@ -64,10 +64,34 @@ where
 {
     fn call(&self, req: http::Request<ReqBody>) -> HttpFuture {
         let mut svc = self.0.clone();
-        Box::pin(async move {
-            std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-            svc.call(req).await
-        })
+        // Filters are ready at once: ask without a task to wake, and hand
+        // their future on as it is. Only a service that is not ready yet
+        // gets a future that waits for it.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match svc.poll_ready(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => into_http_future(svc.call(req)),
+            std::task::Poll::Ready(Err(never)) => match never {},
+            std::task::Poll::Pending => Box::pin(async move {
+                std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+                svc.call(req).await
+            }),
+        }
+    }
+}
+
+/// `fut` as an [`HttpFuture`]: unchanged when it already is one (what every
+/// filter returns), boxed otherwise.
+fn into_http_future<F>(fut: F) -> HttpFuture
+where
+    F: std::future::Future<Output = Result<http::Response<RespBody>, Infallible>>
+        + Send
+        + 'static,
+{
+    let mut slot = Some(fut);
+    let any: &mut dyn std::any::Any = &mut slot;
+    match any.downcast_mut::<Option<HttpFuture>>() {
+        Some(already) => already.take().expect("filled above"),
+        None => Box::pin(slot.take().expect("filled above")),
     }
 }
 
@@ -102,4 +126,56 @@ where
     S::Future: Send + 'static,
 {
     HttpService(std::sync::Arc::new(Erased(svc)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Poll};
+
+    fn ok_response() -> HttpFuture {
+        Box::pin(async { Ok(response::text(http::StatusCode::OK, "ok")) })
+    }
+
+    #[test]
+    fn a_filters_future_is_handed_on_without_another_box() {
+        let fut = ok_response();
+        let before = std::ptr::addr_of!(*fut).cast::<u8>();
+        let after = into_http_future(fut);
+        assert_eq!(std::ptr::addr_of!(*after).cast::<u8>(), before);
+    }
+
+    /// Pending on its first poll_ready, then ready (as a service behind a
+    /// concurrency limit would be).
+    #[derive(Clone)]
+    struct SlowToReady(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tower::Service<http::Request<ReqBody>> for SlowToReady {
+        type Response = http::Response<RespBody>;
+        type Error = Infallible;
+        type Future = HttpFuture;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn call(&mut self, _: http::Request<ReqBody>) -> HttpFuture {
+            ok_response()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_not_ready_at_once_is_waited_for() {
+        let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let svc = boxed(SlowToReady(polls.clone()));
+        let req = http::Request::new(body::full(bytes::Bytes::new()));
+        let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+        assert_eq!(resp.status(), http::StatusCode::OK);
+        assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }
