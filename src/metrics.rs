@@ -307,12 +307,24 @@ pub fn record_request(
     cache: Option<CacheOutcome>,
 ) {
     let route = route_label(path);
-    let status = status.as_str().to_string();
+    let status = status_label(status);
     counter!(HTTP_REQUESTS, "route" => route, "method" => method_label(method), "status" => status.clone())
         .increment(1);
     histogram!(HTTP_DURATION, "route" => route, "status" => status).record(latency.as_secs_f64());
     if let Some(outcome) = cache {
         counter!(CACHE_LOOKUPS, "outcome" => cache_label(outcome)).increment(1);
+    }
+}
+
+/// The `status` label: the statuses this service answers with are static
+/// strings (no allocation per request); any other is formatted.
+fn status_label(status: StatusCode) -> metrics::SharedString {
+    const KNOWN: [&str; 12] = [
+        "200", "204", "400", "401", "403", "404", "405", "413", "415", "500", "502", "503",
+    ];
+    match KNOWN.iter().find(|k| **k == status.as_str()) {
+        Some(k) => metrics::SharedString::const_str(k),
+        None => status.as_str().to_string().into(),
     }
 }
 
@@ -504,6 +516,14 @@ pub fn answer<B>(req: &Request<B>, path: &str, handle: &PrometheusHandle) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_labels_are_the_status_codes() {
+        for code in [200u16, 413, 503, 418, 599] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(&*status_label(status), code.to_string());
+        }
+    }
 
     fn render_with(f: impl FnOnce()) -> String {
         let recorder = builder().build_recorder();

@@ -59,16 +59,26 @@ impl ValidatedToken {
     }
 }
 
-/// The in-process cache: keyed by SHA-256 of the token (plus a marker for
-/// allow-expired lookups), each entry expiring at its `cache_until`.
-pub type MemoryCache = moka::future::Cache<String, Arc<ValidatedToken>>;
+/// What the in-process cache files a token under: its SHA-256 (the token
+/// itself is never kept), and whether the lookup allowed an expired token
+/// (a separate entry: keystone answers that lookup differently).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    /// SHA-256 of the token.
+    pub digest: [u8; 32],
+    /// Whether the lookup allowed an expired token.
+    pub allow_expired: bool,
+}
+
+/// The in-process cache, each entry expiring at its `cache_until`.
+pub type MemoryCache = moka::future::Cache<TokenKey, Arc<ValidatedToken>>;
 
 struct UntilExpiry;
 
-impl moka::Expiry<String, Arc<ValidatedToken>> for UntilExpiry {
+impl moka::Expiry<TokenKey, Arc<ValidatedToken>> for UntilExpiry {
     fn expire_after_create(
         &self,
-        _k: &String,
+        _k: &TokenKey,
         v: &Arc<ValidatedToken>,
         _at: std::time::Instant,
     ) -> Option<Duration> {

@@ -13,7 +13,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::auth::JoinPath;
-use super::cache::{memory_cache, MemoryCache, SharedCache, ValidatedToken};
+use super::cache::{memory_cache, MemoryCache, SharedCache, TokenKey, ValidatedToken};
 use super::jws::{looks_like_jws, JwsRejection, JwsVerifier};
 use super::secret::short_hash;
 use super::session::ServiceSession;
@@ -111,14 +111,11 @@ impl std::fmt::Debug for TokenValidator {
     }
 }
 
-fn cache_key(token: &str, allow_expired: bool) -> String {
-    let mut k = hex::encode(Sha256::digest(token.as_bytes()));
-    if allow_expired {
-        // Separate entry: its load must not be shared with a normal lookup
-        // of the same token, which keystone answers differently.
-        k.push_str("+allow_expired");
+fn cache_key(token: &str, allow_expired: bool) -> TokenKey {
+    TokenKey {
+        digest: Sha256::digest(token.as_bytes()).into(),
+        allow_expired,
     }
-    k
 }
 
 impl TokenValidator {

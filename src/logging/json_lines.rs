@@ -16,7 +16,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -41,7 +40,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut timestamp = String::with_capacity(32);
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        write_timestamp(std::time::SystemTime::now(), &mut timestamp)?;
         // Records that came from the `log` crate carry their real level and
         // target in `log.*` fields.
         let normalized = event.normalized_metadata();
@@ -58,6 +57,36 @@ where
             writer.write_str(std::str::from_utf8(buf).map_err(|_| fmt::Error)?)
         })
     }
+}
+
+thread_local! {
+    /// The current second as `YYYY-MM-DDTHH:MM:SS` (epoch seconds, text):
+    /// formatting the date once per second instead of once per line.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// Writes `at` as tracing-subscriber's `SystemTime` timer does: UTC,
+/// RFC 3339 with microseconds (`2026-11-27T12:05:16.054421Z`).
+fn write_timestamp(at: std::time::SystemTime, out: &mut String) -> fmt::Result {
+    let since_epoch = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != secs || cached.1.is_empty() {
+            let date = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+                .unwrap_or_default();
+            cached.1.clear();
+            write!(cached.1, "{}", date.format("%Y-%m-%dT%H:%M:%S"))?;
+            cached.0 = secs;
+        }
+        out.push_str(&cached.1);
+        Ok::<_, fmt::Error>(())
+    })?;
+    write!(out, ".{:06}Z", since_epoch.subsec_micros())
 }
 
 fn serialize(
@@ -200,6 +229,36 @@ mod tests {
         assert_eq!(line["target"], "novajoin::access");
         let ts = line["timestamp"].as_str().unwrap();
         assert!(ts.ends_with('Z') && ts.contains('T'), "{ts}");
+    }
+
+    #[test]
+    fn timestamps_are_utc_rfc3339_with_microseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        for (secs, micros) in [
+            (0u64, 0u32),
+            (1_795_000_000, 54_421),
+            (1_795_000_000, 999_999),
+            (1_795_000_001, 7),
+            (951_782_400, 500_000), // 2000-02-29
+        ] {
+            let at = UNIX_EPOCH + Duration::new(secs, micros * 1000 + 999);
+            let mut ours = String::new();
+            write_timestamp(at, &mut ours).unwrap();
+            let expected = chrono::DateTime::<chrono::Utc>::from(at)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            assert_eq!(ours, expected);
+        }
+        // The same shape as tracing-subscriber's own timer, now.
+        use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+        let mut theirs = String::new();
+        SystemTime
+            .format_time(&mut Writer::new(&mut theirs))
+            .unwrap();
+        let mut ours = String::new();
+        write_timestamp(std::time::SystemTime::now(), &mut ours).unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{ours} vs {theirs}");
+        assert_eq!(ours[..16], theirs[..16], "same minute: {ours} vs {theirs}");
     }
 
     #[test]
