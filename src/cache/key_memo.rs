@@ -139,10 +139,7 @@ mod tests {
         // another fingerprint from the same remembered body.
         let other = parts("/v1/x", "application/json");
         let b = body("i-1", "vm1");
-        assert_eq!(
-            memo.key(&other, &b),
-            RequestKey::from_request(&other, &b)
-        );
+        assert_eq!(memo.key(&other, &b), RequestKey::from_request(&other, &b));
         assert_ne!(memo.key(&other, &b), memo.key(&json, &b));
         assert_eq!(memo.len(), 3);
     }

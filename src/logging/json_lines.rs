@@ -68,9 +68,7 @@ thread_local! {
 /// Writes `at` as tracing-subscriber's `SystemTime` timer does: UTC,
 /// RFC 3339 with microseconds (`2026-11-27T12:05:16.054421Z`).
 fn write_timestamp(at: std::time::SystemTime, out: &mut String) -> fmt::Result {
-    let since_epoch = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     SECOND.with(|cached| {
         let mut cached = cached.borrow_mut();

@@ -83,9 +83,7 @@ where
 /// filter returns), boxed otherwise.
 fn into_http_future<F>(fut: F) -> HttpFuture
 where
-    F: std::future::Future<Output = Result<http::Response<RespBody>, Infallible>>
-        + Send
-        + 'static,
+    F: std::future::Future<Output = Result<http::Response<RespBody>, Infallible>> + Send + 'static,
 {
     let mut slot = Some(fut);
     let any: &mut dyn std::any::Any = &mut slot;
