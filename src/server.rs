@@ -282,8 +282,10 @@ pub async fn run(
             },
         };
         let stack = stack.clone();
+        let peer = PeerAddr::new(peer);
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             let stack = stack.clone();
+            let peer = peer.clone();
             async move { Ok::<_, Infallible>(handle(stack, req, peer).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), svc).into_owned());
@@ -310,16 +312,13 @@ trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 's
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> IoStream for T {}
 
 /// Runs one request through the stack and writes the access log line.
-async fn handle(
-    stack: HttpService,
-    req: Request<Incoming>,
-    peer: Option<SocketAddr>,
-) -> Response<RespBody> {
+async fn handle(stack: HttpService, req: Request<Incoming>, peer: PeerAddr) -> Response<RespBody> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut req = req.map(|b| b.map_err(BoxError::new).boxed_unsync());
-    req.extensions_mut().insert(PeerAddr(peer));
+    let peer_ip = peer.ip.clone();
+    req.extensions_mut().insert(peer);
     let resp = match stack.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
@@ -327,7 +326,7 @@ async fn handle(
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let request_id = resp
         .headers()
-        .get("x-openstack-request-id")
+        .get(crate::pipeline::request_id::HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     let instance = resp
@@ -346,9 +345,9 @@ async fn handle(
         .unwrap_or("-");
     let origin = resp.extensions().get::<ForwardedOrigin>();
     let client = origin
-        .and_then(|o| o.remote_addr.clone())
-        .or_else(|| peer.map(|p| p.ip().to_string()))
-        .unwrap_or_else(|| "-".into());
+        .and_then(|o| o.remote_addr.as_deref())
+        .or(peer_ip.as_deref())
+        .unwrap_or("-");
     let scheme = origin.map(|o| o.scheme.as_str()).unwrap_or("-");
     let host = origin.and_then(|o| o.host.as_deref()).unwrap_or("-");
     tracing::info!(target: "novajoin::access", %method, path = %path, status = resp.status().as_u16(),

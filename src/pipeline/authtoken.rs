@@ -294,10 +294,14 @@ pub fn keystone_unavailable(headers: &HeaderMap) -> Response<RespBody> {
     r
 }
 
-fn token_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+const X_SERVICE_TOKEN: HeaderName = HeaderName::from_static("x-service-token");
+const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
+const X_STORAGE_TOKEN: HeaderName = HeaderName::from_static("x-storage-token");
+
+fn token_header<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
     names
         .iter()
-        .find_map(|n| headers.get(*n))
+        .find_map(|n| headers.get(n))
         .map(|v| v.to_str().unwrap_or("\u{fffd}").trim())
 }
 
@@ -421,7 +425,7 @@ async fn handle(
     req.extensions_mut().remove::<IdentityStatus>();
 
     // The service token, when one came along.
-    let service_token = token_header(req.headers(), &["x-service-token"]).map(str::to_string);
+    let service_token = token_header(req.headers(), &[X_SERVICE_TOKEN]).map(str::to_string);
     let mut allow_expired = false;
     let service = match &service_token {
         None => None,
@@ -457,7 +461,7 @@ async fn handle(
     };
 
     // The user token.
-    let user = match token_header(req.headers(), &["x-auth-token", "x-storage-token"]) {
+    let user = match token_header(req.headers(), &[X_AUTH_TOKEN, X_STORAGE_TOKEN]) {
         None => Checked::Invalid("no X-Auth-Token".into()),
         Some(t) => {
             // Hashed only to name a refused token in the log (not on the

@@ -166,7 +166,10 @@ fn actual(
     origin: Option<&str>,
     mut resp: Response<RespBody>,
 ) -> Response<RespBody> {
-    if resp.headers().contains_key("access-control-allow-origin") {
+    if resp
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
         return resp;
     }
     let Some(key) = origin.and_then(|o| policy.matched(o)) else {
@@ -214,7 +217,7 @@ impl Service<Request<ReqBody>> for Cors {
             Ok(if is_options {
                 preflight(&policy, &headers, resp)
             } else {
-                let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+                let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
                 actual(&policy, origin, resp)
             })
         })

@@ -32,9 +32,25 @@ pub struct ForwardedOrigin {
     pub prefix: Option<String>,
 }
 
-/// The peer address of the TCP (or Unix) connection, inserted by the server.
+/// The peer of the TCP connection (none on a Unix socket), inserted by the
+/// server.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub Option<std::net::SocketAddr>);
+pub struct PeerAddr {
+    /// The peer's address and port.
+    pub addr: Option<std::net::SocketAddr>,
+    /// The peer's IP address as text, formatted once per connection.
+    pub ip: Option<std::sync::Arc<str>>,
+}
+
+impl PeerAddr {
+    /// The peer of a connection from `addr`.
+    pub fn new(addr: Option<std::net::SocketAddr>) -> Self {
+        Self {
+            addr,
+            ip: addr.map(|a| a.ip().to_string().into()),
+        }
+    }
+}
 
 /// Outcome of token validation, inserted by `authtoken` (or `noauth`).
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{header, HeaderMap, Request, Response};
+use http::{header, HeaderMap, HeaderName, Request, Response};
 use tower::{Layer, Service};
 
 use super::extensions::{ForwardedOrigin, PeerAddr};
@@ -51,7 +51,14 @@ pub struct ProxyHeaders {
     enabled: bool,
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+// Looked up by name on every request: built once rather than parsed from
+// text each time.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+fn header_str<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -62,14 +69,14 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> ForwardedOrigin {
     let mut o = ForwardedOrigin {
         scheme: "http".into(),
-        host: header_str(headers, header::HOST.as_str()).map(str::to_string),
+        host: header_str(headers, &header::HOST).map(str::to_string),
         remote_addr: peer,
         prefix: None,
     };
     if !enabled {
         return o;
     }
-    if let Some(fwd) = header_str(headers, "forwarded") {
+    if let Some(fwd) = header_str(headers, &header::FORWARDED) {
         // Only the first element; keys lower-cased; values trimmed, quotes kept.
         let first = fwd.split(',').next().unwrap_or("");
         for pair in first.split(';') {
@@ -85,17 +92,17 @@ pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> 
             }
         }
     } else {
-        if let Some(p) = header_str(headers, "x-forwarded-proto") {
+        if let Some(p) = header_str(headers, &X_FORWARDED_PROTO) {
             o.scheme = p.to_string();
         }
-        if let Some(h) = header_str(headers, "x-forwarded-host") {
+        if let Some(h) = header_str(headers, &X_FORWARDED_HOST) {
             o.host = Some(h.to_string());
         }
-        if let Some(f) = header_str(headers, "x-forwarded-for") {
+        if let Some(f) = header_str(headers, &X_FORWARDED_FOR) {
             o.remote_addr = Some(f.to_string());
         }
     }
-    o.prefix = header_str(headers, "x-forwarded-prefix").map(str::to_string);
+    o.prefix = header_str(headers, &X_FORWARDED_PREFIX).map(str::to_string);
     o
 }
 
@@ -112,8 +119,8 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
         let peer = req
             .extensions()
             .get::<PeerAddr>()
-            .and_then(|p| p.0)
-            .map(|a| a.ip().to_string());
+            .and_then(|p| p.ip.as_deref())
+            .map(str::to_string);
         let origin = origin_from(req.headers(), peer, self.enabled);
         req.extensions_mut().insert(origin.clone());
         let fut = self.inner.call(req);

@@ -71,7 +71,7 @@ impl Service<Request<ReqBody>> for RequestIdService {
         let local = new_request_id();
         let global = req
             .headers()
-            .get(HEADER_STR)
+            .get(HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_valid_request_id(v))
             .map(str::to_string);
@@ -85,7 +85,7 @@ impl Service<Request<ReqBody>> for RequestIdService {
             let mut resp = fut.await?;
             // Also on the response, for the access log line.
             resp.extensions_mut().insert(id);
-            if !resp.headers().contains_key(HEADER_STR) {
+            if !resp.headers().contains_key(HEADER) {
                 if let Ok(v) = HeaderValue::from_str(&local) {
                     resp.headers_mut().insert(HEADER, v);
                 }
