@@ -85,6 +85,10 @@ pub struct RedisHealth {
     slow_pings: AtomicU64,
     mode: RedisFailureMode,
     endpoint: String,
+    /// Wakes the prober when a request finds Redis down, so it starts
+    /// trying every second at once rather than after its 5 s pause (with
+    /// `fail_closed`, only the prober can find Redis back).
+    went_down: tokio::sync::Notify,
 }
 
 impl RedisHealth {
@@ -96,6 +100,7 @@ impl RedisHealth {
             slow_pings: AtomicU64::new(0),
             mode,
             endpoint,
+            went_down: tokio::sync::Notify::new(),
         }
     }
 
@@ -116,6 +121,7 @@ impl RedisHealth {
             };
             tracing::error!(endpoint = %self.endpoint, operation = what, error = %err,
                 "response cache: Redis is unreachable; {consequence}");
+            self.went_down.notify_one();
         }
     }
 
@@ -519,27 +525,36 @@ impl KindLabel for RedisError {
 
 /// Pings Redis in the background: every second while it is down or its
 /// last PING went unanswered (so the health check and the circuit breaker
-/// notice failure and recovery quickly), every 5 s while it is up. Ends when
-/// the store is dropped.
+/// notice failure and recovery quickly), every 5 s while it is up, and at
+/// once when a request finds it down. Ends when the store is dropped.
 fn spawn_prober(store: Weak<RedisStore>) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
     rt.spawn(async move {
         loop {
-            let down = match store.upgrade() {
+            let (down, health) = match store.upgrade() {
                 Some(s) => {
                     let _ = s.ping().await;
-                    s.health.is_down() || s.health.slow_pings.load(Ordering::Relaxed) > 0
+                    let down =
+                        s.health.is_down() || s.health.slow_pings.load(Ordering::Relaxed) > 0;
+                    (down, s.health.clone())
                 }
                 None => return,
             };
-            tokio::time::sleep(if down {
-                Duration::from_secs(1)
+            if down {
+                tokio::time::sleep(PROBE_WHILE_DOWN).await;
             } else {
-                Duration::from_secs(5)
-            })
-            .await;
+                tokio::select! {
+                    _ = tokio::time::sleep(PROBE_WHILE_UP) => {}
+                    _ = health.went_down.notified() => {}
+                }
+            }
         }
     });
 }
+
+/// How often the prober pings while Redis is down.
+const PROBE_WHILE_DOWN: Duration = Duration::from_secs(1);
+/// How often the prober pings while Redis is up.
+const PROBE_WHILE_UP: Duration = Duration::from_secs(5);
