@@ -6,22 +6,25 @@
 //!
 //! Lines are written by a logging thread, not by the thread that logs: a
 //! write to stderr per access-log line cost the cache-hit path a third of
-//! its throughput. The thread writes what is queued, then flushes, so lines
-//! appear as soon as it catches up; the queue blocks rather than drops when
-//! full, and [`shutdown`] flushes the rest before the process exits.
+//! its throughput, and waking a thread per line still cost more than
+//! formatting it. The thread gathers lines for a few milliseconds and
+//! writes them together ([`BatchingWriter`]); a full buffer makes the
+//! logger wait rather than drop lines, and [`shutdown`] writes the rest
+//! before the process exits.
 
+mod batching_writer;
 mod json_lines;
 
+pub use batching_writer::{BatchingWriter, FlushGuard};
 pub use json_lines::JsonLines;
 
-use std::io::{BufWriter, IsTerminal};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the logging thread alive; dropped by [`shutdown`].
-static WRITER_GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+static WRITER_GUARD: Mutex<Option<FlushGuard>> = Mutex::new(None);
 
 use crate::config::{ConfigFiles, DEBUG, LOG_FORMAT};
 
@@ -44,10 +47,13 @@ pub fn init(debug: bool, style: &str) {
     if guard.is_some() {
         return;
     }
-    let (writer, worker) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("novajoin-log")
-        .finish(BufWriter::new(std::io::stderr()));
+    let (writer, worker) = match BatchingWriter::new(std::io::stderr(), "novajoin-log") {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("novajoin: cannot start the logging thread: {e}");
+            return;
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(!json && std::io::stderr().is_terminal())
