@@ -1,5 +1,7 @@
 //! `novajoin server`: load configuration, build the pipeline, serve HTTP.
 
+pub mod lingering_close;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ use crate::pipeline::extensions::{
 };
 use crate::pipeline::registry::BuildContext;
 use crate::pipeline::{builder, HttpService, RespBody};
+use lingering_close::LingeringClose;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -288,7 +291,11 @@ pub async fn run(
             let peer = peer.clone();
             async move { Ok::<_, Infallible>(handle(stack, req, peer).await) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), svc).into_owned());
+        let conn = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(LingeringClose::new(io)), svc)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
