@@ -80,7 +80,7 @@ wanted = [
     ("policy and inward", "<novajoin::pipeline::policy::PolicyService as", True),
     ("  policy target (context_dict)", "novajoin::policy::context::context_dict", True),
     ("cache and inward", "<novajoin::pipeline::cache::CacheService as", True),
-    ("  cache key (body parse, fingerprint)", "novajoin::cache::key::RequestKey::from_request", True),
+    ("  cache key (remembered by body bytes)", "novajoin::cache::key_memo::KeyMemo::key", True),
 ]
 rows, total = {}, None
 for line in sys.stdin:
