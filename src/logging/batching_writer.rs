@@ -12,7 +12,9 @@
 //! Nothing is dropped: when [`CAPACITY`] bytes wait unwritten (stderr is
 //! slower than the service logs), a thread that logs waits until the
 //! logging thread has taken them. [`FlushGuard`] writes out what is left
-//! and stops the thread when dropped.
+//! and stops the thread when dropped, waiting at most [`FLUSH_TIMEOUT`] (as
+//! tracing-appender's guard did) so that a stderr nobody reads cannot hold
+//! up the exit.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -25,6 +27,10 @@ pub const WINDOW: Duration = Duration::from_millis(5);
 
 /// Unwritten bytes at which threads that log wait for the logging thread.
 pub const CAPACITY: usize = 1024 * 1024;
+
+/// Longest [`FlushGuard`] waits at exit for the rest to be written (stderr
+/// may be a pipe nobody reads).
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Appends lines to the shared buffer; cheap to clone.
 #[derive(Clone)]
@@ -52,6 +58,8 @@ struct Shared {
 struct State {
     lines: Vec<u8>,
     closed: bool,
+    /// The logging thread has written everything and stopped.
+    finished: bool,
 }
 
 impl Shared {
@@ -138,8 +146,14 @@ impl Shared {
             // Nowhere to report a failed write to stderr.
             let _ = sink.write_all(&taken).and_then(|()| sink.flush());
             taken.clear();
-            if closed && self.lock().lines.is_empty() {
-                return;
+            if closed {
+                let mut state = self.lock();
+                if state.lines.is_empty() {
+                    state.finished = true;
+                    drop(state);
+                    self.drained.notify_all();
+                    return;
+                }
             }
         }
     }
@@ -147,11 +161,22 @@ impl Shared {
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.filled.notify_one();
-        self.shared.drained.notify_all();
+        let shared = &*self.shared;
+        let mut state = shared.lock();
+        state.closed = true;
+        shared.filled.notify_one();
+        shared.drained.notify_all();
+        let (state, _) = shared
+            .drained
+            .wait_timeout_while(state, FLUSH_TIMEOUT, |s| !s.finished)
+            .unwrap_or_else(|p| p.into_inner());
+        let finished = state.finished;
+        drop(state);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A thread still blocked writing is left behind, not waited for.
+            if finished {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -270,5 +295,33 @@ mod tests {
         }
         drop(guard);
         assert_eq!(sink.bytes.lock().unwrap().len(), 40 * line.len());
+    }
+
+    /// A sink whose write never returns (a pipe nobody reads).
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            loop {
+                std::thread::park();
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn exit_is_not_held_up_by_a_stuck_stderr() {
+        let (mut writer, guard) = BatchingWriter::new(Stuck, "test-log").unwrap();
+        writer.write_all(b"never written\n").unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            done_tx.send(()).unwrap();
+        });
+        done_rx
+            .recv_timeout(FLUSH_TIMEOUT * 10)
+            .expect("the guard gave up waiting for the stuck logging thread");
     }
 }
