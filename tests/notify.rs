@@ -161,6 +161,17 @@ async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> boo
 
 /// Waits until the notification queue holds nothing, ready or unacked.
 async fn wait_queue_settled(names: &RabbitNames, timeout: Duration) {
+    if let Err(last) = queue_settles(names, timeout).await {
+        panic!(
+            "queue {} still holds (ready, unacked) = {last:?} after {timeout:?}",
+            names.queue()
+        );
+    }
+}
+
+/// Whether the notification queue comes to hold nothing within `timeout`;
+/// else the last (ready, unacked) counts seen.
+async fn queue_settles(names: &RabbitNames, timeout: Duration) -> Result<(), Option<(u64, u64)>> {
     let q = names.queue();
     let deadline = Instant::now() + timeout;
     let mut last = None;
@@ -172,12 +183,12 @@ async fn wait_queue_settled(names: &RabbitNames, timeout: Duration) {
         .await
         .unwrap();
         if counts == Some((0, 0)) {
-            return;
+            return Ok(());
         }
         last = counts;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    panic!("queue {q} still holds (ready, unacked) = {last:?} after {timeout:?}");
+    Err(last)
 }
 
 /// Publishes with oslo.messaging from a blocking thread.
@@ -1092,7 +1103,20 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
         || ipa.hosts().iter().all(|h| !h.fqdn.starts_with("storm")),
     )
     .await;
-    wait_queue_settled(&names, Duration::from_secs(60)).await;
+    // Failed once in about ten full runs with one delivery left unacked
+    // (session 4): the listener's warnings and errors say why.
+    if let Err(last) = queue_settles(&names, Duration::from_secs(120)).await {
+        let log = listener.log_text();
+        let notable: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
+            .collect();
+        panic!(
+            "queue {} still holds (ready, unacked) = {last:?} after 120 s; the listener's last warnings:\n{}",
+            names.queue(),
+            notable[notable.len().saturating_sub(40)..].join("\n")
+        );
+    }
     let log = listener.log_text();
     assert!(
         log.contains("lost the broker connection"),

@@ -525,6 +525,12 @@ async fn handle_with_retry(
     }
 }
 
+/// Longest an ack, nack or reject may take. A settle that never completes
+/// (a connection that died without the client library noticing) would hold
+/// its concurrency permit and, through the per-resource ordering, every
+/// later message about the same resource, unacknowledged, for good.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn settle(
     session: &Session,
     delivery: &Delivery,
@@ -532,7 +538,37 @@ async fn settle(
     event_type: &str,
     d: Disposition,
 ) {
-    let result = match &d {
+    let settled = tokio::time::timeout(
+        SETTLE_TIMEOUT,
+        settle_on_channel(session, delivery, message_id, event_type, &d),
+    )
+    .await;
+    match settled {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false) | Err(_)) => tracing::warn!(message_id, event_type, outcome = ?d,
+            "could not settle the notification on its channel (connection lost); the broker will redeliver it"),
+        Err(_) => {
+            tracing::warn!(message_id, event_type, outcome = ?d, timeout = ?SETTLE_TIMEOUT,
+                "the broker did not take the notification's acknowledgement in time; closing the connection \
+                 so that it redelivers every unacknowledged notification");
+            let close = session.connection.close(
+                200,
+                ShortString::from("novajoin notify: acknowledgement timed out"),
+            );
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
+        }
+    }
+}
+
+/// Acks, nacks or rejects (dead-lettering first when configured).
+async fn settle_on_channel(
+    session: &Session,
+    delivery: &Delivery,
+    message_id: &str,
+    event_type: &str,
+    d: &Disposition,
+) -> lapin::Result<bool> {
+    match d {
         Disposition::Ack => {
             metrics::counter!("novajoin_notify_messages_total", "outcome" => "handled")
                 .increment(1);
@@ -582,11 +618,6 @@ async fn settle(
                 }
             }
         }
-    };
-    match result {
-        Ok(true) => {}
-        Ok(false) | Err(_) => tracing::warn!(message_id, event_type, outcome = ?d,
-            "could not settle the notification on its channel (connection lost); the broker will redeliver it"),
     }
 }
 
