@@ -183,6 +183,16 @@ impl Drop for FlushGuard {
 
 impl Write for BatchingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &BatchingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.append(buf);
         Ok(buf.len())
     }
@@ -192,11 +202,12 @@ impl Write for BatchingWriter {
     }
 }
 
+// Borrowed per event: no reference count shared by every thread that logs.
 impl<'a> MakeWriter<'a> for BatchingWriter {
-    type Writer = BatchingWriter;
+    type Writer = &'a BatchingWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self
     }
 }
 

@@ -58,7 +58,7 @@ impl<T> LingeringClose<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> LingeringClose<T> {
+impl<T: AsyncRead + Unpin> LingeringClose<T> {
     /// Reads and discards until end-of-file, an error, the byte limit or
     /// the deadline.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
