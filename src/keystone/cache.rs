@@ -59,12 +59,13 @@ impl ValidatedToken {
     }
 }
 
-/// What the in-process cache files a token under: its SHA-256 (the token
-/// itself is never kept), and whether the lookup allowed an expired token
+/// What the in-process cache files a token under: its BLAKE3 hash (the
+/// token itself is never kept; a cryptographic hash, so no forged token can
+/// be made to land on another's entry), and whether the lookup allowed an expired token
 /// (a separate entry: keystone answers that lookup differently).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TokenKey {
-    /// SHA-256 of the token.
+    /// BLAKE3 hash of the token.
     pub digest: [u8; 32],
     /// Whether the lookup allowed an expired token.
     pub allow_expired: bool,

@@ -14,9 +14,11 @@
 
 mod batching_writer;
 mod json_lines;
+mod latency_text;
 
 pub use batching_writer::{BatchingWriter, FlushGuard};
 pub use json_lines::JsonLines;
+pub use latency_text::LatencyText;
 
 use std::io::IsTerminal;
 use std::sync::Mutex;

@@ -330,7 +330,7 @@ async fn handle(stack: HttpService, req: Request<Incoming>, peer: PeerAddr) -> R
         Ok(r) => r,
         Err(never) => match never {},
     };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency = started.elapsed();
     let request_id = resp
         .headers()
         .get(crate::pipeline::request_id::HEADER)
@@ -357,15 +357,12 @@ async fn handle(stack: HttpService, req: Request<Incoming>, peer: PeerAddr) -> R
         .unwrap_or("-");
     let scheme = origin.map(|o| o.scheme.as_str()).unwrap_or("-");
     let host = origin.and_then(|o| o.host.as_deref()).unwrap_or("-");
-    tracing::info!(target: "novajoin::access", %method, path = %path, status = resp.status().as_u16(),
-        latency_ms = format_args!("{latency_ms:.2}"), request_id, global_request_id, instance_id = instance, cache,
-        client = %client, scheme, host, "request");
-    crate::metrics::record_request(
-        &path,
-        &method,
-        resp.status(),
-        started.elapsed(),
-        cache_outcome,
-    );
+    // Plain strings rather than `%` values: a string is copied into the
+    // line, a Display value goes through the formatting machinery first.
+    let latency_ms = crate::logging::LatencyText::new(latency);
+    tracing::info!(target: "novajoin::access", method = method.as_str(), path = path.as_str(),
+        status = resp.status().as_u16(), latency_ms = latency_ms.as_str(), request_id, global_request_id,
+        instance_id = instance, cache, client, scheme, host, "request");
+    crate::metrics::record_request(&path, &method, resp.status(), latency, cache_outcome);
     resp
 }
