@@ -259,14 +259,14 @@ impl ResponseCache {
 
         let this = self.clone();
         let flight_key = key.clone();
-        let (served, role) = inner
-            .flights
-            .run(
-                flight_key,
-                move || this.flight(key, compute, refused_seen).boxed(),
-                panicked,
-            )
-            .await;
+        // Boxed: only a miss waits here, and the hit path's future stays
+        // small (it is copied when the request's future is boxed).
+        let (served, role) = Box::pin(inner.flights.run(
+            flight_key,
+            move || this.flight(key, compute, refused_seen).boxed(),
+            panicked,
+        ))
+        .await;
         let outcome = match (role, served.source) {
             (Role::Follower, _) | (Role::Leader, Source::Found { waited: true }) => {
                 inner.stats.coalesced();

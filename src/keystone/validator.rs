@@ -177,8 +177,11 @@ impl TokenValidator {
         {
             return Err(InvalidToken::Malformed.into());
         }
+        // The loads are boxed: their futures (keystone and Redis calls) are
+        // large, only a miss needs them, and unboxed they made every cache
+        // hit copy kilobytes when the request's future was boxed.
         let v = match &self.memory {
-            None => self.load(token, allow_expired).await?,
+            None => Box::pin(self.load(token, allow_expired)).await?,
             Some(mem) => {
                 let key = cache_key(token, allow_expired);
                 match mem.get(&key).await {
@@ -190,8 +193,7 @@ impl TokenValidator {
                     }
                     // Concurrent callers with the same key wait for one load;
                     // an error is handed to all of them and not cached.
-                    None => mem
-                        .try_get_with(key, self.load(token, allow_expired))
+                    None => Box::pin(mem.try_get_with(key, self.load(token, allow_expired)))
                         .await
                         .map_err(|e: Arc<ValidationError>| (*e).clone())?,
                 }

@@ -95,7 +95,7 @@ impl tower::Service<Request<ReqBody>> for CacheService {
             let Some(key) = key else {
                 // Not an instance request the handler would read (no JSON
                 // object with an instance-id): let the handler answer it.
-                let resp = call_inner(inner, req).await;
+                let resp = Box::pin(call_inner(inner, req)).await;
                 return Ok(with_outcome(resp, CacheOutcome::Bypass));
             };
             let instance_id = key.instance_id.clone();
