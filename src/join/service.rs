@@ -1,8 +1,6 @@
 //! The `join` app: the tower service at the end of the `/v1` pipeline.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -14,7 +12,7 @@ use crate::config::pipeline_file::PipelineFileError;
 use crate::pipeline::body::{read_all, BodyReadError};
 use crate::pipeline::extensions::{InstanceTag, RequestContext};
 use crate::pipeline::registry::{BuildContext, FilterOptions};
-use crate::pipeline::{boxed, response, HttpService, ReqBody, RespBody};
+use crate::pipeline::{boxed_filter, response, HttpService, ReqBody, RespBody};
 
 /// The service.
 #[derive(Clone)]
@@ -83,20 +81,14 @@ async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<Re
     resp
 }
 
-impl tower::Service<Request<ReqBody>> for JoinService {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for JoinService {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let handler = self.handler.clone();
         Box::pin(async move { Ok(answer(handler, req).await) })
     }
 }
+
+crate::pipeline::filter_service!(JoinService);
 
 /// Builds the `join` app from join.conf: IPA client, keystone and glance
 /// access, FQDN rules and realm.
@@ -111,6 +103,6 @@ pub fn build_app(
             .await
             .map_err(PipelineFileError::component)?;
         ctx.health.register(Arc::new(handler.ipa.health()));
-        Ok(boxed(JoinService::new(Arc::new(handler))))
+        Ok(boxed_filter(JoinService::new(Arc::new(handler))))
     })
 }

@@ -14,11 +14,9 @@
 //! of keystonemiddleware, see [`crate::keystone::options`]), overridable in
 //! `[filter.authtoken]` of pipeline.toml.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,7 +26,7 @@ use http_body_util::Full;
 
 use super::extensions::{Identity, IdentityStatus};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
 use crate::keystone::auth::{PasswordAuth, PasswordAuthOptions};
@@ -242,21 +240,15 @@ impl tower::Layer<HttpService> for AuthTokenLayer {
     }
 }
 
-impl tower::Service<Request<ReqBody>> for AuthToken {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for AuthToken {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         Box::pin(async move { Ok(handle(shared, inner, req).await) })
     }
 }
+
+crate::pipeline::filter_service!(AuthToken);
 
 /// The 401 answer.
 pub fn unauthorized(www_authenticate: &HeaderValue) -> Response<RespBody> {
@@ -852,7 +844,7 @@ pub fn build(
         let (validator, settings) = from_options(opts, &ctx).await?;
         let layer = AuthTokenLayer::new(validator, settings);
         let factory: FilterFactory =
-            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
+            Arc::new(move |inner| boxed_filter(tower::Layer::layer(&layer, inner)));
         Ok(factory)
     })
 }

@@ -1,15 +1,12 @@
 //! Assembles the tower stack from a parsed pipeline file.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
-use futures::future::BoxFuture;
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 
 use super::registry::{self, BuildContext, Capability, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, HttpService, ReqBody};
 use crate::config::pipeline_file::{NamedAt, PipelineFile, PipelineFileError};
 
 /// Checks a pipeline file against the filters this binary has, and builds
@@ -60,7 +57,7 @@ pub async fn build(
         }
         routes.push((route.path.clone(), svc));
     }
-    let mut svc = boxed(Router {
+    let mut svc = boxed_filter(Router {
         routes: Arc::new(routes),
     });
     for f in outer_factories.iter().rev() {
@@ -141,16 +138,8 @@ struct Router {
     routes: Arc<Vec<(String, HttpService)>>,
 }
 
-impl tower::Service<Request<ReqBody>> for Router {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for Router {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let path = req.uri().path();
         let found = self
             .routes
@@ -162,11 +151,9 @@ impl tower::Service<Request<ReqBody>> for Router {
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             })
             .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, svc)| svc.clone());
+            .map(|(_, svc)| svc);
         match found {
-            Some(mut svc) => {
-                Box::pin(async move { tower::ServiceExt::ready(&mut svc).await?.call(req).await })
-            }
+            Some(svc) => svc.call_ref(req),
             None => {
                 let path = path.to_string();
                 Box::pin(async move {
@@ -182,3 +169,5 @@ impl tower::Service<Request<ReqBody>> for Router {
         }
     }
 }
+
+crate::pipeline::filter_service!(Router);

@@ -9,9 +9,7 @@
 //! Options (`[filter.cache]` in pipeline.toml, else `[cache]` in join.conf):
 //! see [`crate::cache::options`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
@@ -20,7 +18,7 @@ use tower::ServiceExt;
 use super::body::{self, BodyReadError};
 use super::extensions::{Authorized, CacheOutcome, InstanceTag};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, HttpService, ReqBody, RespBody};
 use crate::cache::options as opt;
 use crate::cache::{KeyMemo, RawCacheOptions, ResponseCache};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
@@ -45,17 +43,8 @@ impl CacheService {
     }
 }
 
-impl tower::Service<Request<ReqBody>> for CacheService {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        // The inner service is driven with `oneshot` per request.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for CacheService {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let inner = self.inner.clone();
         let cache = self.cache.clone();
         let keys = self.keys.clone();
@@ -108,6 +97,8 @@ impl tower::Service<Request<ReqBody>> for CacheService {
         })
     }
 }
+
+crate::pipeline::filter_service!(CacheService);
 
 async fn call_inner(mut inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
     let ready = match inner.ready().await {
@@ -216,7 +207,7 @@ pub fn build(
             "response cache ready"
         );
         let factory: FilterFactory =
-            Arc::new(move |inner| boxed(CacheService::new(inner, cache.clone())));
+            Arc::new(move |inner| boxed_filter(CacheService::new(inner, cache.clone())));
         Ok(factory)
     })
 }

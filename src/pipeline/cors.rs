@@ -5,16 +5,14 @@
 //! empty 200 (so for novajoin every OPTIONS gets 200). Operators' browsers
 //! and tests depend on that, so this filter reproduces it.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::{
     CORS_ALLOWED_ORIGIN, CORS_ALLOW_CREDENTIALS, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS,
@@ -198,20 +196,12 @@ fn actual(
     resp
 }
 
-impl Service<Request<ReqBody>> for Cors {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for Cors {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let policy = self.policy.clone();
         let is_options = req.method() == Method::OPTIONS;
         let headers = req.headers().clone();
-        let fut = self.inner.call(req);
+        let fut = self.inner.call_ref(req);
         Box::pin(async move {
             let resp = fut.await?;
             Ok(if is_options {
@@ -223,6 +213,8 @@ impl Service<Request<ReqBody>> for Cors {
         })
     }
 }
+
+crate::pipeline::filter_service!(Cors);
 
 /// Builds the filter from `[cors]` (or the pipeline table).
 pub fn build(
@@ -240,7 +232,7 @@ pub fn build(
         };
         opts.finish()?;
         let layer = CorsLayer::new(policy);
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
         Ok(f)
     })
 }
@@ -249,6 +241,8 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::pipeline::body;
+    use crate::pipeline::boxed;
+    use std::convert::Infallible;
     use tower::ServiceExt;
 
     fn policy() -> CorsPolicy {

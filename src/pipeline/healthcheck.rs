@@ -6,17 +6,15 @@
 //! asks the [`HealthRegistry`] probes that components registered (Redis,
 //! IPA, ...): a failed probe gives 503, a degraded one is reported with 200.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use tower::{Layer, Service};
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use tower::Layer;
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::{HC_BACKENDS, HC_DETAILED, HC_DISABLE_BY_FILE_PATH, HC_ENABLE_BY_FILE_PATHS};
 use crate::health::{HealthRegistry, HealthState};
@@ -101,20 +99,12 @@ async fn evaluate(
     out
 }
 
-impl Service<Request<ReqBody>> for Healthcheck {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for Healthcheck {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let ours = req.uri().path() == self.settings.path
             && (req.method() == Method::GET || req.method() == Method::HEAD);
         if !ours {
-            return Box::pin(self.inner.call(req));
+            return Box::pin(self.inner.call_ref(req));
         }
         let settings = self.settings.clone();
         let registry = self.registry.clone();
@@ -147,6 +137,8 @@ impl Service<Request<ReqBody>> for Healthcheck {
         })
     }
 }
+
+crate::pipeline::filter_service!(Healthcheck);
 
 /// Builds the filter: `path` (pipeline table only), and the `[healthcheck]`
 /// options.
@@ -208,7 +200,7 @@ pub fn build(
         };
         opts.finish()?;
         let layer = HealthcheckLayer::new(settings, ctx.health.clone());
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
         Ok(f)
     })
 }
@@ -218,6 +210,8 @@ mod tests {
     use super::*;
     use crate::health::HealthProbe;
     use crate::pipeline::body;
+    use crate::pipeline::boxed;
+    use std::convert::Infallible;
     use tower::ServiceExt;
 
     struct Down;

@@ -7,17 +7,15 @@
 //! (from the request itself when parsing is off), so inner code never has to
 //! look at proxy headers.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{header, HeaderMap, HeaderName, Request, Response};
-use tower::{Layer, Service};
+use http::{header, HeaderMap, HeaderName, Request};
+use tower::Layer;
 
 use super::extensions::{ForwardedOrigin, PeerAddr};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::ENABLE_PROXY_HEADERS_PARSING;
 
@@ -106,16 +104,8 @@ pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> 
     o
 }
 
-impl Service<Request<ReqBody>> for ProxyHeaders {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for ProxyHeaders {
+    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let peer = req
             .extensions()
             .get::<PeerAddr>()
@@ -123,7 +113,7 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
             .map(str::to_string);
         let origin = origin_from(req.headers(), peer, self.enabled);
         req.extensions_mut().insert(origin.clone());
-        let fut = self.inner.call(req);
+        let fut = self.inner.call_ref(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             // Also on the response, for the access log line.
@@ -132,6 +122,8 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
         })
     }
 }
+
+crate::pipeline::filter_service!(ProxyHeaders);
 
 /// Builds the filter: option `enable_proxy_headers_parsing` (pipeline table
 /// or `[oslo_middleware]`).
@@ -143,7 +135,7 @@ pub fn build(
         let enabled = opts.bool(&ENABLE_PROXY_HEADERS_PARSING)?;
         opts.finish()?;
         let layer = ProxyHeadersLayer::new(enabled);
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
         Ok(f)
     })
 }

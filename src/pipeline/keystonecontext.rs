@@ -13,9 +13,7 @@
 //! do this but its branch never ran, so it always said false.) The check is
 //! an [`AdminCheck`], so tests and other setups can supply their own.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -25,7 +23,7 @@ use http_body_util::Full;
 use super::authtoken::UNAUTHORIZED_BODY;
 use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::policy::enforcer::{Decision, Enforcer};
 use crate::policy::memo::DecisionMemo;
@@ -118,25 +116,18 @@ pub fn context_for(
     Some(ctx)
 }
 
-impl tower::Service<Request<ReqBody>> for KeystoneContext {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let mut inner = self.inner.clone();
+impl crate::pipeline::Filter for KeystoneContext {
+    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let Some(ctx) = context_for(&req, self.admin.as_deref()) else {
             tracing::info!("rejecting request: no confirmed identity reached keystonecontext");
             return Box::pin(async { Ok(unauthenticated()) });
         };
         req.extensions_mut().insert(ctx);
-        Box::pin(async move { tower::ServiceExt::ready(&mut inner).await?.call(req).await })
+        self.inner.call_ref(req)
     }
 }
+
+crate::pipeline::filter_service!(KeystoneContext);
 
 /// `context_is_admin` through the policy enforcer.
 ///
@@ -199,7 +190,7 @@ pub fn build(
         let layer =
             KeystoneContextLayer::with_admin_check(Arc::new(PolicyAdminCheck::new(enforcer)));
         let factory: FilterFactory =
-            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
+            Arc::new(move |inner| boxed_filter(tower::Layer::layer(&layer, inner)));
         Ok(factory)
     })
 }
@@ -207,6 +198,8 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::boxed;
+    use std::convert::Infallible;
     use tower::ServiceExt;
 
     fn echo() -> HttpService {

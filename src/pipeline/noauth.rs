@@ -5,17 +5,15 @@
 //! another), exactly where authtoken and keystonecontext would. The server
 //! logs a loud warning at start when this filter is in the pipeline.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{Request, Response};
-use tower::{Layer, Service};
+use http::Request;
+use tower::Layer;
 
 use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The layer.
@@ -42,16 +40,8 @@ fn header(req: &Request<ReqBody>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-impl Service<Request<ReqBody>> for NoAuth {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = <HttpService as Service<Request<ReqBody>>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for NoAuth {
+    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let identity = Identity {
             user_id: header(&req, "x-user-id").unwrap_or_else(|| "noauth".into()),
             user_name: header(&req, "x-user-name").unwrap_or_else(|| "nova".into()),
@@ -74,9 +64,11 @@ impl Service<Request<ReqBody>> for NoAuth {
         req.extensions_mut()
             .insert(IdentityStatus::Confirmed(identity));
         req.extensions_mut().insert(ctx);
-        self.inner.call(req)
+        self.inner.call_ref(req)
     }
 }
+
+crate::pipeline::filter_service!(NoAuth);
 
 /// Builds the filter; it has no options. Warns loudly: every caller is trusted.
 pub fn build(
@@ -86,7 +78,7 @@ pub fn build(
     Box::pin(async move {
         opts.finish()?;
         tracing::warn!("the noauth filter is in the pipeline: EVERY CALLER IS TRUSTED and can obtain OTPs; development only, never in production");
-        let f: FilterFactory = Arc::new(|inner| boxed(NoAuthLayer.layer(inner)));
+        let f: FilterFactory = Arc::new(|inner| boxed_filter(NoAuthLayer.layer(inner)));
         Ok(f)
     })
 }

@@ -11,16 +11,14 @@
 //! check (default `join:create`). The policy files come from join.conf's
 //! `[oslo_policy]` group and are reloaded when they change.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
 use futures::future::BoxFuture;
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 
 use super::extensions::{Authorized, Identity, RequestContext};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, HttpService, ReqBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::policy::context::{context_dict, PER_REQUEST_KEYS};
 use crate::policy::eval::{may_read_any, RuleLookup};
@@ -79,7 +77,7 @@ pub fn build(
             });
         }
         let factory: FilterFactory = Arc::new(move |inner: HttpService| {
-            boxed(PolicyService::new(inner, enforcer.clone(), &action))
+            boxed_filter(PolicyService::new(inner, enforcer.clone(), &action))
         });
         Ok(factory)
     })
@@ -143,37 +141,30 @@ impl PolicyService {
     }
 }
 
-impl tower::Service<Request<ReqBody>> for PolicyService {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for PolicyService {
+    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         if !self.decide(req.extensions().get::<RequestContext>()) {
             return Box::pin(async { Ok(response::default_fault(StatusCode::FORBIDDEN)) });
         }
         req.extensions_mut().insert(Authorized {
             action: self.action.to_string(),
         });
-        // The inner service was made ready by poll_ready; keep a fresh clone.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move { inner.call(req).await })
+        self.inner.call_ref(req)
     }
 }
+
+crate::pipeline::filter_service!(PolicyService);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ConfigFiles;
     use crate::health::HealthRegistry;
+    use crate::pipeline::boxed;
     use crate::pipeline::extensions::Identity;
     use http_body_util::BodyExt;
     use std::collections::BTreeMap;
+    use std::convert::Infallible;
     use std::path::Path;
     use tower::ServiceExt;
 

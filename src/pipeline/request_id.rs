@@ -5,17 +5,15 @@
 //! An inbound `X-Openstack-Request-Id` of exactly oslo's format becomes the
 //! global request id; anything else is ignored, and it is never echoed.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{HeaderName, HeaderValue, Request, Response};
-use tower::{Layer, Service};
+use http::{HeaderName, HeaderValue, Request};
+use tower::Layer;
 
 use super::extensions::RequestId;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The response header name, spelled as oslo adds it.
@@ -58,16 +56,8 @@ pub struct RequestIdService {
     inner: HttpService,
 }
 
-impl Service<Request<ReqBody>> for RequestIdService {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for RequestIdService {
+    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let local = new_request_id();
         let global = req
             .headers()
@@ -80,7 +70,7 @@ impl Service<Request<ReqBody>> for RequestIdService {
             global,
         };
         req.extensions_mut().insert(id.clone());
-        let fut = self.inner.call(req);
+        let fut = self.inner.call_ref(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             // Also on the response, for the access log line.
@@ -95,6 +85,8 @@ impl Service<Request<ReqBody>> for RequestIdService {
     }
 }
 
+crate::pipeline::filter_service!(RequestIdService);
+
 /// Builds the filter; it has no options.
 pub fn build(
     opts: FilterOptions,
@@ -102,7 +94,7 @@ pub fn build(
 ) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         opts.finish()?;
-        let f: FilterFactory = Arc::new(|inner| boxed(RequestIdLayer.layer(inner)));
+        let f: FilterFactory = Arc::new(|inner| boxed_filter(RequestIdLayer.layer(inner)));
         Ok(f)
     })
 }
@@ -110,8 +102,10 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::boxed;
     use crate::pipeline::{body, response};
     use http_body_util::BodyExt;
+    use std::convert::Infallible;
     use tower::ServiceExt;
 
     fn echo() -> HttpService {

@@ -6,18 +6,16 @@
 //! fails, and the reader ([`super::body::read_all`]) answers 413. A body of
 //! exactly the limit is accepted.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::body::BoxError;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::MAX_REQUEST_BODY_SIZE;
 
@@ -60,16 +58,8 @@ pub fn too_large(limit: usize) -> Response<RespBody> {
     )
 }
 
-impl Service<Request<ReqBody>> for SizeLimit {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<RespBody>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+impl crate::pipeline::Filter for SizeLimit {
+    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
         let limit = self.limit;
         let declared = req
             .headers()
@@ -85,9 +75,11 @@ impl Service<Request<ReqBody>> for SizeLimit {
             return Box::pin(async move { Ok(too_large(limit)) });
         }
         let req = req.map(|b| Limited::new(b, limit).map_err(BoxError::new).boxed_unsync());
-        Box::pin(self.inner.call(req))
+        Box::pin(self.inner.call_ref(req))
     }
 }
+
+crate::pipeline::filter_service!(SizeLimit);
 
 /// Builds the filter: option `max_request_body_size` (pipeline table or
 /// `[oslo_middleware]`).
@@ -99,7 +91,7 @@ pub fn build(
         let limit = opts.int(&MAX_REQUEST_BODY_SIZE)?.unwrap_or(114_688) as usize;
         opts.finish()?;
         let layer = SizeLimitLayer::new(limit);
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
         Ok(f)
     })
 }
@@ -108,7 +100,9 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::pipeline::body;
+    use crate::pipeline::boxed;
     use bytes::Bytes;
+    use std::convert::Infallible;
     use tower::ServiceExt;
 
     fn reader() -> HttpService {
