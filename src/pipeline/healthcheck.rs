@@ -104,7 +104,7 @@ impl crate::pipeline::Filter for Healthcheck {
         let ours = req.uri().path() == self.settings.path
             && (req.method() == Method::GET || req.method() == Method::HEAD);
         if !ours {
-            return Box::pin(self.inner.call_ref(req));
+            return self.inner.call_ref(req);
         }
         let settings = self.settings.clone();
         let registry = self.registry.clone();

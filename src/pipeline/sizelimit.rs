@@ -75,7 +75,7 @@ impl crate::pipeline::Filter for SizeLimit {
             return Box::pin(async move { Ok(too_large(limit)) });
         }
         let req = req.map(|b| Limited::new(b, limit).map_err(BoxError::new).boxed_unsync());
-        Box::pin(self.inner.call_ref(req))
+        self.inner.call_ref(req)
     }
 }
 
