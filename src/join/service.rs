@@ -12,7 +12,7 @@ use crate::config::pipeline_file::PipelineFileError;
 use crate::pipeline::body::{read_all, BodyReadError};
 use crate::pipeline::extensions::{InstanceTag, RequestContext};
 use crate::pipeline::registry::{BuildContext, FilterOptions};
-use crate::pipeline::{boxed_filter, response, HttpService, ReqBody, RespBody};
+use crate::pipeline::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 
 /// The service.
 #[derive(Clone)]
@@ -81,8 +81,8 @@ async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<Re
     resp
 }
 
-impl crate::pipeline::Filter for JoinService {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for JoinService {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let handler = self.handler.clone();
         Box::pin(async move { Ok(answer(handler, req).await) })
     }

@@ -26,7 +26,7 @@ use http_body_util::Full;
 
 use super::extensions::{Identity, IdentityStatus};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
 use crate::keystone::auth::{PasswordAuth, PasswordAuthOptions};
@@ -240,15 +240,15 @@ impl tower::Layer<HttpService> for AuthTokenLayer {
     }
 }
 
-impl crate::pipeline::Filter for AuthToken {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for AuthToken {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         Box::pin(async move { Ok(handle(shared, inner, req).await) })
     }
 }
 
-crate::pipeline::filter_service!(AuthToken);
+super::filter_service!(AuthToken);
 
 /// The 401 answer.
 pub fn unauthorized(www_authenticate: &HeaderValue) -> Response<RespBody> {

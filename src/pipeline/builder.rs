@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Request, StatusCode};
 
 use super::registry::{self, BuildContext, Capability, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, HttpService, ReqBody};
+use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::{NamedAt, PipelineFile, PipelineFileError};
 
 /// Checks a pipeline file against the filters this binary has, and builds
@@ -138,8 +138,8 @@ struct Router {
     routes: Arc<Vec<(String, HttpService)>>,
 }
 
-impl crate::pipeline::Filter for Router {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for Router {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let path = req.uri().path();
         let found = self
             .routes
@@ -170,4 +170,4 @@ impl crate::pipeline::Filter for Router {
     }
 }
 
-crate::pipeline::filter_service!(Router);
+super::filter_service!(Router);

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use super::body::{self, BodyReadError};
 use super::extensions::{Authorized, CacheOutcome, InstanceTag};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options as opt;
 use crate::cache::{KeyMemo, RawCacheOptions, ResponseCache};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
@@ -43,8 +43,8 @@ impl CacheService {
     }
 }
 
-impl crate::pipeline::Filter for CacheService {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for CacheService {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let inner = self.inner.clone();
         let cache = self.cache.clone();
         let keys = self.keys.clone();
@@ -98,7 +98,7 @@ impl crate::pipeline::Filter for CacheService {
     }
 }
 
-crate::pipeline::filter_service!(CacheService);
+super::filter_service!(CacheService);
 
 async fn call_inner(mut inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
     let ready = match inner.ready().await {

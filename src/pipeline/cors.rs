@@ -12,7 +12,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::Layer;
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::{
     CORS_ALLOWED_ORIGIN, CORS_ALLOW_CREDENTIALS, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS,
@@ -196,8 +196,8 @@ fn actual(
     resp
 }
 
-impl crate::pipeline::Filter for Cors {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for Cors {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let policy = self.policy.clone();
         let is_options = req.method() == Method::OPTIONS;
         let headers = req.headers().clone();
@@ -214,7 +214,7 @@ impl crate::pipeline::Filter for Cors {
     }
 }
 
-crate::pipeline::filter_service!(Cors);
+super::filter_service!(Cors);
 
 /// Builds the filter from `[cors]` (or the pipeline table).
 pub fn build(

@@ -14,7 +14,7 @@ use http::{header, HeaderValue, Method, Request, StatusCode};
 use tower::Layer;
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, HttpService, ReqBody};
+use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::{HC_BACKENDS, HC_DETAILED, HC_DISABLE_BY_FILE_PATH, HC_ENABLE_BY_FILE_PATHS};
 use crate::health::{HealthRegistry, HealthState};
@@ -99,8 +99,8 @@ async fn evaluate(
     out
 }
 
-impl crate::pipeline::Filter for Healthcheck {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for Healthcheck {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let ours = req.uri().path() == self.settings.path
             && (req.method() == Method::GET || req.method() == Method::HEAD);
         if !ours {
@@ -138,7 +138,7 @@ impl crate::pipeline::Filter for Healthcheck {
     }
 }
 
-crate::pipeline::filter_service!(Healthcheck);
+super::filter_service!(Healthcheck);
 
 /// Builds the filter: `path` (pipeline table only), and the `[healthcheck]`
 /// options.

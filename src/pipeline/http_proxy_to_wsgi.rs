@@ -15,7 +15,7 @@ use tower::Layer;
 
 use super::extensions::{ForwardedOrigin, PeerAddr};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, HttpService, ReqBody};
+use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::ENABLE_PROXY_HEADERS_PARSING;
 
@@ -104,8 +104,8 @@ pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> 
     o
 }
 
-impl crate::pipeline::Filter for ProxyHeaders {
-    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for ProxyHeaders {
+    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
         let peer = req
             .extensions()
             .get::<PeerAddr>()
@@ -123,7 +123,7 @@ impl crate::pipeline::Filter for ProxyHeaders {
     }
 }
 
-crate::pipeline::filter_service!(ProxyHeaders);
+super::filter_service!(ProxyHeaders);
 
 /// Builds the filter: option `enable_proxy_headers_parsing` (pipeline table
 /// or `[oslo_middleware]`).

@@ -23,7 +23,7 @@ use http_body_util::Full;
 use super::authtoken::UNAUTHORIZED_BODY;
 use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::policy::enforcer::{Decision, Enforcer};
 use crate::policy::memo::DecisionMemo;
@@ -116,8 +116,8 @@ pub fn context_for(
     Some(ctx)
 }
 
-impl crate::pipeline::Filter for KeystoneContext {
-    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for KeystoneContext {
+    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
         let Some(ctx) = context_for(&req, self.admin.as_deref()) else {
             tracing::info!("rejecting request: no confirmed identity reached keystonecontext");
             return Box::pin(async { Ok(unauthenticated()) });
@@ -127,7 +127,7 @@ impl crate::pipeline::Filter for KeystoneContext {
     }
 }
 
-crate::pipeline::filter_service!(KeystoneContext);
+super::filter_service!(KeystoneContext);
 
 /// `context_is_admin` through the policy enforcer.
 ///

@@ -2,7 +2,9 @@
 //!
 //! Each filter is a tower [`Layer`](tower::Layer) in its own file and knows
 //! nothing about the others: it reads and writes only the typed request
-//! extensions in [`extensions`]. [`registry`] knows every filter by name,
+//! extensions in [`extensions`]. A filter answers through `&self`
+//! ([`Filter`]), so a request passes through the stack without copying any
+//! of it. [`registry`] knows every filter by name,
 //! what it needs from outer filters and what it provides; [`builder`] checks
 //! the order and assembles the stack.
 

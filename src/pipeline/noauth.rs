@@ -13,7 +13,7 @@ use tower::Layer;
 
 use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, HttpService, ReqBody};
+use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The layer.
@@ -40,8 +40,8 @@ fn header(req: &Request<ReqBody>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-impl crate::pipeline::Filter for NoAuth {
-    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for NoAuth {
+    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
         let identity = Identity {
             user_id: header(&req, "x-user-id").unwrap_or_else(|| "noauth".into()),
             user_name: header(&req, "x-user-name").unwrap_or_else(|| "nova".into()),
@@ -68,7 +68,7 @@ impl crate::pipeline::Filter for NoAuth {
     }
 }
 
-crate::pipeline::filter_service!(NoAuth);
+super::filter_service!(NoAuth);
 
 /// Builds the filter; it has no options. Warns loudly: every caller is trusted.
 pub fn build(

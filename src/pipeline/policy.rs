@@ -18,7 +18,7 @@ use http::{Request, StatusCode};
 
 use super::extensions::{Authorized, Identity, RequestContext};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, HttpService, ReqBody};
+use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::policy::context::{context_dict, PER_REQUEST_KEYS};
 use crate::policy::eval::{may_read_any, RuleLookup};
@@ -141,8 +141,8 @@ impl PolicyService {
     }
 }
 
-impl crate::pipeline::Filter for PolicyService {
-    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for PolicyService {
+    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
         if !self.decide(req.extensions().get::<RequestContext>()) {
             return Box::pin(async { Ok(response::default_fault(StatusCode::FORBIDDEN)) });
         }
@@ -153,7 +153,7 @@ impl crate::pipeline::Filter for PolicyService {
     }
 }
 
-crate::pipeline::filter_service!(PolicyService);
+super::filter_service!(PolicyService);
 
 #[cfg(test)]
 mod tests {

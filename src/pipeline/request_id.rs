@@ -13,7 +13,7 @@ use tower::Layer;
 
 use super::extensions::RequestId;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, HttpService, ReqBody};
+use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The response header name, spelled as oslo adds it.
@@ -56,8 +56,8 @@ pub struct RequestIdService {
     inner: HttpService,
 }
 
-impl crate::pipeline::Filter for RequestIdService {
-    fn call(&self, mut req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for RequestIdService {
+    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
         let local = new_request_id();
         let global = req
             .headers()
@@ -85,7 +85,7 @@ impl crate::pipeline::Filter for RequestIdService {
     }
 }
 
-crate::pipeline::filter_service!(RequestIdService);
+super::filter_service!(RequestIdService);
 
 /// Builds the filter; it has no options.
 pub fn build(

@@ -15,7 +15,7 @@ use tower::Layer;
 
 use super::body::BoxError;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, HttpService, ReqBody, RespBody};
+use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::MAX_REQUEST_BODY_SIZE;
 
@@ -58,8 +58,8 @@ pub fn too_large(limit: usize) -> Response<RespBody> {
     )
 }
 
-impl crate::pipeline::Filter for SizeLimit {
-    fn call(&self, req: Request<ReqBody>) -> crate::pipeline::HttpFuture {
+impl Filter for SizeLimit {
+    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
         let limit = self.limit;
         let declared = req
             .headers()
@@ -79,7 +79,7 @@ impl crate::pipeline::Filter for SizeLimit {
     }
 }
 
-crate::pipeline::filter_service!(SizeLimit);
+super::filter_service!(SizeLimit);
 
 /// Builds the filter: option `max_request_body_size` (pipeline table or
 /// `[oslo_middleware]`).
