@@ -404,7 +404,7 @@ enum Checked {
 
 async fn handle(
     shared: Arc<Shared>,
-    mut inner: HttpService,
+    inner: HttpService,
     mut req: Request<ReqBody>,
 ) -> Response<RespBody> {
     let s = &shared.settings;
@@ -550,11 +550,8 @@ async fn handle(
         }
         _ => return unauthorized(&s.www_authenticate),
     }
-    let mut resp = match tower::ServiceExt::ready(&mut inner).await {
-        Ok(svc) => match svc.call(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        },
+    let mut resp = match inner.call_ref(req).await {
+        Ok(r) => r,
         Err(never) => match never {},
     };
     if resp.status() == StatusCode::UNAUTHORIZED
@@ -565,8 +562,6 @@ async fn handle(
     }
     resp
 }
-
-use tower::Service as _;
 
 /// Application-credential access rules (keystonemiddleware's check).
 fn check_access_rules(

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
-use tower::ServiceExt;
 
 use super::body::{self, BodyReadError};
 use super::extensions::{Authorized, CacheOutcome, InstanceTag};
@@ -84,7 +83,7 @@ impl Filter for CacheService {
             let Some(key) = key else {
                 // Not an instance request the handler would read (no JSON
                 // object with an instance-id): let the handler answer it.
-                let resp = Box::pin(call_inner(inner, req)).await;
+                let resp = call_inner(inner, req).await;
                 return Ok(with_outcome(resp, CacheOutcome::Bypass));
             };
             let instance_id = key.instance_id.clone();
@@ -100,12 +99,8 @@ impl Filter for CacheService {
 
 super::filter_service!(CacheService);
 
-async fn call_inner(mut inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
-    let ready = match inner.ready().await {
-        Ok(svc) => svc,
-        Err(never) => match never {},
-    };
-    match tower::Service::call(ready, req).await {
+async fn call_inner(inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
+    match inner.call_ref(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     }

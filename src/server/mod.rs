@@ -14,7 +14,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, UnixListener};
-use tower::ServiceExt;
 
 use crate::cli::ConfigArgs;
 use crate::config::pipeline_file::{PipelineFile, PipelineFileError};
@@ -326,7 +325,7 @@ async fn handle(stack: HttpService, req: Request<Incoming>, peer: PeerAddr) -> R
     let mut req = req.map(|b| b.map_err(BoxError::new).boxed_unsync());
     let peer_ip = peer.ip.clone();
     req.extensions_mut().insert(peer);
-    let resp = match stack.oneshot(req).await {
+    let resp = match stack.call_ref(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
