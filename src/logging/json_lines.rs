@@ -38,8 +38,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut timestamp = String::with_capacity(32);
-        write_timestamp(std::time::SystemTime::now(), &mut timestamp)?;
+        let now = std::time::SystemTime::now();
         // Records that came from the `log` crate carry their real level and
         // target in `log.*` fields.
         let normalized = event.normalized_metadata();
@@ -51,7 +50,7 @@ where
             let mut borrowed = line.try_borrow_mut().ok();
             let buf = borrowed.as_deref_mut().unwrap_or(&mut own);
             buf.clear();
-            serialize(buf, &timestamp, meta, event);
+            serialize(buf, now, meta, event);
             buf.push(b'\n');
             writer.write_str(std::str::from_utf8(buf).map_err(|_| fmt::Error)?)
         })
@@ -64,9 +63,9 @@ thread_local! {
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
 }
 
-/// Writes `at` as tracing-subscriber's `SystemTime` timer does: UTC,
-/// RFC 3339 with microseconds (`2026-11-27T12:05:16.054421Z`).
-fn write_timestamp(at: std::time::SystemTime, out: &mut String) -> fmt::Result {
+/// Appends `at` as tracing-subscriber's `SystemTime` timer writes it:
+/// UTC, RFC 3339 with microseconds (`2026-11-27T12:05:16.054421Z`).
+pub(super) fn push_timestamp(buf: &mut Vec<u8>, at: std::time::SystemTime) {
     let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     SECOND.with(|cached| {
@@ -77,20 +76,33 @@ fn write_timestamp(at: std::time::SystemTime, out: &mut String) -> fmt::Result {
                 .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
                 .unwrap_or_default();
             cached.1.clear();
-            write!(cached.1, "{}", date.format("%Y-%m-%dT%H:%M:%S"))?;
+            // Writing into a String cannot fail.
+            let _ = write!(cached.1, "{}", date.format("%Y-%m-%dT%H:%M:%S"));
             cached.0 = secs;
         }
-        out.push_str(&cached.1);
-        Ok::<_, fmt::Error>(())
-    })?;
-    write!(out, ".{:06}Z", since_epoch.subsec_micros())
+        buf.extend_from_slice(cached.1.as_bytes());
+    });
+    let mut micros = since_epoch.subsec_micros();
+    let mut digits = *b".000000Z";
+    for at in (1..7).rev() {
+        digits[at] = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    buf.extend_from_slice(&digits);
 }
 
-fn serialize(buf: &mut Vec<u8>, timestamp: &str, meta: &tracing::Metadata<'_>, event: &Event<'_>) {
+fn serialize(
+    buf: &mut Vec<u8>,
+    at: std::time::SystemTime,
+    meta: &tracing::Metadata<'_>,
+    event: &Event<'_>,
+) {
     let mut line = Line { buf, first: true };
     line.buf.push(b'{');
     line.key("timestamp");
-    push_json_str(line.buf, timestamp);
+    line.buf.push(b'"');
+    push_timestamp(line.buf, at);
+    line.buf.push(b'"');
     line.key("level");
     push_json_str(line.buf, meta.level().as_str());
     let mut fields = Fields {
@@ -132,7 +144,7 @@ impl Line<'_> {
 /// is checked for the characters JSON escapes first ([`needs_json_escape`])
 /// and copied as is when clean; serde_json escapes the rest.
 /// Escaping byte by byte was a third of the access log line's cost.
-fn push_json_str(buf: &mut Vec<u8>, text: &str) {
+pub(super) fn push_json_str(buf: &mut Vec<u8>, text: &str) {
     if needs_json_escape(text.as_bytes()) {
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *buf, text);
@@ -239,31 +251,10 @@ impl Visit for Fields<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// Collects what the subscriber writes.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::test_support::{json_lines_of, Sink};
 
     fn lines_of(emit: impl FnOnce()) -> Vec<serde_json::Value> {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(JsonLines)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = json_lines_of(emit);
         assert!(text.ends_with('\n'), "{text:?}");
         text.lines()
             .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
@@ -350,8 +341,9 @@ mod tests {
             (951_782_400, 500_000), // 2000-02-29
         ] {
             let at = UNIX_EPOCH + Duration::new(secs, micros * 1000 + 999);
-            let mut ours = String::new();
-            write_timestamp(at, &mut ours).unwrap();
+            let mut ours = Vec::new();
+            push_timestamp(&mut ours, at);
+            let ours = String::from_utf8(ours).unwrap();
             let expected = chrono::DateTime::<chrono::Utc>::from(at)
                 .format("%Y-%m-%dT%H:%M:%S%.6fZ")
                 .to_string();
@@ -363,8 +355,9 @@ mod tests {
         SystemTime
             .format_time(&mut Writer::new(&mut theirs))
             .unwrap();
-        let mut ours = String::new();
-        write_timestamp(std::time::SystemTime::now(), &mut ours).unwrap();
+        let mut ours = Vec::new();
+        push_timestamp(&mut ours, std::time::SystemTime::now());
+        let ours = String::from_utf8(ours).unwrap();
         assert_eq!(ours.len(), theirs.len(), "{ours} vs {theirs}");
         assert_eq!(ours[..16], theirs[..16], "same minute: {ours} vs {theirs}");
     }
@@ -382,7 +375,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(theirs, emit);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         let mut theirs: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         let mut ours = ours[0].clone();
         ours.as_object_mut().unwrap().remove("timestamp");

@@ -12,6 +12,12 @@ pub struct LatencyText {
     start: usize,
 }
 
+impl std::fmt::Debug for LatencyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl LatencyText {
     /// The text of `latency`.
     pub fn new(latency: Duration) -> Self {

@@ -12,10 +12,12 @@
 //! logger wait rather than drop lines, and [`shutdown`] writes the rest
 //! before the process exits.
 
+pub mod access_log;
 mod batching_writer;
 mod json_lines;
 mod latency_text;
 
+pub use access_log::AccessEntry;
 pub use batching_writer::{BatchingWriter, FlushGuard};
 pub use json_lines::JsonLines;
 pub use latency_text::LatencyText;
@@ -59,13 +61,16 @@ pub fn init(debug: bool, style: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(!json && std::io::stderr().is_terminal())
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let installed = if json {
         builder.event_format(JsonLines).try_init()
     } else {
         builder.try_init()
     };
     if installed.is_ok() {
+        if json {
+            access_log::write_directly_to(writer);
+        }
         *guard = Some(worker);
     }
 }
@@ -99,4 +104,43 @@ pub fn notify_ready() {
 /// Tells systemd the service is stopping.
 pub fn notify_stopping() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+/// What tests use to read what a subscriber writes.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    pub struct Sink(pub Arc<Mutex<Vec<u8>>>);
+
+    impl Sink {
+        /// Everything written so far.
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What [`super::JsonLines`] writes for the events `emit` logs.
+    pub fn json_lines_of(emit: impl FnOnce()) -> String {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(super::JsonLines)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        sink.text()
+    }
 }

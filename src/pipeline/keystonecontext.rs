@@ -26,7 +26,7 @@ use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::policy::enforcer::{Decision, Enforcer};
-use crate::policy::memo::DecisionMemo;
+use crate::policy::memo::{DecisionMemo, SharedKey};
 
 /// Decides `is_admin` for a context (the policy rule `context_is_admin`).
 ///
@@ -136,7 +136,7 @@ super::filter_service!(KeystoneContext);
 /// ([`DecisionMemo`]) instead of being evaluated for every request.
 pub struct PolicyAdminCheck {
     enforcer: Arc<Enforcer>,
-    memo: DecisionMemo<(Arc<Identity>, bool)>,
+    memo: DecisionMemo<(SharedKey<Identity>, bool)>,
 }
 
 impl PolicyAdminCheck {
@@ -152,7 +152,7 @@ impl PolicyAdminCheck {
 impl AdminCheck for PolicyAdminCheck {
     fn is_admin(&self, ctx: &RequestContext) -> bool {
         let rules = self.enforcer.current();
-        let key = (ctx.identity.clone(), ctx.is_admin);
+        let key = (SharedKey(ctx.identity.clone()), ctx.is_admin);
         let decision = self.memo.decide(&rules, key, || {
             let creds = match ctx.policy_credentials() {
                 serde_json::Value::Object(m) => m,

@@ -22,7 +22,7 @@ use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::policy::context::{context_dict, PER_REQUEST_KEYS};
 use crate::policy::eval::{may_read_any, RuleLookup};
-use crate::policy::memo::DecisionMemo;
+use crate::policy::memo::{DecisionMemo, SharedKey};
 use crate::policy::{Decision, Enforcer, PolicyError};
 
 /// The action checked when pipeline.toml names none.
@@ -85,7 +85,7 @@ pub fn build(
 
 /// Decisions per caller identity and `is_admin`, reused while the rule does
 /// not read the per-request values of the context dictionary.
-type ActionMemo = DecisionMemo<(Arc<Identity>, bool)>;
+type ActionMemo = DecisionMemo<(SharedKey<Identity>, bool)>;
 
 /// The filter's service.
 #[derive(Clone)]
@@ -122,7 +122,7 @@ impl PolicyService {
             return false;
         };
         let rules = self.enforcer.current();
-        let key = (ctx.identity.clone(), ctx.is_admin);
+        let key = (SharedKey(ctx.identity.clone()), ctx.is_admin);
         let decision = self.memo.decide(&rules, key, || {
             let dict = context_dict(ctx);
             self.enforcer.enforce_in(&rules, &self.action, &dict, &dict)

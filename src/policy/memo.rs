@@ -6,8 +6,7 @@
 //! comes from the same few nova service tokens. Building the credential
 //! dictionaries and evaluating the rules cost more than the rest of the
 //! cache-hit path, so an answer that can only depend on the key (the
-//! caller's identity, compared by content, never by address) is taken once
-//! and reused:
+//! caller's identity) is taken once and reused:
 //!
 //! * only under the rule set it was taken with: a policy reload starts a
 //!   fresh table;
@@ -16,9 +15,13 @@
 //!   as `request_id`; see [`super::eval::may_read_any`]);
 //! * only allow and deny: an evaluation error is recomputed (and logged)
 //!   every time.
+//!
+//! Identities are keyed as [`SharedKey`]: the one shared value each
+//! validated token carries, found by address rather than by hashing a dozen
+//! strings (which was most of a memo lookup's cost).
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use super::enforcer::{Decision, RuleSet};
@@ -30,6 +33,30 @@ pub const MEMO_CAPACITY: usize = 10_000;
 
 /// Whether decisions under a rule set may be reused.
 type ReusePredicate = Box<dyn Fn(&RuleSet) -> bool + Send + Sync>;
+
+/// A memo key that is one particular shared value (an identity as a
+/// validated token carries it), hashed and compared by address.
+///
+/// Sound because the key holds the `Arc`: while an entry lives, its value
+/// cannot be freed, so no other value can take its address. Two equal
+/// values behind different `Arc`s (a re-issued token) are two entries with
+/// the same decision, computed once each.
+#[derive(Debug)]
+pub struct SharedKey<T>(pub Arc<T>);
+
+impl<T> Hash for SharedKey<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
+    }
+}
+
+impl<T> PartialEq for SharedKey<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for SharedKey<T> {}
 
 /// Remembered decisions for one question, keyed by `K`.
 pub struct DecisionMemo<K> {
@@ -186,6 +213,30 @@ mod tests {
         ask("nova", &reloaded);
         assert_eq!(calls.get(), 3);
         assert_eq!(memo.len(), 1);
+    }
+
+    #[test]
+    fn shared_keys_are_one_value_not_equal_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = enforcer(dir.path(), "\"a\": \"@\"\n").rules();
+        let memo = DecisionMemo::<(SharedKey<String>, bool)>::new();
+        let calls = Cell::new(0);
+        let ask = |who: &Arc<String>| {
+            memo.decide(&rules, (SharedKey(who.clone()), false), || {
+                calls.set(calls.get() + 1);
+                Decision::Allow
+            })
+        };
+        let nova = Arc::new("nova".to_string());
+        ask(&nova);
+        ask(&nova.clone());
+        assert_eq!(calls.get(), 1, "the same shared value is found again");
+        // Equal content behind another Arc: its own entry (decided once).
+        let again = Arc::new("nova".to_string());
+        ask(&again);
+        ask(&again);
+        assert_eq!(calls.get(), 2);
+        assert_eq!(memo.len(), 2);
     }
 
     #[test]

@@ -269,6 +269,8 @@ pub async fn run(
     crate::logging::notify_ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    // After `serve` installed the recorder: handles come from it.
+    let metrics = Arc::new(crate::metrics::RequestMetrics::new());
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
@@ -284,11 +286,13 @@ pub async fn run(
             },
         };
         let stack = stack.clone();
+        let metrics = metrics.clone();
         let peer = PeerAddr::new(peer);
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             let stack = stack.clone();
+            let metrics = metrics.clone();
             let peer = peer.clone();
-            async move { Ok::<_, Infallible>(handle(stack, req, peer).await) }
+            async move { Ok::<_, Infallible>(handle(stack, &metrics, req, peer).await) }
         });
         let conn = graceful.watch(
             builder
@@ -318,7 +322,12 @@ trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 's
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> IoStream for T {}
 
 /// Runs one request through the stack and writes the access log line.
-async fn handle(stack: HttpService, req: Request<Incoming>, peer: PeerAddr) -> Response<RespBody> {
+async fn handle(
+    stack: HttpService,
+    metrics: &crate::metrics::RequestMetrics,
+    req: Request<Incoming>,
+    peer: PeerAddr,
+) -> Response<RespBody> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -356,12 +365,19 @@ async fn handle(stack: HttpService, req: Request<Incoming>, peer: PeerAddr) -> R
         .unwrap_or("-");
     let scheme = origin.map(|o| o.scheme.as_str()).unwrap_or("-");
     let host = origin.and_then(|o| o.host.as_deref()).unwrap_or("-");
-    // Plain strings rather than `%` values: a string is copied into the
-    // line, a Display value goes through the formatting machinery first.
-    let latency_ms = crate::logging::LatencyText::new(latency);
-    tracing::info!(target: "novajoin::access", method = method.as_str(), path = path.as_str(),
-        status = resp.status().as_u16(), latency_ms = latency_ms.as_str(), request_id, global_request_id,
-        instance_id = instance, cache, client, scheme, host, "request");
-    crate::metrics::record_request(&path, &method, resp.status(), latency, cache_outcome);
+    crate::logging::access_log::record(&crate::logging::AccessEntry {
+        method: method.as_str(),
+        path: &path,
+        status: resp.status().as_u16(),
+        latency: crate::logging::LatencyText::new(latency),
+        request_id,
+        global_request_id,
+        instance_id: instance,
+        cache,
+        client,
+        scheme,
+        host,
+    });
+    metrics.record(&path, &method, resp.status(), latency, cache_outcome);
     resp
 }

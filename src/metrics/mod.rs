@@ -36,6 +36,9 @@ use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::IpaError;
 use crate::pipeline::extensions::CacheOutcome;
 
+mod request_handles;
+pub use request_handles::RequestMetrics;
+
 // ---- names ----
 
 /// Requests answered, by route, method and status.
@@ -284,17 +287,26 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
-fn method_label(method: &Method) -> &'static str {
+/// The `method` label's values; [`method_index`] says which one a method gets.
+const METHOD_LABELS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other",
+];
+
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        _ => "other",
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::OPTIONS => 5,
+        Method::PATCH => 6,
+        _ => 7,
     }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    METHOD_LABELS[method_index(method)]
 }
 
 /// Records one answered request: count and latency by status, and the
@@ -316,13 +328,15 @@ pub fn record_request(
     }
 }
 
+/// The statuses this service answers with.
+const KNOWN_STATUSES: [&str; 12] = [
+    "200", "204", "400", "401", "403", "404", "405", "413", "415", "500", "502", "503",
+];
+
 /// The `status` label: the statuses this service answers with are static
 /// strings (no allocation per request); any other is formatted.
 fn status_label(status: StatusCode) -> metrics::SharedString {
-    const KNOWN: [&str; 12] = [
-        "200", "204", "400", "401", "403", "404", "405", "413", "415", "500", "502", "503",
-    ];
-    match KNOWN.iter().find(|k| **k == status.as_str()) {
+    match KNOWN_STATUSES.iter().find(|k| **k == status.as_str()) {
         Some(k) => metrics::SharedString::const_str(k),
         None => status.as_str().to_string().into(),
     }
