@@ -198,19 +198,26 @@ fn actual(
 
 impl Filter for Cors {
     fn call(&self, req: Request<ReqBody>) -> HttpFuture {
+        if req.method() == Method::OPTIONS {
+            let policy = self.policy.clone();
+            let headers = req.headers().clone();
+            let fut = self.inner.call_ref(req);
+            return Box::pin(async move { Ok(preflight(&policy, &headers, fut.await?)) });
+        }
+        // An actual request gets CORS headers only when it names an
+        // origin; without one (nova never sends it) the answer is the
+        // next filter's, untouched, so its future is handed on as it is.
+        let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return self.inner.call_ref(req);
+        };
         let policy = self.policy.clone();
-        let is_options = req.method() == Method::OPTIONS;
-        let headers = req.headers().clone();
         let fut = self.inner.call_ref(req);
-        Box::pin(async move {
-            let resp = fut.await?;
-            Ok(if is_options {
-                preflight(&policy, &headers, resp)
-            } else {
-                let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-                actual(&policy, origin, resp)
-            })
-        })
+        Box::pin(async move { Ok(actual(&policy, Some(&origin), fut.await?)) })
     }
 }
 
