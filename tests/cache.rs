@@ -19,7 +19,7 @@ use novajoin::cache::{CacheSettings, ResponseCache};
 use novajoin::health::{HealthRegistry, HealthState};
 use novajoin::pipeline::body::{self, ReqBody};
 use novajoin::pipeline::cache::CacheService;
-use novajoin::pipeline::extensions::{Authorized, CacheOutcome, InstanceTag};
+use novajoin::pipeline::extensions::{AccessNotes, Authorized, CacheOutcome};
 use novajoin::pipeline::{boxed, response, HttpService, RespBody};
 use serde_json::{json, Value};
 use support::redis::{closed_url, PrivateRedis, RedisNamespace};
@@ -142,7 +142,7 @@ fn handler_service(h: Arc<Handler>) -> HttpService {
                 StatusCode::OK,
                 &json!({"hostname": format!("{host}.example.com"), "krb_realm": "EXAMPLE.COM", "ipaotp": otp}),
             );
-            resp.extensions_mut().insert(InstanceTag(id));
+            AccessNotes::of(&mut resp).instance_id = Some(id);
             Ok(resp)
         }
     }))
@@ -190,11 +190,12 @@ impl Answer {
 async fn call(svc: &HttpService, req: Request<ReqBody>) -> Answer {
     let mut svc = svc.clone();
     let resp: Response<RespBody> = svc.ready().await.unwrap().call(req).await.unwrap();
-    let outcome = *resp
+    let notes = resp
         .extensions()
-        .get::<CacheOutcome>()
-        .expect("CacheOutcome in the response");
-    let tag = resp.extensions().get::<InstanceTag>().map(|t| t.0.clone());
+        .get::<AccessNotes>()
+        .expect("AccessNotes in the response");
+    let outcome = notes.cache.expect("a cache outcome in the notes");
+    let tag = notes.instance_id.clone();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

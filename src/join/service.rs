@@ -10,7 +10,7 @@ use super::request::VendordataRequest;
 use super::JoinError;
 use crate::config::pipeline_file::PipelineFileError;
 use crate::pipeline::body::{read_all, BodyReadError};
-use crate::pipeline::extensions::{InstanceTag, RequestContext};
+use crate::pipeline::extensions::{AccessNotes, RequestContext};
 use crate::pipeline::registry::{BuildContext, FilterOptions};
 use crate::pipeline::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 
@@ -77,7 +77,7 @@ async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<Re
             error_response(&e)
         }
     };
-    resp.extensions_mut().insert(InstanceTag(instance));
+    AccessNotes::of(&mut resp).instance_id = Some(instance);
     resp
 }
 

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
 use super::body::{self, BodyReadError};
-use super::extensions::{Authorized, CacheOutcome, InstanceTag};
+use super::extensions::{AccessNotes, Authorized, CacheOutcome};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options as opt;
@@ -89,10 +89,10 @@ impl Filter for CacheService {
             let instance_id = key.instance_id.clone();
             let compute: crate::cache::Compute = Box::new(move || Box::pin(call_inner(inner, req)));
             let (mut resp, outcome) = cache.get_or_compute(key, compute).await;
-            if resp.extensions().get::<InstanceTag>().is_none() {
-                resp.extensions_mut().insert(InstanceTag(instance_id));
-            }
-            Ok(with_outcome(resp, outcome))
+            let notes = AccessNotes::of(&mut resp);
+            notes.instance_id.get_or_insert(instance_id);
+            notes.cache = Some(outcome);
+            Ok(resp)
         })
     }
 }
@@ -107,7 +107,7 @@ async fn call_inner(inner: HttpService, req: Request<ReqBody>) -> Response<RespB
 }
 
 fn with_outcome(mut resp: Response<RespBody>, outcome: CacheOutcome) -> Response<RespBody> {
-    resp.extensions_mut().insert(outcome);
+    AccessNotes::of(&mut resp).cache = Some(outcome);
     resp
 }
 

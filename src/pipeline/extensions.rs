@@ -19,7 +19,7 @@ pub struct RequestId {
 
 /// Where the client thinks it is talking to, as reconstructed by
 /// `http_proxy_to_wsgi` from `Forwarded` / `X-Forwarded-*` headers. Also
-/// put on the response, for the access log.
+/// in the response's [`AccessNotes`], for the access log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForwardedOrigin {
     /// URL scheme the client used (`http` or `https`).
@@ -159,8 +159,32 @@ pub struct Authorized {
     pub action: String,
 }
 
-/// Inserted into the *response* by the `cache` filter, so the access log can
-/// say whether the answer came from the cache.
+/// What the access log records from inside the pipeline, gathered in the
+/// *response* as it passes back out through the filters that know it.
+///
+/// One extension rather than one per fact: every extension inserted is an
+/// allocation, and a fourth one grows the map (docs/PERFORMANCE.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessNotes {
+    /// The caller's global request id (`request_id`).
+    pub global_request_id: Option<String>,
+    /// Where the client was, as the proxy said (`http_proxy_to_wsgi`).
+    pub origin: Option<ForwardedOrigin>,
+    /// The instance the request was about (the join handler, `cache`).
+    pub instance_id: Option<String>,
+    /// Whether the answer came from the response cache (`cache`).
+    pub cache: Option<CacheOutcome>,
+}
+
+impl AccessNotes {
+    /// The notes of `resp`, added empty if it has none yet.
+    pub fn of<B>(resp: &mut http::Response<B>) -> &mut AccessNotes {
+        resp.extensions_mut().get_or_insert_default()
+    }
+}
+
+/// The response cache's outcome, in the response's [`AccessNotes`], so
+/// the access log can say whether the answer came from the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheOutcome {
     /// Served from the cache.
@@ -172,8 +196,3 @@ pub enum CacheOutcome {
     /// Not cacheable (error answer or no instance id).
     Bypass,
 }
-
-/// Inserted into the *response* by the join handler: the instance the
-/// request was about, for the access log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstanceTag(pub String);

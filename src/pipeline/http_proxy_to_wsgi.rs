@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use http::{header, HeaderMap, HeaderName, Request};
 use tower::Layer;
 
-use super::extensions::{ForwardedOrigin, PeerAddr};
+use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
@@ -116,8 +116,7 @@ impl Filter for ProxyHeaders {
         let fut = self.inner.call_ref(req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            // Also on the response, for the access log line.
-            resp.extensions_mut().insert(origin);
+            AccessNotes::of(&mut resp).origin = Some(origin);
             Ok(resp)
         })
     }

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Request};
 use tower::Layer;
 
-use super::extensions::RequestId;
+use super::extensions::{AccessNotes, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
 use crate::config::pipeline_file::PipelineFileError;
@@ -67,14 +67,13 @@ impl Filter for RequestIdService {
             .map(str::to_string);
         let id = RequestId {
             local: local.clone(),
-            global,
+            global: global.clone(),
         };
-        req.extensions_mut().insert(id.clone());
+        req.extensions_mut().insert(id);
         let fut = self.inner.call_ref(req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            // Also on the response, for the access log line.
-            resp.extensions_mut().insert(id);
+            AccessNotes::of(&mut resp).global_request_id = global;
             if !resp.headers().contains_key(HEADER) {
                 if let Ok(v) = HeaderValue::from_str(&local) {
                     resp.headers_mut().insert(HEADER, v);

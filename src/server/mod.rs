@@ -22,9 +22,7 @@ use crate::config::{
 };
 use crate::health::HealthRegistry;
 use crate::pipeline::body::BoxError;
-use crate::pipeline::extensions::{
-    CacheOutcome, ForwardedOrigin, InstanceTag, PeerAddr, RequestId,
-};
+use crate::pipeline::extensions::{AccessNotes, PeerAddr};
 use crate::pipeline::registry::BuildContext;
 use crate::pipeline::{builder, HttpService, RespBody};
 use lingering_close::LingeringClose;
@@ -344,21 +342,16 @@ async fn handle(
         .get(crate::pipeline::request_id::HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    let instance = resp
-        .extensions()
-        .get::<InstanceTag>()
-        .map(|t| t.0.as_str())
-        .unwrap_or("-");
-    let cache_outcome = resp.extensions().get::<CacheOutcome>().copied();
+    let notes = resp.extensions().get::<AccessNotes>();
+    let instance = notes.and_then(|n| n.instance_id.as_deref()).unwrap_or("-");
+    let cache_outcome = notes.and_then(|n| n.cache);
     let cache = cache_outcome
         .map(crate::metrics::cache_label)
         .unwrap_or("-");
-    let global_request_id = resp
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|r| r.global.as_deref())
+    let global_request_id = notes
+        .and_then(|n| n.global_request_id.as_deref())
         .unwrap_or("-");
-    let origin = resp.extensions().get::<ForwardedOrigin>();
+    let origin = notes.and_then(|n| n.origin.as_ref());
     let client = origin
         .and_then(|o| o.remote_addr.as_deref())
         .or(peer_ip.as_deref())
