@@ -72,7 +72,12 @@ pub struct TokenKey {
 }
 
 /// The in-process cache, each entry expiring at its `cache_until`.
-pub type MemoryCache = moka::future::Cache<TokenKey, Arc<ValidatedToken>>;
+///
+/// Hashed with foldhash rather than SipHash: keys are BLAKE3 digests and
+/// only tokens keystone accepted are stored, so there is no flooding to
+/// defend against, and SipHash was a cost on every request.
+pub type MemoryCache =
+    moka::future::Cache<TokenKey, Arc<ValidatedToken>, foldhash::fast::RandomState>;
 
 struct UntilExpiry;
 
@@ -92,7 +97,7 @@ pub fn memory_cache(capacity: u64) -> MemoryCache {
     moka::future::Cache::builder()
         .max_capacity(capacity)
         .expire_after(UntilExpiry)
-        .build()
+        .build_with_hasher(foldhash::fast::RandomState::default())
 }
 
 /// What is stored in Redis (inside the MAC/encryption envelope).

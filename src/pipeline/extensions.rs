@@ -18,8 +18,9 @@ pub struct RequestId {
 }
 
 /// Where the client thinks it is talking to, as reconstructed by
-/// `http_proxy_to_wsgi` from `Forwarded` / `X-Forwarded-*` headers. Also
-/// in the response's [`AccessNotes`], for the access log.
+/// `http_proxy_to_wsgi` from `Forwarded` / `X-Forwarded-*` headers; in the
+/// request as `Arc<ForwardedOrigin>`, shared with the response's
+/// [`AccessNotes`] for the access log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForwardedOrigin {
     /// URL scheme the client used (`http` or `https`).
@@ -155,8 +156,9 @@ impl RequestContext {
 /// proof for inner filters (the response cache) that authorization happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authorized {
-    /// The policy action that was checked, e.g. `join:create`.
-    pub action: String,
+    /// The policy action that was checked, e.g. `join:create` (shared with
+    /// the filter: no copy per request).
+    pub action: std::sync::Arc<str>,
 }
 
 /// What the access log records from inside the pipeline, gathered in the
@@ -169,7 +171,7 @@ pub struct AccessNotes {
     /// The caller's global request id (`request_id`).
     pub global_request_id: Option<String>,
     /// Where the client was, as the proxy said (`http_proxy_to_wsgi`).
-    pub origin: Option<ForwardedOrigin>,
+    pub origin: Option<std::sync::Arc<ForwardedOrigin>>,
     /// The instance the request was about (the join handler, `cache`).
     pub instance_id: Option<String>,
     /// Whether the answer came from the response cache (`cache`).

@@ -3,9 +3,10 @@
 //! `enable_proxy_headers_parsing` is on (off by default: any client could
 //! set them).
 //!
-//! The result is a [`ForwardedOrigin`] extension; it is always inserted
+//! The result is an `Arc<ForwardedOrigin>` extension; it is always inserted
 //! (from the request itself when parsing is off), so inner code never has to
-//! look at proxy headers.
+//! look at proxy headers. The same `Arc` goes into the response's
+//! [`AccessNotes`] for the access log (shared, not copied).
 
 use std::sync::Arc;
 
@@ -111,7 +112,7 @@ impl Filter for ProxyHeaders {
             .get::<PeerAddr>()
             .and_then(|p| p.ip.as_deref())
             .map(str::to_string);
-        let origin = origin_from(req.headers(), peer, self.enabled);
+        let origin = Arc::new(origin_from(req.headers(), peer, self.enabled));
         req.extensions_mut().insert(origin.clone());
         let fut = self.inner.call_ref(req);
         Box::pin(async move {

@@ -147,7 +147,7 @@ impl Filter for PolicyService {
             return Box::pin(async { Ok(response::default_fault(StatusCode::FORBIDDEN)) });
         }
         req.extensions_mut().insert(Authorized {
-            action: self.action.to_string(),
+            action: self.action.clone(),
         });
         self.inner.call_ref(req)
     }
@@ -173,7 +173,7 @@ mod tests {
             let who = req
                 .extensions()
                 .get::<Authorized>()
-                .map(|a| a.action.clone())
+                .map(|a| a.action.to_string())
                 .unwrap_or_default();
             Ok::<_, Infallible>(response::text(StatusCode::OK, who))
         }))
