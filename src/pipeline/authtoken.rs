@@ -14,6 +14,7 @@
 //! of keystonemiddleware, see [`crate::keystone::options`]), overridable in
 //! `[filter.authtoken]` of pipeline.toml.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -51,6 +52,14 @@ pub const DEFAULT_KEYSTONE_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn spoofable_headers() -> &'static [HeaderName] {
     static NAMES: LazyLock<Vec<HeaderName>> = LazyLock::new(spoofable_header_names);
     &NAMES
+}
+
+/// Whether `name` is one of [`spoofable_headers`] (a set lookup: the
+/// check runs on every header of every request).
+pub fn is_spoofable(name: &HeaderName) -> bool {
+    static SET: LazyLock<HashSet<HeaderName, foldhash::fast::RandomState>> =
+        LazyLock::new(|| spoofable_headers().iter().cloned().collect());
+    SET.contains(name)
 }
 
 fn spoofable_header_names() -> Vec<HeaderName> {
@@ -290,11 +299,17 @@ const X_SERVICE_TOKEN: HeaderName = HeaderName::from_static("x-service-token");
 const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 const X_STORAGE_TOKEN: HeaderName = HeaderName::from_static("x-storage-token");
 
+/// The first of `names` the request carries, trimmed. A value that is not
+/// UTF-8 comes back as U+FFFD, which validation refuses as malformed, as it
+/// refuses any byte outside printable ASCII. (`HeaderValue::to_str` would
+/// check the same bytes again, one at a time: a long token made that a
+/// visible cost.)
 fn token_header<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| headers.get(n))
-        .map(|v| v.to_str().unwrap_or("\u{fffd}").trim())
+    names.iter().find_map(|n| headers.get(n)).map(|v| {
+        std::str::from_utf8(v.as_bytes())
+            .unwrap_or("\u{fffd}")
+            .trim()
+    })
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -413,7 +428,7 @@ async fn handle(
     // which carries none of them.
     let spoofed = req.headers().keys().any(|k| {
         let n = k.as_str();
-        (n.starts_with("x-") || n.starts_with("openstack-")) && spoofable_headers().contains(k)
+        (n.starts_with("x-") || n.starts_with("openstack-")) && is_spoofable(k)
     });
     if spoofed {
         for name in spoofable_headers() {
@@ -867,6 +882,37 @@ mod tests {
             assert!(names.contains(&n.to_string()), "{n} missing");
         }
         assert!(!names.contains(&"x-auth-token".to_string()));
+    }
+
+    #[test]
+    fn the_spoofable_set_is_the_list() {
+        for name in spoofable_headers() {
+            assert!(is_spoofable(name), "{name}");
+        }
+        for other in [
+            "x-auth-token",
+            "x-service-token",
+            "content-type",
+            "x-roles-extra",
+        ] {
+            assert!(!is_spoofable(&HeaderName::from_static(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn token_headers_are_trimmed_and_non_utf8_is_malformed() {
+        let mut h = HeaderMap::new();
+        h.insert(X_AUTH_TOKEN, HeaderValue::from_static(" \tgAAAAB-token\t "));
+        assert_eq!(token_header(&h, &[X_AUTH_TOKEN]), Some("gAAAAB-token"));
+        h.insert(X_AUTH_TOKEN, HeaderValue::from_bytes(b"gAAA\xff").unwrap());
+        assert_eq!(token_header(&h, &[X_AUTH_TOKEN]), Some("\u{fffd}"));
+        h.insert(X_STORAGE_TOKEN, HeaderValue::from_static("second"));
+        h.remove(X_AUTH_TOKEN);
+        assert_eq!(
+            token_header(&h, &[X_AUTH_TOKEN, X_STORAGE_TOKEN]),
+            Some("second")
+        );
+        assert_eq!(token_header(&h, &[X_SERVICE_TOKEN]), None);
     }
 
     fn validated_token() -> ValidatedToken {
