@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use futures::future::BoxFuture;
 use http::Request;
 use tower::Layer;
@@ -23,7 +24,10 @@ pub struct NoAuthLayer;
 impl Layer<HttpService> for NoAuthLayer {
     type Service = NoAuth;
     fn layer(&self, inner: HttpService) -> NoAuth {
-        NoAuth { inner }
+        NoAuth {
+            inner,
+            last: Arc::default(),
+        }
     }
 }
 
@@ -31,6 +35,24 @@ impl Layer<HttpService> for NoAuthLayer {
 #[derive(Clone)]
 pub struct NoAuth {
     inner: HttpService,
+    /// The identity given to the previous request. The next one naming the
+    /// same caller gets the same shared value, so the policy's decisions,
+    /// remembered per identity value, are found again.
+    last: Arc<ArcSwapOption<Identity>>,
+}
+
+impl NoAuth {
+    /// `identity` as a shared value: the previous request's when equal.
+    fn shared(&self, identity: Identity) -> Arc<Identity> {
+        if let Some(last) = self.last.load_full() {
+            if *last == identity {
+                return last;
+            }
+        }
+        let identity = Arc::new(identity);
+        self.last.store(Some(identity.clone()));
+        identity
+    }
 }
 
 fn header(req: &Request<ReqBody>, name: &str) -> Option<String> {
@@ -50,7 +72,7 @@ impl Filter for NoAuth {
             roles: vec!["admin".into(), "service".into()],
             ..Identity::default()
         };
-        let identity = Arc::new(identity);
+        let identity = self.shared(identity);
         let rid = req.extensions().get::<RequestId>().cloned();
         let ctx = RequestContext {
             identity: identity.clone(),
@@ -81,4 +103,50 @@ pub fn build(
         let f: FilterFactory = Arc::new(|inner| boxed_filter(NoAuthLayer.layer(inner)));
         Ok(f)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{body, boxed, response};
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    /// The filter in front of a handler that keeps each request's identity.
+    fn filter() -> (NoAuth, Arc<Mutex<Vec<Arc<Identity>>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        let inner = boxed(tower::service_fn(move |req: Request<ReqBody>| {
+            let ctx = req.extensions().get::<RequestContext>().cloned().unwrap();
+            keep.lock().unwrap().push(ctx.identity);
+            async { Ok::<_, Infallible>(response::text(http::StatusCode::OK, "ok")) }
+        }));
+        (NoAuthLayer.layer(inner), seen)
+    }
+
+    fn request(user: Option<&str>) -> Request<ReqBody> {
+        let mut b = Request::builder();
+        if let Some(u) = user {
+            b = b.header("x-user-id", u);
+        }
+        b.body(body::full("")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_same_caller_gets_the_same_shared_identity() {
+        let (svc, seen) = filter();
+        for user in [None, None, Some("alice"), Some("alice"), None] {
+            svc.clone().oneshot(request(user)).await.unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].user_id, "noauth");
+        assert!(Arc::ptr_eq(&seen[0], &seen[1]));
+        assert_eq!(seen[2].user_id, "alice");
+        assert!(Arc::ptr_eq(&seen[2], &seen[3]));
+        assert_eq!(
+            seen[4].user_id, "noauth",
+            "a caller named before comes back as itself"
+        );
+    }
 }
