@@ -71,7 +71,6 @@ requests = int(sys.argv[1])
 # match of each is the whole of it.
 wanted = [
     ("access log line", "novajoin::logging::access_log::record", True),
-    ("request metrics", "novajoin::metrics::request_handles::RequestMetrics::record", True),
     ("http_proxy_to_wsgi and inward", "<novajoin::pipeline::http_proxy_to_wsgi::ProxyHeaders as", True),
     ("authtoken and inward", "<novajoin::pipeline::authtoken::AuthToken as", True),
     ("  token cache lookup", "novajoin::keystone::validator::TokenValidator::validate", True),
