@@ -101,22 +101,21 @@ fn format_line(buf: &mut Vec<u8>, at: SystemTime, e: &AccessEntry<'_>) {
     push_json_str(buf, e.path);
     buf.extend_from_slice(br#","status":"#);
     push_number(buf, e.status);
-    buf.extend_from_slice(br#","latency_ms":"#);
-    push_json_str(buf, e.latency.as_str());
-    buf.extend_from_slice(br#","request_id":"#);
-    push_json_str(buf, e.request_id);
-    buf.extend_from_slice(br#","global_request_id":"#);
-    push_json_str(buf, e.global_request_id);
-    buf.extend_from_slice(br#","instance_id":"#);
-    push_json_str(buf, e.instance_id);
-    buf.extend_from_slice(br#","cache":"#);
-    push_json_str(buf, e.cache);
-    buf.extend_from_slice(br#","client":"#);
-    push_json_str(buf, e.client);
-    buf.extend_from_slice(br#","scheme":"#);
-    push_json_str(buf, e.scheme);
-    buf.extend_from_slice(br#","host":"#);
-    push_json_str(buf, e.host);
+    // The string fields after `status`, each with the text before its value.
+    let strings: [(&[u8], &str); 8] = [
+        (br#","latency_ms":"#, e.latency.as_str()),
+        (br#","request_id":"#, e.request_id),
+        (br#","global_request_id":"#, e.global_request_id),
+        (br#","instance_id":"#, e.instance_id),
+        (br#","cache":"#, e.cache),
+        (br#","client":"#, e.client),
+        (br#","scheme":"#, e.scheme),
+        (br#","host":"#, e.host),
+    ];
+    for (key, value) in strings {
+        buf.extend_from_slice(key);
+        push_json_str(buf, value);
+    }
     buf.extend_from_slice(br#","target":"novajoin::access"}"#);
     buf.push(b'\n');
 }

@@ -539,7 +539,8 @@ mod tests {
         }
     }
 
-    fn render_with(f: impl FnOnce()) -> String {
+    /// What a fresh recorder renders after `f` ran under it.
+    pub(super) fn render_with(f: impl FnOnce()) -> String {
         let recorder = builder().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {

@@ -111,18 +111,7 @@ impl RequestMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{builder, describe};
-
-    /// What the recorder renders after `f` ran under it.
-    fn render_with(f: impl FnOnce()) -> String {
-        let recorder = builder().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            describe();
-            f();
-        });
-        handle.render()
-    }
+    use crate::metrics::tests::render_with;
 
     /// A mix of routes, methods, statuses (one not kept) and outcomes.
     fn requests() -> Vec<(&'static str, Method, u16, u64, Option<CacheOutcome>)> {

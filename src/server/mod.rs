@@ -267,7 +267,8 @@ pub async fn run(
     crate::logging::notify_ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
-    // After `serve` installed the recorder: handles come from it.
+    // Handles are resolved at first use, when `serve` has installed the
+    // recorder.
     let metrics = Arc::new(crate::metrics::RequestMetrics::new());
     tokio::pin!(shutdown);
     loop {
