@@ -173,25 +173,13 @@ mod tests {
     #[test]
     fn handles_stay_with_the_recorder_they_came_from() {
         let m = RequestMetrics::new();
-        let first = render_with(|| {
-            m.record(
-                "/v1/",
-                &Method::POST,
-                StatusCode::OK,
-                Duration::from_millis(1),
-                None,
-            );
-        });
+        let one_request = || {
+            let ms = Duration::from_millis(1);
+            render_with(|| m.record("/v1/", &Method::POST, StatusCode::OK, ms, None))
+        };
+        let first = one_request();
         // Same label set, resolved already: counted by the first recorder.
-        let second = render_with(|| {
-            m.record(
-                "/v1/",
-                &Method::POST,
-                StatusCode::OK,
-                Duration::from_millis(1),
-                None,
-            );
-        });
+        let second = one_request();
         assert!(first.contains("status=\"200\"} 1"), "{first}");
         assert!(
             !second.contains("novajoin_http_requests_total{"),
