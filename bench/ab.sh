@@ -31,12 +31,7 @@ cargo build --release --locked -p ipa-double --bin ipa-double 2>&1 | tail -1
 pids=()
 # shellcheck source=bench/common.sh
 . "$here/bench/common.sh"
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  stop_keystone
-}
-trap cleanup EXIT
+trap stop_started EXIT
 
 start_keystone
 ipa_pw=ab-secret

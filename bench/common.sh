@@ -4,6 +4,13 @@
 # around novajoin on loopback. Expects $here (the repository), $work (a
 # scratch directory) and the array pids (processes to stop on exit).
 
+# Stops the processes the caller started (the array pids) and keystone.
+stop_started() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_keystone
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # A real keystone from the test template; sets $ks (its URL), $nova_pw,

@@ -43,9 +43,7 @@ pids=()
 # shellcheck source=bench/common.sh
 . "$here/bench/common.sh"
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  stop_keystone
+  stop_started
   if [ -n "${redis_prefix:-}" ]; then
     redis-cli -h 127.0.0.1 --scan --pattern "${redis_prefix}*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
   fi
