@@ -267,9 +267,12 @@ pub async fn run(
     crate::logging::notify_ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
-    // Handles are resolved at first use, when `serve` has installed the
-    // recorder.
-    let metrics = Arc::new(crate::metrics::RequestMetrics::new());
+    let responder = Arc::new(Responder {
+        stack,
+        // Handles are resolved at first use, when `serve` has installed the
+        // recorder.
+        metrics: crate::metrics::RequestMetrics::new(),
+    });
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
@@ -284,14 +287,12 @@ pub async fn run(
                 }
             },
         };
-        let stack = stack.clone();
-        let metrics = metrics.clone();
+        let responder = responder.clone();
         let peer = PeerAddr::new(peer);
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let stack = stack.clone();
-            let metrics = metrics.clone();
+            let responder = responder.clone();
             let peer = peer.clone();
-            async move { Ok::<_, Infallible>(handle(stack, &metrics, req, peer).await) }
+            async move { Ok::<_, Infallible>(responder.handle(req, peer).await) }
         });
         let conn = graceful.watch(
             builder
@@ -320,58 +321,64 @@ pub async fn run(
 trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> IoStream for T {}
 
-/// Runs one request through the stack and writes the access log line.
-async fn handle(
+/// What every connection answers its requests with; shared, so a request
+/// takes one reference count rather than one per part.
+struct Responder {
     stack: HttpService,
-    metrics: &crate::metrics::RequestMetrics,
-    req: Request<Incoming>,
-    peer: PeerAddr,
-) -> Response<RespBody> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let mut req = req.map(|b| b.map_err(BoxError::new).boxed_unsync());
-    let peer_ip = peer.ip.clone();
-    req.extensions_mut().insert(peer);
-    let resp = match stack.call_ref(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let latency = started.elapsed();
-    let request_id = resp
-        .headers()
-        .get(crate::pipeline::request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    let notes = resp.extensions().get::<AccessNotes>();
-    let instance = notes.and_then(|n| n.instance_id.as_deref()).unwrap_or("-");
-    let cache_outcome = notes.and_then(|n| n.cache);
-    let cache = cache_outcome
-        .map(crate::metrics::cache_label)
-        .unwrap_or("-");
-    let global_request_id = notes
-        .and_then(|n| n.global_request_id.as_deref())
-        .unwrap_or("-");
-    let origin = notes.and_then(|n| n.origin.as_ref());
-    let client = origin
-        .and_then(|o| o.remote_addr.as_deref())
-        .or(peer_ip.as_deref())
-        .unwrap_or("-");
-    let scheme = origin.map(|o| o.scheme.as_str()).unwrap_or("-");
-    let host = origin.and_then(|o| o.host.as_deref()).unwrap_or("-");
-    crate::logging::access_log::record(&crate::logging::AccessEntry {
-        method: method.as_str(),
-        path: &path,
-        status: resp.status().as_u16(),
-        latency: crate::logging::LatencyText::new(latency),
-        request_id,
-        global_request_id,
-        instance_id: instance,
-        cache,
-        client,
-        scheme,
-        host,
-    });
-    metrics.record(&path, &method, resp.status(), latency, cache_outcome);
-    resp
+    metrics: crate::metrics::RequestMetrics,
+}
+
+impl Responder {
+    /// Runs one request through the stack, writes the access log line and
+    /// records the request metrics.
+    async fn handle(&self, req: Request<Incoming>, peer: PeerAddr) -> Response<RespBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let mut req = req.map(|b| b.map_err(BoxError::new).boxed_unsync());
+        let peer_ip = peer.ip.clone();
+        req.extensions_mut().insert(peer);
+        let resp = match self.stack.call_ref(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let latency = started.elapsed();
+        let request_id = resp
+            .headers()
+            .get(crate::pipeline::request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        let notes = resp.extensions().get::<AccessNotes>();
+        let instance = notes.and_then(|n| n.instance_id.as_deref()).unwrap_or("-");
+        let cache_outcome = notes.and_then(|n| n.cache);
+        let cache = cache_outcome
+            .map(crate::metrics::cache_label)
+            .unwrap_or("-");
+        let global_request_id = notes
+            .and_then(|n| n.global_request_id.as_deref())
+            .unwrap_or("-");
+        let origin = notes.and_then(|n| n.origin.as_ref());
+        let client = origin
+            .and_then(|o| o.remote_addr.as_deref())
+            .or(peer_ip.as_deref())
+            .unwrap_or("-");
+        let scheme = origin.map(|o| o.scheme.as_str()).unwrap_or("-");
+        let host = origin.and_then(|o| o.host.as_deref()).unwrap_or("-");
+        crate::logging::access_log::record(&crate::logging::AccessEntry {
+            method: method.as_str(),
+            path: &path,
+            status: resp.status().as_u16(),
+            latency: crate::logging::LatencyText::new(latency),
+            request_id,
+            global_request_id,
+            instance_id: instance,
+            cache,
+            client,
+            scheme,
+            host,
+        });
+        self.metrics
+            .record(&path, &method, resp.status(), latency, cache_outcome);
+        resp
+    }
 }
