@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod glance;
 pub mod health;
@@ -14,6 +15,7 @@ pub mod keystone;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod ownership;
 pub mod pipeline;
 pub mod policy;
 pub mod server;

@@ -5,7 +5,8 @@ mod support;
 use std::time::Duration;
 
 use novajoin::ipa::{
-    EnrollmentBatch, HostOutcome, IpaAuth, IpaClient, IpaCommand, IpaError, NewHost, Secret,
+    EnrollmentBatch, HostOutcome, HostWrite, IpaAuth, IpaClient, IpaCommand, IpaError, NewHost,
+    Secret,
 };
 use serde_json::Value;
 use support::ipa::{self as ipa_support, DoubleOptions, Fault, UserState};
@@ -23,6 +24,10 @@ fn instance(fqdn: &str, otp_text: &str) -> NewHost {
         nsosversion: Some("fedora 39".into()),
         nshostlocation: None,
         force: true,
+        binding: Some(format!(
+            "novajoin/1 instance=i-{}",
+            fqdn.split('.').next().unwrap()
+        )),
     }
 }
 
@@ -301,12 +306,12 @@ async fn batch_is_one_round_trip_with_per_item_results() {
 
 fn two_compact_services(fqdn: &str, otp_text: &str) -> EnrollmentBatch {
     let short = fqdn.split('.').next().unwrap();
-    let mut b = EnrollmentBatch::new().host(instance(fqdn, otp_text));
+    let mut b = EnrollmentBatch::new().host(HostWrite::Create(instance(fqdn, otp_text)));
     for (svc, net) in [("HTTP", "internalapi"), ("rabbitmq", "storage")] {
         let sub = format!("{short}.{net}.example.test");
         let principal = format!("{svc}/{sub}");
         b = b
-            .subhost(sub)
+            .subhost(NewHost::subhost(sub))
             .service(principal.clone())
             .managed_by(principal, fqdn);
     }
@@ -352,8 +357,16 @@ async fn new_host_with_two_compact_services_costs_one_round_trip() {
         .expect("the OTP enrols the host");
 }
 
+fn update(fqdn: &str, otp_text: &str) -> EnrollmentBatch {
+    EnrollmentBatch::new().host(HostWrite::Update {
+        fqdn: fqdn.into(),
+        otp: Some(otp(otp_text)),
+        binding: None,
+    })
+}
+
 #[tokio::test]
-async fn existing_host_gets_a_new_otp_and_enrolled_host_none() {
+async fn host_add_never_changes_an_existing_host_and_host_mod_reports_enrolled() {
     let ipa = ipa_support::start().await;
     let c = ipa_support::client(&ipa);
     c.enroll(&two_compact_services("vm1.example.test", "first"))
@@ -364,12 +377,30 @@ async fn existing_host_gets_a_new_otp_and_enrolled_host_none() {
         .enroll(&two_compact_services("vm1.example.test", "second"))
         .await
         .unwrap();
-    assert!(matches!(out.host, HostOutcome::OtpReset), "{:?}", out.host);
-    assert!(out.host.otp_is_valid());
+    assert!(matches!(out.host, HostOutcome::Exists), "{:?}", out.host);
     assert!(
         out.failures.is_empty(),
         "duplicates of sub-hosts/services are not failures: {:?}",
         out.failures
+    );
+    assert_eq!(
+        ipa.host("vm1.example.test").unwrap().otp.as_deref(),
+        Some("first"),
+        "host_add left the existing host alone"
+    );
+
+    let out = c
+        .enroll(&update("vm1.example.test", "second"))
+        .await
+        .unwrap();
+    let HostOutcome::Updated(entry) = &out.host else {
+        panic!("{:?}", out.host)
+    };
+    let entry = entry.as_ref().as_ref().expect("host_mod returns the entry");
+    assert_eq!(
+        entry.binding.as_deref(),
+        Some("novajoin/1 instance=i-vm1"),
+        "the entry carries the binding it was created with"
     );
     assert_eq!(
         ipa.host("vm1.example.test").unwrap().otp.as_deref(),
@@ -378,7 +409,7 @@ async fn existing_host_gets_a_new_otp_and_enrolled_host_none() {
 
     ipa.ipa_join("vm1.example.test", "second").unwrap();
     let out = c
-        .enroll(&two_compact_services("vm1.example.test", "third"))
+        .enroll(&update("vm1.example.test", "third"))
         .await
         .unwrap();
     assert!(
@@ -386,13 +417,12 @@ async fn existing_host_gets_a_new_otp_and_enrolled_host_none() {
         "{:?}",
         out.host
     );
-    assert!(!out.host.otp_is_valid());
     let h = ipa.host("vm1.example.test").unwrap();
     assert!(h.enrolled && h.otp.is_none(), "{h:?}");
 }
 
 #[tokio::test]
-async fn enrollment_sent_again_after_a_lost_answer_still_yields_a_valid_otp() {
+async fn enrollment_sent_again_after_a_lost_answer_keeps_the_otp_it_set() {
     let ipa = ipa_support::start().await;
     let c = ipa_support::client(&ipa);
     c.ping().await.unwrap();
@@ -406,10 +436,10 @@ async fn enrollment_sent_again_after_a_lost_answer_still_yields_a_valid_otp() {
         2,
         "the batch ran, its answer was lost, the client sent it again"
     );
-    assert!(matches!(out.host, HostOutcome::OtpReset), "{:?}", out.host);
+    assert!(matches!(out.host, HostOutcome::Exists), "{:?}", out.host);
     assert!(out.failures.is_empty(), "{:?}", out.failures);
     ipa.ipa_join("vm7.example.test", "otp-vm7")
-        .expect("the OTP handed out is valid");
+        .expect("the OTP of the first run is the host's");
 }
 
 #[tokio::test]

@@ -113,8 +113,26 @@ async fn env() -> Env {
     env_with("", NOAUTH_PIPELINE).await
 }
 
-/// The body nova sends (spec/nova-vendordata.md §4), key order and all.
+/// The body nova sends (spec/nova-vendordata.md §4), key order and all,
+/// for a new instance.
 fn nova_body(
+    hostname: &str,
+    image: Option<&str>,
+    project: Option<&str>,
+    metadata: Value,
+) -> String {
+    nova_body_of(
+        &uuid::Uuid::new_v4().to_string(),
+        hostname,
+        image,
+        project,
+        metadata,
+    )
+}
+
+/// [`nova_body`] for the instance `instance_id`.
+fn nova_body_of(
+    instance_id: &str,
     hostname: &str,
     image: Option<&str>,
     project: Option<&str>,
@@ -125,10 +143,7 @@ fn nova_body(
         "project-id".into(),
         project.map(Value::from).unwrap_or(Value::Null),
     );
-    m.insert(
-        "instance-id".into(),
-        json!(uuid::Uuid::new_v4().to_string()),
-    );
+    m.insert("instance-id".into(), json!(instance_id));
     m.insert(
         "image-id".into(),
         image.map(Value::from).unwrap_or(Value::Null),
@@ -237,18 +252,21 @@ async fn answer_keys_come_in_the_original_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_compact_services_cost_one_round_trip_for_a_new_host() {
+async fn two_compact_services_cost_two_round_trips_for_a_new_host() {
     let e = env().await;
     e.ipa.reset_counters();
     let md = json!({"ipa_enroll": "True", "compact_service_HTTP": "[\"ctlplane\", \"internalapi\"]", "compact_service_nfs": "[\"storage\"]"});
     let (status, body) = e.post(nova_body("ctl0", None, None, md)).await;
     assert_eq!(status, 200, "{body}");
+    // One batch reads the host and the sub-hosts (their owners decide what
+    // may be written), one batch writes everything.
     assert_eq!(
         e.ipa.round_trips(),
-        1,
+        2,
         "{:?}",
         e.ipa.round_trips_by_method()
     );
+    assert_eq!(e.ipa.round_trips_for("batch"), 2);
     for (svc, host) in [
         ("HTTP", "ctl0.ctlplane.example.test"),
         ("HTTP", "ctl0.internalapi.example.test"),
@@ -268,7 +286,20 @@ async fn two_compact_services_cost_one_round_trip_for_a_new_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_and_legacy_compact_services() {
-    let e = env().await;
+    // A managed service on a host the instance does not own (a shared VIP
+    // name) needs the policy rule; this deployment allows that one name.
+    let policy = tempfile::tempdir().unwrap();
+    let policy_file = policy.path().join("policy.yaml");
+    std::fs::write(
+        &policy_file,
+        "\"join:create:service_on_other_host\": \"'overcloud.internalapi.example.test':%(principal_host)s\"\n",
+    )
+    .unwrap();
+    let e = env_with(
+        &format!("\n[oslo_policy]\npolicy_file = {}\n", policy_file.display()),
+        NOAUTH_PIPELINE,
+    )
+    .await;
     let md = json!({"ipa_enroll": "True", "managed_service_a": "HTTP/overcloud.internalapi.example.test",
                     "compact_services": "{\"rabbitmq\": [\"internalapi\"]}"});
     let (status, body) = e.post(nova_body("ctl1", None, None, md)).await;
@@ -283,6 +314,26 @@ async fn managed_and_legacy_compact_services() {
         .ipa
         .service("rabbitmq/ctl1.internalapi.example.test@EXAMPLE.TEST")
         .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_service_on_a_host_the_instance_does_not_own_is_refused_by_default() {
+    let e = env().await;
+    let md = json!({"ipa_enroll": "True", "managed_service_a": "HTTP/overcloud.internalapi.example.test"});
+    let (status, body) = e.post(nova_body("ctl2", None, None, md)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["forbidden"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("join:create:service_on_other_host"),
+        "{body}"
+    );
+    assert!(e.ipa.host("overcloud.internalapi.example.test").is_none());
+    assert!(e
+        .ipa
+        .service("HTTP/overcloud.internalapi.example.test@EXAMPLE.TEST")
+        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,12 +589,12 @@ async fn bad_requests_get_400_and_reach_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enrolled_host_gets_no_otp_and_a_repeat_gets_a_fresh_valid_one() {
     let e = env().await;
-    let (_, first) = e
-        .post(nova_body("re1", None, None, json!({"ipa_enroll": "True"})))
-        .await;
-    let (_, second) = e
-        .post(nova_body("re1", None, None, json!({"ipa_enroll": "True"})))
-        .await;
+    // nova asks again for the same instance (its uuid) after the answer's
+    // cache entry has gone: a new OTP replaces the first.
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = || nova_body_of(&id, "re1", None, None, json!({"ipa_enroll": "True"}));
+    let (_, first) = e.post(body()).await;
+    let (_, second) = e.post(body()).await;
     let otp2 = second["ipaotp"].as_str().unwrap();
     assert_ne!(first["ipaotp"], second["ipaotp"]);
     assert_eq!(
@@ -554,9 +605,7 @@ async fn an_enrolled_host_gets_no_otp_and_a_repeat_gets_a_fresh_valid_one() {
     e.ipa
         .ipa_join("re1.example.test", otp2)
         .expect("the OTP enrolls the host");
-    let (status, third) = e
-        .post(nova_body("re1", None, None, json!({"ipa_enroll": "True"})))
-        .await;
+    let (status, third) = e.post(body()).await;
     assert_eq!(status, 200);
     assert_eq!(third["hostname"], "re1.example.test");
     assert!(third.get("ipaotp").is_none(), "{third}");

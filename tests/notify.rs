@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use novajoin::ipa::{EnrollmentBatch, NewHost, Secret};
+use novajoin::ipa::{EnrollmentBatch, HostOutcome, HostWrite, NewHost, Secret};
 use serde_json::{json, Value};
 use support::ipa::{self as ipa_support, IpaDouble};
 use support::rabbit::{self, OsloMessage, RabbitNames};
@@ -345,9 +345,10 @@ fn service_metadata(vip: &str) -> Value {
            "compact_service_HTTP": "[\"ctlplane\"]"})
 }
 
-/// What the vendordata service leaves in IPA for an instance with
-/// [`service_metadata`]: the host (with novajoin's description and an OTP),
-/// the sub-hosts, the services and their managed-by links, and a DNS name.
+/// What the Python novajoin left in IPA for an instance with
+/// [`service_metadata`]: the host (with novajoin's description and an OTP,
+/// no binding), the sub-hosts, the services and their managed-by links, and
+/// a DNS name. Deletes of such hosts follow the original's rule.
 async fn enroll_like_vendordata(ipa: &IpaDouble, fqdn: &str, vip: Option<&str>) {
     let client = ipa_support::client(ipa);
     let short = fqdn.split('.').next().unwrap();
@@ -356,12 +357,12 @@ async fn enroll_like_vendordata(ipa: &IpaDouble, fqdn: &str, vip: Option<&str>) 
         otp: Some(Secret::new("0123456789abcdef0123456789abcdef")),
         ..NewHost::subhost(fqdn)
     };
-    let mut batch = EnrollmentBatch::new().host(host);
+    let mut batch = EnrollmentBatch::new().host(HostWrite::Create(host));
     if let Some(vip) = vip {
         let sub = format!("{short}.ctlplane.{}", ipa.domain());
         batch = batch
-            .subhost(vip)
-            .subhost(sub.clone())
+            .subhost(NewHost::subhost(vip))
+            .subhost(NewHost::subhost(sub.clone()))
             .service(format!("HTTP/{vip}"))
             .service(format!("HTTP/{sub}"))
             .managed_by(format!("HTTP/{vip}"), fqdn)
@@ -369,7 +370,7 @@ async fn enroll_like_vendordata(ipa: &IpaDouble, fqdn: &str, vip: Option<&str>) 
     }
     let out = client.enroll(&batch).await.expect("enroll");
     assert!(
-        out.host.otp_is_valid() && out.failures.is_empty(),
+        matches!(out.host, HostOutcome::Created) && out.failures.is_empty(),
         "{out:?}"
     );
     ipa.add_a_record(&format!("{}.", ipa.domain()), short, "10.0.0.12");

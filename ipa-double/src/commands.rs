@@ -438,9 +438,11 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
         "host_mod" => host_mod(state, ctx, args, o),
         "host_show" => {
             let fqdn = norm_host(&arg(args, 0, "fqdn")?);
+            // 389-ds returns no entry the caller may not read: NotFound.
             let h = state
                 .hosts
                 .get(&fqdn)
+                .filter(|_| !state.denied(name, &[&fqdn]))
                 .ok_or_else(|| host_not_found(&fqdn))?;
             Ok(json!({"result": host_entry(h, ctx, true), "value": fqdn, "summary": null}))
         }
@@ -449,10 +451,12 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
         "service_add" => service_add(state, ctx, args, o),
         "service_add_host" | "service_remove_host" => service_member(state, ctx, name, args, o),
         "service_show" => {
-            let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
+            let raw = arg(args, 0, "krbcanonicalname")?;
+            let p = principal_key(ctx, &raw)?;
             let s = state
                 .services
                 .get(&p)
+                .filter(|_| !state.denied(name, &service_names(&raw, &p)))
                 .ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
             Ok(json!({"result": service_entry(s, ctx), "value": p, "summary": null}))
         }
@@ -463,6 +467,8 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             if state.zones.contains_key(&zone) {
                 return Err(IpaErr::duplicate("DNS zone", &zone));
             }
+            let dn = format!("idnsname={zone},cn=dns,{}", ctx.cfg.basedn);
+            check_access(state, name, &[&zone], Right::Add, &dn)?;
             state.zones.insert(zone.clone(), Default::default());
             Ok(
                 json!({"result": {"idnsname": [ctx.dns(&zone)], "dn": format!("idnsname={zone},cn=dns,{}", ctx.cfg.basedn)},
@@ -477,6 +483,8 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             if state.permissions.contains_key(&cn.to_lowercase()) {
                 return Err(IpaErr::duplicate("permission", &cn));
             }
+            let dn = format!("cn={cn},cn=permissions,cn=pbac,{}", ctx.cfg.basedn);
+            check_access(state, name, &[&cn], Right::Add, &dn)?;
             let p = PermissionView {
                 name: cn.clone(),
                 rights: opt_strs(o, "ipapermright")?,
@@ -511,6 +519,12 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             if exists {
                 return Err(IpaErr::duplicate(kind, &cn));
             }
+            let dn = if name == "privilege_add" {
+                format!("cn={cn},cn=privileges,cn=pbac,{}", ctx.cfg.basedn)
+            } else {
+                format!("cn={cn},cn=roles,cn=accounts,{}", ctx.cfg.basedn)
+            };
+            check_access(state, name, &[&cn], Right::Add, &dn)?;
             let entry = if name == "privilege_add" {
                 let p = PrivilegeView {
                     name: cn.clone(),
@@ -556,6 +570,7 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 .iter()
                 .map(|(k, p)| (k.clone(), p.name.clone()))
                 .collect();
+            let denied = state.denied(name, &[&cn]);
             let p = state
                 .privileges
                 .get_mut(&cn.to_lowercase())
@@ -565,6 +580,15 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             for w in wanted {
                 match known.iter().find(|(k, _)| *k == w.to_lowercase()) {
                     None => failed.push(json!([w, "no such entry"])),
+                    // A reverse member: IPA writes the permission's `member`.
+                    Some((_, real)) if denied => failed.push(json!([
+                        w,
+                        aci_error(
+                            Right::Write("member"),
+                            &format!("cn={real},cn=permissions,cn=pbac,{}", ctx.cfg.basedn)
+                        )
+                        .message
+                    ])),
                     Some((_, real)) if p.permissions.contains(real) => {
                         failed.push(json!([w, "This entry is already a member"]))
                     }
@@ -587,6 +611,7 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 .iter()
                 .map(|(k, p)| (k.clone(), p.name.clone()))
                 .collect();
+            let denied = state.denied(name, &[&cn]);
             let r = state
                 .roles
                 .get_mut(&cn.to_lowercase())
@@ -596,6 +621,15 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
             for w in wanted {
                 match known.iter().find(|(k, _)| *k == w.to_lowercase()) {
                     None => failed.push(json!([w, "no such entry"])),
+                    // A reverse member: IPA writes the privilege's `member`.
+                    Some((_, real)) if denied => failed.push(json!([
+                        w,
+                        aci_error(
+                            Right::Write("member"),
+                            &format!("cn={real},cn=privileges,cn=pbac,{}", ctx.cfg.basedn)
+                        )
+                        .message
+                    ])),
                     Some((_, real)) if r.privileges.contains(real) => {
                         failed.push(json!([w, "This entry is already a member"]))
                     }
@@ -717,6 +751,75 @@ fn find_output(mut entries: Vec<Value>, limit: Option<usize>, noun: &str) -> Val
     out
 }
 
+// ---- access control (`IpaDouble::deny`) ----
+
+/// The right a refused LDAP write lacked, as 389-ds names it.
+#[derive(Clone, Copy, Debug)]
+enum Right<'a> {
+    Add,
+    Delete,
+    /// Modify, naming the first attribute of the modlist.
+    Write(&'a str),
+}
+
+/// The `ACIError` that 389-ds's refusal becomes: ipaldap's `error_handler`
+/// turns INSUFFICIENT_ACCESS into `ACIError(info=<server's text, stripped>)`
+/// and the server's text is 389-ds's `acl_gen_err_msg`.
+fn aci_error(right: Right, dn: &str) -> IpaErr {
+    IpaErr::aci(&match right {
+        Right::Add => format!("Insufficient 'add' privilege to add the entry '{dn}'."),
+        Right::Delete => format!("Insufficient 'delete' privilege to delete the entry '{dn}'."),
+        Right::Write(attr) => {
+            format!("Insufficient 'write' privilege to the '{attr}' attribute of entry '{dn}'.")
+        }
+    })
+}
+
+/// `ACIError` when a rule denies `method` on the object named by `names`.
+fn check_access(
+    state: &State,
+    method: &str,
+    names: &[&str],
+    right: Right,
+    dn: &str,
+) -> Result<(), IpaErr> {
+    if state.denied(method, names) {
+        Err(aci_error(right, dn))
+    } else {
+        Ok(())
+    }
+}
+
+/// The names a service is known by for a rule: as given, and canonical
+/// with and without the realm.
+fn service_names<'a>(raw: &'a str, key: &'a str) -> [&'a str; 3] {
+    [raw, key, key.split('@').next().unwrap_or(key)]
+}
+
+/// The first argument's text (each value when it is a list).
+fn first_arg(args: &[Value]) -> Vec<&str> {
+    match args.first() {
+        Some(Value::Array(v)) => v.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(s)) => vec![s.as_str()],
+        _ => vec![],
+    }
+}
+
+fn host_dn(ctx: &Ctx, fqdn: &str) -> String {
+    format!("fqdn={fqdn},cn=computers,cn=accounts,{}", ctx.cfg.basedn)
+}
+
+fn service_dn(ctx: &Ctx, principal: &str) -> String {
+    format!(
+        "krbprincipalname={principal},cn=services,cn=accounts,{}",
+        ctx.cfg.basedn
+    )
+}
+
+fn record_dn(ctx: &Ctx, zone: &str, name: &str) -> String {
+    format!("idnsname={name},idnsname={zone},cn=dns,{}", ctx.cfg.basedn)
+}
+
 // ---- hosts ----
 
 fn norm_host(s: &str) -> String {
@@ -777,13 +880,7 @@ fn resolves(state: &State, fqdn: &str) -> bool {
 fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
     let mut e = Map::new();
     if with_dn {
-        e.insert(
-            "dn".into(),
-            json!(format!(
-                "fqdn={},cn=computers,cn=accounts,{}",
-                h.fqdn, ctx.cfg.basedn
-            )),
-        );
+        e.insert("dn".into(), json!(host_dn(ctx, &h.fqdn)));
     }
     e.insert("fqdn".into(), json!([h.fqdn]));
     e.insert("cn".into(), json!([h.fqdn]));
@@ -888,6 +985,14 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         managedby: BTreeSet::from([fqdn.clone()]),
         uniqueid: uuid::Uuid::new_v4().to_string(),
     };
+    // IPA adds the entry, then the DNS record (post_callback).
+    check_access(
+        state,
+        "host_add",
+        &[&fqdn],
+        Right::Add,
+        &host_dn(ctx, &fqdn),
+    )?;
     let mut messages = Vec::new();
     if let Some(ip) = ip {
         let attr = if ip.contains(':') {
@@ -929,9 +1034,11 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
     let setattr_password = setattr
         .iter()
         .find_map(|s| s.strip_prefix("userpassword=").map(str::to_string));
-    let h = state
+    // Changes are made on a copy and stored once LDAP would accept them.
+    let mut h = state
         .hosts
-        .get_mut(&fqdn)
+        .get(&fqdn)
+        .cloned()
         .ok_or_else(|| host_not_found(&fqdn))?;
     let sets_password = password.is_some() || random || setattr_password.is_some();
     if sets_password && h.password.is_none() && h.has_keytab {
@@ -940,17 +1047,18 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
             "Password cannot be set on enrolled host.",
         ));
     }
-    let mut changed = false;
+    // The attributes changed, in modlist order (for an ACIError).
+    let mut changed: Vec<&str> = Vec::new();
     let mut randompassword = None;
     if let Some(p) = password.or(setattr_password) {
         h.password = Some(p);
-        changed = true;
+        changed.push("userpassword");
     }
     if random {
         let r = random_password();
         h.password = Some(r.clone());
         randompassword = Some(r);
-        changed = true;
+        changed.push("userpassword");
     }
     for (key, field) in [
         ("description", &mut h.description),
@@ -963,7 +1071,7 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
             let v = opt_str(o, key)?;
             if *field != v {
                 *field = v;
-                changed = true;
+                changed.push(key);
             }
         }
     }
@@ -971,24 +1079,95 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         let v = opt_strs(o, "userclass")?;
         if h.userclass != v {
             h.userclass = v;
-            changed = true;
+            changed.push("userclass");
         }
     }
-    if !changed {
+    let Some(first) = changed.first() else {
         return Err(IpaErr::empty_modlist());
-    }
-    let mut entry = host_entry(h, ctx, false);
+    };
+    check_access(
+        state,
+        "host_mod",
+        &[&fqdn],
+        Right::Write(first),
+        &host_dn(ctx, &fqdn),
+    )?;
+    let mut entry = host_entry(&h, ctx, false);
     if let Some(r) = randompassword {
         entry["randompassword"] = json!(r);
     }
+    state.hosts.insert(fqdn.clone(), h);
     Ok(json!({"result": entry, "value": fqdn, "summary": format!("Modified host \"{fqdn}\"")}))
 }
 
+/// LDAP's caseIgnoreMatch: case and insignificant spaces do not count.
+fn ignore_case_eq(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// The host attributes `host_find` options filter on, by option name:
+/// IPA turns each given one into an equality filter `(attr=value)`.
+fn host_attr<'h>(h: &'h Host, option: &str) -> Vec<&'h str> {
+    let one = |v: &'h Option<String>| v.as_deref().into_iter().collect();
+    match option {
+        "fqdn" => vec![h.fqdn.as_str()],
+        "description" => one(&h.description),
+        "l" => one(&h.locality),
+        "nshostlocation" => one(&h.nshostlocation),
+        "nshardwareplatform" => one(&h.nshardwareplatform),
+        "nsosversion" => one(&h.nsosversion),
+        "userclass" => h.userclass.iter().map(String::as_str).collect(),
+        "macaddress" => h.macaddress.iter().map(String::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+/// `host_find`'s attribute options.
+const HOST_FIND_ATTRS: &[&str] = &[
+    "fqdn",
+    "description",
+    "l",
+    "nshostlocation",
+    "nshardwareplatform",
+    "nsosversion",
+    "userclass",
+    "macaddress",
+];
+
+/// What the criteria (a substring, case-insensitive) is searched in: the
+/// host object's `search_attributes`.
+const HOST_SEARCH_ATTRS: &[&str] = &[
+    "fqdn",
+    "description",
+    "l",
+    "nshostlocation",
+    "nshardwareplatform",
+    "nsosversion",
+];
+
 fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
     let criteria = args.first().and_then(as_text).map(|s| s.to_lowercase());
-    let fqdn = opt_str(o, "fqdn")?.map(|s| norm_host(&s));
-    let description = opt_str(o, "description")?;
-    let userclass = opt_strs(o, "userclass")?;
+    // Each attribute option is an equality filter; the values of a
+    // multi-valued one must all match (MATCH_ALL).
+    let mut filters: Vec<(&str, String)> = Vec::new();
+    for attr in HOST_FIND_ATTRS {
+        // `userclass` and `macaddress` are multi-valued; the others take
+        // one value ("Only one value is allowed").
+        let values = match *attr {
+            "userclass" | "macaddress" => opt_strs(o, attr)?,
+            _ => opt_str(o, attr)?.into_iter().collect(),
+        };
+        for v in values {
+            let v = if *attr == "fqdn" { norm_host(&v) } else { v };
+            filters.push((attr, v));
+        }
+    }
     let man_by = opt_strs(o, "man_by_host")?
         .iter()
         .map(|s| norm_host(s))
@@ -1001,15 +1180,31 @@ fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value
     let entries: Vec<Value> = state
         .hosts
         .values()
-        .filter(|h| criteria.as_ref().is_none_or(|c| {
-            h.fqdn.contains(c.as_str()) || h.description.as_ref().is_some_and(|d| d.to_lowercase().contains(c.as_str()))
-        }))
-        .filter(|h| fqdn.as_ref().is_none_or(|f| &h.fqdn == f))
-        .filter(|h| description.as_ref().is_none_or(|d| h.description.as_ref() == Some(d)))
-        .filter(|h| userclass.iter().all(|u| h.userclass.contains(u)))
+        .filter(|h| {
+            criteria.as_ref().is_none_or(|c| {
+                h.krbprincipalname
+                    .iter()
+                    .map(String::as_str)
+                    .chain(HOST_SEARCH_ATTRS.iter().flat_map(|a| host_attr(h, a)))
+                    .any(|v| v.to_lowercase().contains(c.as_str()))
+            })
+        })
+        .filter(|h| {
+            filters
+                .iter()
+                .all(|(a, v)| host_attr(h, a).iter().any(|x| ignore_case_eq(x, v)))
+        })
         .filter(|h| man_by.iter().all(|m| h.managedby.contains(m)))
         .filter(|h| not_man_by.iter().all(|m| !h.managedby.contains(m)))
-        .map(|h| if pkey_only { json!({"fqdn": [h.fqdn], "dn": format!("fqdn={},cn=computers,cn=accounts,{}", h.fqdn, ctx.cfg.basedn)}) } else { host_entry(h, ctx, true) })
+        // 389-ds leaves out the entries the caller may not read.
+        .filter(|h| !state.denied("host_find", &[&h.fqdn]))
+        .map(|h| {
+            if pkey_only {
+                json!({"fqdn": [h.fqdn], "dn": host_dn(ctx, &h.fqdn)})
+            } else {
+                host_entry(h, ctx, true)
+            }
+        })
         .collect();
     Ok(find_output(entries, sizelimit(o)?, "host"))
 }
@@ -1037,13 +1232,22 @@ fn host_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
                 return Err(e);
             }
         }
-        if state.hosts.remove(&fqdn).is_none() {
+        if !state.hosts.contains_key(&fqdn) {
             if cont {
                 failed.push(fqdn);
                 continue;
             }
             return Err(host_not_found(&fqdn));
         }
+        // ACIError is no ExecutionError: `continue` does not skip it.
+        check_access(
+            state,
+            "host_del",
+            &[&fqdn],
+            Right::Delete,
+            &host_dn(ctx, &fqdn),
+        )?;
+        state.hosts.remove(&fqdn);
         // IPA deletes the services whose principal host is this host, and
         // referential integrity drops the host from every managedby.
         state.services.retain(|_, s| s.host != fqdn);
@@ -1114,7 +1318,7 @@ fn principal_key(ctx: &Ctx, p: &str) -> Result<String, IpaErr> {
 
 fn service_entry(s: &Service, ctx: &Ctx) -> Value {
     json!({
-        "dn": format!("krbprincipalname={},cn=services,cn=accounts,{}", s.principal, ctx.cfg.basedn),
+        "dn": service_dn(ctx, &s.principal),
         "krbprincipalname": [s.principal],
         "krbcanonicalname": [s.principal],
         "ipakrbprincipalalias": [s.principal],
@@ -1125,7 +1329,8 @@ fn service_entry(s: &Service, ctx: &Ctx) -> Value {
 }
 
 fn service_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
-    let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
+    let raw = arg(args, 0, "krbcanonicalname")?;
+    let p = principal_key(ctx, &raw)?;
     let force = flag(o, "force")?;
     let skip_host_check = flag(o, "skip_host_check")?;
     let (svc, rest) = p.split_once('/').expect("checked");
@@ -1144,6 +1349,13 @@ fn service_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Val
     if state.services.contains_key(&p) {
         return Err(IpaErr::duplicate("service", &p));
     }
+    check_access(
+        state,
+        "service_add",
+        &service_names(&raw, &p),
+        Right::Add,
+        &service_dn(ctx, &p),
+    )?;
     let s = Service {
         principal: p.clone(),
         host: host.clone(),
@@ -1162,24 +1374,34 @@ fn service_member(
     args: &[Value],
     o: &Map<String, Value>,
 ) -> Out {
-    let p = principal_key(ctx, &arg(args, 0, "krbcanonicalname")?)?;
+    let raw = arg(args, 0, "krbcanonicalname")?;
+    let p = principal_key(ctx, &raw)?;
     let hosts: Vec<String> = opt_strs(o, "host")?.iter().map(|h| norm_host(h)).collect();
     let exists: Vec<bool> = hosts.iter().map(|h| state.hosts.contains_key(h)).collect();
+    let denied = state.denied(name, &service_names(&raw, &p));
     let s = state
         .services
         .get_mut(&p)
         .ok_or_else(|| IpaErr::not_found(format!("{p}: service not found")))?;
+    // LDAPAddMember/LDAPRemoveMember report a refused modify per member,
+    // under `failed`, as for any other error (389-ds checks the write
+    // right before it looks at the values).
+    let aci = aci_error(Right::Write("managedby"), &service_dn(ctx, &p)).message;
     let mut failed = Vec::new();
     let mut completed = 0;
     for (h, exists) in hosts.iter().zip(exists) {
         if name == "service_add_host" {
             if !exists {
                 failed.push(json!([h, "no such entry"]));
+            } else if denied {
+                failed.push(json!([h, aci]));
             } else if !s.managedby.insert(h.clone()) {
                 failed.push(json!([h, "This entry is already a member"]));
             } else {
                 completed += 1;
             }
+        } else if denied {
+            failed.push(json!([h, aci]));
         } else if s.managedby.remove(h) {
             completed += 1;
         } else {
@@ -1221,6 +1443,8 @@ fn service_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Va
         .filter(|s| not_man_by.iter().all(|m| !s.managedby.contains(m)))
         .filter(|s| names.is_empty() || names.contains(&s.principal))
         .filter(|s| canonical.as_ref().is_none_or(|c| c == &s.principal))
+        // 389-ds leaves out the entries the caller may not read.
+        .filter(|s| !state.denied("service_find", &service_names(&s.principal, &s.principal)))
         .map(|s| {
             if pkey_only {
                 json!({"krbcanonicalname": [s.principal], "krbprincipalname": [s.principal]})
@@ -1251,13 +1475,22 @@ fn service_del(state: &mut State, args: &[Value], o: &Map<String, Value>, ctx: &
                 "This principal is required by the IPA master",
             ));
         }
-        if state.services.remove(&p).is_none() {
+        if !state.services.contains_key(&p) {
             if cont {
                 failed.push(p);
                 continue;
             }
             return Err(IpaErr::not_found(format!("{p}: service not found")));
         }
+        // ACIError is no ExecutionError: `continue` does not skip it.
+        check_access(
+            state,
+            "service_del",
+            &service_names(&raw, &p),
+            Right::Delete,
+            &service_dn(ctx, &p),
+        )?;
+        state.services.remove(&p);
         for r in state.roles.values_mut() {
             r.services.retain(|s| s != &p);
         }
@@ -1325,13 +1558,7 @@ fn check_value(attr: &str, v: &str) -> Result<(), IpaErr> {
 
 fn record_entry(zone: &str, name: &str, r: &DnsRecordView, ctx: &Ctx) -> Value {
     let mut e = Map::new();
-    e.insert(
-        "dn".into(),
-        json!(format!(
-            "idnsname={name},idnsname={zone},cn=dns,{}",
-            ctx.cfg.basedn
-        )),
-    );
+    e.insert("dn".into(), json!(record_dn(ctx, zone, name)));
     e.insert("idnsname".into(), json!([ctx.dns(name)]));
     for attr in RECORD_ATTRS {
         let vals = r.values(attr);
@@ -1367,8 +1594,10 @@ fn dnsrecord_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
             adds.push((attr, v));
         }
     }
+    let denied = state.denied("dnsrecord_add", &first_arg(args));
     let (zone, recs) = zone_of(state, ctx, args)?;
-    let existing = recs.get(&name).cloned().unwrap_or_default();
+    let found = recs.get(&name).cloned();
+    let existing = found.clone().unwrap_or_default();
     let has_cname = !existing.cname.is_empty() || adds.iter().any(|(a, _)| *a == "cnamerecord");
     let has_other = RECORD_ATTRS
         .iter()
@@ -1378,22 +1607,28 @@ fn dnsrecord_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
         return Err(IpaErr::validation("cnamerecord",
             "CNAME record is not allowed to coexist with any other record (RFC 1034, section 3.6.2)"));
     }
-    let rec = recs.entry(name.clone()).or_default();
-    let mut changed = false;
+    let mut rec = existing;
+    let mut changed: Option<&str> = None;
     for (attr, v) in adds {
         let vals = rec.values_mut(attr).expect("known attr");
         if !vals.contains(&v) {
             vals.push(v);
-            changed = true;
+            changed.get_or_insert(attr);
         }
     }
-    if !changed {
-        if rec.is_empty() {
-            recs.remove(&name);
-        }
+    let Some(first) = changed else {
         return Err(IpaErr::empty_modlist());
+    };
+    if denied {
+        let right = if found.is_some() {
+            Right::Write(first)
+        } else {
+            Right::Add
+        };
+        return Err(aci_error(right, &record_dn(ctx, &zone, &name)));
     }
-    let entry = record_entry(&zone, &name, rec, ctx);
+    let entry = record_entry(&zone, &name, &rec, ctx);
+    recs.insert(name.clone(), rec);
     Ok(json!({"result": entry, "value": ctx.dns(&name), "summary": null}))
 }
 
@@ -1446,26 +1681,36 @@ fn dnsrecord_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, V
             "Zone record '@' cannot be deleted",
         ));
     }
-    let (_zone, recs) = zone_of(state, ctx, args)?;
-    let Some(rec) = recs.get_mut(&name) else {
+    let denied = state.denied("dnsrecord_del", &first_arg(args));
+    let (zone, recs) = zone_of(state, ctx, args)?;
+    let Some(rec) = recs.get(&name) else {
         return Err(IpaErr::not_found(format!(
             "{name}: DNS resource record not found"
         )));
     };
-    if del_all {
+    for (attr, v) in &dels {
+        if !del_all && !rec.values(attr).contains(v) {
+            return Err(IpaErr::attr_value_not_found(record_label(attr), v));
+        }
+    }
+    let mut rec = rec.clone();
+    for (attr, v) in &dels {
+        rec.values_mut(attr).expect("known").retain(|x| x != v);
+    }
+    if denied {
+        // Without `del_all` IPA modifies the entry first, and deletes it
+        // only once no record is left.
+        let right = if del_all {
+            Right::Delete
+        } else {
+            Right::Write(dels[0].0)
+        };
+        return Err(aci_error(right, &record_dn(ctx, &zone, &name)));
+    }
+    if del_all || rec.is_empty() {
         recs.remove(&name);
     } else {
-        for (attr, v) in &dels {
-            if !rec.values(attr).contains(v) {
-                return Err(IpaErr::attr_value_not_found(record_label(attr), v));
-            }
-        }
-        for (attr, v) in dels {
-            rec.values_mut(attr).expect("known").retain(|x| *x != v);
-        }
-        if rec.is_empty() {
-            recs.remove(&name);
-        }
+        recs.insert(name.clone(), rec);
     }
     Ok(
         json!({"result": {"failed": []}, "value": [ctx.dns(&name)], "summary": format!("Deleted record \"{name}\"")}),
@@ -1527,15 +1772,23 @@ fn role_add_member(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String,
         .collect();
     let host_exists: Vec<bool> = hosts.iter().map(|h| state.hosts.contains_key(h)).collect();
     let user_exists: Vec<bool> = users.iter().map(|u| state.users.contains_key(u)).collect();
+    let denied = state.denied("role_add_member", &[&cn]);
     let r = state
         .roles
         .get_mut(&cn.to_lowercase())
         .ok_or_else(|| IpaErr::not_found(format!("{cn}: role not found")))?;
+    // 389-ds checks the write right before it looks at the values.
+    let aci = aci_error(
+        Right::Write("member"),
+        &format!("cn={},cn=roles,cn=accounts,{}", r.name, ctx.cfg.basedn),
+    )
+    .message;
     let mut completed = 0;
     let mut failed_services = Vec::new();
     for (raw, key) in services.iter().zip(service_keys) {
         match key {
             None => failed_services.push(json!([raw, "no such entry"])),
+            Some(_) if denied => failed_services.push(json!([raw, aci])),
             Some(k) if r.services.contains(&k) => {
                 failed_services.push(json!([raw, "This entry is already a member"]))
             }
@@ -1549,6 +1802,8 @@ fn role_add_member(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String,
     for (h, ok) in hosts.iter().zip(host_exists) {
         if !ok {
             failed_hosts.push(json!([h, "no such entry"]));
+        } else if denied {
+            failed_hosts.push(json!([h, aci]));
         } else if r.hosts.contains(h) {
             failed_hosts.push(json!([h, "This entry is already a member"]));
         } else {
@@ -1560,6 +1815,8 @@ fn role_add_member(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String,
     for (u, ok) in users.iter().zip(user_exists) {
         if !ok {
             failed_users.push(json!([u, "no such entry"]));
+        } else if denied {
+            failed_users.push(json!([u, aci]));
         } else if r.users.contains(u) {
             failed_users.push(json!([u, "This entry is already a member"]));
         } else {

@@ -31,6 +31,11 @@
 //! `privilege_add/add_permission/show`, `role_add/add_privilege/add_member/show`,
 //! with IPA's semantics and error codes (see `commands.rs`).
 //!
+//! Access control: [`IpaDouble::deny`] takes a right away from the caller
+//! for a command (and object), and the command then fails the way IPA
+//! fails without the permission (`ACIError` 2100 and friends);
+//! [`IpaDouble::retrieve_keytab`] models who may run `ipa-getkeytab`.
+//!
 //! Start it in-process with [`IpaDouble::start`], or as the `ipa-double`
 //! binary for demos and benchmarks.
 
@@ -38,6 +43,8 @@ mod commands;
 mod errors;
 mod server;
 mod state;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -52,7 +59,7 @@ pub use state::{
 
 use commands::ServerConfig;
 use server::{Counters, Faults, Shared};
-use state::{Host, Service, State, User};
+use state::{Denial, Host, Service, State, User};
 
 /// How an injected failure looks to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,6 +380,156 @@ impl IpaDouble {
                 fqdn,
                 ..Default::default()
             });
+    }
+
+    /// Creates a host directly, as an administrator or an older tool would
+    /// have made it: `description` and `nshardwareplatform` as given (a
+    /// host made by the Python novajoin has description "IPA host for
+    /// OpenStack" and no platform), managed by itself. `enrolled` gives it
+    /// a keytab and no OTP (`otp` is then ignored: `ipa-join` clears it);
+    /// otherwise `otp` is its enrolment OTP. The principal
+    /// `host/<fqdn>@REALM` is there when enrolled or when there is no OTP
+    /// (as `host_add` without a password makes it). Does nothing when the
+    /// host exists, like [`seed_host`](Self::seed_host).
+    pub fn seed_host_with(
+        &self,
+        fqdn: &str,
+        description: Option<&str>,
+        platform: Option<&str>,
+        enrolled: bool,
+        otp: Option<&str>,
+    ) {
+        let fqdn = fqdn.trim_end_matches('.').to_lowercase();
+        let realm = self.realm().to_string();
+        let password = if enrolled {
+            None
+        } else {
+            otp.map(str::to_string)
+        };
+        self.state()
+            .hosts
+            .entry(fqdn.clone())
+            .or_insert_with(|| Host {
+                description: description.map(str::to_string),
+                nshardwareplatform: platform.map(str::to_string),
+                krbprincipalname: (enrolled || password.is_none())
+                    .then(|| format!("host/{fqdn}@{realm}")),
+                password,
+                has_keytab: enrolled,
+                managedby: [fqdn.clone()].into(),
+                uniqueid: uuid::Uuid::new_v4().to_string(),
+                fqdn,
+                ..Default::default()
+            });
+    }
+
+    /// Models who may run `ipa-getkeytab` for `principal` (`host/<fqdn>` or
+    /// `svc/<host>`, realm optional) as the host `requester_host`, under a
+    /// real IPA's default ACIs (`default-aci.ldif`: "Entities are allowed
+    /// to rekey themselves", "Entities are allowed to rekey managed
+    /// entries"):
+    ///
+    /// * the requester must exist and be enrolled (have a keytab), or it
+    ///   cannot authenticate at all;
+    /// * its own `host/<fqdn>`: allowed;
+    /// * another host's `host/<other>`: only when the requester is in that
+    ///   host's `managedby`;
+    /// * a service `svc/<host>`: only when the service exists and the
+    ///   requester is in its `managedby` ("System: Manage Service Keytab"
+    ///   is for administrators; hosts get the right through managedBy).
+    ///
+    /// On success the target has keys (`has_keytab`), as `ipa-getkeytab`
+    /// leaves it. This is `ipa-getkeytab`'s default, which makes new keys
+    /// (`ipaProtectedOperation;write_keys`); `-r` (read the existing keys)
+    /// needs `ipaAllowedToPerform;read_keys` (`service-allow-retrieve-keytab`),
+    /// which the double does not model.
+    ///
+    /// Errors carry `ipa-getkeytab`'s wording: "Failed to parse result:
+    /// Insufficient access rights" when the ACIs refuse, "Failed to parse
+    /// result: PrincipalName not found." when the principal does not exist.
+    pub fn retrieve_keytab(&self, requester_host: &str, principal: &str) -> Result<(), String> {
+        const DENIED: &str = "Failed to parse result: Insufficient access rights";
+        const NOT_FOUND: &str = "Failed to parse result: PrincipalName not found.";
+        let realm = self.realm().to_string();
+        let requester = requester_host.trim_end_matches('.').to_lowercase();
+        let name = match principal.rsplit_once('@') {
+            Some((n, r)) if r == realm => n,
+            Some(_) => {
+                return Err(format!(
+                    "{principal}: the realm does not match the realm of this IPA server ({realm})"
+                ))
+            }
+            None => principal,
+        };
+        let Some((svc, host)) = name.split_once('/') else {
+            return Err(format!("{principal}: not a service or host principal"));
+        };
+        let host = host.trim_end_matches('.').to_lowercase();
+        let mut st = self.state();
+        if !st.hosts.get(&requester).is_some_and(|h| h.has_keytab) {
+            return Err(format!(
+                "host/{requester}@{realm}: no keytab (not enrolled), cannot authenticate: \
+                 Kerberos User Principal not found. Do you have a valid Credential Cache?"
+            ));
+        }
+        if svc == "host" {
+            let target = st.hosts.get_mut(&host).ok_or(NOT_FOUND)?;
+            if host != requester && !target.managedby.contains(&requester) {
+                return Err(DENIED.into());
+            }
+            target.has_keytab = true;
+            return Ok(());
+        }
+        let key = format!("{svc}/{host}@{realm}");
+        let s = st.services.get_mut(&key).ok_or(NOT_FOUND)?;
+        if !s.managedby.contains(&requester) {
+            return Err(DENIED.into());
+        }
+        s.has_keytab = true;
+        Ok(())
+    }
+
+    // ---- access control ----
+
+    /// Makes every later call of `method` (`host_del`, `service_add_host`...;
+    /// inside a `batch` too) on `object` (its first argument; compared
+    /// case-insensitively, trailing dot ignored; a service with or without
+    /// its realm; `None` = any object) lack the rights it needs, as a
+    /// caller without the permission would in a real IPA. What the caller
+    /// sees is what IPA answers, and nothing changes:
+    ///
+    /// * `*_add`: `ACIError` (2100) "Insufficient access: Insufficient
+    ///   'add' privilege to add the entry '<dn>'." (`dnsrecord_add` to an
+    ///   existing name: the 'write' wording);
+    /// * `*_del`: `ACIError` "Insufficient access: Insufficient 'delete'
+    ///   privilege to delete the entry '<dn>'." (`dnsrecord_del` without
+    ///   `del_all`: the 'write' wording); with several names, those before
+    ///   the denied one are deleted, as in IPA;
+    /// * `*_mod`: `ACIError` "Insufficient access: Insufficient 'write'
+    ///   privilege to the '<attr>' attribute of entry '<dn>'.";
+    /// * member commands (`service_add_host`, `service_remove_host`,
+    ///   `role_add_member`, `role_add_privilege`,
+    ///   `privilege_add_permission`): no error — IPA's LDAPAddMember and
+    ///   LDAPRemoveMember report a refused modify per member under
+    ///   `failed` (with that `ACIError`'s message) and `completed: 0`;
+    /// * `*_show`: `NotFound` and `*_find`: the entry left out (the entry
+    ///   named by `object`, not the criteria), since 389-ds returns no
+    ///   entry the caller may not read.
+    ///
+    /// Rights are checked where IPA's LDAP call would be, so errors found
+    /// before it (`NotFound`, `DuplicateEntry`, `EmptyModlist`, validation)
+    /// still come first. `ping`, `batch` and `session_logout` touch no
+    /// entry and ignore rules.
+    pub fn deny(&self, method: &str, object: Option<&str>) {
+        self.state().denials.push(Denial {
+            method: method.strip_suffix("/1").unwrap_or(method).to_string(),
+            object: object.map(state::norm_object),
+        });
+    }
+
+    /// Clears every [`deny`](Self::deny) rule.
+    pub fn allow_all(&self) {
+        self.state().denials.clear();
     }
 
     /// Creates a service directly (its host must exist for realism, but is

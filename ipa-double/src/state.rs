@@ -172,6 +172,10 @@ pub struct HostView {
     pub nsosversion: Option<String>,
     /// `nshostlocation`.
     pub nshostlocation: Option<String>,
+    /// `nshardwareplatform` (novajoin's Python version never set it).
+    pub platform: Option<String>,
+    /// `l` (locality).
+    pub locality: Option<String>,
     /// The OTP currently set (`None` when none or enrolled). Exposed
     /// because this is a test double: tests check the OTP handed out is
     /// the one IPA holds.
@@ -195,6 +199,8 @@ pub struct ServiceView {
     pub host: String,
     /// `managedby_host`.
     pub managed_by: Vec<String>,
+    /// `has_keytab` (keys were set, e.g. by `IpaDouble::retrieve_keytab`).
+    pub has_keytab: bool,
 }
 
 /// Everything the double holds.
@@ -212,6 +218,36 @@ pub(crate) struct State {
     pub sessions: HashMap<String, Session>,
     /// Commands executed, by name (batch sub-commands included).
     pub command_counts: BTreeMap<String, u64>,
+    /// Access rules set by `IpaDouble::deny`.
+    pub denials: Vec<Denial>,
+}
+
+/// One `IpaDouble::deny` rule: calls of `method` on `object` (any object
+/// when `None`) lack the rights they need.
+#[derive(Clone, Debug)]
+pub(crate) struct Denial {
+    /// Command name without `/1`.
+    pub method: String,
+    /// Lower case, trailing dot removed.
+    pub object: Option<String>,
+}
+
+/// How `deny` compares objects: case-insensitive, trailing dot ignored.
+pub(crate) fn norm_object(s: &str) -> String {
+    s.trim_end_matches('.').to_lowercase()
+}
+
+impl State {
+    /// Whether a rule denies `method` on an object known by any of `names`
+    /// (the argument as given and its canonical forms).
+    pub(crate) fn denied(&self, method: &str, names: &[&str]) -> bool {
+        self.denials.iter().any(|d| {
+            d.method == method
+                && d.object
+                    .as_ref()
+                    .is_none_or(|o| names.iter().any(|n| norm_object(n) == *o))
+        })
+    }
 }
 
 impl Host {
@@ -222,6 +258,8 @@ impl Host {
             userclass: self.userclass.clone(),
             nsosversion: self.nsosversion.clone(),
             nshostlocation: self.nshostlocation.clone(),
+            platform: self.nshardwareplatform.clone(),
+            locality: self.locality.clone(),
             otp: self.password.clone(),
             has_password: self.password.is_some(),
             enrolled: self.has_keytab,
@@ -237,6 +275,7 @@ impl Service {
             principal: self.principal.clone(),
             host: self.host.clone(),
             managed_by: self.managedby.iter().cloned().collect(),
+            has_keytab: self.has_keytab,
         }
     }
 }

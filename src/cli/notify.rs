@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::cache::{RawCacheOptions, ResponseCache};
 use crate::cli::ConfigArgs;
+use crate::cloud::CloudLookups;
 use crate::config::ConfigFiles;
 use crate::ipa::{load_default_conf, IpaClient, IpaClientConfig};
 use crate::keystone::ServiceSession;
-use crate::notify::cloud::CloudLookups;
 use crate::notify::handlers::{InstanceEviction, IpaEventHandler};
 use crate::notify::naming::FqdnPolicy;
 use crate::notify::{Listener, ListenerSettings};
@@ -105,7 +105,8 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
                         written with @REALM in instance metadata will be refused"
         );
     }
-    let handler = IpaEventHandler::new(ipa, policy, realm, cloud, response_cache(cfg)?);
+    let region = crate::join::setup::binding_region(cfg).map_err(|e| e.to_string())?;
+    let handler = IpaEventHandler::new(ipa, policy, realm, region, cloud, response_cache(cfg)?);
     Listener::new(settings, Arc::new(handler)).map_err(|e| e.to_string())
 }
 

@@ -233,6 +233,17 @@ pub const OTP_REUSE_SECONDS: O = O::new(
      without a new IPA call (the original's 30 s window).",
 );
 
+/// `region_name`: new option.
+pub const REGION_NAME: O = O::new(
+    "DEFAULT",
+    "region_name",
+    K::Str,
+    None,
+    "Region recorded, with the instance uuid and project id, in the binding of every IPA host \
+     this service creates; hosts bound in another region are never changed. Defaults to \
+     [service_credentials] region_name. Letters, digits, '-' and '_' only.",
+);
+
 /// The `[DEFAULT]` group.
 pub const DEFAULT_OPTIONS: schema::OptionGroup = &[
     JOIN_LISTEN,
@@ -256,6 +267,7 @@ pub const DEFAULT_OPTIONS: schema::OptionGroup = &[
     NOTIFICATIONS_TOPIC,
     TRANSPORT_URL,
     OTP_REUSE_SECONDS,
+    REGION_NAME,
 ];
 
 // ---- [service_credentials]: keystoneauth password plugin + session ----

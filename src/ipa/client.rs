@@ -384,6 +384,17 @@ impl IpaClient {
         host_entry(&out)
     }
 
+    /// `host_find nshardwareplatform=<binding>`: the hosts bound to one
+    /// owner in one role.
+    pub async fn hosts_bound(&self, binding: &str) -> Result<Vec<HostEntry>, IpaError> {
+        let out = self.call(IpaCommand::host_find_bound(binding)).await?;
+        Ok(out
+            .entries()
+            .iter()
+            .filter_map(|e| e.as_object().and_then(HostEntry::from_entry))
+            .collect())
+    }
+
     /// `host_find fqdn=<fqdn>`: whether the host exists.
     pub async fn host_exists(&self, fqdn: &str) -> Result<bool, IpaError> {
         Ok(self.call(IpaCommand::host_find_fqdn(fqdn)).await?.count() > 0)
@@ -410,6 +421,18 @@ impl IpaClient {
     ) -> Result<MemberAddResult, IpaError> {
         Ok(self
             .call(IpaCommand::service_add_host(principal, hosts))
+            .await?
+            .member_result())
+    }
+
+    /// `service_remove_host host=[hosts]`.
+    pub async fn service_remove_host(
+        &self,
+        principal: &str,
+        hosts: &[String],
+    ) -> Result<MemberAddResult, IpaError> {
+        Ok(self
+            .call(IpaCommand::service_remove_host(principal, hosts))
             .await?
             .member_result())
     }
@@ -458,6 +481,21 @@ impl IpaClient {
             .entries()
             .iter()
             .filter_map(|e| e.as_object().and_then(DnsRecordEntry::from_entry))
+            .collect())
+    }
+
+    /// `dnszone_find`: the absolute names of every zone IPA serves.
+    pub async fn dnszone_names(&self) -> Result<Vec<String>, IpaError> {
+        let out = self.call(IpaCommand::dnszone_find()).await?;
+        Ok(out
+            .entries()
+            .iter()
+            .filter_map(|e| match e.get("idnsname") {
+                Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .map(|z| if z.ends_with('.') { z } else { format!("{z}.") })
             .collect())
     }
 

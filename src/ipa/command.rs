@@ -7,6 +7,11 @@ use serde_json::{json, Map, Value};
 
 use super::secret::Secret;
 
+/// The stock host attribute that holds the owner binding of the hosts this
+/// service creates (`--platform` in IPA's CLI). Why this attribute:
+/// [`crate::ownership`].
+pub const BINDING_ATTRIBUTE: &str = "nshardwareplatform";
+
 /// One IPA command, ready to send alone ([`super::IpaClient::call`]) or in a
 /// batch ([`super::IpaClient::batch`]). `Debug` prints the option *names*
 /// only, because options may carry an OTP.
@@ -45,6 +50,8 @@ pub struct NewHost {
     /// `force`: skip IPA's DNS check (novajoin always sets it: the instance
     /// has no DNS record yet).
     pub force: bool,
+    /// `nshardwareplatform`: the owner binding (see [`crate::ownership`]).
+    pub binding: Option<String>,
 }
 
 impl NewHost {
@@ -58,6 +65,7 @@ impl NewHost {
             nsosversion: None,
             nshostlocation: None,
             force: true,
+            binding: None,
         }
     }
 }
@@ -133,12 +141,36 @@ impl IpaCommand {
         if let Some(l) = &host.nshostlocation {
             c.options.insert("nshostlocation".into(), json!(l));
         }
+        if let Some(b) = &host.binding {
+            c.options.insert(BINDING_ATTRIBUTE.into(), json!(b));
+        }
         c
     }
 
     /// `host_mod <fqdn> userpassword=<otp>`: (re)sets the enrolment OTP.
     pub fn host_mod_otp(fqdn: &str, otp: &Secret) -> Self {
         Self::one("host_mod", fqdn).with_option("userpassword", json!(otp.expose()))
+    }
+
+    /// `host_mod <fqdn>` that sets the OTP and/or the owner binding; at
+    /// least one must be given.
+    pub fn host_update(fqdn: &str, otp: Option<&Secret>, binding: Option<&str>) -> Self {
+        let mut c = Self::one("host_mod", fqdn);
+        if let Some(otp) = otp {
+            c.options.insert("userpassword".into(), json!(otp.expose()));
+        }
+        if let Some(b) = binding {
+            c.options.insert(BINDING_ATTRIBUTE.into(), json!(b));
+        }
+        c
+    }
+
+    /// `host_find nshardwareplatform=<binding>`: every host bound to one
+    /// owner with one role (an exact match, as IPA's attribute options are).
+    pub fn host_find_bound(binding: &str) -> Self {
+        Self::new("host_find", vec![], Map::new())
+            .with_option(BINDING_ATTRIBUTE, json!(binding))
+            .with_option("sizelimit", json!(0))
     }
 
     /// `host_show <fqdn>`.
@@ -166,6 +198,12 @@ impl IpaCommand {
         Self::one("service_add_host", principal).with_option("host", json!(hosts))
     }
 
+    /// `service_remove_host <principal> host=[hosts]`: the hosts no longer
+    /// manage it.
+    pub fn service_remove_host(principal: &str, hosts: &[String]) -> Self {
+        Self::one("service_remove_host", principal).with_option("host", json!(hosts))
+    }
+
     /// `service_show <principal>`.
     pub fn service_show(principal: &str) -> Self {
         Self::one("service_show", principal)
@@ -181,15 +219,27 @@ impl IpaCommand {
         Self::one("service_del", principal)
     }
 
-    /// `dnsrecord_add <zone> <name> a_part_ip_address=<ip>`.
+    /// `dnsrecord_add <zone> <name> a_part_ip_address=<ip>` (or
+    /// `aaaa_part_ip_address` for an IPv6 address).
     pub fn dnsrecord_add_a(zone: &str, name: &str, ip: &str) -> Self {
+        let part = if is_v6(ip) {
+            "aaaa_part_ip_address"
+        } else {
+            "a_part_ip_address"
+        };
         Self::new("dnsrecord_add", vec![json!(zone), json!(name)], Map::new())
-            .with_option("a_part_ip_address", json!(ip))
+            .with_option(part, json!(ip))
     }
 
-    /// `dnsrecord_find <zone> arecord=<ip>`.
+    /// `dnsrecord_find <zone> arecord=<ip>` (or `aaaarecord`).
     pub fn dnsrecord_find_a(zone: &str, ip: &str) -> Self {
-        Self::new("dnsrecord_find", vec![json!(zone)], Map::new()).with_option("arecord", json!(ip))
+        Self::new("dnsrecord_find", vec![json!(zone)], Map::new())
+            .with_option(address_attribute(ip), json!(ip))
+    }
+
+    /// `dnszone_find`: every DNS zone IPA serves.
+    pub fn dnszone_find() -> Self {
+        Self::new("dnszone_find", vec![], Map::new()).with_option("sizelimit", json!(0))
     }
 
     /// `dnsrecord_del <zone> <name> del_all=true`.
@@ -198,10 +248,23 @@ impl IpaCommand {
             .with_option("del_all", json!(true))
     }
 
-    /// `dnsrecord_del <zone> <name> arecord=<ip>`.
+    /// `dnsrecord_del <zone> <name> arecord=<ip>` (or `aaaarecord`).
     pub fn dnsrecord_del_a(zone: &str, name: &str, ip: &str) -> Self {
         Self::new("dnsrecord_del", vec![json!(zone), json!(name)], Map::new())
-            .with_option("arecord", json!(ip))
+            .with_option(address_attribute(ip), json!(ip))
+    }
+}
+
+fn is_v6(ip: &str) -> bool {
+    ip.contains(':')
+}
+
+/// The record attribute that holds `ip`: `arecord` or `aaaarecord`.
+pub fn address_attribute(ip: &str) -> &'static str {
+    if is_v6(ip) {
+        "aaaarecord"
+    } else {
+        "arecord"
     }
 }
 
@@ -361,6 +424,8 @@ pub struct HostEntry {
     pub nsosversion: Option<String>,
     /// `nshostlocation`.
     pub nshostlocation: Option<String>,
+    /// `nshardwareplatform`: the owner binding, when there is one.
+    pub binding: Option<String>,
 }
 
 impl HostEntry {
@@ -376,6 +441,7 @@ impl HostEntry {
             userclass: all(entry, "userclass"),
             nsosversion: first(entry, "nsosversion"),
             nshostlocation: first(entry, "nshostlocation"),
+            binding: first(entry, BINDING_ATTRIBUTE),
         })
     }
 }
@@ -453,6 +519,7 @@ mod tests {
             nsosversion: Some("fedora 39".into()),
             nshostlocation: Some("rack 1".into()),
             force: true,
+            binding: Some("novajoin/1 instance=i-1".into()),
         };
         let c = IpaCommand::host_add(&h);
         let keys: Vec<_> = c.options().keys().cloned().collect();
@@ -464,7 +531,8 @@ mod tests {
                 "force",
                 "userclass",
                 "nsosversion",
-                "nshostlocation"
+                "nshostlocation",
+                "nshardwareplatform"
             ]
         );
     }

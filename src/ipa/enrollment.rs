@@ -4,44 +4,66 @@
 //! documentation](super).
 
 use super::client::IpaClient;
-use super::command::{CommandOutput, IpaCommand, NewHost};
+use super::command::{CommandOutput, HostEntry, IpaCommand, NewHost};
 use super::error::IpaError;
 use super::secret::Secret;
 
 /// What to do in IPA for one instance. Build it, then [`IpaClient::enroll`].
 #[derive(Clone, Debug, Default)]
 pub struct EnrollmentBatch {
-    host: Option<NewHost>,
-    subhosts: Vec<String>,
+    host: Option<HostWrite>,
+    subhosts: Vec<NewHost>,
     services: Vec<String>,
     managers: Vec<(String, String)>,
 }
 
-/// What happened to the instance host's OTP.
-#[derive(Debug)]
-pub enum HostOutcome {
-    /// The host did not exist and was created with the OTP.
-    Created,
-    /// The host existed, was not enrolled, and its OTP was replaced.
-    OtpReset,
-    /// The host is enrolled (has a keytab): no OTP can be set. The original
-    /// answered without `ipaotp`; so do we.
-    AlreadyEnrolled,
-    /// The host did not exist at `host_mod` but someone else created it
-    /// before our `host_add` (another replica, same instance): our OTP was
-    /// not set. The original answered without `ipaotp`.
-    LostRace,
-    /// IPA refused the host; the OTP is not valid.
-    Failed(IpaError),
-    /// The batch had no instance host (update of services only).
-    NotRequested,
+/// The write to the instance host. Which one to send is the caller's
+/// decision, taken from what IPA holds (see [`crate::ownership`]).
+#[derive(Clone, Debug)]
+pub enum HostWrite {
+    /// `host_add` with the OTP and the binding: only ever creates, so it is
+    /// safe to send before anything is known about the name.
+    Create(NewHost),
+    /// `host_mod` of a host the instance owns (or has just proven to own):
+    /// a new OTP, the binding, or both.
+    Update {
+        /// The host.
+        fqdn: String,
+        /// The new OTP, unless the host is enrolled.
+        otp: Option<Secret>,
+        /// The binding to record (a host of the Python novajoin).
+        binding: Option<String>,
+    },
 }
 
-impl HostOutcome {
-    /// Whether the OTP that was sent is now the host's enrolment password.
-    pub fn otp_is_valid(&self) -> bool {
-        matches!(self, Self::Created | Self::OtpReset)
+impl HostWrite {
+    fn fqdn(&self) -> &str {
+        match self {
+            HostWrite::Create(h) => &h.fqdn,
+            HostWrite::Update { fqdn, .. } => fqdn,
+        }
     }
+}
+
+/// What happened to the instance host.
+#[derive(Debug)]
+pub enum HostOutcome {
+    /// `host_add` created it with the OTP and the binding.
+    Created,
+    /// `host_add` found the name taken and changed nothing: the caller
+    /// reads the host and decides whether it may be changed.
+    Exists,
+    /// `host_mod` changed it; the entry as IPA now holds it, so the caller
+    /// can check that the host it changed is still the one it meant.
+    Updated(Box<Option<HostEntry>>),
+    /// `host_mod` refused the OTP: the host is enrolled (has a keytab).
+    AlreadyEnrolled,
+    /// `host_mod` found no such host: it was deleted since it was read.
+    Vanished,
+    /// IPA refused the write; no OTP is valid.
+    Failed(IpaError),
+    /// The batch had no instance host (services only).
+    NotRequested,
 }
 
 /// A batch item that failed for a reason that is not the expected
@@ -68,8 +90,8 @@ pub struct EnrollmentOutcome {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Item {
-    HostMod,
-    HostAdd,
+    HostCreate,
+    HostUpdate,
     Subhost,
     Service,
     Manager,
@@ -81,18 +103,17 @@ impl EnrollmentBatch {
         Self::default()
     }
 
-    /// The instance host with its OTP (`userpassword`) and the attributes a
-    /// new host gets (`description`, `userclass`, `nsosversion`,
-    /// `nshostlocation`, `force`). Must carry an OTP.
-    pub fn host(mut self, host: NewHost) -> Self {
-        self.host = Some(host);
+    /// The write to the instance host.
+    pub fn host(mut self, write: HostWrite) -> Self {
+        self.host = Some(write);
         self
     }
 
-    /// A sub-host to create (`host_add <fqdn> force=true`), e.g. the
-    /// `<short>.<network>.<domain>` host of a compact service.
-    pub fn subhost(mut self, fqdn: impl Into<String>) -> Self {
-        self.subhosts.push(fqdn.into());
+    /// A sub-host to create (`host_add <fqdn> force=true`, with its
+    /// binding), e.g. the `<short>.<network>.<domain>` host of a compact
+    /// service.
+    pub fn subhost(mut self, host: NewHost) -> Self {
+        self.subhosts.push(host);
         self
     }
 
@@ -119,16 +140,16 @@ impl EnrollmentBatch {
     /// The commands in the order they must run, each with its role.
     fn commands(&self) -> Vec<(Item, IpaCommand)> {
         let mut out = Vec::new();
-        if let Some(h) = &self.host {
-            let otp = h.otp.clone().unwrap_or_else(|| Secret::new(""));
-            out.push((Item::HostMod, IpaCommand::host_mod_otp(&h.fqdn, &otp)));
-            out.push((Item::HostAdd, IpaCommand::host_add(h)));
+        match &self.host {
+            Some(HostWrite::Create(h)) => out.push((Item::HostCreate, IpaCommand::host_add(h))),
+            Some(HostWrite::Update { fqdn, otp, binding }) => out.push((
+                Item::HostUpdate,
+                IpaCommand::host_update(fqdn, otp.as_ref(), binding.as_deref()),
+            )),
+            None => {}
         }
         for s in &self.subhosts {
-            out.push((
-                Item::Subhost,
-                IpaCommand::host_add(&NewHost::subhost(s.clone())),
-            ));
+            out.push((Item::Subhost, IpaCommand::host_add(s)));
         }
         for p in &self.services {
             out.push((Item::Service, IpaCommand::service_add(p)));
@@ -149,14 +170,18 @@ impl IpaClient {
     /// itself failed; then nothing is known about what IPA did, and sending
     /// the same batch again is safe (see the module documentation).
     pub async fn enroll(&self, batch: &EnrollmentBatch) -> Result<EnrollmentOutcome, IpaError> {
-        if batch
-            .host
-            .as_ref()
-            .is_some_and(|h| h.otp.as_ref().is_none_or(Secret::is_empty))
-        {
-            return Err(IpaError::Setup(
-                "an enrollment batch's host must carry an OTP".into(),
-            ));
+        match &batch.host {
+            Some(HostWrite::Create(h)) if h.otp.as_ref().is_none_or(Secret::is_empty) => {
+                return Err(IpaError::Setup(
+                    "a new instance host must carry an OTP".into(),
+                ))
+            }
+            Some(HostWrite::Update { otp, binding, .. }) if otp.is_none() && binding.is_none() => {
+                return Err(IpaError::Setup(
+                    "a host update must set an OTP or a binding".into(),
+                ))
+            }
+            _ => {}
         }
         let planned = batch.commands();
         if planned.is_empty() {
@@ -168,7 +193,7 @@ impl IpaClient {
         }
         let cmds: Vec<IpaCommand> = planned.iter().map(|(_, c)| c.clone()).collect();
         let results = match &batch.host {
-            Some(h) => self.batch_for_host(&h.fqdn, &cmds).await?,
+            Some(h) => self.batch_for_host(h.fqdn(), &cmds).await?,
             None => self.batch(&cmds).await?,
         };
         Ok(interpret(&planned, results))
@@ -179,25 +204,25 @@ fn interpret(
     planned: &[(Item, IpaCommand)],
     results: Vec<Result<CommandOutput, IpaError>>,
 ) -> EnrollmentOutcome {
-    let mut host_mod: Option<Result<CommandOutput, IpaError>> = None;
     let mut host = HostOutcome::NotRequested;
     let mut failures = Vec::new();
     for ((item, cmd), result) in planned.iter().zip(results) {
         match item {
-            Item::HostMod => host_mod = Some(result),
-            Item::HostAdd => {
-                host = match (host_mod.take(), result) {
-                    (Some(Ok(_)), _) => HostOutcome::OtpReset,
-                    (Some(Err(IpaError::NotFound(_))), Ok(_)) => HostOutcome::Created,
-                    (Some(Err(IpaError::NotFound(_))), Err(IpaError::DuplicateEntry(_))) => {
-                        HostOutcome::LostRace
+            Item::HostCreate => {
+                host = match result {
+                    Ok(_) => HostOutcome::Created,
+                    Err(IpaError::DuplicateEntry(_)) => HostOutcome::Exists,
+                    Err(e) => HostOutcome::Failed(e),
+                }
+            }
+            Item::HostUpdate => {
+                host = match result {
+                    Ok(out) => {
+                        HostOutcome::Updated(Box::new(out.entry().and_then(HostEntry::from_entry)))
                     }
-                    (Some(Err(IpaError::NotFound(_))), Err(e)) => HostOutcome::Failed(e),
-                    (Some(Err(IpaError::Validation(_))), _) => HostOutcome::AlreadyEnrolled,
-                    (Some(Err(e)), _) => HostOutcome::Failed(e),
-                    (None, _) => {
-                        HostOutcome::Failed(IpaError::Protocol("host_mod result missing".into()))
-                    }
+                    Err(IpaError::Validation(_)) => HostOutcome::AlreadyEnrolled,
+                    Err(IpaError::NotFound(_)) => HostOutcome::Vanished,
+                    Err(e) => HostOutcome::Failed(e),
                 }
             }
             Item::Subhost | Item::Service => match result {
@@ -259,81 +284,52 @@ mod tests {
     fn planned() -> Vec<(Item, IpaCommand)> {
         let h = NewHost {
             otp: Some(Secret::new("otp")),
+            binding: Some("novajoin/1 instance=i-1".into()),
             ..NewHost::subhost("vm1.example.com")
         };
         EnrollmentBatch::new()
-            .host(h)
+            .host(HostWrite::Create(h))
             .service("HTTP/vm1.example.com")
             .commands()
     }
 
-    #[test]
-    fn host_mod_runs_before_host_add() {
-        let p = planned();
-        let methods: Vec<_> = p.iter().map(|(_, c)| c.method().to_string()).collect();
-        assert_eq!(methods, ["host_mod", "host_add", "service_add"]);
+    fn update() -> Vec<(Item, IpaCommand)> {
+        EnrollmentBatch::new()
+            .host(HostWrite::Update {
+                fqdn: "vm1.example.com".into(),
+                otp: Some(Secret::new("otp")),
+                binding: None,
+            })
+            .commands()
     }
 
     #[test]
-    fn outcomes_for_new_existing_enrolled_and_race() {
-        type Item = Result<CommandOutput, IpaError>;
-        let cases: Vec<(Item, Item, &str)> = vec![
-            (Err(err(4001, "NotFound")), ok(), "Created"),
-            (ok(), Err(err(4002, "DuplicateEntry")), "OtpReset"),
-            (
-                Err(err(3009, "ValidationError")),
-                Err(err(4002, "DuplicateEntry")),
-                "AlreadyEnrolled",
-            ),
-            (
-                Err(err(4001, "NotFound")),
-                Err(err(4002, "DuplicateEntry")),
-                "LostRace",
-            ),
-            (
-                Err(err(4001, "NotFound")),
-                Err(err(3009, "ValidationError")),
-                "Failed",
-            ),
-            (
-                Err(err(2100, "ACIError")),
-                Err(err(2100, "ACIError")),
-                "Failed",
-            ),
-        ];
-        for (m, a, want) in cases {
-            let out = interpret(&planned(), vec![m, a, ok()]);
-            assert!(
-                format!("{:?}", out.host).starts_with(want),
-                "{:?} != {want}",
-                out.host
-            );
-            assert_eq!(
-                out.host.otp_is_valid(),
-                want == "Created" || want == "OtpReset"
-            );
-        }
+    fn a_new_host_is_only_ever_added() {
+        let p = planned();
+        let methods: Vec<_> = p.iter().map(|(_, c)| c.method().to_string()).collect();
+        assert_eq!(methods, ["host_add", "service_add"]);
+        assert_eq!(update()[0].1.method(), "host_mod");
+    }
+
+    #[test]
+    fn outcomes_for_new_taken_enrolled_and_vanished_hosts() {
+        let name = |p: &[(Item, IpaCommand)], r| format!("{:?}", interpret(p, vec![r, ok()]).host);
+        assert!(name(&planned(), ok()).starts_with("Created"));
+        assert!(name(&planned(), Err(err(4002, "DuplicateEntry"))).starts_with("Exists"));
+        assert!(name(&planned(), Err(err(3009, "ValidationError"))).starts_with("Failed"));
+        assert!(name(&planned(), Err(err(2100, "ACIError"))).starts_with("Failed"));
+        let one = |r| format!("{:?}", interpret(&update(), vec![r]).host);
+        assert!(one(ok()).starts_with("Updated"));
+        assert!(one(Err(err(3009, "ValidationError"))).starts_with("AlreadyEnrolled"));
+        assert!(one(Err(err(4001, "NotFound"))).starts_with("Vanished"));
+        assert!(one(Err(err(2100, "ACIError"))).starts_with("Failed"));
     }
 
     #[test]
     fn duplicate_service_is_not_a_failure_but_realm_mismatch_is() {
-        let out = interpret(
-            &planned(),
-            vec![
-                ok(),
-                Err(err(4002, "DuplicateEntry")),
-                Err(err(4002, "DuplicateEntry")),
-            ],
-        );
+        let out = interpret(&planned(), vec![ok(), Err(err(4002, "DuplicateEntry"))]);
         assert!(out.failures.is_empty());
-        let out = interpret(
-            &planned(),
-            vec![
-                ok(),
-                Err(err(4002, "DuplicateEntry")),
-                Err(err(4005, "RealmMismatch")),
-            ],
-        );
+        let out = interpret(&planned(), vec![ok(), Err(err(4005, "RealmMismatch"))]);
         assert_eq!(out.failures.len(), 1);
         assert_eq!(out.failures[0].command, "service_add HTTP/vm1.example.com");
     }

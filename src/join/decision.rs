@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::enrollment::{Enrollment, Issued};
 use super::fqdn::FqdnPolicy;
 use super::request::{is_enroll_flag, VendordataRequest};
 use super::services::requested_services;
 use super::{new_otp, JoinError};
 use crate::config::ConfigFiles;
-use crate::ipa::{EnrollmentBatch, HostOutcome, IpaClient, NewHost, Secret};
+use crate::ipa::{IpaClient, NewHost, Secret};
 use crate::join::directory::CloudDirectory;
+use crate::ownership::HostBinding;
 use crate::pipeline::extensions::RequestContext;
+use crate::policy::Enforcer;
 
 /// Why (or why not) an instance enrolls.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,10 +81,13 @@ pub struct JoinHandler {
     pub directory: CloudDirectory,
     /// join.conf, for the per-project `allowed_classes` sections.
     pub config: Arc<ConfigFiles>,
+    /// `[DEFAULT] region_name`, recorded in every binding.
+    pub region: Option<String>,
+    /// The policy, for managed services on hosts the instance does not own.
+    pub enforcer: Arc<Enforcer>,
 }
 
-/// Description given to new instance hosts, as the original.
-pub const HOST_DESCRIPTION: &str = "IPA host for OpenStack";
+pub use crate::ownership::HOST_DESCRIPTION;
 
 impl JoinHandler {
     /// Decides whether the instance enrolls (steps 5-8 of the original).
@@ -166,6 +172,12 @@ impl JoinHandler {
             &self.realm,
         )?;
 
+        let owner = HostBinding::for_instance(
+            req.instance_id.as_deref(),
+            req.project_id.as_deref(),
+            self.region.as_deref(),
+        )
+        .map_err(|e| JoinError::BadRequest(e.to_string()))?;
         let otp = Secret::new(new_otp());
         let os_version = [image_props.get("os_distro"), image_props.get("os_version")]
             .iter()
@@ -185,51 +197,39 @@ impl JoinHandler {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             force: true,
+            binding: Some(owner.to_attribute()),
         };
-        let mut batch = EnrollmentBatch::new().host(host);
-        let mut seen_hosts = vec![fqdn.clone()];
-        let mut seen_services: Vec<String> = Vec::new();
-        for s in &services {
-            if !seen_hosts.contains(&s.principal_host) {
-                batch = batch.subhost(s.principal_host.clone());
-                seen_hosts.push(s.principal_host.clone());
-            }
-            if !seen_services.contains(&s.principal) {
-                batch = batch.service(s.principal.clone());
-                seen_services.push(s.principal.clone());
-            }
-            batch = batch.managed_by(s.principal.clone(), s.managed_by.clone());
-        }
-        let outcome = self.ipa.enroll(&batch).await.map_err(|e| {
-            tracing::error!(host = %fqdn, error = %e, request_id = %ctx.request_id, "IPA enrollment failed");
-            JoinError::Unavailable(format!("IPA could not be reached to enroll {fqdn}: {e}"))
-        })?;
-        for f in &outcome.failures {
-            tracing::warn!(host = %fqdn, command = %f.command, error = %f.error, "IPA refused part of the enrollment");
-        }
-        let ipaotp = match &outcome.host {
-            HostOutcome::Created | HostOutcome::OtpReset => {
-                tracing::info!(host = %fqdn, otp_sha256 = %otp.fingerprint(), outcome = ?outcome.host, "host ready for enrollment");
+        let compact_hosts = services
+            .iter()
+            .filter(|s| s.principal_host != fqdn && s.compact)
+            .map(|s| s.principal_host.clone())
+            .collect();
+        let enrollment = Enrollment {
+            ipa: &self.ipa,
+            owner,
+            host,
+            otp: otp.clone(),
+            hostname: &req.hostname,
+            services,
+            compact_hosts,
+            cloud: self.directory.cloud(),
+            enforcer: &self.enforcer,
+            credentials: ctx
+                .policy_credentials()
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let ipaotp = match enrollment.run().await {
+            Ok(Issued::Otp(otp)) => {
+                tracing::info!(host = %fqdn, otp_sha256 = %otp.fingerprint(), request_id = %ctx.request_id, "host ready for enrollment");
                 Some(otp)
             }
-            HostOutcome::AlreadyEnrolled => {
+            Ok(Issued::AlreadyEnrolled) => {
                 tracing::info!(host = %fqdn, "host is already enrolled; answering without an OTP");
                 None
             }
-            HostOutcome::LostRace => {
-                return Err(JoinError::Unavailable(format!(
-                    "another request created {fqdn} at the same moment; retry"
-                )))
-            }
-            HostOutcome::Failed(e) => {
-                return Err(match e {
-                    crate::ipa::IpaError::AccessDenied(_) => {
-                        JoinError::Internal(format!("IPA refused to create {fqdn}: {e}"))
-                    }
-                    _ => JoinError::BadRequest(format!("IPA refused host {fqdn}: {e}")),
-                })
-            }
-            HostOutcome::NotRequested => None,
+            Err(e) => return Err(e),
         };
         Ok(JoinResponse::Enrolled {
             hostname: fqdn,

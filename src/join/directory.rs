@@ -1,10 +1,12 @@
-//! What the handler asks the rest of the cloud: project names (keystone)
-//! and image properties (glance), with the service's own credentials.
+//! What the handler asks the rest of the cloud: project names (keystone),
+//! image properties (glance) and, for hosts of the Python novajoin, who has
+//! a host name (nova), with the service's own credentials.
 
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::JoinError;
+use crate::cloud::CloudLookups;
 use crate::config::{ConfigFiles, GLANCE_API_SERVERS, GLANCE_NUM_RETRIES};
 use crate::glance::{GlanceClient, GlanceError};
 use crate::keystone::session::ServiceSession;
@@ -12,6 +14,7 @@ use crate::keystone::session::ServiceSession;
 /// Keystone and glance, reached with `[service_credentials]`.
 pub struct CloudDirectory {
     session: Option<ServiceSession>,
+    cloud: Option<CloudLookups>,
     glance: GlanceClient,
     glance_servers: Vec<Url>,
 }
@@ -48,10 +51,16 @@ impl CloudDirectory {
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
+            cloud: session.clone().map(CloudLookups::new),
             session,
             glance: GlanceClient::new(http, retries),
             glance_servers,
         })
+    }
+
+    /// nova and neutron lookups, when `[service_credentials]` is configured.
+    pub fn cloud(&self) -> Option<&CloudLookups> {
+        self.cloud.as_ref()
     }
 
     fn session(&self) -> Result<&ServiceSession, JoinError> {

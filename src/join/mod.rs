@@ -7,10 +7,13 @@
 //! * [`fqdn`]: host name rules (shared with the notification listener);
 //! * [`services`]: `managed_service_*` / `compact_service_*` metadata;
 //! * [`decision`]: the decision sequence, in the original's order;
+//! * `enrollment`: the IPA writes, each checked against the host's owner
+//!   first ([`crate::ownership`]);
 //! * [`service`]: the tower service at the end of the pipeline.
 
 pub mod decision;
 pub mod directory;
+mod enrollment;
 pub mod fqdn;
 pub mod request;
 pub mod service;
@@ -36,6 +39,10 @@ pub enum JoinError {
     /// 403 with a specific message.
     #[error("{0}")]
     Forbidden(String),
+    /// 409: the IPA host (or a sub-host) belongs to another instance or was
+    /// not created by novajoin; nothing was changed.
+    #[error("{0}")]
+    Conflict(String),
     /// 503: a dependency (IPA, keystone, glance) is down; nova may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -50,6 +57,7 @@ impl JoinError {
         match self {
             JoinError::BadRequestDefault | JoinError::BadRequest(_) => StatusCode::BAD_REQUEST,
             JoinError::Forbidden(_) => StatusCode::FORBIDDEN,
+            JoinError::Conflict(_) => StatusCode::CONFLICT,
             JoinError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             JoinError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

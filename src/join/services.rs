@@ -20,6 +20,10 @@ pub struct ServiceRequest {
     pub principal_host: String,
     /// The host that is added to the service's `managedby`.
     pub managed_by: String,
+    /// A compact service, whose host is a sub-host named after the instance
+    /// (`<short>.<network>.<domain>`); else a `managed_service_*`, whose
+    /// host the tenant named.
+    pub compact: bool,
 }
 
 /// A principal `service/host[@REALM]` split into parts.
@@ -153,6 +157,7 @@ pub fn requested_services(
             principal: format!("{svc}/{}", host.to_ascii_lowercase()),
             principal_host: host.to_ascii_lowercase(),
             managed_by: instance_fqdn.to_string(),
+            compact: false,
         });
     }
     let short = super::fqdn::short_name(instance_fqdn);
@@ -168,6 +173,7 @@ pub fn requested_services(
                 principal: format!("{svc}/{host}"),
                 principal_host: host,
                 managed_by: instance_fqdn.to_string(),
+                compact: true,
             });
         }
     }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use super::decision::JoinHandler;
 use super::directory::CloudDirectory;
 use super::fqdn::FqdnPolicy;
-use crate::config::{ConfigError, ConfigFiles};
+use crate::config::{ConfigError, ConfigFiles, REGION_NAME, SC_REGION_NAME};
 use crate::ipa::settings::{load_default_conf, IpaConfigError};
 use crate::ipa::{IpaClient, IpaClientConfig};
+use crate::ownership::HostBinding;
+use crate::policy::Enforcer;
 
 /// Why the join app cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,37 @@ pub enum JoinSetupError {
     /// Keystone or glance access cannot be configured.
     #[error("{0}")]
     Directory(String),
+    /// The policy files cannot be loaded.
+    #[error("policy cannot be loaded: {0}")]
+    Policy(String),
+}
+
+/// The region recorded in every host binding: `[DEFAULT] region_name`,
+/// else `[service_credentials] region_name`, else none.
+pub fn binding_region(config: &ConfigFiles) -> Result<Option<String>, ConfigError> {
+    let (spec, at) = match config.raw(&REGION_NAME) {
+        Some(at) => (&REGION_NAME, at),
+        None => match config.raw(&SC_REGION_NAME) {
+            Some(at) => (&SC_REGION_NAME, at),
+            None => return Ok(None),
+        },
+    };
+    let region = at.value.trim();
+    if region.is_empty() {
+        return Ok(None);
+    }
+    if HostBinding::for_instance(Some("x"), None, Some(region)).is_err() {
+        return Err(ConfigError::BadValue {
+            file: at.file.clone(),
+            line: at.line,
+            group: spec.group.to_string(),
+            option: spec.name.to_string(),
+            problem: format!(
+                "{region:?} cannot be recorded in a host binding: use letters, digits, '-' and '_' only"
+            ),
+        });
+    }
+    Ok(Some(region.to_string()))
 }
 
 /// Builds the handler: FQDN rules, realm, IPA client, keystone and glance.
@@ -48,11 +81,15 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
     let ipa = IpaClient::new(ipa_cfg).map_err(|e| JoinSetupError::IpaClient(e.to_string()))?;
     let directory = CloudDirectory::from_config(&config)
         .map_err(|e| JoinSetupError::Directory(e.to_string()))?;
+    let region = binding_region(&config)?;
+    let enforcer = Enforcer::shared(&config).map_err(|e| JoinSetupError::Policy(e.to_string()))?;
     Ok(JoinHandler {
         fqdn,
         realm,
         ipa,
         directory,
         config,
+        region,
+        enforcer,
     })
 }

@@ -64,6 +64,11 @@ pub const NOTIFY_RETRIES: &str = "novajoin_notify_retries_total";
 pub const NOTIFY_CONNECTED: &str = "novajoin_notify_connected";
 /// Always 1; labels carry the version and the process role.
 pub const BUILD_INFO: &str = "novajoin_build_info";
+/// Counter: changes refused because the IPA object belongs to another
+/// instance or was not created by novajoin.
+pub const OWNERSHIP_REFUSALS: &str = "novajoin_ownership_refusals_total";
+/// Counter: IPA calls of the listener refused by IPA's access controls.
+pub const NOTIFY_ACCESS_DENIED: &str = "novajoin_notify_ipa_access_denied_total";
 
 /// Latency buckets (seconds): from a cached answer (a millisecond) to a
 /// slow IPA batch near nova's 30 s read timeout.
@@ -269,6 +274,16 @@ pub fn describe() {
         NOTIFY_CONNECTED,
         "1 while the notification listener is connected to the broker, else 0."
     );
+    describe_counter!(
+        OWNERSHIP_REFUSALS,
+        "Changes to IPA refused because the host belongs to another instance or was not created \
+         by novajoin, by where the change was asked (join, delete, update, floating_ip)."
+    );
+    describe_counter!(
+        NOTIFY_ACCESS_DENIED,
+        "IPA calls of the notification listener refused by IPA's access controls (ACIError): \
+         the service's privilege is missing something."
+    );
     describe_gauge!(
         BUILD_INFO,
         "Always 1; labels name the version and process role."
@@ -385,6 +400,12 @@ pub fn ipa_error_kind(e: &IpaError) -> &'static str {
         IpaError::Kerberos(_) => "kerberos",
         IpaError::Setup(_) => "setup",
     }
+}
+
+/// A change refused because the IPA object is not the instance's;
+/// `action` is a fixed word (join, delete, update, floating_ip).
+pub fn ownership_refused(action: &'static str) {
+    counter!(OWNERSHIP_REFUSALS, "action" => action).increment(1);
 }
 
 /// Records one HTTP request sent to keystone: `Some(status)` for an

@@ -1,31 +1,34 @@
-//! What each event does in IPA (spec novajoin-behaviour.md §8), with the
-//! original's weak spots fixed:
+//! What each instance event does in IPA (spec novajoin-behaviour.md §8),
+//! with ownership checked before every change ([`crate::ownership`]):
 //!
-//! * the FQDN is the vendordata service's, including the real project name
-//!   under `project_subdomain` (the original used the placeholder `foo`);
-//! * whether an instance is novajoin's is decided from the payload
-//!   (`ipa_enroll` in its metadata or, legacy format, image properties) or,
-//!   when the payload does not say, from IPA itself: a host that novajoin
-//!   created carries its description. No Glance lookup, so an image deleted
-//!   before the instance, a boot-from-volume instance, or a Glance outage
-//!   no longer leaks the host;
-//! * a delete removes sub-hosts and orphaned managed services *before* the
-//!   instance host, so a retry after a partial failure still finds the host
-//!   and finishes the job;
+//! * a delete finds the hosts bound to the instance by their binding
+//!   (instance uuid, project, region), so renamed instances, projects or
+//!   domains cannot orphan them, and removes its sub-hosts, its links to
+//!   services on hosts it does not own, its DNS names, then its host;
+//! * a host of the Python novajoin (its description, no binding) is removed
+//!   by the original's rule: the payload says `ipa_enroll`;
+//! * a host bound to another instance, or not made by novajoin, is never
+//!   changed: the refusal is logged, counted and the message acknowledged;
+//! * an update adds the services the metadata asks for, under the same
+//!   rules as the vendordata service (a managed service on a host the
+//!   instance does not own needs the policy rule there, so it is refused
+//!   here);
 //! * every IPA outcome that means "already done" is success; failures are
-//!   classified transient (retry) or permanent (reject).
+//!   classified transient (retry), access denied (retry, then reject) or
+//!   permanent (reject). Floating-IP records: [`super::floating_ip`].
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::cloud::CloudLookups;
 use super::events::{Event, InstanceFacts};
+use super::floating_ip::{zone_of, FloatingIpRecords};
 use super::listener::{EventHandler, HandlerError};
 use super::naming::{self, FqdnPolicy, ServiceRequest};
-use crate::ipa::{EnrollmentBatch, IpaClient, IpaCommand, IpaError};
+use crate::cloud::CloudLookups;
+use crate::ipa::{EnrollmentBatch, HostEntry, IpaClient, IpaCommand, IpaError, NewHost};
+use crate::ownership::{bound_hosts, owner_of, BoundHosts, HostBinding, HostOwner};
 
 /// Removes an instance's answer from the vendordata response cache when
 /// the instance is deleted (the shared Redis cache; a per-process memory
@@ -51,36 +54,64 @@ pub struct IpaEventHandler {
     ipa: IpaClient,
     policy: FqdnPolicy,
     realm: String,
+    region: Option<String>,
     cloud: Option<CloudLookups>,
     eviction: Option<Arc<dyn InstanceEviction>>,
+    floating_ips: FloatingIpRecords,
+}
+
+/// Logs and counts a change refused because the host is not the
+/// instance's; the message is then acknowledged.
+fn refuse(
+    action: &'static str,
+    message_id: &str,
+    facts: &InstanceFacts,
+    host: &str,
+    owner: &HostOwner,
+) {
+    crate::metrics::ownership_refused(action);
+    tracing::warn!(message_id, instance_id = %facts.instance_id, host, owner = ?owner,
+        "refused to change an IPA host that is not this instance's: {}", owner.refusal());
 }
 
 impl IpaEventHandler {
     /// A handler. `cloud` is needed for `project_subdomain` and for
-    /// floating-IP and update events; `eviction` for cache eviction.
+    /// floating-IP and update events; `eviction` for cache eviction;
+    /// `region` is `[DEFAULT] region_name`, part of every binding.
     pub fn new(
         ipa: IpaClient,
         policy: FqdnPolicy,
         realm: String,
+        region: Option<String>,
         cloud: Option<CloudLookups>,
         eviction: Option<Arc<dyn InstanceEviction>>,
     ) -> Self {
+        let floating_ips =
+            FloatingIpRecords::new(ipa.clone(), &policy.domain, region.clone(), cloud.clone());
         Self {
             ipa,
             policy,
             realm,
+            region,
             cloud,
             eviction,
+            floating_ips,
         }
     }
 
-    fn zone_of(fqdn: &str) -> (String, String) {
-        let (label, rest) = fqdn.split_once('.').unwrap_or((fqdn, ""));
-        (format!("{rest}."), label.to_string())
+    fn owner(&self, facts: &InstanceFacts) -> Result<HostBinding, HandlerError> {
+        HostBinding::for_instance(
+            Some(&facts.instance_id),
+            facts.project_id.as_deref(),
+            self.region.as_deref(),
+        )
+        .map_err(|e| HandlerError::Permanent(format!("instance {}: {e}", facts.instance_id)))
     }
 
-    fn base_zone(&self) -> String {
-        format!("{}.", self.policy.domain)
+    async fn bound(&self, owner: &HostBinding) -> Result<BoundHosts, HandlerError> {
+        bound_hosts(&self.ipa, owner)
+            .await
+            .map_err(|e| ipa_failure("host_find (hosts bound to the instance)", e))
     }
 
     async fn project_name(&self, facts: &InstanceFacts) -> Result<Option<String>, HandlerError> {
@@ -113,17 +144,14 @@ impl IpaEventHandler {
             })
     }
 
-    /// Whether the instance is novajoin's: the payload says so, or IPA has
-    /// a host of that name that novajoin created.
-    async fn is_ours(&self, facts: &InstanceFacts, fqdn: &str) -> Result<bool, HandlerError> {
-        if facts.payload_says_enrolled() {
-            return Ok(true);
-        }
-        match self.ipa.host_show(fqdn).await {
-            Ok(h) => Ok(h.description.as_deref() == Some(naming::HOST_DESCRIPTION)),
-            Err(IpaError::NotFound(_)) => Ok(false),
-            Err(e) => Err(ipa_failure(&format!("host_show {fqdn}"), e)),
-        }
+    fn services(
+        &self,
+        facts: &InstanceFacts,
+        fqdn: &str,
+        project: Option<&str>,
+    ) -> Result<Vec<ServiceRequest>, String> {
+        naming::requested_services(&facts.metadata, fqdn, &self.policy, project, &self.realm)
+            .map_err(|e| e.to_string())
     }
 
     async fn instance_created(
@@ -147,24 +175,26 @@ impl IpaEventHandler {
         facts: &InstanceFacts,
         message_id: &str,
     ) -> Result<(), HandlerError> {
-        let project = self.project_name(facts).await?;
-        let fqdn = self.fqdn(facts, project.as_deref())?;
-        let services = naming::requested_services(
-            &facts.metadata,
-            &fqdn,
-            &self.policy,
-            project.as_deref(),
-            &self.realm,
-        )
-        .map_err(|why| HandlerError::Permanent(format!("instance {}: {why}", facts.instance_id)))?;
-        if services.is_empty() {
+        let has_services = facts
+            .metadata
+            .keys()
+            .any(|k| k.starts_with("managed_service_") || k.starts_with("compact_service"));
+        if !has_services {
             tracing::debug!(message_id, instance_id = %facts.instance_id, "update without services: nothing to do");
             return Ok(());
         }
-        if !self.is_ours(facts, &fqdn).await? {
-            tracing::debug!(message_id, fqdn = %fqdn, "update of an instance novajoin did not enroll: ignored");
+        let owner = self.owner(facts)?;
+        let Some(host) = self.bound(&owner).await?.instance else {
+            tracing::debug!(message_id, instance_id = %facts.instance_id,
+                "update of an instance without a host bound to it: ignored");
             return Ok(());
-        }
+        };
+        let project = self.project_name(facts).await?;
+        let services = self
+            .services(facts, &host.fqdn, project.as_deref())
+            .map_err(|why| {
+                HandlerError::Permanent(format!("instance {}: {why}", facts.instance_id))
+            })?;
         // An update can arrive after the delete (another listener, a
         // requeue): do not re-create services for a vanished instance.
         if let Some(cloud) = &self.cloud {
@@ -173,17 +203,57 @@ impl IpaEventHandler {
                 return Ok(());
             }
         }
+        let hosts = self
+            .read_hosts(services.iter().map(|s| s.principal_host.as_str()))
+            .await?;
+        let sub_binding = owner.sub_host().to_attribute();
         let mut batch = EnrollmentBatch::new();
-        let mut hosts = BTreeSet::new();
+        let mut created = BTreeSet::new();
+        let mut linked = BTreeSet::new();
         for s in &services {
-            if s.principal_host != fqdn && hosts.insert(s.principal_host.clone()) {
-                batch = batch.subhost(s.principal_host.clone());
+            let allowed = if s.principal_host.eq_ignore_ascii_case(&host.fqdn) {
+                true
+            } else {
+                match hosts.get(&s.principal_host).cloned().flatten() {
+                    // A compact service's sub-host is named after the
+                    // instance; a managed service's host is the tenant's
+                    // choice and needs the vendordata service's policy rule.
+                    None => s.compact,
+                    Some(e) => match owner_of(&e, &owner) {
+                        HostOwner::This(_) => true,
+                        other => {
+                            refuse("update", message_id, facts, &s.principal_host, &other);
+                            continue;
+                        }
+                    },
+                }
+            };
+            if !allowed {
+                refuse(
+                    "update",
+                    message_id,
+                    facts,
+                    &s.principal_host,
+                    &HostOwner::Unmanaged,
+                );
+                continue;
             }
+            if !s.principal_host.eq_ignore_ascii_case(&host.fqdn)
+                && hosts.get(&s.principal_host).is_some_and(Option::is_none)
+                && created.insert(s.principal_host.clone())
+            {
+                batch = batch.subhost(NewHost {
+                    binding: Some(sub_binding.clone()),
+                    ..NewHost::subhost(s.principal_host.clone())
+                });
+            }
+            if linked.insert(s.principal.clone()) {
+                batch = batch.service(s.principal.clone());
+            }
+            batch = batch.managed_by(s.principal.clone(), s.managed_by.clone());
         }
-        for s in &services {
-            batch = batch
-                .service(s.principal.clone())
-                .managed_by(s.principal.clone(), s.managed_by.clone());
+        if batch.is_empty() {
+            return Ok(());
         }
         let outcome = self
             .ipa
@@ -193,8 +263,37 @@ impl IpaEventHandler {
         if let Some(f) = outcome.failures.into_iter().next() {
             return Err(ipa_failure(&f.command, f.error));
         }
-        tracing::info!(message_id, fqdn = %fqdn, services = services.len(), "instance services updated in IPA");
+        tracing::info!(message_id, fqdn = %host.fqdn, services = linked.len(), "instance services updated in IPA");
         Ok(())
+    }
+
+    /// `host_show` of each name, in one batch: name → entry (`None` when
+    /// absent).
+    async fn read_hosts<'a>(
+        &self,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Result<BTreeMap<String, Option<HostEntry>>, HandlerError> {
+        let names: Vec<String> = names
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cmds: Vec<IpaCommand> = names.iter().map(|n| IpaCommand::host_show(n)).collect();
+        let results = self
+            .ipa
+            .batch(&cmds)
+            .await
+            .map_err(|e| ipa_failure("host_show batch", e))?;
+        let mut out = BTreeMap::new();
+        for (name, r) in names.into_iter().zip(results) {
+            let entry = match r {
+                Ok(o) => o.entry().and_then(HostEntry::from_entry),
+                Err(IpaError::NotFound(_)) => None,
+                Err(e) => return Err(ipa_failure(&format!("host_show {name}"), e)),
+            };
+            out.insert(name, entry);
+        }
+        Ok(out)
     }
 
     async fn instance_deleted(
@@ -202,38 +301,13 @@ impl IpaEventHandler {
         facts: &InstanceFacts,
         message_id: &str,
     ) -> Result<(), HandlerError> {
-        let project = self.project_name(facts).await?;
-        let fqdn = self.fqdn(facts, project.as_deref())?;
-        if !self.is_ours(facts, &fqdn).await? {
-            tracing::debug!(message_id, fqdn = %fqdn, "delete of an instance novajoin did not enroll: ignored");
-            return Ok(());
+        let owner = self.owner(facts)?;
+        let bound = self.bound(&owner).await?;
+        if bound.is_empty() {
+            self.delete_unbound(facts, &owner, message_id).await?;
+        } else {
+            self.delete_bound(facts, &bound, message_id).await?;
         }
-        // Malformed service metadata must not keep the host alive.
-        let (managed, compact) = match naming::requested_services(
-            &facts.metadata,
-            &fqdn,
-            &self.policy,
-            project.as_deref(),
-            &self.realm,
-        ) {
-            Ok(all) => {
-                let n = naming::managed_services(&facts.metadata)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                let (m, c) = all.split_at(n.min(all.len()));
-                (m.to_vec(), c.to_vec())
-            }
-            Err(why) => {
-                tracing::warn!(message_id, fqdn = %fqdn, problem = %why,
-                    "the instance's service metadata cannot be read; removing only the host");
-                (Vec::new(), Vec::new())
-            }
-        };
-        self.remove_compact_subhosts(&compact).await?;
-        for s in &managed {
-            self.remove_managed_service(s, &fqdn).await?;
-        }
-        self.remove_host(&fqdn).await?;
         if let Some(ev) = &self.eviction {
             // Hygiene, not safety: the entry expires after [cache] ttl and an
             // instance id is never reused, so a Redis outage must not hold
@@ -243,56 +317,148 @@ impl IpaEventHandler {
                     "could not evict the instance's cached vendordata answer; it expires on its own");
             }
         }
+        Ok(())
+    }
+
+    /// The instance's bound hosts go: links to services on hosts it does
+    /// not own first, then sub-hosts, then its own host, each with its DNS
+    /// name, so a retry after a partial failure still finds the rest.
+    async fn delete_bound(
+        &self,
+        facts: &InstanceFacts,
+        bound: &BoundHosts,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
+        if let Some(host) = &bound.instance {
+            let project = self.project_name(facts).await.ok().flatten();
+            let owned: BTreeSet<String> = bound
+                .sub_hosts
+                .iter()
+                .map(|h| h.fqdn.to_ascii_lowercase())
+                .collect();
+            let services = self
+                .services(facts, &host.fqdn, project.as_deref())
+                .unwrap_or_default();
+            for s in services.iter().filter(|s| {
+                !s.compact
+                    && !owned.contains(&s.principal_host)
+                    && !s.principal_host.eq_ignore_ascii_case(&host.fqdn)
+            }) {
+                self.unlink_service(&s.principal, &host.fqdn).await?;
+            }
+        }
+        let hosts: Vec<&str> = bound
+            .sub_hosts
+            .iter()
+            .chain(bound.instance.as_ref())
+            .map(|h| h.fqdn.as_str())
+            .collect();
+        for h in &hosts {
+            self.remove_host(h).await?;
+        }
+        tracing::info!(message_id, instance_id = %facts.instance_id, hosts = ?hosts, "instance removed from IPA");
+        Ok(())
+    }
+
+    /// No host is bound to the instance: a host of the Python novajoin
+    /// under its name follows the original's rule; anything else is left.
+    async fn delete_unbound(
+        &self,
+        facts: &InstanceFacts,
+        owner: &HostBinding,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
+        let project = self.project_name(facts).await?;
+        let fqdn = self.fqdn(facts, project.as_deref())?;
+        let entry = match self.ipa.host_show(&fqdn).await {
+            Ok(h) => h,
+            Err(IpaError::NotFound(_)) => {
+                tracing::debug!(message_id, fqdn = %fqdn, "delete of an instance with no host in IPA: nothing to do");
+                return Ok(());
+            }
+            Err(e) => return Err(ipa_failure(&format!("host_show {fqdn}"), e)),
+        };
+        match owner_of(&entry, owner) {
+            HostOwner::Legacy if facts.payload_says_enrolled() => {
+                self.delete_legacy(facts, &fqdn, project.as_deref(), message_id)
+                    .await
+            }
+            HostOwner::Legacy => {
+                tracing::debug!(message_id, fqdn = %fqdn,
+                    "delete of an instance that did not ask for enrollment; the Python novajoin's host under its name is kept");
+                Ok(())
+            }
+            other => {
+                refuse("delete", message_id, facts, &fqdn, &other);
+                Ok(())
+            }
+        }
+    }
+
+    /// The original's delete, for a host of the Python novajoin: sub-hosts
+    /// and services named by the metadata, then the host.
+    async fn delete_legacy(
+        &self,
+        facts: &InstanceFacts,
+        fqdn: &str,
+        project: Option<&str>,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
+        // Malformed service metadata must not keep the host alive.
+        let services = self.services(facts, fqdn, project).unwrap_or_else(|why| {
+            tracing::warn!(message_id, fqdn = %fqdn, problem = %why,
+                "the instance's service metadata cannot be read; removing only the host");
+            Vec::new()
+        });
+        let subhosts: BTreeSet<&str> = services
+            .iter()
+            .filter(|s| s.compact)
+            .map(|s| s.principal_host.as_str())
+            .collect();
+        for h in &subhosts {
+            self.remove_host(h).await?;
+        }
+        for s in services.iter().filter(|s| !s.compact) {
+            self.remove_managed_service(s, fqdn).await?;
+        }
+        self.remove_host(fqdn).await?;
         tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %fqdn,
-            subhosts = compact.len(), managed_services = managed.len(), "instance removed from IPA");
+            "host of the Python novajoin removed from IPA");
         Ok(())
     }
 
     /// `host_del` (IPA deletes the host's own services) and its DNS name.
     async fn remove_host(&self, fqdn: &str) -> Result<(), HandlerError> {
         match self.ipa.host_del(fqdn, false).await {
-            Ok(()) | Err(IpaError::NotFound(_)) | Err(IpaError::AccessDenied(_)) => {}
+            Ok(()) | Err(IpaError::NotFound(_)) => {}
             Err(e) => return Err(ipa_failure(&format!("host_del {fqdn}"), e)),
         }
-        let (zone, label) = Self::zone_of(fqdn);
+        let (zone, label) = zone_of(fqdn);
         match self.ipa.dnsrecord_del_all(&zone, &label).await {
-            Ok(()) | Err(IpaError::NotFound(_)) | Err(IpaError::AccessDenied(_)) => Ok(()),
+            Ok(()) | Err(IpaError::NotFound(_)) => Ok(()),
             Err(e) => Err(ipa_failure(&format!("dnsrecord_del {zone} {label}"), e)),
         }
     }
 
-    /// The compact services' sub-hosts and their DNS names, in one batch.
-    async fn remove_compact_subhosts(
-        &self,
-        compact: &[ServiceRequest],
-    ) -> Result<(), HandlerError> {
-        let hosts: BTreeSet<&str> = compact.iter().map(|s| s.principal_host.as_str()).collect();
-        if hosts.is_empty() {
-            return Ok(());
-        }
-        let mut cmds = Vec::new();
-        for h in &hosts {
-            let (zone, label) = Self::zone_of(h);
-            cmds.push(IpaCommand::host_del(h, false));
-            cmds.push(IpaCommand::dnsrecord_del_all(&zone, &label));
-        }
-        let results = self
+    /// The instance host no longer manages a service on a host it does
+    /// not own; the service itself stays.
+    async fn unlink_service(&self, principal: &str, fqdn: &str) -> Result<(), HandlerError> {
+        match self
             .ipa
-            .batch(&cmds)
+            .service_remove_host(principal, &[fqdn.to_string()])
             .await
-            .map_err(|e| ipa_failure("sub-host batch", e))?;
-        for (cmd, r) in cmds.iter().zip(results) {
-            match r {
-                Ok(_) | Err(IpaError::NotFound(_)) | Err(IpaError::AccessDenied(_)) => {}
-                Err(e) => return Err(ipa_failure(&cmd.describe(), e)),
-            }
+        {
+            Ok(_) | Err(IpaError::NotFound(_)) => Ok(()),
+            Err(e) => Err(ipa_failure(
+                &format!("service_remove_host {principal} {fqdn}"),
+                e,
+            )),
         }
-        Ok(())
     }
 
-    /// A managed service goes when no host other than its own (and the
-    /// instance being deleted) manages it; its host goes when it then
-    /// manages no service.
+    /// The original's rule for a legacy host's managed service: it goes
+    /// when no host other than its own (and the instance being deleted)
+    /// manages it; its host goes when it then manages no service.
     async fn remove_managed_service(
         &self,
         s: &ServiceRequest,
@@ -327,102 +493,12 @@ impl IpaEventHandler {
         Ok(())
     }
 
-    fn cloud(&self, what: &str) -> Result<&CloudLookups, HandlerError> {
-        self.cloud.as_ref().ok_or_else(|| {
-            HandlerError::Transient(format!(
-                "{what} needs nova/neutron lookups: configure [service_credentials]"
-            ))
-        })
-    }
-
-    async fn add_floating_ip(
-        &self,
-        ip: IpAddr,
-        instance_id: &str,
-        message_id: &str,
-    ) -> Result<(), HandlerError> {
-        if !ip.is_ipv4() {
-            tracing::warn!(message_id, %ip, "floating IP is not IPv4; no A record added");
-            return Ok(());
-        }
-        let Some(server) = self
-            .cloud("a floating-IP association")?
-            .server(instance_id)
-            .await?
-        else {
-            tracing::info!(message_id, instance_id, %ip, "floating IP associated with an instance nova does not know: ignored");
-            return Ok(());
-        };
-        let zone = self.base_zone();
-        match self
-            .ipa
-            .dnsrecord_add_a(&zone, &server.name, &ip.to_string())
-            .await
-        {
-            Ok(()) | Err(IpaError::EmptyModlist(_)) | Err(IpaError::DuplicateEntry(_)) => {
-                tracing::info!(message_id, %ip, name = %server.name, zone = %zone, "floating IP A record added");
-                Ok(())
-            }
-            Err(e) => Err(ipa_failure(
-                &format!("dnsrecord_add {zone} {}", server.name),
-                e,
-            )),
-        }
-    }
-
-    async fn remove_floating_ip(&self, ip: IpAddr, message_id: &str) -> Result<(), HandlerError> {
-        let zone = self.base_zone();
-        let ip_text = ip.to_string();
-        let records = match self.ipa.dnsrecord_find_a(&zone, &ip_text).await {
-            Ok(r) => r,
-            Err(IpaError::NotFound(_)) => Vec::new(),
-            Err(e) => {
-                return Err(ipa_failure(
-                    &format!("dnsrecord_find {zone} arecord={ip_text}"),
-                    e,
-                ))
-            }
-        };
-        for r in &records {
-            match self.ipa.dnsrecord_del_a(&zone, &r.name, &ip_text).await {
-                Ok(()) | Err(IpaError::NotFound(_)) | Err(IpaError::AttrValueNotFound(_)) => {}
-                Err(e) => return Err(ipa_failure(&format!("dnsrecord_del {zone} {}", r.name), e)),
-            }
-        }
-        tracing::info!(message_id, %ip, removed = records.len(), "floating IP A record removed");
-        Ok(())
-    }
-
     async fn dispatch(&self, event: &Event, message_id: &str) -> Result<(), HandlerError> {
         match event {
             Event::InstanceCreated(f) => self.instance_created(f, message_id).await,
             Event::InstanceUpdated(f) => self.instance_updated(f, message_id).await,
             Event::InstanceDeleted(f) => self.instance_deleted(f, message_id).await,
-            Event::FloatingIpAssociated { ip, instance_id } => {
-                self.add_floating_ip(*ip, instance_id, message_id).await
-            }
-            Event::FloatingIpDisassociated { ip } => self.remove_floating_ip(*ip, message_id).await,
-            Event::FloatingIpPortAssociated {
-                ip,
-                port_id,
-                device_id,
-            } => {
-                let device = match device_id {
-                    Some(d) => Some(d.clone()),
-                    None => {
-                        self.cloud("a floating-IP association")?
-                            .port_device(port_id)
-                            .await?
-                    }
-                };
-                match device {
-                    Some(instance_id) => self.add_floating_ip(*ip, &instance_id, message_id).await,
-                    None => {
-                        tracing::warn!(message_id, %ip, port_id, "floating IP's port has no single device: no A record added");
-                        Ok(())
-                    }
-                }
-            }
+            other => self.floating_ips.handle(other, message_id).await,
         }
     }
 }
@@ -440,8 +516,14 @@ impl EventHandler for IpaEventHandler {
 /// Whether an IPA failure is worth retrying. IPA's own verdicts on the
 /// request (validation, conflicts) are permanent; outages, time-outs,
 /// server-side faults and login/configuration problems an operator can fix
-/// are transient, so the notification is kept.
+/// are transient, so the notification is kept. A refusal by IPA's access
+/// controls is never success: it is retried, then rejected.
 pub fn ipa_failure(doing: &str, e: IpaError) -> HandlerError {
+    if let IpaError::AccessDenied(_) = e {
+        return HandlerError::AccessDenied(format!(
+            "{doing}: {e} (grant the service's IPA role the missing permission)"
+        ));
+    }
     let transient = match &e {
         IpaError::NotFound(_)
         | IpaError::DuplicateEntry(_)
@@ -513,17 +595,9 @@ mod tests {
             hint: "h".into(),
         };
         assert!(matches!(ipa_failure("x", e), HandlerError::Permanent(_)));
-    }
-
-    #[test]
-    fn zones_split_at_the_first_dot() {
-        assert_eq!(
-            IpaEventHandler::zone_of("vm1.example.com"),
-            ("example.com.".to_string(), "vm1".to_string())
-        );
-        assert_eq!(
-            IpaEventHandler::zone_of("vm1.proj.example.com"),
-            ("proj.example.com.".to_string(), "vm1".to_string())
-        );
+        assert!(matches!(
+            ipa_failure("x", remote(2100, "ACIError")),
+            HandlerError::AccessDenied(_)
+        ));
     }
 }

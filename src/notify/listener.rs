@@ -53,6 +53,17 @@ pub enum HandlerError {
     /// Retrying cannot help: the request is refused for what it is.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// IPA's access controls refused a call: retried like a transient
+    /// failure (the operator may be fixing the privilege), then rejected
+    /// (dead-lettered) rather than requeued for ever.
+    #[error("IPA denied access: {0}")]
+    AccessDenied(String),
+}
+
+impl From<crate::cloud::LookupError> for HandlerError {
+    fn from(e: crate::cloud::LookupError) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
 }
 
 /// Does the work for one event. Must be idempotent: after a broker restart
@@ -501,11 +512,22 @@ async fn handle_with_retry(
         match outcome {
             Ok(()) => return Disposition::Ack,
             Err(HandlerError::Permanent(why)) => return Disposition::Permanent(why),
-            Err(HandlerError::Transient(why)) => {
+            Err(failure @ (HandlerError::Transient(_) | HandlerError::AccessDenied(_))) => {
+                let denied = matches!(failure, HandlerError::AccessDenied(_));
+                let why = match failure {
+                    HandlerError::AccessDenied(_) => failure.to_string(),
+                    HandlerError::Transient(w) | HandlerError::Permanent(w) => w,
+                };
+                if denied {
+                    metrics::counter!(crate::metrics::NOTIFY_ACCESS_DENIED).increment(1);
+                }
                 if attempt >= policy.max_attempts {
-                    return Disposition::Requeue(format!(
-                        "{why} (gave up after {attempt} attempts)"
-                    ));
+                    let why = format!("{why} (gave up after {attempt} attempts)");
+                    return if denied {
+                        Disposition::Permanent(why)
+                    } else {
+                        Disposition::Requeue(why)
+                    };
                 }
                 if *stopping.borrow() {
                     return Disposition::Requeue(format!("{why} (shutting down)"));

@@ -15,14 +15,14 @@
 //! * [`envelope`]: the oslo message envelope;
 //! * [`events`]: from a notification to an [`events::Event`];
 //! * [`listener`]: connection, consumption, retries, acks, shutdown;
-//! * [`handlers`]: the IPA work per event;
-//! * [`cloud`]: keystone/nova/neutron lookups with the service credentials;
+//! * [`handlers`]: the IPA work per instance event;
+//! * [`floating_ip`]: floating-IP DNS records;
 //! * [`naming`]: FQDNs and requested services, as the vendordata service
 //!   computes them.
 
-pub mod cloud;
 pub mod envelope;
 pub mod events;
+pub mod floating_ip;
 pub mod handlers;
 pub mod listener;
 pub mod naming;

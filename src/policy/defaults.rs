@@ -53,7 +53,25 @@ pub const NOVAJOIN_DEFAULTS: &[RuleDefault] = &[
         operations: &[("POST", "/v1")],
         scope_types: &[],
     },
+    RuleDefault {
+        name: SERVICE_ON_OTHER_HOST,
+        check_str: "!",
+        description: "Let an instance manage a service principal (metadata \
+                      managed_service_*) whose host is neither the instance's own host nor a \
+                      sub-host bound to the same instance, such as a shared VIP name. The \
+                      instance's host is added to the principal's managedby, so the guest \
+                      can fetch that service's keytab. Credentials are nova's service \
+                      identity; the target holds the instance's project_id and instance_id \
+                      (as nova sent them) and the requested principal and principal_host. \
+                      Example: \"project_id:8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f and \
+                      'overcloud.example.com':%(principal_host)s\". Default: nobody.",
+        operations: &[("POST", "/v1")],
+        scope_types: &[],
+    },
 ];
+
+/// The rule that decides managed services on hosts the instance does not own.
+pub const SERVICE_ON_OTHER_HOST: &str = "join:create:service_on_other_host";
 
 /// Wraps `text` into `#`-comment lines of at most 70 characters.
 fn comment_lines(text: &str) -> String {

@@ -71,7 +71,7 @@ pub mod pyformat;
 pub mod pyliteral;
 pub mod pyvalue;
 
-pub use defaults::{RuleDefault, NOVAJOIN_DEFAULTS};
+pub use defaults::{RuleDefault, NOVAJOIN_DEFAULTS, SERVICE_ON_OTHER_HOST};
 pub use enforcer::{Decision, Enforcer, PolicyOptions, ReloadOutcome, OSLO_POLICY_OPTIONS};
 pub use error::{EvalError, PolicyError};
 pub use parser::{parse_text, Check};

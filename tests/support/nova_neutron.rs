@@ -1,10 +1,29 @@
-//! A double of the two nova and neutron API calls the notification listener
-//! makes with the service credentials: `GET /v2.1/servers/{id}` (nova) and
-//! `GET /v2.0/ports?id=<port>` (neutron), answered in their APIs' JSON
-//! shapes. It is registered as the `compute` and `network` endpoints of the
-//! real keystone's catalog, so the listener finds it the way it finds the
-//! real services. Requests without `X-Auth-Token` get 401, unknown servers
-//! 404, as nova answers.
+//! A double of the nova and neutron API calls the notification listener
+//! makes with the service credentials: `GET /v2.1/servers/{id}` and
+//! `GET /v2.1/servers/detail` (nova) and `GET /v2.0/ports?id=<port>`
+//! (neutron), answered in their APIs' JSON shapes. It is registered as the
+//! `compute` and `network` endpoints of the real keystone's catalog, so the
+//! listener finds it the way it finds the real services. Requests without
+//! `X-Auth-Token` get 401, unknown servers 404, as nova answers.
+//!
+//! The server list follows nova's API and DB layer:
+//!
+//! * order: newest first (nova's default sort `created_at desc, id desc`;
+//!   here the order servers were added in, reversed);
+//! * `all_tenants`: present and empty or true-ish (`1`, `true`, `yes`...)
+//!   lists every project, false-ish (`0`, `false`...) only the caller's,
+//!   anything else is a 400 (nova's `is_all_tenants`, a strict
+//!   `bool_from_string`). Without it only the caller's project is listed;
+//!   the double does not validate tokens and takes every caller to be in
+//!   the project of keystone's `nova` service user;
+//! * `hostname`: a regular expression, matched anywhere in the hostname
+//!   (Python `re.search`, as nova's regex filters); an invalid one is a 400;
+//! * `limit` (capped at nova's `max_limit`, 1000) and `marker` (the id of
+//!   the last server of the previous page; any server ever known, deleted
+//!   ones included, as nova looks it up with `read_deleted=yes`; an unknown
+//!   one is a 400 `marker [<id>] not found`). A full page carries
+//!   `servers_links` with a `next` link: the request's query, sorted, with
+//!   `marker` set to the page's last id (nova's `_get_next_link`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,11 +35,38 @@ use serde_json::json;
 
 use super::keystone::Keystone;
 
+/// The project `add_server` puts servers in.
+pub const DEFAULT_PROJECT: &str = "c97027dd880d4c129ae7a4ba7edade05";
+
+/// nova's `[api] max_limit` default.
+const MAX_LIMIT: usize = 1000;
+
+struct Server {
+    id: String,
+    name: String,
+    hostname: String,
+    project_id: String,
+    /// Soft-deleted: gone from the API, still found as a marker.
+    deleted: bool,
+}
+
+impl Server {
+    fn to_json(&self) -> serde_json::Value {
+        json!({"id": self.id, "name": self.name, "status": "ACTIVE",
+               "tenant_id": self.project_id, "metadata": {},
+               "OS-EXT-SRV-ATTR:hostname": self.hostname})
+    }
+}
+
 #[derive(Default)]
 struct State {
-    servers: HashMap<String, String>,
+    /// In creation order (oldest first).
+    servers: Vec<Server>,
     ports: HashMap<String, String>,
     requests: Vec<String>,
+    /// The project every caller is taken to be in (keystone's `nova`
+    /// user's, set on registration).
+    caller_project: Option<String>,
 }
 
 /// The running double (one per test binary).
@@ -44,13 +90,43 @@ impl NovaNeutron {
         double
     }
 
-    /// nova knows a server `id` named `name`.
+    /// nova knows a server `id` named `name`, in project
+    /// [`DEFAULT_PROJECT`], its hostname `name` lower-cased.
     pub fn add_server(&self, id: &str, name: &str) {
-        self.state
-            .lock()
-            .unwrap()
-            .servers
-            .insert(id.into(), name.into());
+        self.add_server_with(id, name, &name.to_lowercase(), DEFAULT_PROJECT);
+    }
+
+    /// nova knows a server `id` named `name` with hostname `hostname`
+    /// (`OS-EXT-SRV-ATTR:hostname`) in project `project_id`. A server with
+    /// that id is replaced (and back if it was removed), keeping its place
+    /// in the creation order.
+    pub fn add_server_with(&self, id: &str, name: &str, hostname: &str, project_id: &str) {
+        let server = Server {
+            id: id.into(),
+            name: name.into(),
+            hostname: hostname.into(),
+            project_id: project_id.into(),
+            deleted: false,
+        };
+        let mut st = self.state.lock().unwrap();
+        match st.servers.iter_mut().find(|s| s.id == id) {
+            Some(s) => *s = server,
+            None => st.servers.push(server),
+        }
+    }
+
+    /// The server `id` is deleted: `GET` gets 404 and lists leave it out,
+    /// but it still works as a `marker`, as in nova. Returns false when
+    /// there was no such server.
+    pub fn remove_server(&self, id: &str) -> bool {
+        let mut st = self.state.lock().unwrap();
+        match st.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
+            Some(s) => {
+                s.deleted = true;
+                true
+            }
+            None => false,
+        }
     }
 
     /// neutron knows port `port` of device (instance) `device_id`.
@@ -139,13 +215,18 @@ fn answer(
             "message": "The request you have made requires authentication."}}),
         );
     }
+    if path == "/v2.1/servers/detail" {
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let base = format!("http://{host}/v2.1");
+        return list_servers(&st, &base, &query);
+    }
     if let Some(id) = path.strip_prefix("/v2.1/servers/") {
-        return match st.servers.get(id) {
-            Some(name) => reply(
-                200,
-                json!({"server": {"id": id, "name": name, "status": "ACTIVE",
-                "tenant_id": "c97027dd880d4c129ae7a4ba7edade05", "metadata": {}}}),
-            ),
+        return match st.servers.iter().find(|s| s.id == id && !s.deleted) {
+            Some(server) => reply(200, json!({"server": server.to_json()})),
             None => reply(
                 404,
                 json!({"itemNotFound": {"code": 404,
@@ -168,7 +249,112 @@ fn answer(
     reply(404, json!({"error": "not found"}))
 }
 
+fn bad_request(message: &str) -> http::Response<Full<Bytes>> {
+    reply(
+        400,
+        json!({"badRequest": {"code": 400, "message": message}}),
+    )
+}
+
+/// oslo's `strutils.bool_from_string(value, strict=True)`.
+fn bool_from_string(value: &str) -> Result<bool, String> {
+    match value.trim().to_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(format!(
+            "Unrecognized value '{value}', acceptable values are: '0', '1', 'f', 'false', \
+             'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+        )),
+    }
+}
+
+/// `GET /v2.1/servers/detail` (see the module docs).
+fn list_servers(st: &State, base: &str, query: &str) -> http::Response<Full<Bytes>> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    // A repeated parameter: the last one counts.
+    let param = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    // nova's `is_all_tenants`: present and empty means yes.
+    let all_tenants = match param("all_tenants") {
+        None => false,
+        Some("") => true,
+        Some(v) => match bool_from_string(v) {
+            Ok(b) => b,
+            Err(why) => return bad_request(&format!("Invalid input received: {why}")),
+        },
+    };
+    let hostname = match param("hostname").map(regex::Regex::new) {
+        None => None,
+        Some(Ok(re)) => Some(re),
+        Some(Err(e)) => {
+            return bad_request(&format!("Invalid input for query parameters hostname. {e}"))
+        }
+    };
+    let limit = match param("limit") {
+        None => MAX_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => n.min(MAX_LIMIT),
+            _ => {
+                return bad_request(&format!(
+                    "Invalid input for query parameters limit. Value: {v}. \
+                     '{v}' does not match '^[0-9]*$'"
+                ))
+            }
+        },
+    };
+    // Newest first.
+    let ordered: Vec<&Server> = st.servers.iter().rev().collect();
+    let start = match param("marker") {
+        None => 0,
+        Some(m) => match ordered.iter().position(|s| s.id == m) {
+            Some(i) => i + 1,
+            None => return bad_request(&format!("marker [{m}] not found")),
+        },
+    };
+    let page: Vec<&Server> = ordered[start..]
+        .iter()
+        .copied()
+        .filter(|s| !s.deleted)
+        .filter(|s| all_tenants || st.caller_project.as_deref() == Some(s.project_id.as_str()))
+        .filter(|s| hostname.as_ref().is_none_or(|re| re.is_match(&s.hostname)))
+        .take(limit)
+        .collect();
+    let mut body = json!({"servers": page.iter().map(|s| s.to_json()).collect::<Vec<_>>()});
+    // nova's `_get_collection_links`: a full page links to the next one,
+    // `_get_next_link`: `OrderedDict(sorted(params))` (one value a key,
+    // the last), then `marker` set (in place, or appended).
+    if let Some(last) = page.last().filter(|_| limit > 0 && page.len() == limit) {
+        let mut sorted = params.clone();
+        sorted.sort();
+        let mut next: Vec<(String, String)> = Vec::new();
+        for (k, v) in sorted {
+            match next.iter_mut().find(|(n, _)| *n == k) {
+                Some(slot) => slot.1 = v,
+                None => next.push((k, v)),
+            }
+        }
+        match next.iter_mut().find(|(n, _)| n == "marker") {
+            Some(slot) => slot.1 = last.id.clone(),
+            None => next.push(("marker".into(), last.id.clone())),
+        }
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&next)
+            .finish();
+        body["servers_links"] = json!([{"rel": "next",
+            "href": format!("{base}/servers/detail?{query}")}]);
+    }
+    reply(200, body)
+}
+
 async fn register(keystone: &Keystone, double: &NovaNeutron) {
+    double.state.lock().unwrap().caller_project = Some(keystone.user("nova").project_id.clone());
     let admin = keystone.issue_token("admin").await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = keystone.public_url();

@@ -1,12 +1,11 @@
-//! The side lookups some events need, made with the `[service_credentials]`
-//! session: a project's name (keystone, for `project_subdomain`), a
-//! server's name and existence (nova), a port's device (neutron).
+//! The rest of the cloud, asked with the `[service_credentials]` session: a
+//! project's name (keystone, for `project_subdomain`), servers (nova), a
+//! port's device and floating IPs (neutron). Used by the notification
+//! listener and, for hosts of the Python novajoin, by the join handler.
 
 use serde::Deserialize;
 
 use crate::keystone::{KeystoneError, ServiceSession};
-
-use super::listener::HandlerError;
 
 /// Why a lookup failed. All are worth retrying: an outage or a
 /// configuration the operator can fix; the notification is kept meanwhile.
@@ -47,12 +46,6 @@ pub enum LookupError {
     },
 }
 
-impl From<LookupError> for HandlerError {
-    fn from(e: LookupError) -> Self {
-        HandlerError::Transient(e.to_string())
-    }
-}
-
 /// A nova server, as much as novajoin needs.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Server {
@@ -60,7 +53,17 @@ pub struct Server {
     pub id: String,
     /// Display name (what the original used for floating-IP A records).
     pub name: String,
+    /// The owning project.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// The host name nova gave the guest (admin-visible attribute).
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:hostname")]
+    pub hostname: Option<String>,
 }
+
+/// The most pages of servers one lookup follows; a name shared by more
+/// servers than that is not a question a lookup can settle.
+const MAX_SERVER_PAGES: usize = 20;
 
 /// Lookups against keystone, nova and neutron.
 #[derive(Clone, Debug)]
@@ -105,6 +108,65 @@ impl CloudLookups {
                 status: s.as_u16(),
             }),
         }
+    }
+
+    /// Every server of every project whose host name is exactly
+    /// `hostname` (nova's admin-only `hostname` filter, a regular
+    /// expression, anchored here), following nova's pages.
+    pub async fn servers_with_hostname(&self, hostname: &str) -> Result<Vec<Server>, LookupError> {
+        let base = self.session.endpoint("compute", None, None).await?;
+        let what = "GET /servers/detail?all_tenants=1&hostname=...".to_string();
+        let mut url = join(&base, &["servers", "detail"]);
+        url.query_pairs_mut()
+            .append_pair("all_tenants", "1")
+            .append_pair("hostname", &format!("^{}$", regex::escape(hostname)));
+        let mut out = Vec::new();
+        for _ in 0..MAX_SERVER_PAGES {
+            let resp = self.get("nova", &url).await?;
+            if !resp.status().is_success() {
+                return Err(LookupError::Status {
+                    service: "nova",
+                    what,
+                    status: resp.status().as_u16(),
+                });
+            }
+            #[derive(Deserialize)]
+            struct Link {
+                rel: String,
+                href: String,
+            }
+            #[derive(Deserialize)]
+            struct Body {
+                servers: Vec<Server>,
+                #[serde(default)]
+                servers_links: Vec<Link>,
+            }
+            let b: Body = resp.json().await.map_err(|e| LookupError::BadResponse {
+                service: "nova",
+                what: what.clone(),
+                detail: e.to_string(),
+            })?;
+            out.extend(b.servers);
+            match b.servers_links.into_iter().find(|l| l.rel == "next") {
+                None => return Ok(out),
+                Some(next) => {
+                    // Keep the configured endpoint's address; take only the
+                    // query (marker) of nova's link.
+                    let next =
+                        url::Url::parse(&next.href).map_err(|e| LookupError::BadResponse {
+                            service: "nova",
+                            what: what.clone(),
+                            detail: format!("next link: {e}"),
+                        })?;
+                    url.set_query(next.query());
+                }
+            }
+        }
+        Err(LookupError::BadResponse {
+            service: "nova",
+            what,
+            detail: format!("more than {MAX_SERVER_PAGES} pages of servers share one host name"),
+        })
     }
 
     /// neutron `GET /v2.0/ports?id=<port>`: the port's `device_id` when
