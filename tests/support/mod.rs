@@ -6,6 +6,7 @@ pub mod glance;
 pub mod ipa;
 pub mod kdc;
 pub mod keystone;
+pub mod notify;
 pub mod nova_neutron;
 pub mod rabbit;
 pub mod redis;
