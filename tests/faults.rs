@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use novajoin::ownership::{HostBinding, HOST_DESCRIPTION};
 use serde_json::Value;
 use support::ipa::Fault;
 use support::redis::PrivateRedis;
@@ -30,6 +31,7 @@ const IPA_TIMEOUT_S: f64 = 3.0;
 /// One instance nova asks about.
 #[derive(Clone)]
 struct Instance {
+    id: String,
     host: String,
     body: String,
 }
@@ -37,8 +39,9 @@ struct Instance {
 impl Instance {
     fn new(prefix: &str, i: usize) -> Self {
         let host = format!("{prefix}{i}");
-        let body = nova_body(&host, &new_instance_id(), enroll());
-        Self { host, body }
+        let id = new_instance_id();
+        let body = nova_body(&host, &id, enroll());
+        Self { id, host, body }
     }
 }
 
@@ -208,7 +211,15 @@ async fn slow_ipa(finish_abandoned: bool) {
     let client = nova_client();
     let new = Instance::new("slow", 0);
     let existing = Instance::new("slow", 1);
-    env.ipa.seed_host("slow1.example.test");
+    // The existing instance's host, bound to it, not enrolled yet.
+    let bound = HostBinding::for_instance(Some(&existing.id), None, None).unwrap();
+    env.ipa.seed_host_with(
+        "slow1.example.test",
+        Some(HOST_DESCRIPTION),
+        Some(&bound.to_attribute()),
+        false,
+        None,
+    );
     // novajoin is logged in to IPA already: what is slow is the enrollment
     // call itself, not the login.
     poll_until_enrolled(&env, &client, &Instance::new("slowwarm", 0), 1).await;

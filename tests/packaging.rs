@@ -1273,7 +1273,19 @@ impl Drop for NotifyChild {
 async fn notify_metrics_endpoint_counts_handled_notifications() {
     use support::rabbit::{OsloMessage, RabbitNames};
     let ipa = support::ipa::start().await;
-    ipa.seed_host("gone1.example.test");
+    let instance = uuid::Uuid::new_v4().to_string();
+    let tenant = "c97027dd880d4c129ae7a4ba7edade05";
+    let binding =
+        novajoin::ownership::HostBinding::for_instance(Some(&instance), Some(tenant), None)
+            .unwrap()
+            .to_attribute();
+    ipa.seed_host_with(
+        "gone1.example.test",
+        Some(novajoin::ownership::HOST_DESCRIPTION),
+        Some(&binding),
+        false,
+        None,
+    );
     let names = RabbitNames::new("pkgmetrics");
     let metrics_port = support::server::free_port();
     let conf = format!(
@@ -1301,8 +1313,8 @@ async fn notify_metrics_endpoint_counts_handled_notifications() {
     ipa.reset_counters();
 
     let payload = json!({
-        "instance_id": uuid::Uuid::new_v4().to_string(), "hostname": "gone1",
-        "display_name": "gone1", "tenant_id": "c97027dd880d4c129ae7a4ba7edade05",
+        "instance_id": instance, "hostname": "gone1",
+        "display_name": "gone1", "tenant_id": tenant,
         "metadata": {"ipa_enroll": "True"}, "image_meta": {}, "state": "deleted",
         "host": "cmp-1", "deleted_at": "2024-05-14T11:02:46.000000",
     });
