@@ -59,6 +59,18 @@ pub struct Server {
     /// The host name nova gave the guest (admin-visible attribute).
     #[serde(default, rename = "OS-EXT-SRV-ATTR:hostname")]
     pub hostname: Option<String>,
+    /// `ACTIVE`, `SHUTOFF`, ... or `DELETED` (in a `changes-since` list).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl Server {
+    /// Whether nova reports the server deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.status.as_deref().is_some_and(|s| {
+            s.eq_ignore_ascii_case("DELETED") || s.eq_ignore_ascii_case("SOFT_DELETED")
+        })
+    }
 }
 
 /// The most pages of servers one lookup follows; a name shared by more
@@ -114,14 +126,53 @@ impl CloudLookups {
     /// `hostname` (nova's admin-only `hostname` filter, a regular
     /// expression, anchored here), following nova's pages.
     pub async fn servers_with_hostname(&self, hostname: &str) -> Result<Vec<Server>, LookupError> {
+        let pattern = format!("^{}$", regex::escape(hostname));
+        self.list_servers(
+            &[("all_tenants", "1"), ("hostname", &pattern)],
+            Some(MAX_SERVER_PAGES),
+        )
+        .await
+    }
+
+    /// Every server of every project, page by page (nova's `limit` and
+    /// `marker`). With `changes_since` (an ISO 8601 time), nova lists the
+    /// servers changed since then *including deleted ones* (status
+    /// `DELETED`), which is how a deletion is confirmed rather than
+    /// inferred from absence. Any failure on any page is an error: a
+    /// partial list is never returned.
+    pub async fn all_servers(
+        &self,
+        changes_since: Option<&str>,
+    ) -> Result<Vec<Server>, LookupError> {
+        let mut query = vec![("all_tenants", "1"), ("limit", "1000")];
+        if let Some(t) = changes_since {
+            query.push(("changes-since", t));
+        }
+        self.list_servers(&query, None).await
+    }
+
+    /// `GET /servers/detail` with `query`, following `next` links up to
+    /// `max_pages` (no limit: until nova has no next page).
+    async fn list_servers(
+        &self,
+        query: &[(&str, &str)],
+        max_pages: Option<usize>,
+    ) -> Result<Vec<Server>, LookupError> {
         let base = self.session.endpoint("compute", None, None).await?;
-        let what = "GET /servers/detail?all_tenants=1&hostname=...".to_string();
+        let what = "GET /servers/detail".to_string();
         let mut url = join(&base, &["servers", "detail"]);
-        url.query_pairs_mut()
-            .append_pair("all_tenants", "1")
-            .append_pair("hostname", &format!("^{}$", regex::escape(hostname)));
-        let mut out = Vec::new();
-        for _ in 0..MAX_SERVER_PAGES {
+        url.query_pairs_mut().extend_pairs(query);
+        let mut out: Vec<Server> = Vec::new();
+        let mut pages = 0usize;
+        loop {
+            if max_pages.is_some_and(|m| pages >= m) {
+                return Err(LookupError::BadResponse {
+                    service: "nova",
+                    what,
+                    detail: format!("more than {pages} pages of servers"),
+                });
+            }
+            pages += 1;
             let resp = self.get("nova", &url).await?;
             if !resp.status().is_success() {
                 return Err(LookupError::Status {
@@ -146,27 +197,31 @@ impl CloudLookups {
                 what: what.clone(),
                 detail: e.to_string(),
             })?;
+            let last = b.servers.last().map(|s| s.id.clone());
             out.extend(b.servers);
-            match b.servers_links.into_iter().find(|l| l.rel == "next") {
-                None => return Ok(out),
-                Some(next) => {
-                    // Keep the configured endpoint's address; take only the
-                    // query (marker) of nova's link.
-                    let next =
-                        url::Url::parse(&next.href).map_err(|e| LookupError::BadResponse {
-                            service: "nova",
-                            what: what.clone(),
-                            detail: format!("next link: {e}"),
-                        })?;
-                    url.set_query(next.query());
-                }
+            let Some(next) = b.servers_links.into_iter().find(|l| l.rel == "next") else {
+                return Ok(out);
+            };
+            // Keep the configured endpoint's address; take only the query
+            // (marker) of nova's link.
+            let next = url::Url::parse(&next.href).map_err(|e| LookupError::BadResponse {
+                service: "nova",
+                what: what.clone(),
+                detail: format!("next link: {e}"),
+            })?;
+            let marker = next
+                .query_pairs()
+                .find(|(k, _)| k == "marker")
+                .map(|(_, v)| v.into_owned());
+            if marker.is_none() || marker != last {
+                return Err(LookupError::BadResponse {
+                    service: "nova",
+                    what,
+                    detail: "the next page's marker is not the last server of this page".into(),
+                });
             }
+            url.set_query(next.query());
         }
-        Err(LookupError::BadResponse {
-            service: "nova",
-            what,
-            detail: format!("more than {MAX_SERVER_PAGES} pages of servers share one host name"),
-        })
     }
 
     /// neutron `GET /v2.0/ports?id=<port>`: the port's `device_id` when

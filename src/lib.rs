@@ -18,4 +18,5 @@ pub mod notify;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
+pub mod reconcile;
 pub mod server;

@@ -11,6 +11,7 @@ pub mod manpages;
 pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
+pub mod reconcile;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
@@ -54,6 +55,9 @@ pub enum Command {
     /// Prepare IPA for novajoin: permissions, privilege, role, the
     /// nova/<host> service and its keytab (or --precreate the host).
     IpaSetup(Box<ipa_setup::IpaSetupArgs>),
+    /// Find the hosts whose instances nova has deleted (lost delete
+    /// notifications) and, with --apply, remove them.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -68,6 +72,7 @@ pub fn main() -> i32 {
         Command::Install(args) => install::run(&args),
         Command::Manpages(args) => manpages::run(&args),
         Command::IpaSetup(args) => ipa_setup::run_cli(*args),
+        Command::Reconcile(args) => reconcile::run_cli(args),
     };
     crate::logging::shutdown();
     code

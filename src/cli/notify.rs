@@ -45,8 +45,15 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
         }
     };
     runtime.block_on(async move {
-        let listener = match build(&cfg) {
+        let (listener, parts) = match build(&cfg) {
             Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 2;
+            }
+        };
+        let _reconciler = match crate::cli::reconcile::periodic(&cfg, parts) {
+            Ok(task) => task,
             Err(e) => {
                 tracing::error!("{e}");
                 return 2;
@@ -75,10 +82,22 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
     })
 }
 
-/// Everything the listener needs, from join.conf. Errors are start-up
-/// errors with a message naming the option to fix.
-fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
-    let settings = ListenerSettings::from_config(cfg).map_err(|e| e.to_string())?;
+/// What removes instances from IPA: the event handler and what it is
+/// built on, shared by the listener and `novajoin reconcile`.
+pub(crate) struct Cleanup {
+    /// The handler of instance and floating-IP events.
+    pub handler: Arc<IpaEventHandler>,
+    /// The IPA client it uses.
+    pub ipa: IpaClient,
+    /// nova, neutron and keystone, when `[service_credentials]` is set.
+    pub cloud: Option<CloudLookups>,
+    /// `[DEFAULT] region_name` (or `[service_credentials] region_name`).
+    pub region: Option<String>,
+}
+
+/// Builds the [`Cleanup`] from join.conf. Errors are start-up errors with a
+/// message naming the option to fix.
+pub(crate) fn cleanup(cfg: &ConfigFiles) -> Result<Cleanup, String> {
     let default_conf = load_default_conf(cfg).map_err(|e| e.to_string())?;
     let ipa_cfg =
         IpaClientConfig::from_conf_with(cfg, default_conf.as_ref()).map_err(|e| e.to_string())?;
@@ -106,8 +125,28 @@ fn build(cfg: &ConfigFiles) -> Result<Listener, String> {
         );
     }
     let region = crate::join::setup::binding_region(cfg).map_err(|e| e.to_string())?;
-    let handler = IpaEventHandler::new(ipa, policy, realm, region, cloud, response_cache(cfg)?);
-    Listener::new(settings, Arc::new(handler)).map_err(|e| e.to_string())
+    let handler = IpaEventHandler::new(
+        ipa.clone(),
+        policy,
+        realm,
+        region.clone(),
+        cloud.clone(),
+        response_cache(cfg)?,
+    );
+    Ok(Cleanup {
+        handler: Arc::new(handler),
+        ipa,
+        cloud,
+        region,
+    })
+}
+
+/// Everything the listener needs, from join.conf.
+fn build(cfg: &ConfigFiles) -> Result<(Listener, Cleanup), String> {
+    let settings = ListenerSettings::from_config(cfg).map_err(|e| e.to_string())?;
+    let parts = cleanup(cfg)?;
+    let listener = Listener::new(settings, parts.handler.clone()).map_err(|e| e.to_string())?;
+    Ok((listener, parts))
 }
 
 /// The shared (Redis) response cache whose entries deletes evict. A memory

@@ -347,17 +347,40 @@ impl IpaEventHandler {
                 self.unlink_service(&s.principal, &host.fqdn).await?;
             }
         }
-        let hosts: Vec<&str> = bound
+        let hosts = self.remove_bound_hosts(bound).await?;
+        tracing::info!(message_id, instance_id = %facts.instance_id, hosts = ?hosts, "instance removed from IPA");
+        Ok(())
+    }
+
+    /// Sub-hosts first, then the instance host, each with its DNS name, so
+    /// a retry after a partial failure still finds the rest. Returns the
+    /// hosts removed.
+    async fn remove_bound_hosts(&self, bound: &BoundHosts) -> Result<Vec<String>, HandlerError> {
+        let hosts: Vec<String> = bound
             .sub_hosts
             .iter()
             .chain(bound.instance.as_ref())
-            .map(|h| h.fqdn.as_str())
+            .map(|h| h.fqdn.clone())
             .collect();
         for h in &hosts {
             self.remove_host(h).await?;
         }
-        tracing::info!(message_id, instance_id = %facts.instance_id, hosts = ?hosts, "instance removed from IPA");
-        Ok(())
+        Ok(hosts)
+    }
+
+    /// Removes every host bound to `owner`, as its delete notification
+    /// would (without the metadata, which only a notification carries);
+    /// used by `novajoin reconcile`. Returns the hosts removed.
+    pub async fn remove_instance(&self, owner: &HostBinding) -> Result<Vec<String>, HandlerError> {
+        let bound = self.bound(owner).await?;
+        let hosts = self.remove_bound_hosts(&bound).await?;
+        if let Some(ev) = &self.eviction {
+            if let Err(e) = ev.evict(&owner.instance_id).await {
+                tracing::warn!(instance_id = %owner.instance_id, error = %e,
+                    "could not evict the instance's cached vendordata answer; it expires on its own");
+            }
+        }
+        Ok(hosts)
     }
 
     /// No host is bound to the instance: a host of the Python novajoin

@@ -369,6 +369,17 @@ pub const SHUTDOWN_TIMEOUT: O = O::new(
      given back to the broker.",
 );
 
+/// `[notify] reconcile_interval`.
+pub const RECONCILE_INTERVAL: O = O::new(
+    "notify",
+    "reconcile_interval",
+    K::Int { min: 0, max: 604800 },
+    Some("0"),
+    "Seconds between two runs of `novajoin reconcile --apply` inside the listener, which removes \
+     the hosts of instances nova has deleted when their delete notification was lost. 0 turns \
+     it off. Needs [service_credentials] with nova's admin role (all projects' servers).",
+);
+
 /// The `[notify]` group.
 pub const NOTIFY_OPTIONS: OptionGroup = &[
     MAX_CONCURRENT_MESSAGES,
@@ -378,4 +389,5 @@ pub const NOTIFY_OPTIONS: OptionGroup = &[
     DEAD_LETTER_QUEUE,
     PUBLISHER_EXCHANGES,
     SHUTDOWN_TIMEOUT,
+    RECONCILE_INTERVAL,
 ];

@@ -52,7 +52,8 @@ struct Server {
 
 impl Server {
     fn to_json(&self) -> serde_json::Value {
-        json!({"id": self.id, "name": self.name, "status": "ACTIVE",
+        let status = if self.deleted { "DELETED" } else { "ACTIVE" };
+        json!({"id": self.id, "name": self.name, "status": status,
                "tenant_id": self.project_id, "metadata": {},
                "OS-EXT-SRV-ATTR:hostname": self.hostname})
     }
@@ -67,6 +68,9 @@ struct State {
     /// The project every caller is taken to be in (keystone's `nova`
     /// user's, set on registration).
     caller_project: Option<String>,
+    /// Server-list pages still answered before every further one fails
+    /// with a 500 (`None`: never fail).
+    pages_before_failure: Option<usize>,
 }
 
 /// The running double (one per test binary).
@@ -127,6 +131,18 @@ impl NovaNeutron {
             }
             None => false,
         }
+    }
+
+    /// The server list answers `pages` more pages, then fails every
+    /// request with nova's 500 until [`Self::heal`] (a nova going down in
+    /// the middle of a paged listing).
+    pub fn fail_after_pages(&self, pages: usize) {
+        self.state.lock().unwrap().pages_before_failure = Some(pages);
+    }
+
+    /// The server list answers again.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().pages_before_failure = None;
     }
 
     /// neutron knows port `port` of device (instance) `device_id`.
@@ -222,7 +238,7 @@ fn answer(
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
         let base = format!("http://{host}/v2.1");
-        return list_servers(&st, &base, &query);
+        return list_servers(&mut st, &base, &query);
     }
     if let Some(id) = path.strip_prefix("/v2.1/servers/") {
         return match st.servers.iter().find(|s| s.id == id && !s.deleted) {
@@ -269,7 +285,16 @@ fn bool_from_string(value: &str) -> Result<bool, String> {
 }
 
 /// `GET /v2.1/servers/detail` (see the module docs).
-fn list_servers(st: &State, base: &str, query: &str) -> http::Response<Full<Bytes>> {
+fn list_servers(st: &mut State, base: &str, query: &str) -> http::Response<Full<Bytes>> {
+    if let Some(left) = st.pages_before_failure.as_mut() {
+        if *left == 0 {
+            return reply(
+                500,
+                json!({"computeFault": {"code": 500, "message": "Unexpected API Error."}}),
+            );
+        }
+        *left -= 1;
+    }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -318,10 +343,12 @@ fn list_servers(st: &State, base: &str, query: &str) -> http::Response<Full<Byte
             None => return bad_request(&format!("marker [{m}] not found")),
         },
     };
+    // With `changes-since` nova lists deleted servers too (as DELETED).
+    let with_deleted = param("changes-since").is_some();
     let page: Vec<&Server> = ordered[start..]
         .iter()
         .copied()
-        .filter(|s| !s.deleted)
+        .filter(|s| with_deleted || !s.deleted)
         .filter(|s| all_tenants || st.caller_project.as_deref() == Some(s.project_id.as_str()))
         .filter(|s| hostname.as_ref().is_none_or(|re| re.is_match(&s.hostname)))
         .take(limit)
