@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine of this kind:
 # Debian packages (KDC, Apache with mod_auth_gssapi, build deps for GSSAPI,
-# wrk, shellcheck, systemd-analyze) and the Python venv with the real
+# wrk, shellcheck, systemd-analyze, promtool from prometheus) and the Python venv with the real
 # keystone, keystonemiddleware, oslo.policy and oslo.messaging.
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -10,7 +10,7 @@ venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
           libkrb5-dev libclang-dev wrk shellcheck systemd redis-server rabbitmq-server openssl logrotate
-          man-db curl python3)
+          man-db curl python3 prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

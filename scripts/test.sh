@@ -23,6 +23,11 @@ rabbitmqctl -q start_app >/dev/null 2>&1 || true
 cargo build --all-targets --locked
 cargo test --all-targets --locked "$@"
 
+# The README's first command on this clone: scripts/demo.sh builds what it
+# runs, enrolls one instance, and --check proves the answer's OTP is the one
+# the IPA double holds, then stops everything it started.
+scripts/demo.sh --check
+
 # Fuzzing (fuzz/run.sh: libFuzzer on the stable toolchain, no cargo-fuzz
 # needed): each target for NOVAJOIN_FUZZ_SECONDS (default 60) without a
 # crash. The first build of the instrumented targets takes several

@@ -18,5 +18,7 @@ pub mod notify;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
+pub mod progress;
 pub mod reconcile;
 pub mod server;
+pub mod status;

@@ -5,5 +5,12 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(novajoin::cli::main());
+    // Installed under a second name too, as OpenStack services ship
+    // `<service>-status`: `novajoin-status upgrade check`.
+    let code = if novajoin::cli::status::invoked_as_status() {
+        novajoin::cli::status::main_as_status()
+    } else {
+        novajoin::cli::main()
+    };
+    std::process::exit(code);
 }

@@ -1282,9 +1282,10 @@ mod servers {
             self.ipa.reset_counters();
         }
 
-        /// Enrollments IPA saw: one `host_mod` with the OTP per enrollment.
+        /// Enrollments IPA saw: one OTP set (`host_add` or `host_mod`) per
+        /// enrollment.
         pub fn enrollments(&self) -> u64 {
-            self.ipa.commands("host_mod")
+            self.ipa.otps_set()
         }
     }
 

@@ -439,3 +439,64 @@ fn a_missing_server_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--server"), "{err}");
 }
+
+/// Off a terminal (the test's pipes), progress is plain lines on stderr,
+/// one per step; stdout ends with the summary table, one row per step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_lines_and_a_summary_table() {
+    let e = setup_env().await;
+    e.ipa.seed_host(HOST);
+    let r = e.run(&[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("novajoin ipa-setup: [1/12] logging in to"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("[12/12] keytab of nova/"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\u{1b}'),
+        "no terminal escapes off a TTY: {}",
+        r.stderr
+    );
+    let table: Vec<&str> = r
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("+-"))
+        .collect();
+    assert!(
+        table[1].starts_with("| Step ") && table[1].contains("| Result "),
+        "{}",
+        r.stdout
+    );
+    let rows: Vec<&str> = table
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("| "))
+        .skip(1)
+        .collect();
+    assert_eq!(rows.len(), 11, "{}", r.stdout);
+    assert!(
+        rows[0].contains("service nova/") && rows[0].contains("created"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        rows[10].contains("keytab") && rows[10].contains("fetched"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.trim_end().ends_with("done: 11 change(s) made."),
+        "{}",
+        r.stdout
+    );
+
+    let r2 = e.run(&[]).await;
+    assert!(
+        r2.stdout.contains("already present") && r2.stdout.contains("already works, kept"),
+        "{}",
+        r2.stdout
+    );
+}

@@ -8,13 +8,15 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use novajoin::ipa::{EnrollmentBatch, HostOutcome, HostWrite, NewHost, Secret};
 use serde_json::{json, Value};
-use support::ipa::{self as ipa_support, IpaDouble};
+use support::ipa::{self as ipa_support, seed_bound_host, IpaDouble};
+use support::notify::{
+    join_conf, legacy_instance, publish, queue_settles, versioned_instance, wait_queue_settled,
+    wait_until, NotifyProcess, TENANT,
+};
 use support::rabbit::{self, OsloMessage, RabbitNames};
 
 // ---------------------------------------------------------------------------
@@ -23,187 +25,6 @@ use support::rabbit::{self, OsloMessage, RabbitNames};
 // holds this lock shared; the restart test holds it exclusively.
 
 static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-// ---------------------------------------------------------------------------
-// The listener process.
-
-/// A running `novajoin notify`, killed when dropped.
-struct NotifyProcess {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl NotifyProcess {
-    /// Writes `conf` to a join.conf and starts the listener; returns once it
-    /// logged that it consumes (or panics with its log after 30 s).
-    async fn start(conf: &str) -> Self {
-        let p = Self::spawn(conf);
-        p.wait_log("listening for notifications", Duration::from_secs(30))
-            .await;
-        p
-    }
-
-    fn spawn(conf: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("novajoin-notify-")
-            .tempdir()
-            .expect("tempdir");
-        let conf_path = dir.path().join("join.conf");
-        std::fs::write(&conf_path, conf).expect("write join.conf");
-        let log = dir.path().join("notify.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_novajoin"))
-            .arg("notify")
-            .arg("--config-file")
-            .arg(&conf_path)
-            .env(
-                "RUST_LOG",
-                "debug,lapin=warn,hyper=info,reqwest=info,h2=info",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start novajoin notify");
-        Self {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        support::settled_log(&self.log)
-    }
-
-    async fn wait_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log_text().contains(needle) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "the listener did not log {needle:?} within {timeout:?}; its log:\n{}",
-            self.log_text()
-        );
-    }
-
-    fn count_log(&self, needle: &str) -> usize {
-        self.log_text().matches(needle).count()
-    }
-
-    fn sigterm(&self) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill SIGTERM");
-    }
-
-    async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-}
-
-impl Drop for NotifyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- novajoin notify log ----\n{}", self.log_text());
-        }
-    }
-}
-
-/// join.conf for a listener on `names` against `ipa`, plus `extra` lines.
-fn join_conf(ipa: &IpaDouble, names: &RabbitNames, format: &str, extra: &str) -> String {
-    format!(
-        "{ipa}\n[DEFAULT]\ntransport_url = {url}\nnotifications_topic = {topic}\ncontrol_exchange = {exchange}\n\
-         notification_format = {format}\nlog_format_style = json\n\
-         [oslo_messaging_rabbit]\nkombu_reconnect_delay = 0.5\nrabbit_retry_interval = 0.5\n\
-         rabbit_retry_backoff = 0.5\nrabbit_interval_max = 2\n\
-         [notify]\npublisher_exchanges = {nova},{neutron}\nretry_initial_delay = 0.2\nretry_max_delay = 1\n\
-         {extra}\n",
-        ipa = ipa_support::join_conf(ipa),
-        url = rabbit::TRANSPORT_URL,
-        topic = names.topic,
-        exchange = names.control_exchange,
-        nova = names.nova_exchange,
-        neutron = names.neutron_exchange,
-    )
-}
-
-// ---------------------------------------------------------------------------
-// Waiting and publishing.
-
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-/// Waits until the notification queue holds nothing, ready or unacked.
-async fn wait_queue_settled(names: &RabbitNames, timeout: Duration) {
-    if let Err(last) = queue_settles(names, timeout).await {
-        panic!(
-            "queue {} still holds (ready, unacked) = {last:?} after {timeout:?}",
-            names.queue()
-        );
-    }
-}
-
-/// Whether the notification queue comes to hold nothing within `timeout`;
-/// else the last (ready, unacked) counts seen.
-async fn queue_settles(names: &RabbitNames, timeout: Duration) -> Result<(), Option<(u64, u64)>> {
-    let q = names.queue();
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    while Instant::now() < deadline {
-        let counts = tokio::task::spawn_blocking({
-            let q = q.clone();
-            move || rabbit::queue_counts(&q)
-        })
-        .await
-        .unwrap();
-        if counts == Some((0, 0)) {
-            return Ok(());
-        }
-        last = counts;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    Err(last)
-}
-
-/// Publishes with oslo.messaging from a blocking thread.
-async fn publish(names: &RabbitNames, exchange: &str, query: &str, messages: Vec<OsloMessage>) {
-    let (publisher, exchange, query) = (names.publisher(), exchange.to_string(), query.to_string());
-    tokio::task::spawn_blocking(move || publisher.publish(&exchange, &query, &messages))
-        .await
-        .unwrap();
-}
-
-// ---------------------------------------------------------------------------
-// Payloads, field for field as nova and neutron send them (spec
-// notifications.md §8-§9).
-
-const TENANT: &str = "c97027dd880d4c129ae7a4ba7edade05";
 
 /// nova-compute's unversioned `compute.instance.delete.end` for a new
 /// instance enrolled through its metadata.
@@ -223,115 +44,6 @@ fn legacy_delete_of(instance_id: &str, hostname: &str) -> OsloMessage {
             json!({"ipa_enroll": "True"}),
         ),
     )
-}
-
-fn legacy_instance(event: &str, instance_id: &str, hostname: &str, metadata: Value) -> Value {
-    let deleted = event.contains("delete");
-    let mut p = json!({
-        "access_ip_v4": null, "access_ip_v6": null, "architecture": null,
-        "availability_zone": "nova", "cell_name": "",
-        "created_at": "2024-05-14 10:21:07+00:00",
-        "deleted_at": if deleted { "2024-05-14T11:02:46.000000" } else { "" },
-        "disk_gb": 20, "display_name": hostname, "ephemeral_gb": 0,
-        "host": "cmp-1", "hostname": hostname,
-        "image_meta": {"base_image_ref": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "container_format": "bare",
-                       "disk_format": "qcow2", "min_disk": "20", "min_ram": "0"},
-        "image_ref_url": "http://ctl-1.example.test:9292/images/155d900f-4e14-4e4c-a73d-069cbf4541e6",
-        "instance_flavor_id": "2", "instance_id": instance_id, "instance_type": "m1.small",
-        "instance_type_id": 2, "kernel_id": "", "launched_at": "2024-05-14T10:21:19.000000",
-        "memory_mb": 2048, "metadata": metadata, "node": "cmp-1.example.test", "os_type": null,
-        "progress": "", "ramdisk_id": "", "reservation_id": "r-3b4x5n7q", "root_gb": 20,
-        "state": if deleted { "deleted" } else { "active" }, "state_description": "",
-        "tenant_id": TENANT,
-        "terminated_at": if deleted { "2024-05-14T11:02:45.000000" } else { "" },
-        "user_id": "8a0e7b5f1c2d4e3f9a6b7c8d9e0f1a2b", "vcpus": 1,
-    });
-    let m = p.as_object_mut().unwrap();
-    match event {
-        "compute.instance.create.end" => {
-            m.insert(
-                "fixed_ips".into(),
-                json!([{"address": "10.0.0.12", "floating_ips": [], "label": "private",
-                "meta": {}, "type": "fixed", "version": 4, "vif_mac": "fa:16:3e:4c:2c:30"}]),
-            );
-            m.insert("message".into(), json!("Success"));
-        }
-        "compute.instance.update" => {
-            for (k, v) in [
-                (
-                    "audit_period_beginning",
-                    json!("2024-05-01T00:00:00.000000"),
-                ),
-                ("audit_period_ending", json!("2024-05-14T10:21:19.000000")),
-                ("new_task_state", Value::Null),
-                ("old_state", json!("building")),
-                ("old_task_state", json!("spawning")),
-            ] {
-                m.insert(k.into(), v);
-            }
-        }
-        _ => {}
-    }
-    p
-}
-
-fn versioned_instance(
-    event: &str,
-    version: &str,
-    instance_id: &str,
-    host_name: &str,
-    metadata: Value,
-) -> Value {
-    let (class, deleted) = match event {
-        "instance.create.end" => ("InstanceCreatePayload", false),
-        "instance.update" => ("InstanceUpdatePayload", false),
-        _ => ("InstanceActionPayload", true),
-    };
-    let mut data = json!({
-        "action_initiator_project": TENANT, "action_initiator_user": "8a0e7b5f1c2d4e3f9a6b7c8d9e0f1a2b",
-        "architecture": null, "auto_disk_config": "MANUAL", "availability_zone": "nova",
-        "block_devices": null, "created_at": "2024-05-14T10:21:07Z",
-        "deleted_at": if deleted { json!("2024-05-14T11:02:46Z") } else { Value::Null },
-        "display_description": null, "display_name": host_name,
-        "flavor": {"nova_object.data": {"description": null, "disabled": false, "ephemeral_gb": 0, "extra_specs": {},
-                   "flavorid": "2", "is_public": true, "memory_mb": 2048, "name": "m1.small", "projects": null,
-                   "root_gb": 20, "rxtx_factor": 1.0, "swap": 0, "vcpu_weight": 0, "vcpus": 1},
-                   "nova_object.name": "FlavorPayload", "nova_object.namespace": "nova", "nova_object.version": "1.4"},
-        "host": "cmp-1", "host_name": host_name, "image_uuid": "155d900f-4e14-4e4c-a73d-069cbf4541e6",
-        "ip_addresses": [], "kernel_id": "", "key_name": "mykey", "launched_at": "2024-05-14T10:21:19Z",
-        "locked": false, "locked_reason": null, "metadata": metadata, "node": "cmp-1.example.test",
-        "os_type": null, "power_state": if deleted { "pending" } else { "running" }, "progress": 0,
-        "ramdisk_id": "", "request_id": "req-5b6c791d-5709-4f36-8fbe-c3e02869e35d",
-        "reservation_id": "r-3b4x5n7q", "shares": null, "state": if deleted { "deleted" } else { "active" },
-        "task_state": null, "tenant_id": TENANT,
-        "terminated_at": if deleted { json!("2024-05-14T11:02:45Z") } else { Value::Null },
-        "updated_at": "2024-05-14T11:02:45Z", "user_id": "8a0e7b5f1c2d4e3f9a6b7c8d9e0f1a2b", "uuid": instance_id,
-    });
-    let d = data.as_object_mut().unwrap();
-    match event {
-        "instance.update" => {
-            d.insert("old_display_name".into(), Value::Null);
-            d.insert("tags".into(), json!([]));
-            d.insert("state_update".into(), json!({"nova_object.data": {"new_task_state": null, "old_state": "building",
-                "old_task_state": "spawning", "state": "active"}, "nova_object.name": "InstanceStateUpdatePayload",
-                "nova_object.namespace": "nova", "nova_object.version": "1.0"}));
-            d.insert("audit_period".into(), json!({"nova_object.data": {"audit_period_beginning": "2024-05-01T00:00:00Z",
-                "audit_period_ending": "2024-05-14T10:21:19Z"}, "nova_object.name": "AuditPeriodPayload",
-                "nova_object.namespace": "nova", "nova_object.version": "1.0"}));
-        }
-        "instance.create.end" => {
-            d.insert("fault".into(), Value::Null);
-            d.insert("keypairs".into(), json!([]));
-            d.insert("tags".into(), json!([]));
-            d.insert("trusted_image_certificates".into(), Value::Null);
-            d.insert("instance_name".into(), json!("instance-00000001"));
-        }
-        _ => {
-            d.insert("fault".into(), Value::Null);
-        }
-    }
-    json!({"nova_object.data": data, "nova_object.name": class, "nova_object.namespace": "nova",
-           "nova_object.version": version})
 }
 
 fn new_id() -> String {
@@ -532,11 +244,12 @@ async fn delete_without_the_flag_in_the_payload_is_decided_by_ipa_not_glance() {
     // Image-enrolled instances carry no ipa_enroll in their metadata, and
     // versioned payloads carry no image properties. The original asked
     // Glance (and lost the delete when Glance failed); the listener has no
-    // Glance configured here at all and must still clean up novajoin's host,
-    // while leaving alone a host novajoin did not create.
+    // Glance configured here at all and must still clean up the host bound
+    // to the instance, while leaving alone a host novajoin did not create.
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("noflag");
-    enroll_like_vendordata(&ipa, "img1.example.test", None).await;
+    let img1 = new_id();
+    seed_bound_host(&ipa, "img1.example.test", &img1, TENANT);
     ipa.seed_host("manual.example.test");
     let listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
     publish(
@@ -552,7 +265,7 @@ async fn delete_without_the_flag_in_the_payload_is_decided_by_ipa_not_glance() {
             OsloMessage::info(
                 "nova-compute:cmp-1",
                 "instance.delete.end",
-                versioned_instance("instance.delete.end", "1.9", &new_id(), "img1", json!({})),
+                versioned_instance("instance.delete.end", "1.9", &img1, "img1", json!({})),
             ),
         ],
     )
@@ -566,41 +279,53 @@ async fn delete_without_the_flag_in_the_payload_is_decided_by_ipa_not_glance() {
         ipa.host("manual.example.test").is_some(),
         "a host novajoin did not create is kept"
     );
-    assert!(listener.log_text().contains("novajoin did not enroll"));
+    assert!(listener.log_text().contains("not this instance's"));
 }
 
 async fn check_update_adds_services(format: &str, messages: impl Fn(&str, Value) -> OsloMessage) {
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new(&format!("upd{}", &format[..1]));
-    enroll_like_vendordata(&ipa, "vm1.example.test", None).await;
+    let vm1 = new_id();
+    seed_bound_host(&ipa, "vm1.example.test", &vm1, TENANT);
     let _listener = NotifyProcess::start(&join_conf(&ipa, &names, format, "")).await;
+    // A managed service on the instance's own host, a compact service, and
+    // a managed service on a shared name the instance does not own (only
+    // the vendordata service, which can ask the policy, may add that).
     let vip = format!("overcloud.storage.{}", ipa.domain());
-    publish(
-        &names,
-        &names.nova_exchange,
-        "",
-        vec![messages(&new_id(), service_metadata(&vip))],
-    )
-    .await;
+    let md = json!({"ipa_enroll": "True", "managed_service_own": "nfs/vm1.example.test",
+                    "managed_service_api": format!("HTTP/{vip}"),
+                    "compact_service_HTTP": "[\"ctlplane\"]"});
+    publish(&names, &names.nova_exchange, "", vec![messages(&vm1, md)]).await;
     let sub_svc = realm_principal(&ipa, "HTTP/vm1.ctlplane.example.test");
     wait_until("compact service created", Duration::from_secs(30), || {
         ipa.service(&sub_svc).is_some()
     })
     .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
-    let vip_svc = ipa
-        .service(&realm_principal(&ipa, &format!("HTTP/{vip}")))
-        .expect("managed service created");
+    let own = ipa
+        .service(&realm_principal(&ipa, "nfs/vm1.example.test"))
+        .expect("managed service on the instance's own host created");
     assert!(
-        vip_svc.managed_by.iter().any(|h| h == "vm1.example.test"),
-        "{vip_svc:?}"
+        own.managed_by.iter().any(|h| h == "vm1.example.test"),
+        "{own:?}"
     );
     let sub = ipa.service(&sub_svc).unwrap();
     assert!(
         sub.managed_by.iter().any(|h| h == "vm1.example.test"),
         "{sub:?}"
     );
-    assert!(ipa.host(&vip).is_some() && ipa.host("vm1.ctlplane.example.test").is_some());
+    let sub_host = ipa.host("vm1.ctlplane.example.test").expect("sub-host");
+    assert!(sub_host
+        .platform
+        .unwrap()
+        .contains(&format!("subhost-of={vm1}")));
+    assert!(
+        ipa.host(&vip).is_none(),
+        "no host made for a name the instance does not own"
+    );
+    assert!(ipa
+        .service(&realm_principal(&ipa, &format!("HTTP/{vip}")))
+        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1038,8 +763,9 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
     const N: usize = 1000;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("storm");
-    for i in 0..N {
-        ipa.seed_host(&format!("storm{i}.example.test"));
+    let ids: Vec<String> = (0..N).map(|_| new_id()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        seed_bound_host(&ipa, &format!("storm{i}.example.test"), id, TENANT);
     }
     // Durable: a transient queue and its messages do not survive a broker
     // restart (oslo's default loses notifications there too).
@@ -1059,7 +785,7 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
                 "compute.instance.delete.end",
                 legacy_instance(
                     "compute.instance.delete.end",
-                    &new_id(),
+                    &ids[i],
                     &format!("storm{i}"),
                     json!({"ipa_enroll": "True"}),
                 ),
@@ -1213,27 +939,84 @@ fn service_credentials(ks: &Keystone) -> String {
     )
 }
 
-fn a_records(ipa: &IpaDouble, name: &str) -> Vec<String> {
-    ipa.dns_records("example.test.")
-        .and_then(|z| z.get(name).map(|r| r.a.clone()))
+// ---------------------------------------------------------------------------
+// Floating IPs: records only at the names of bound hosts (the instance's
+// own host, found by its binding), only the floating IP's value, and the
+// notes in the base zone that let id-only deletes find them.
+
+use ipa_double::DnsRecordView;
+use support::notify::{
+    neutron, neutron_floatingip, neutron_floatingip_deleted, neutron_floatingip_of,
+    neutron_port_deleted,
+};
+
+const ZONE: &str = "example.test.";
+
+/// The records at `name` in `zone` (empty when there are none).
+fn records(ipa: &IpaDouble, zone: &str, name: &str) -> DnsRecordView {
+    ipa.dns_records(zone)
+        .and_then(|z| z.get(name).cloned())
         .unwrap_or_default()
+}
+
+fn a_records(ipa: &IpaDouble, name: &str) -> Vec<String> {
+    records(ipa, ZONE, name).a
+}
+
+/// novajoin's notes in the base zone: name → TXT values.
+fn notes(ipa: &IpaDouble) -> std::collections::BTreeMap<String, Vec<String>> {
+    ipa.dns_records(ZONE)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("_novajoin-"))
+        .map(|(n, r)| (n, r.txt))
+        .collect()
+}
+
+/// An instance nova knows in `project`, with one port, whose host
+/// `<name>.<domain>` novajoin created and bound.
+struct Guest {
+    id: String,
+    port: String,
+}
+
+fn bound_guest(
+    ipa: &IpaDouble,
+    api: &NovaNeutron,
+    name: &str,
+    domain: &str,
+    project: &str,
+) -> Guest {
+    let g = Guest {
+        id: new_id(),
+        port: new_id(),
+    };
+    api.add_server_with(&g.id, name, name, project);
+    api.add_port(&g.port, &g.id);
+    seed_bound_host(ipa, &format!("{name}.{domain}"), &g.id, project);
+    g
+}
+
+async fn fip_listener(ipa: &IpaDouble, names: &RabbitNames, format: &str) -> NotifyProcess {
+    let (ks, _) = cloud().await;
+    NotifyProcess::start(&join_conf(ipa, names, format, &service_credentials(ks))).await
+}
+
+async fn publish_neutron(names: &RabbitNames, messages: Vec<OsloMessage>) {
+    publish(names, &names.neutron_exchange, "", messages).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nova_network_floating_ip_associate_and_disassociate() {
     let _broker = BROKER.read().await;
-    let (ks, api) = cloud().await;
+    let (_, api) = cloud().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("fipnn");
     let server = new_id();
     api.add_server(&server, "web-nn");
-    let _listener = NotifyProcess::start(&join_conf(
-        &ipa,
-        &names,
-        "unversioned",
-        &service_credentials(ks),
-    ))
-    .await;
+    seed_bound_host(&ipa, "web-nn.example.test", &server, TENANT);
+    ipa.add_a_record(ZONE, "web-nn", "10.0.0.12");
+    let _listener = fip_listener(&ipa, &names, "unversioned").await;
     let payload =
         json!({"floating_ip": "192.168.5.201", "instance_id": server, "project_id": TENANT});
     publish(
@@ -1248,7 +1031,7 @@ async fn nova_network_floating_ip_associate_and_disassociate() {
     )
     .await;
     wait_until("A record added", Duration::from_secs(30), || {
-        a_records(&ipa, "web-nn") == ["192.168.5.201"]
+        a_records(&ipa, "web-nn") == ["10.0.0.12", "192.168.5.201"]
     })
     .await;
     assert!(
@@ -1257,6 +1040,15 @@ async fn nova_network_floating_ip_associate_and_disassociate() {
             .any(|r| r == &format!("GET /v2.1/servers/{server}")),
         "{:?}",
         api.requests()
+    );
+    // nova-network has no floating-IP ids: the address stands in.
+    assert_eq!(
+        notes(&ipa),
+        [(
+            "_novajoin-fip-nn-192-168-5-201".to_string(),
+            vec!["ip=192.168.5.201 host=web-nn.example.test".to_string()]
+        )]
+        .into()
     );
     publish(
         &names,
@@ -1270,56 +1062,37 @@ async fn nova_network_floating_ip_associate_and_disassociate() {
     )
     .await;
     wait_until("A record removed", Duration::from_secs(30), || {
-        a_records(&ipa, "web-nn").is_empty()
+        a_records(&ipa, "web-nn") == ["10.0.0.12"]
     })
     .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert!(notes(&ipa).is_empty(), "{:?}", notes(&ipa));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats() {
     let _broker = BROKER.read().await;
-    let (ks, api) = cloud().await;
+    let (_, api) = cloud().await;
     for format in ["unversioned", "versioned"] {
         let ipa = ipa_support::start().await;
         let names = RabbitNames::new("fipq");
-        let (server_a, server_b, port_b) = (new_id(), new_id(), new_id());
-        api.add_server(&server_a, "web-a");
-        api.add_server(&server_b, "web-b");
-        api.add_port(&port_b, &server_b);
-        let _listener =
-            NotifyProcess::start(&join_conf(&ipa, &names, format, &service_credentials(ks))).await;
-        let fip = |ip: &str, port: Value, details: Value| {
-            json!({"floatingip": {
-            "created_at": "2024-05-14T10:25:03Z", "description": "", "dns_domain": "", "dns_name": "",
-            "fixed_ip_address": if port.is_null() { Value::Null } else { json!("10.0.0.12") },
-            "floating_ip_address": ip, "floating_network_id": "d9edfcd5-f245-4f45-be26-4383942fd74c",
-            "id": new_id(), "port_details": details, "port_forwardings": [], "port_id": port,
-            "project_id": TENANT, "qos_policy_id": null, "revision_number": 2,
-            "router_id": if port.is_null() { Value::Null } else { json!("62c1fd2b-8149-4222-8d6b-e581c55e5264") },
-            "status": "DOWN", "tags": [], "tenant_id": TENANT, "updated_at": "2024-05-14T10:25:41Z"}})
-        };
-        // Current neutron: port_details names the instance.
-        let with_details = fip(
-            "192.168.5.10",
-            json!(new_id()),
-            json!({"admin_state_up": true, "device_id": server_a,
-            "device_owner": "compute:nova", "mac_address": "fa:16:3e:4c:2c:30", "name": "",
-            "network_id": "0ee5b3a1-2c4d-4e5f-8a9b-1c2d3e4f5a6b", "status": "ACTIVE"}),
-        );
-        // Older neutron (no port_details): the port is looked up.
-        let mut without_details = fip("192.168.5.11", json!(port_b), Value::Null);
-        without_details["floatingip"]
-            .as_object_mut()
-            .unwrap()
-            .remove("port_details");
-        publish(
+        let a = bound_guest(&ipa, api, "web-a", "example.test", TENANT);
+        let b = bound_guest(&ipa, api, "web-b", "example.test", TENANT);
+        let (fa, fb) = (new_id(), new_id());
+        let _listener = fip_listener(&ipa, &names, format).await;
+        publish_neutron(
             &names,
-            &names.neutron_exchange,
-            "",
             vec![
-                OsloMessage::info("network.ctl-1", "floatingip.update.end", with_details),
-                OsloMessage::info("network.ctl-1", "floatingip.update.end", without_details),
+                // Current neutron: port_details names the instance.
+                neutron(
+                    "floatingip.update.end",
+                    neutron_floatingip(&fa, "192.168.5.10", Some(&a.port), Some(&a.id)),
+                ),
+                // Older neutron (no port_details): the port is looked up.
+                neutron(
+                    "floatingip.update.end",
+                    neutron_floatingip(&fb, "192.168.5.11", Some(&b.port), None),
+                ),
             ],
         )
         .await;
@@ -1331,17 +1104,27 @@ async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats(
         assert!(
             api.requests()
                 .iter()
-                .any(|r| r.contains(&format!("ports?id={port_b}"))),
+                .any(|r| r.contains(&format!("ports?id={}", b.port))),
             "{format}: port looked up"
         );
-        publish(
+        let n = notes(&ipa);
+        assert_eq!(
+            n[&format!("_novajoin-fip-{fa}")],
+            [format!(
+                "ip=192.168.5.10 host=web-a.example.test port={}",
+                a.port
+            )],
+            "{format}"
+        );
+        assert_eq!(
+            n[&format!("_novajoin-port-{}", b.port)],
+            [format!("fip={fb}")]
+        );
+        publish_neutron(
             &names,
-            &names.neutron_exchange,
-            "",
-            vec![OsloMessage::info(
-                "network.ctl-1",
+            vec![neutron(
                 "floatingip.update.end",
-                fip("192.168.5.10", Value::Null, Value::Null),
+                neutron_floatingip(&fa, "192.168.5.10", None, None),
             )],
         )
         .await;
@@ -1355,7 +1138,487 @@ async fn neutron_floatingip_update_associates_and_disassociates_in_both_formats(
             ["192.168.5.11"],
             "{format}: the other record stays"
         );
+        let left: Vec<String> = notes(&ipa).into_keys().collect();
+        assert_eq!(
+            left,
+            [
+                format!("_novajoin-fip-{fb}"),
+                format!("_novajoin-port-{}", b.port)
+            ],
+            "{format}"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn floatingip_create_end_records_in_the_hosts_project_zone_and_delete_end_removes_only_it() {
+    let _broker = BROKER.read().await;
+    let (ks, api) = cloud().await;
+    let demo = ks.user("demo");
+    for format in ["unversioned", "versioned"] {
+        let ipa = ipa_support::start().await;
+        let names = RabbitNames::new("fipcreate");
+        let domain = format!("{}.example.test", demo.project.to_lowercase());
+        let zone = format!("{domain}.");
+        ipa.add_zone(&zone);
+        let g = bound_guest(&ipa, api, "vm1", &domain, &demo.project_id);
+        ipa.add_a_record(&zone, "vm1", "10.0.0.12");
+        ipa.add_record(&zone, "vm1", "aaaarecord", "fd00::12");
+        ipa.add_record(&zone, "vm1", "txtrecord", "owner=ops");
+        let before = records(&ipa, &zone, "vm1");
+        let conf = join_conf(
+            &ipa,
+            &names,
+            format,
+            &format!(
+                "{}\n[DEFAULT]\nproject_subdomain = true\n",
+                service_credentials(ks)
+            ),
+        );
+        let _listener = NotifyProcess::start(&conf).await;
+        let fip = new_id();
+        publish_neutron(
+            &names,
+            vec![neutron(
+                "floatingip.create.end",
+                neutron_floatingip_of(
+                    &demo.project_id,
+                    &fip,
+                    "192.168.5.20",
+                    Some(&g.port),
+                    Some(&g.id),
+                ),
+            )],
+        )
+        .await;
+        wait_until(
+            "the record in the project zone",
+            Duration::from_secs(30),
+            || records(&ipa, &zone, "vm1").a == ["10.0.0.12", "192.168.5.20"],
+        )
+        .await;
+        assert_eq!(a_records(&ipa, "vm1"), Vec::<String>::new(), "{format}");
+        assert_eq!(
+            notes(&ipa),
+            [
+                (
+                    format!("_novajoin-fip-{fip}"),
+                    vec![format!("ip=192.168.5.20 host=vm1.{domain} port={}", g.port)]
+                ),
+                (
+                    format!("_novajoin-port-{}", g.port),
+                    vec![format!("fip={fip}")]
+                ),
+            ]
+            .into(),
+            "{format}"
+        );
+        publish_neutron(
+            &names,
+            vec![neutron(
+                "floatingip.delete.end",
+                neutron_floatingip_deleted(&fip),
+            )],
+        )
+        .await;
+        wait_until("the record removed", Duration::from_secs(30), || {
+            records(&ipa, &zone, "vm1").a == ["10.0.0.12"]
+        })
+        .await;
+        wait_queue_settled(&names, Duration::from_secs(30)).await;
+        assert_eq!(records(&ipa, &zone, "vm1"), before, "{format}");
+        assert!(notes(&ipa).is_empty(), "{format}: {:?}", notes(&ipa));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_delete_end_removes_the_records_of_the_ports_floating_ips() {
+    let _broker = BROKER.read().await;
+    let (_, api) = cloud().await;
+    for format in ["unversioned", "versioned"] {
+        let ipa = ipa_support::start().await;
+        let names = RabbitNames::new("fipport");
+        let p = bound_guest(&ipa, api, "web-p", "example.test", TENANT);
+        let q = bound_guest(&ipa, api, "web-q", "example.test", TENANT);
+        ipa.add_a_record(ZONE, "web-p", "10.0.0.12");
+        ipa.add_a_record(ZONE, "web-q", "10.0.0.13");
+        let (f4, f6, fq) = (new_id(), new_id(), new_id());
+        let _listener = fip_listener(&ipa, &names, format).await;
+        publish_neutron(
+            &names,
+            vec![
+                neutron(
+                    "floatingip.create.end",
+                    neutron_floatingip(&f4, "192.168.5.30", Some(&p.port), Some(&p.id)),
+                ),
+                neutron(
+                    "floatingip.create.end",
+                    neutron_floatingip(&f6, "2001:db8::30", Some(&p.port), Some(&p.id)),
+                ),
+                neutron(
+                    "floatingip.create.end",
+                    neutron_floatingip(&fq, "192.168.5.31", Some(&q.port), Some(&q.id)),
+                ),
+            ],
+        )
+        .await;
+        wait_until("three records", Duration::from_secs(30), || {
+            let p = records(&ipa, ZONE, "web-p");
+            p.a == ["10.0.0.12", "192.168.5.30"]
+                && p.aaaa == ["2001:db8::30"]
+                && a_records(&ipa, "web-q") == ["10.0.0.13", "192.168.5.31"]
+        })
+        .await;
+        wait_queue_settled(&names, Duration::from_secs(30)).await;
+        let mut on_p = notes(&ipa)[&format!("_novajoin-port-{}", p.port)].clone();
+        on_p.sort();
+        let mut want = vec![format!("fip={f4}"), format!("fip={f6}")];
+        want.sort();
+        assert_eq!(on_p, want, "{format}");
+        // neutron disassociates a deleted port's floating IPs silently.
+        publish_neutron(
+            &names,
+            vec![neutron("port.delete.end", neutron_port_deleted(&p.port))],
+        )
+        .await;
+        wait_until(
+            "web-p's floating IPs removed",
+            Duration::from_secs(30),
+            || {
+                let p = records(&ipa, ZONE, "web-p");
+                p.a == ["10.0.0.12"] && p.aaaa.is_empty()
+            },
+        )
+        .await;
+        wait_queue_settled(&names, Duration::from_secs(30)).await;
+        assert_eq!(
+            a_records(&ipa, "web-q"),
+            ["10.0.0.13", "192.168.5.31"],
+            "{format}"
+        );
+        let left: Vec<String> = notes(&ipa).into_keys().collect();
+        assert_eq!(
+            left,
+            [
+                format!("_novajoin-fip-{fq}"),
+                format!("_novajoin-port-{}", q.port)
+            ],
+            "{format}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moved_floating_ip_leaves_the_old_hosts_record() {
+    let _broker = BROKER.read().await;
+    let (_, api) = cloud().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("fipmove");
+    let a = bound_guest(&ipa, api, "web-a", "example.test", TENANT);
+    let b = bound_guest(&ipa, api, "web-b", "example.test", TENANT);
+    ipa.add_a_record(ZONE, "web-a", "10.0.0.12");
+    ipa.add_a_record(ZONE, "web-b", "10.0.0.13");
+    // A third instance of the tenant has no host novajoin made.
+    let (c, c_port) = (new_id(), new_id());
+    api.add_server_with(&c, "web-c", "web-c", TENANT);
+    api.add_port(&c_port, &c);
+    let fip = new_id();
+    let _listener = fip_listener(&ipa, &names, "versioned").await;
+    let to = |port: &str, device: &str| {
+        vec![neutron(
+            "floatingip.update.end",
+            neutron_floatingip(&fip, "192.168.5.40", Some(port), Some(device)),
+        )]
+    };
+    publish_neutron(&names, to(&a.port, &a.id)).await;
+    wait_until("the record at web-a", Duration::from_secs(30), || {
+        a_records(&ipa, "web-a") == ["10.0.0.12", "192.168.5.40"]
+    })
+    .await;
+    publish_neutron(&names, to(&b.port, &b.id)).await;
+    wait_until("the record at web-b", Duration::from_secs(30), || {
+        a_records(&ipa, "web-b") == ["10.0.0.13", "192.168.5.40"]
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(
+        a_records(&ipa, "web-a"),
+        ["10.0.0.12"],
+        "web-a's record left"
+    );
+    assert_eq!(
+        notes(&ipa),
+        [
+            (
+                format!("_novajoin-fip-{fip}"),
+                vec![format!(
+                    "ip=192.168.5.40 host=web-b.example.test port={}",
+                    b.port
+                )]
+            ),
+            (
+                format!("_novajoin-port-{}", b.port),
+                vec![format!("fip={fip}")]
+            ),
+        ]
+        .into()
+    );
+    // Moved to an instance without a bound host: no record anywhere.
+    publish_neutron(&names, to(&c_port, &c)).await;
+    wait_until("web-b's record left", Duration::from_secs(30), || {
+        a_records(&ipa, "web-b") == ["10.0.0.13"]
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(a_records(&ipa, "web-a"), ["10.0.0.12"]);
+    assert!(records(&ipa, ZONE, "web-c") == DnsRecordView::default());
+    assert!(notes(&ipa).is_empty(), "{:?}", notes(&ipa));
+}
+
+// The hostile tenant: instance names and ports are the tenant's to choose.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn floating_ips_of_instances_without_a_bound_host_get_no_record() {
+    let _broker = BROKER.read().await;
+    let (_, api) = cloud().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("fipunbound");
+    // An infrastructure host, a host of the Python novajoin and a host
+    // bound to another instance, each with its DNS name.
+    ipa.seed_host_with("ipa-ca.example.test", None, None, true, None);
+    ipa.add_a_record(ZONE, "ipa-ca", "192.0.2.1");
+    ipa.seed_host_with(
+        "legacy.example.test",
+        Some(novajoin::ownership::HOST_DESCRIPTION),
+        None,
+        true,
+        None,
+    );
+    ipa.add_a_record(ZONE, "legacy", "10.0.0.20");
+    seed_bound_host(&ipa, "web.example.test", &new_id(), TENANT);
+    ipa.add_a_record(ZONE, "web", "10.0.0.21");
+    // A bound instance of another project, named by the tenant's own port
+    // (a port's owner may write any device_id).
+    let victim = bound_guest(&ipa, api, "victim", "example.test", TENANT);
+    ipa.add_a_record(ZONE, "victim", "10.0.0.22");
+    let (attacker_port, attacker_project) = (new_id(), "0badc0de0badc0de0badc0de0badc0de");
+    api.add_port(&attacker_port, &victim.id);
+    // The tenant's instances, named like them.
+    let mut servers = Vec::new();
+    for name in ["ipa-ca", "legacy", "web"] {
+        let (id, port) = (new_id(), new_id());
+        api.add_server_with(&id, name, name, TENANT);
+        api.add_port(&port, &id);
+        servers.push((id, port));
+    }
+    let before = ipa.dns_records(ZONE).unwrap();
+    let _listener = fip_listener(&ipa, &names, "unversioned").await;
+    publish_neutron(
+        &names,
+        vec![
+            neutron(
+                "floatingip.create.end",
+                neutron_floatingip(
+                    &new_id(),
+                    "192.168.5.50",
+                    Some(&servers[0].1),
+                    Some(&servers[0].0),
+                ),
+            ),
+            // Looked up through the port.
+            neutron(
+                "floatingip.update.end",
+                neutron_floatingip(&new_id(), "192.168.5.51", Some(&servers[1].1), None),
+            ),
+            neutron(
+                "floatingip.update.end",
+                neutron_floatingip(
+                    &new_id(),
+                    "2001:db8::52",
+                    Some(&servers[2].1),
+                    Some(&servers[2].0),
+                ),
+            ),
+            // The other project's floating IPs on its port naming the
+            // victim, in the payload and through the port lookup.
+            neutron(
+                "floatingip.create.end",
+                neutron_floatingip_of(
+                    attacker_project,
+                    &new_id(),
+                    "192.168.5.54",
+                    Some(&attacker_port),
+                    Some(&victim.id),
+                ),
+            ),
+            neutron(
+                "floatingip.update.end",
+                neutron_floatingip_of(
+                    attacker_project,
+                    &new_id(),
+                    "192.168.5.55",
+                    Some(&attacker_port),
+                    None,
+                ),
+            ),
+        ],
+    )
+    .await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![OsloMessage::info(
+            "network.net-1",
+            "network.floating_ip.associate",
+            json!({"floating_ip": "192.168.5.53", "instance_id": servers[0].0, "project_id": TENANT}),
+        )],
+    )
+    .await;
+    wait_until("every instance looked up", Duration::from_secs(30), || {
+        let reqs = api.requests();
+        servers
+            .iter()
+            .map(|(id, _)| id)
+            .chain([&victim.id])
+            .all(|id| reqs.contains(&format!("GET /v2.1/servers/{id}")))
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(
+        ipa.dns_records(ZONE).unwrap(),
+        before,
+        "the zone is unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_floating_ip_touches_only_its_value_at_bound_hosts() {
+    let _broker = BROKER.read().await;
+    let (_, api) = cloud().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("fipremove");
+    // The floating IPs' addresses also sit at names that are not bound
+    // hosts: an infrastructure host and a host of the Python novajoin.
+    ipa.seed_host_with("ipa-ca.example.test", None, None, true, None);
+    for ip in ["192.0.2.1", "192.168.5.60", "192.168.5.61"] {
+        ipa.add_a_record(ZONE, "ipa-ca", ip);
+    }
+    ipa.seed_host_with(
+        "legacy.example.test",
+        Some(novajoin::ownership::HOST_DESCRIPTION),
+        None,
+        true,
+        None,
+    );
+    ipa.add_a_record(ZONE, "legacy", "192.168.5.60");
+    // The guest: its fixed address, other records and a floating-IP record
+    // an older version added without notes.
+    let web = bound_guest(&ipa, api, "web", "example.test", TENANT);
+    ipa.add_a_record(ZONE, "web", "10.0.0.12");
+    ipa.add_a_record(ZONE, "web", "192.168.5.60");
+    ipa.add_record(ZONE, "web", "aaaarecord", "fd00::12");
+    ipa.add_record(ZONE, "web", "txtrecord", "owner=ops");
+    let web2 = bound_guest(&ipa, api, "web2", "example.test", TENANT);
+    ipa.add_a_record(ZONE, "web2", "10.0.0.14");
+    let ipa_ca = records(&ipa, ZONE, "ipa-ca");
+    let _listener = fip_listener(&ipa, &names, "versioned").await;
+
+    // 1. No notes (an older version's record): the address goes from bound
+    //    hosts' names only.
+    publish_neutron(
+        &names,
+        vec![neutron(
+            "floatingip.update.end",
+            neutron_floatingip(&new_id(), "192.168.5.60", None, None),
+        )],
+    )
+    .await;
+    wait_until(
+        "the old record at web removed",
+        Duration::from_secs(30),
+        || a_records(&ipa, "web") == ["10.0.0.12"],
+    )
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(records(&ipa, ZONE, "ipa-ca"), ipa_ca);
+    assert_eq!(a_records(&ipa, "legacy"), ["192.168.5.60"]);
+
+    // 2. With notes: only the noted value at the noted host.
+    let f1 = new_id();
+    publish_neutron(
+        &names,
+        vec![neutron(
+            "floatingip.create.end",
+            neutron_floatingip(&f1, "192.168.5.61", Some(&web.port), Some(&web.id)),
+        )],
+    )
+    .await;
+    wait_until("the record at web", Duration::from_secs(30), || {
+        a_records(&ipa, "web") == ["10.0.0.12", "192.168.5.61"]
+    })
+    .await;
+    publish_neutron(
+        &names,
+        vec![neutron(
+            "floatingip.delete.end",
+            neutron_floatingip_deleted(&f1),
+        )],
+    )
+    .await;
+    wait_until("the record at web removed", Duration::from_secs(30), || {
+        a_records(&ipa, "web") == ["10.0.0.12"]
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(records(&ipa, ZONE, "ipa-ca"), ipa_ca);
+
+    // 3. The noted host is no longer a bound host (replaced by an
+    //    administrator's host of the same name): its records stay.
+    let f2 = new_id();
+    publish_neutron(
+        &names,
+        vec![neutron(
+            "floatingip.create.end",
+            neutron_floatingip(&f2, "192.168.5.62", Some(&web2.port), Some(&web2.id)),
+        )],
+    )
+    .await;
+    wait_until("the record at web2", Duration::from_secs(30), || {
+        a_records(&ipa, "web2") == ["10.0.0.14", "192.168.5.62"]
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    ipa_support::client(&ipa)
+        .host_del("web2.example.test", false)
+        .await
+        .expect("host_del");
+    ipa.seed_host_with("web2.example.test", None, None, true, None);
+    publish_neutron(
+        &names,
+        vec![neutron(
+            "floatingip.delete.end",
+            neutron_floatingip_deleted(&f2),
+        )],
+    )
+    .await;
+    wait_until("f2's notes removed", Duration::from_secs(30), || {
+        notes(&ipa).is_empty()
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(a_records(&ipa, "web2"), ["10.0.0.14", "192.168.5.62"]);
+    assert_eq!(
+        records(&ipa, ZONE, "web"),
+        DnsRecordView {
+            a: vec!["10.0.0.12".into()],
+            aaaa: vec!["fd00::12".into()],
+            txt: vec!["owner=ops".into()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(records(&ipa, ZONE, "ipa-ca"), ipa_ca);
+    assert_eq!(a_records(&ipa, "legacy"), ["192.168.5.60"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1415,9 +1678,9 @@ async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
     let (ks, api) = cloud().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("updgone");
-    enroll_like_vendordata(&ipa, "gone.example.test", None).await;
-    enroll_like_vendordata(&ipa, "alive.example.test", None).await;
-    let alive = new_id();
+    let (gone, alive) = (new_id(), new_id());
+    seed_bound_host(&ipa, "gone.example.test", &gone, TENANT);
+    seed_bound_host(&ipa, "alive.example.test", &alive, TENANT);
     api.add_server(&alive, "alive");
     let _listener = NotifyProcess::start(&join_conf(
         &ipa,
@@ -1435,7 +1698,7 @@ async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
             OsloMessage::info(
                 "compute.cmp-1",
                 "compute.instance.update",
-                legacy_instance("compute.instance.update", &new_id(), "gone", md.clone()),
+                legacy_instance("compute.instance.update", &gone, "gone", md.clone()),
             ),
             OsloMessage::info(
                 "compute.cmp-1",

@@ -218,6 +218,7 @@ fn spec(name: &str) -> Option<Spec> {
                 "structured",
             ],
         ),
+        "dnsrecord_show" => s(&["dnszoneidnsname", "idnsname"], &["rights"]),
         "dnsrecord_del" => s(
             &["dnszoneidnsname", "idnsname"],
             &[
@@ -353,6 +354,11 @@ pub(crate) fn execute(
     } else {
         run(state, &ctx, name, args, options)?
     };
+    let sets_otp = matches!(name, "host_add" | "host_mod")
+        && (options.contains_key("userpassword") || flag(options, "random").unwrap_or(false));
+    if sets_otp {
+        state.otps_set += 1;
+    }
     if version_missing {
         if let Value::Object(o) = &mut out {
             let mut data = Map::new();
@@ -477,6 +483,7 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
         }
         "dnsrecord_add" => dnsrecord_add(state, ctx, args, o),
         "dnsrecord_find" => dnsrecord_find(state, ctx, args, o),
+        "dnsrecord_show" => dnsrecord_show(state, ctx, args, o),
         "dnsrecord_del" => dnsrecord_del(state, ctx, args, o),
         "permission_add" => {
             let cn = arg(args, 0, "cn")?;
@@ -1658,6 +1665,29 @@ fn dnsrecord_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, 
         })
         .collect();
     Ok(find_output(entries, limit, "DNS resource record"))
+}
+
+/// `dnsrecord_show`: LDAPRetrieve of the record entry. The zone is
+/// checked first ("DNS zone not found"), then the name ("DNS resource
+/// record not found", also when the caller may not read it, as 389-ds
+/// hides unreadable entries). `dn`, `idnsname` and the record attributes;
+/// `objectclass` only with `all`.
+fn dnsrecord_show(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
+    let name = arg(args, 1, "idnsname")?.to_lowercase();
+    let all = flag(o, "all")?;
+    let denied = state.denied("dnsrecord_show", &first_arg(args));
+    let (zone, recs) = zone_of(state, ctx, args)?;
+    let rec = recs
+        .get(&name)
+        .filter(|_| !denied)
+        .ok_or_else(|| IpaErr::not_found(format!("{name}: DNS resource record not found")))?;
+    let mut entry = record_entry(&zone, &name, rec, ctx);
+    if !all {
+        if let Value::Object(e) = &mut entry {
+            e.remove("objectclass");
+        }
+    }
+    Ok(json!({"result": entry, "value": ctx.dns(&name), "summary": null}))
 }
 
 fn dnsrecord_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {

@@ -350,18 +350,28 @@ impl IpaDouble {
 
     /// Adds an A record (creating the zone if needed).
     pub fn add_a_record(&self, zone: &str, name: &str, ip: &str) {
+        self.add_record(zone, name, "arecord", ip);
+    }
+
+    /// Adds one value of a record attribute (`arecord`, `aaaarecord`,
+    /// `txtrecord`, ...) at `name`, creating the zone if needed, as an
+    /// administrator's `dnsrecord_add` would. Panics on an attribute the
+    /// double does not store.
+    pub fn add_record(&self, zone: &str, name: &str, attr: &str, value: &str) {
         self.add_zone(zone);
         let z = zone.to_lowercase();
         let z = if z.ends_with('.') { z } else { format!("{z}.") };
         let mut st = self.state();
-        let r = st
+        let vals = st
             .zones
             .get_mut(&z)
             .expect("zone")
             .entry(name.to_lowercase())
-            .or_default();
-        if !r.a.iter().any(|x| x == ip) {
-            r.a.push(ip.to_string());
+            .or_default()
+            .values_mut(attr)
+            .unwrap_or_else(|| panic!("the double stores no {attr}"));
+        if !vals.iter().any(|x| x == value) {
+            vals.push(value.to_string());
         }
     }
 
@@ -645,6 +655,13 @@ impl IpaDouble {
             .unwrap_or(0)
     }
 
+    /// Successful `host_add`/`host_mod` commands that set a host's
+    /// one-time password (batch items included): one per enrollment that
+    /// handed out a new OTP.
+    pub fn otps_set(&self) -> u64 {
+        self.state().otps_set
+    }
+
     /// Successful logins (sessions issued).
     pub fn logins(&self) -> u64 {
         self.counters().logins
@@ -679,7 +696,9 @@ impl IpaDouble {
     /// Sets every counter to zero.
     pub fn reset_counters(&self) {
         *self.shared.counters.lock().expect("counters") = Counters::default();
-        self.state().command_counts.clear();
+        let mut st = self.state();
+        st.command_counts.clear();
+        st.otps_set = 0;
     }
 
     // ---- faults ----

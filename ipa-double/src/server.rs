@@ -1,6 +1,11 @@
 //! The HTTP side: routing, Apache's session check, IPA's Referer checks,
 //! password and (proxy-asserted) Kerberos login, the JSON-RPC envelope, and
 //! the injected faults.
+//!
+//! One route is a TEST DOUBLE FEATURE that no IPA server has:
+//! `POST /ipa/test/join` (see [`test_join`]), the enrolment `ipa-join -w OTP`
+//! performs, so that a demo can prove over the wire that an OTP is the one
+//! IPA holds (`host_show` only tells `has_password`, as real IPA does).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -273,6 +278,7 @@ async fn handle_counted(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<
         "/ipa/session/login_kerberos" => login_kerberos(shared, req),
         "/ipa/session/json" => session_json(shared, req).await,
         "/ipa/json" => kerberos_json(shared, req).await,
+        "/ipa/test/join" => test_join(shared, req).await,
         other => html(
             StatusCode::NOT_FOUND,
             "Not Found",
@@ -348,6 +354,75 @@ async fn login_password(shared: &Shared, req: Request<Incoming>) -> Resp {
     let cookie = new_session(shared, format!("{uid}@{}", shared.cfg.realm));
     let mut r = Response::new(Full::new(Bytes::new()));
     r.headers_mut().insert(SET_COOKIE, cookie);
+    r
+}
+
+/// TEST DOUBLE ONLY (no IPA server has this route): `POST /ipa/test/join`
+/// with form fields `fqdn` and `otp` enrols the host with its one-time
+/// password, as `ipa-join -w OTP` does on a new client. Real IPA checks the
+/// OTP through an LDAP bind as the host, which the double does not speak;
+/// as there, the OTP is the only credential (no session, no Referer).
+///
+/// * `200` + `{"result": {"fqdn", "krbprincipalname"}}`: the host existed,
+///   was not enrolled and `otp` was its current OTP; it now has a keytab
+///   and no OTP (`host_show`: `has_keytab` true, `has_password` false).
+/// * `401` (wrong OTP, or the host has none), `404` (no such host), `409`
+///   (already enrolled), each with `{"error": "..."}`; nothing changes.
+async fn test_join(shared: &Shared, req: Request<Incoming>) -> Resp {
+    if req.method() != Method::POST {
+        return bad_request("Only the POST method is accepted");
+    }
+    let body = read_body(req).await;
+    let mut fqdn = None;
+    let mut otp = None;
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "fqdn" => fqdn = Some(v.into_owned()),
+            "otp" => otp = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(fqdn), Some(otp)) = (fqdn, otp) else {
+        return bad_request("Form fields fqdn and otp are required");
+    };
+    let fqdn = fqdn.trim_end_matches('.').to_lowercase();
+    let realm = shared.cfg.realm.clone();
+    let outcome = {
+        let mut st = shared.state.lock().expect("state");
+        match st.hosts.get_mut(&fqdn) {
+            None => Err((StatusCode::NOT_FOUND, format!("{fqdn}: host not found"))),
+            Some(h) => match &h.password {
+                None if h.has_keytab => {
+                    Err((StatusCode::CONFLICT, format!("{fqdn} is already enrolled")))
+                }
+                None => Err((StatusCode::UNAUTHORIZED, format!("{fqdn} has no OTP"))),
+                Some(p) if *p != otp => {
+                    Err((StatusCode::UNAUTHORIZED, format!("{fqdn}: wrong OTP")))
+                }
+                Some(_) => {
+                    h.password = None;
+                    h.has_keytab = true;
+                    let principal = h
+                        .krbprincipalname
+                        .get_or_insert_with(|| format!("host/{}@{realm}", h.fqdn))
+                        .clone();
+                    Ok(json!({"result": {"fqdn": fqdn, "krbprincipalname": principal}}))
+                }
+            },
+        }
+    };
+    let (status, body) = match outcome {
+        Ok(v) => (StatusCode::OK, v),
+        Err((status, message)) => (status, json!({"error": message})),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(&body).expect("json"),
+    )));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 

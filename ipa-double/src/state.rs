@@ -218,6 +218,8 @@ pub(crate) struct State {
     pub sessions: HashMap<String, Session>,
     /// Commands executed, by name (batch sub-commands included).
     pub command_counts: BTreeMap<String, u64>,
+    /// Successful `host_add`/`host_mod` commands that set a host's OTP.
+    pub otps_set: u64,
     /// Access rules set by `IpaDouble::deny`.
     pub denials: Vec<Denial>,
 }

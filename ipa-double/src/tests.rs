@@ -805,3 +805,131 @@ async fn a_denied_batch_item_is_a_batch_item_error_on_the_wire() {
                "message": format!("Insufficient access: {info}"), "data": {"info": info}})
     );
 }
+
+// ---- TXT records and dnsrecord_show ----
+
+#[tokio::test]
+async fn txt_values_are_stored_as_given_and_shown_by_dnsrecord_show() {
+    let ipa = double().await;
+    let text = "ip=192.0.2.7 host=vm1.example.test port=p-1";
+    let v = json!({"version": V});
+    let add = |value: &str| {
+        ipa.call(
+            "dnsrecord_add",
+            json!(["example.test.", "_novajoin-fip-f1"]),
+            json!({"version": V, "txtrecord": value}),
+        )
+    };
+    add(text).expect("add");
+    // The same value again changes nothing.
+    let e = add(text).unwrap_err();
+    assert_eq!((e.code, e.name), (4202, "EmptyModlist"));
+    add("fip=f2").expect("a second value");
+    let shown = ipa
+        .call(
+            "dnsrecord_show",
+            json!(["example.test.", "_novajoin-fip-f1"]),
+            v.clone(),
+        )
+        .expect("show");
+    assert_eq!(shown["result"]["txtrecord"], json!([text, "fip=f2"]));
+    assert_eq!(
+        shown["result"]["dn"],
+        "idnsname=_novajoin-fip-f1,idnsname=example.test.,cn=dns,dc=example,dc=test"
+    );
+    assert!(shown["result"].get("objectclass").is_none());
+    assert_eq!(shown["summary"], Value::Null);
+    let all = ipa
+        .call(
+            "dnsrecord_show",
+            json!(["example.test", "_novajoin-fip-f1"]),
+            json!({"version": V, "all": true}),
+        )
+        .expect("show --all");
+    assert!(all["result"].get("objectclass").is_some());
+    // Deleting one value keeps the others; a value that is not there is
+    // AttrValueNotFound; the name goes with its last value.
+    let del = |value: &str| {
+        ipa.call(
+            "dnsrecord_del",
+            json!(["example.test.", "_novajoin-fip-f1"]),
+            json!({"version": V, "txtrecord": value}),
+        )
+    };
+    del(text).expect("del");
+    let e = del(text).unwrap_err();
+    assert_eq!(
+        (e.code, e.name, e.message.as_str()),
+        (
+            4026,
+            "AttrValueNotFound",
+            "TXT record does not contain 'ip=192.0.2.7 host=vm1.example.test port=p-1'"
+        )
+    );
+    assert_eq!(
+        ipa.dns_records("example.test").unwrap()["_novajoin-fip-f1"].txt,
+        ["fip=f2"]
+    );
+    del("fip=f2").expect("del the last value");
+    let e = ipa
+        .call(
+            "dnsrecord_show",
+            json!(["example.test.", "_novajoin-fip-f1"]),
+            v.clone(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (4001, "_novajoin-fip-f1: DNS resource record not found")
+    );
+    let e = ipa
+        .call("dnsrecord_show", json!(["other.test.", "x"]), v.clone())
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (4001, "other.test.: DNS zone not found")
+    );
+    let e = ipa
+        .call("dnsrecord_show", json!(["example.test."]), v.clone())
+        .unwrap_err();
+    assert_eq!(e.name, "RequirementError");
+}
+
+#[tokio::test]
+async fn dnsrecord_show_over_http_wraps_names_and_hides_unreadable_records() {
+    let ipa = double().await;
+    ipa.add_a_record("example.test", "www", "192.0.2.1");
+    ipa.add_record("example.test", "www", "aaaarecord", "2001:db8::1");
+    let cookie = login(&ipa).await;
+    let out = rpc(
+        &ipa,
+        &cookie,
+        "dnsrecord_show",
+        json!(["example.test.", "www"]),
+        json!({"version": V}),
+    )
+    .await;
+    assert_eq!(out["error"], Value::Null, "{out}");
+    assert_eq!(out["result"]["value"], json!({"__dns_name__": "www"}));
+    assert_eq!(
+        out["result"]["result"]["idnsname"],
+        json!([{"__dns_name__": "www"}])
+    );
+    assert_eq!(out["result"]["result"]["arecord"], json!(["192.0.2.1"]));
+    assert_eq!(
+        out["result"]["result"]["aaaarecord"],
+        json!(["2001:db8::1"])
+    );
+    ipa.deny("dnsrecord_show", Some("example.test."));
+    let e = ipa
+        .call(
+            "dnsrecord_show",
+            json!(["example.test.", "www"]),
+            json!({"version": V}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (4001, "www: DNS resource record not found")
+    );
+}

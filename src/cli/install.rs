@@ -695,6 +695,9 @@ pub fn apply(plan: &InstallPlan, dir: &Path, dry_run: bool) -> Result<String, In
             write_file(&f.path, &f.content, f.mode)?;
         }
     }
+    if let Some(line) = status_link(dry_run) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(
         out,
         "\nMake these changes yourself (novajoin install does not edit nova's files):\n\n{}",
@@ -706,9 +709,43 @@ pub fn apply(plan: &InstallPlan, dir: &Path, dry_run: bool) -> Result<String, In
          * prepare IPA and fetch the keytab, as an IPA administrator:\n  \
          novajoin ipa-setup --keytab-owner novajoin   (keytab /etc/novajoin/krb5.keytab);\n\
          * import the glance metadef: glance md-namespace-import --file /usr/share/novajoin/freeipa.json;\n\
-         * systemctl enable --now novajoin-server novajoin-notify, and reload httpd."
+         * systemctl enable --now novajoin-server novajoin-notify, and reload httpd;\n\
+         * check the deployment now and after every upgrade:\n  \
+         novajoin-status upgrade check --nova-conf /etc/nova/nova.conf   (0 success, 1 warning, 2 failure)."
     );
     Ok(out)
+}
+
+/// The `novajoin-status` name beside this binary (a symlink to it), as
+/// every OpenStack service ships `<service>-status`. Returns the report
+/// line; a link that cannot be made is reported, not an error.
+fn status_link(dry_run: bool) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_name()? != "novajoin" {
+        return None;
+    }
+    let link = exe.with_file_name(crate::cli::status::STATUS_PROGRAM);
+    let shown = format!("{} -> novajoin", link.display());
+    let current = std::fs::read_link(&link).ok();
+    if current.as_deref() == Some(Path::new("novajoin")) {
+        return Some(format!("{shown}: unchanged"));
+    }
+    if link.symlink_metadata().is_ok() {
+        return Some(format!(
+            "{shown}: kept ({} exists and is not that link; novajoin-status upgrade check needs it)",
+            link.display()
+        ));
+    }
+    if dry_run {
+        return Some(format!("{shown}: would create"));
+    }
+    Some(match std::os::unix::fs::symlink("novajoin", &link) {
+        Ok(()) => format!("{shown}: created"),
+        Err(e) => format!(
+            "{shown}: not created ({e}); run: ln -s novajoin {}",
+            link.display()
+        ),
+    })
 }
 
 /// Runs the subcommand.

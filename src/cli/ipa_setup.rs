@@ -58,6 +58,7 @@ use crate::ipa::kerberos::{kinit_with_password, local_hostname};
 use crate::ipa::{
     IpaAuth, IpaClient, IpaClientConfig, IpaCommand, IpaDefaultConf, IpaError, KerberosAuth, Secret,
 };
+use crate::progress::{Progress, Summary};
 
 /// The privilege novajoin's role holds.
 pub const PRIVILEGE: &str = "Nova Host Management";
@@ -197,6 +198,17 @@ enum Step {
     },
     /// The keytab of the service principal.
     Keytab { principal: String, path: PathBuf },
+}
+
+impl Step {
+    /// What the step is about, for the progress display.
+    fn describe(&self) -> String {
+        match self {
+            Step::Create { what, .. } | Step::Members { what, .. } => what.clone(),
+            Step::Host { fqdn, .. } => format!("host {fqdn}"),
+            Step::Keytab { principal, .. } => format!("keytab of {principal}"),
+        }
+    }
 }
 
 /// Everything resolved from the arguments and default.conf.
@@ -436,7 +448,12 @@ pub fn run_cli(args: IpaSetupArgs) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(&args, &target, steps, &mut out)) {
+    let mut summary = Summary::default();
+    let result = runtime.block_on(run(&args, &target, steps, &mut out, &mut summary));
+    if !summary.is_empty() {
+        let _ = writeln!(out, "{}", summary.render());
+    }
+    match result {
         Ok(changes) => {
             if changes == 0 {
                 let _ = writeln!(
@@ -480,6 +497,7 @@ async fn run(
     t: &Target,
     steps: Vec<Step>,
     out: &mut impl Write,
+    summary: &mut Summary,
 ) -> Result<usize, SetupError> {
     let password = read_password(args)?;
     let auth = match &password {
@@ -499,26 +517,35 @@ async fn run(
             source: Box::new(source),
         }
     };
+    let mut progress = Progress::new("novajoin ipa-setup", steps.len() + 1);
+    progress.step(&format!("logging in to {}", t.server));
     client.login().await.map_err(ipa_err("logging in to IPA"))?;
-    let _ = writeln!(out, "logged in to {} as {}", t.server, args.principal);
+    progress.println(
+        out,
+        &format!("logged in to {} as {}", t.server, args.principal),
+    );
 
     let mut changes = 0;
     for step in steps {
+        progress.step(&step.describe());
         match step {
             Step::Create { what, cmd } => match client.call(cmd).await {
                 Ok(_) => {
                     changes += 1;
-                    let _ = writeln!(out, "created {what}");
+                    progress.println(out, &format!("created {what}"));
+                    summary.row(what, "created");
                 }
                 Err(IpaError::DuplicateEntry(_)) => {
-                    let _ = writeln!(out, "{what} already exists");
+                    progress.println(out, &format!("{what} already exists"));
+                    summary.row(what, "already present");
                 }
                 Err(e) => return Err(ipa_err(&format!("creating {what}"))(e)),
             },
             Step::Host { fqdn, otp } => match client.call(host_command(&fqdn, &otp)).await {
                 Ok(_) => {
                     changes += 1;
-                    let _ = writeln!(out, "created host {fqdn}");
+                    progress.println(out, &format!("created host {fqdn}"));
+                    summary.row(format!("host {fqdn}"), "created");
                     match &args.otp_file {
                         Some(path) => {
                             write_private(path, otp.expose().as_bytes()).map_err(|e| {
@@ -527,22 +554,30 @@ async fn run(
                                     path.display()
                                 ))
                             })?;
-                            let _ = writeln!(
+                            progress.println(
                                 out,
-                                "one-time password for {fqdn} written to {}",
-                                path.display()
+                                &format!(
+                                    "one-time password for {fqdn} written to {}",
+                                    path.display()
+                                ),
                             );
                         }
                         None => {
-                            let _ = writeln!(out, "one-time password for {fqdn}: {}", otp.expose());
+                            progress.println(
+                                out,
+                                &format!("one-time password for {fqdn}: {}", otp.expose()),
+                            );
                         }
                     }
                 }
                 Err(IpaError::DuplicateEntry(_)) => {
-                    let _ = writeln!(
+                    progress.println(
                         out,
-                        "host {fqdn} already exists; it keeps its one-time password (none issued)"
+                        &format!(
+                            "host {fqdn} already exists; it keeps its one-time password (none issued)"
+                        ),
                     );
+                    summary.row(format!("host {fqdn}"), "already present");
                 }
                 Err(e) => return Err(ipa_err(&format!("creating host {fqdn}"))(e)),
             },
@@ -559,10 +594,22 @@ async fn run(
                     .collect();
                 if result.completed > 0 {
                     changes += 1;
-                    let _ = writeln!(out, "added {} {kind}(s): {what}", result.completed);
+                    progress.println(
+                        out,
+                        &format!("added {} {kind}(s): {what}", result.completed),
+                    );
                 } else {
-                    let _ = writeln!(out, "{what} already in place");
+                    progress.println(out, &format!("{what} already in place"));
                 }
+                summary.row(
+                    what.clone(),
+                    match (result.completed, missing.len()) {
+                        (0, 0) => "already present".to_string(),
+                        (n, 0) => format!("{n} added"),
+                        (0, m) => format!("{m} skipped (not in this IPA)"),
+                        (n, m) => format!("{n} added, {m} skipped (not in this IPA)"),
+                    },
+                );
                 if !missing.is_empty() {
                     tracing::warn!(
                         "{what}: this IPA has no {kind} named {}; skipped",
@@ -585,12 +632,30 @@ async fn run(
                 }
             }
             Step::Keytab { principal, path } => {
-                if keytab(args, t, &principal, &path, password.as_ref(), out).await? {
-                    changes += 1;
+                // Its lines are collected and written past the bar.
+                let mut lines = Vec::new();
+                let fetched =
+                    keytab(args, t, &principal, &path, password.as_ref(), &mut lines).await;
+                let text = String::from_utf8_lossy(&lines);
+                for line in text.lines() {
+                    progress.println(out, line);
+                }
+                let row = format!("keytab {} ({principal})", path.display());
+                match fetched {
+                    Ok(true) => {
+                        changes += 1;
+                        summary.row(row, "fetched");
+                    }
+                    Ok(false) => summary.row(row, "already works, kept"),
+                    Err(e) => {
+                        summary.row(row, "FAILED");
+                        return Err(e);
+                    }
                 }
             }
         }
     }
+    progress.finish();
     Ok(changes)
 }
 

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
 pub mod reconcile;
+pub mod status;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
 #[derive(Debug, Parser)]
@@ -58,6 +59,8 @@ pub enum Command {
     /// Find the hosts whose instances nova has deleted (lost delete
     /// notifications) and, with --apply, remove them.
     Reconcile(reconcile::ReconcileArgs),
+    /// Check that this deployment works (`status upgrade check`, like nova-status; also installed as novajoin-status).
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.
@@ -73,6 +76,7 @@ pub fn main() -> i32 {
         Command::Manpages(args) => manpages::run(&args),
         Command::IpaSetup(args) => ipa_setup::run_cli(*args),
         Command::Reconcile(args) => reconcile::run_cli(args),
+        Command::Status(args) => status::run_cli(args.command),
     };
     crate::logging::shutdown();
     code

@@ -484,6 +484,41 @@ impl IpaClient {
             .collect())
     }
 
+    /// `dnsrecord_show <zone> <name>`. `NotFound` when the name (or the
+    /// zone) does not exist.
+    pub async fn dnsrecord_show(&self, zone: &str, name: &str) -> Result<DnsRecordEntry, IpaError> {
+        let out = self.call(IpaCommand::dnsrecord_show(zone, name)).await?;
+        out.entry()
+            .and_then(DnsRecordEntry::from_entry)
+            .ok_or_else(|| IpaError::Protocol("dnsrecord_show returned no record entry".into()))
+    }
+
+    /// `dnsrecord_add <zone> <name> txtrecord=<text>`. `EmptyModlist` when
+    /// the value is already there.
+    pub async fn dnsrecord_add_txt(
+        &self,
+        zone: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<(), IpaError> {
+        self.call(IpaCommand::dnsrecord_add_txt(zone, name, text))
+            .await
+            .map(|_| ())
+    }
+
+    /// `dnsrecord_del <zone> <name> txtrecord=<text>`. `AttrValueNotFound`
+    /// when the value is not there, `NotFound` when the name is not.
+    pub async fn dnsrecord_del_txt(
+        &self,
+        zone: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<(), IpaError> {
+        self.call(IpaCommand::dnsrecord_del_txt(zone, name, text))
+            .await
+            .map(|_| ())
+    }
+
     /// `dnszone_find`: the absolute names of every zone IPA serves.
     pub async fn dnszone_names(&self) -> Result<Vec<String>, IpaError> {
         let out = self.call(IpaCommand::dnszone_find()).await?;

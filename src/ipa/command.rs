@@ -237,6 +237,24 @@ impl IpaCommand {
             .with_option(address_attribute(ip), json!(ip))
     }
 
+    /// `dnsrecord_show <zone> <name>`.
+    pub fn dnsrecord_show(zone: &str, name: &str) -> Self {
+        Self::new("dnsrecord_show", vec![json!(zone), json!(name)], Map::new())
+    }
+
+    /// `dnsrecord_add <zone> <name> txtrecord=<text>` (the raw value; IPA
+    /// stores it as given, like `txt_part_data`).
+    pub fn dnsrecord_add_txt(zone: &str, name: &str, text: &str) -> Self {
+        Self::new("dnsrecord_add", vec![json!(zone), json!(name)], Map::new())
+            .with_option("txtrecord", json!(text))
+    }
+
+    /// `dnsrecord_del <zone> <name> txtrecord=<text>`.
+    pub fn dnsrecord_del_txt(zone: &str, name: &str, text: &str) -> Self {
+        Self::new("dnsrecord_del", vec![json!(zone), json!(name)], Map::new())
+            .with_option("txtrecord", json!(text))
+    }
+
     /// `dnszone_find`: every DNS zone IPA serves.
     pub fn dnszone_find() -> Self {
         Self::new("dnszone_find", vec![], Map::new()).with_option("sizelimit", json!(0))
@@ -474,7 +492,8 @@ impl ServiceEntry {
     }
 }
 
-/// A DNS record name and its A values, as `dnsrecord_find` returns it.
+/// A DNS record name and its address and text values, as `dnsrecord_find`
+/// and `dnsrecord_show` return it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsRecordEntry {
     /// `idnsname` (relative, e.g. `vm1`).
@@ -483,15 +502,19 @@ pub struct DnsRecordEntry {
     pub arecord: Vec<String>,
     /// `aaaarecord`.
     pub aaaarecord: Vec<String>,
+    /// `txtrecord` (raw values, as stored).
+    pub txtrecord: Vec<String>,
 }
 
 impl DnsRecordEntry {
-    /// Reads one `dnsrecord_find` item (wrappers already unwrapped).
+    /// Reads one `dnsrecord_find` item or a `dnsrecord_show` entry
+    /// (wrappers already unwrapped).
     pub fn from_entry(entry: &Map<String, Value>) -> Option<Self> {
         Some(Self {
             name: first(entry, "idnsname")?,
             arecord: all(entry, "arecord"),
             aaaarecord: all(entry, "aaaarecord"),
+            txtrecord: all(entry, "txtrecord"),
         })
     }
 }

@@ -70,6 +70,73 @@ pub const OWNERSHIP_REFUSALS: &str = "novajoin_ownership_refusals_total";
 /// Counter: IPA calls of the listener refused by IPA's access controls.
 pub const NOTIFY_ACCESS_DENIED: &str = "novajoin_notify_ipa_access_denied_total";
 
+/// Counter: token validations, by outcome (`valid`, `invalid`, `error`,
+/// `jws_rejected`; recorded by `keystone::validator`).
+pub const TOKEN_VALIDATIONS: &str = "novajoin_token_validations_total";
+/// Counter: token cache hits, by cache (`memory`, `shared`; recorded by
+/// `keystone::validator`).
+pub const TOKEN_CACHE_HITS: &str = "novajoin_token_cache_hits_total";
+
+/// What kind of series a metric is on the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A counter (`_total`).
+    Counter,
+    /// A gauge.
+    Gauge,
+    /// A histogram (`_bucket`, `_sum`, `_count` series).
+    Histogram,
+}
+
+/// Every metric either process can export, for alerting rules and
+/// dashboards (tests/alerts.rs checks them against this list, and a unit
+/// test below checks that the source records no other `novajoin_` name).
+pub const EXPORTED: &[(&str, MetricKind)] = &[
+    (HTTP_REQUESTS, MetricKind::Counter),
+    (HTTP_DURATION, MetricKind::Histogram),
+    (CACHE_LOOKUPS, MetricKind::Counter),
+    (IPA_CALLS, MetricKind::Counter),
+    (IPA_ERRORS, MetricKind::Counter),
+    (IPA_DURATION, MetricKind::Histogram),
+    (KEYSTONE_CALLS, MetricKind::Counter),
+    (NOTIFY_MESSAGES, MetricKind::Counter),
+    (NOTIFY_RETRIES, MetricKind::Counter),
+    (NOTIFY_CONNECTED, MetricKind::Gauge),
+    (BUILD_INFO, MetricKind::Gauge),
+    (OWNERSHIP_REFUSALS, MetricKind::Counter),
+    (NOTIFY_ACCESS_DENIED, MetricKind::Counter),
+    (TOKEN_VALIDATIONS, MetricKind::Counter),
+    (TOKEN_CACHE_HITS, MetricKind::Counter),
+    (crate::cache::stats::names::HITS, MetricKind::Counter),
+    (crate::cache::stats::names::MISSES, MetricKind::Counter),
+    (crate::cache::stats::names::COALESCED, MetricKind::Counter),
+    (crate::cache::stats::names::EVICTIONS, MetricKind::Counter),
+    (crate::cache::stats::names::REPLACED, MetricKind::Counter),
+    (crate::cache::stats::names::REFUSED, MetricKind::Counter),
+    (
+        crate::cache::stats::names::REDIS_ERRORS,
+        MetricKind::Counter,
+    ), // Recorded by `novajoin reconcile` (src/cli/reconcile.rs).
+    ("novajoin_reconcile_hosts", MetricKind::Gauge),
+    ("novajoin_reconcile_removed_total", MetricKind::Counter),
+    ("novajoin_reconcile_runs_total", MetricKind::Counter),
+];
+
+/// Every series name Prometheus can store for the exported metrics
+/// (a histogram's `_bucket`, `_sum` and `_count`).
+pub fn exported_series() -> Vec<String> {
+    EXPORTED
+        .iter()
+        .flat_map(|(name, kind)| match kind {
+            MetricKind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{name}{s}"))
+                .collect::<Vec<_>>(),
+            _ => vec![name.to_string()],
+        })
+        .collect()
+}
+
 /// Latency buckets (seconds): from a cached answer (a millisecond) to a
 /// slow IPA batch near nova's 30 s read timeout.
 const BUCKETS: &[f64] = &[
@@ -551,6 +618,45 @@ pub fn answer<B>(req: &Request<B>, path: &str, handle: &PrometheusHandle) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `"novajoin_..."` name written in the source is in [`EXPORTED`]
+    /// (so rules and dashboards checked against it cannot miss one).
+    #[test]
+    fn the_exported_list_is_complete() {
+        let re = regex::Regex::new(r#""(novajoin_[a-z0-9_]+)""#).unwrap();
+        let mut known = exported_series();
+        known.extend(EXPORTED.iter().map(|(n, _)| n.to_string()));
+        let mut stack = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for c in re.captures_iter(&text) {
+                        let name = &c[1];
+                        // The notification topic, not a metric.
+                        if name == "novajoin_notifications" {
+                            continue;
+                        }
+                        assert!(
+                            known.iter().any(|k| k == name),
+                            "{name} ({}) is not in EXPORTED: add it there (alerting rules and the \
+                             dashboard are checked against that list)",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            exported_series().contains(&"novajoin_ipa_call_duration_seconds_bucket".to_string())
+        );
+    }
 
     #[test]
     fn status_labels_are_the_status_codes() {

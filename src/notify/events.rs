@@ -95,20 +95,41 @@ pub enum Event {
         /// The instance it now points at.
         instance_id: String,
     },
-    /// nova-network `network.floating_ip.disassociate`, or neutron
-    /// `floatingip.update.end` with no port.
+    /// nova-network `network.floating_ip.disassociate` (no floating-IP
+    /// id), or neutron `floatingip.update.end` with no port.
     FloatingIpDisassociated {
         /// The floating IP.
         ip: IpAddr,
+        /// neutron's floating-IP id; `None` from nova-network.
+        floatingip_id: Option<String>,
     },
-    /// neutron `floatingip.update.end` with a port.
+    /// neutron `floatingip.update.end` or `floatingip.create.end` with a
+    /// port.
     FloatingIpPortAssociated {
         /// The floating IP.
         ip: IpAddr,
+        /// neutron's floating-IP id.
+        floatingip_id: String,
         /// The port it is associated with.
         port_id: String,
         /// The port's device (instance) when the payload has `port_details`.
+        /// A port's owner may write any `device_id`, so it names an
+        /// instance only together with [`project_id`](Self::FloatingIpPortAssociated::project_id).
         device_id: Option<String>,
+        /// The floating IP's project (`project_id`, else `tenant_id`): the
+        /// instance must be in it.
+        project_id: Option<String>,
+    },
+    /// neutron `floatingip.delete.end`: only the id is sent.
+    FloatingIpDeleted {
+        /// neutron's floating-IP id.
+        floatingip_id: String,
+    },
+    /// neutron `port.delete.end`: only the id is sent; neutron
+    /// disassociates the port's floating IPs without a notification.
+    PortDeleted {
+        /// neutron's port id.
+        port_id: String,
     },
 }
 
@@ -121,7 +142,9 @@ impl Event {
             Event::InstanceDeleted(_) => "instance_delete",
             Event::FloatingIpAssociated { .. } => "floating_ip_associate",
             Event::FloatingIpDisassociated { .. } => "floating_ip_disassociate",
-            Event::FloatingIpPortAssociated { .. } => "floatingip_update",
+            Event::FloatingIpPortAssociated { .. } => "floatingip_associate",
+            Event::FloatingIpDeleted { .. } => "floatingip_delete",
+            Event::PortDeleted { .. } => "port_delete",
         }
     }
 
@@ -132,9 +155,21 @@ impl Event {
             Event::InstanceCreated(i) | Event::InstanceUpdated(i) | Event::InstanceDeleted(i) => {
                 format!("instance:{}", i.instance_id)
             }
+            // neutron's events about one floating IP share its id (a
+            // delete carries nothing else); nova-network's have only the
+            // address.
+            Event::FloatingIpPortAssociated { floatingip_id, .. }
+            | Event::FloatingIpDeleted { floatingip_id }
+            | Event::FloatingIpDisassociated {
+                floatingip_id: Some(floatingip_id),
+                ..
+            } => format!("floatingip:{floatingip_id}"),
             Event::FloatingIpAssociated { ip, .. }
-            | Event::FloatingIpDisassociated { ip }
-            | Event::FloatingIpPortAssociated { ip, .. } => format!("ip:{ip}"),
+            | Event::FloatingIpDisassociated {
+                ip,
+                floatingip_id: None,
+            } => format!("ip:{ip}"),
+            Event::PortDeleted { port_id } => format!("port:{port_id}"),
         }
     }
 }
@@ -154,13 +189,21 @@ const LEGACY_EVENTS: &[&str] = &[
     "compute.instance.update",
     "network.floating_ip.associate",
     "network.floating_ip.disassociate",
+    "floatingip.create.end",
     "floatingip.update.end",
+    "floatingip.delete.end",
+    "port.delete.end",
 ];
+/// neutron has no versioned notifications: its unversioned ones are handled
+/// in both formats.
 const VERSIONED_EVENTS: &[&str] = &[
     "instance.create.end",
     "instance.delete.end",
     "instance.update",
+    "floatingip.create.end",
     "floatingip.update.end",
+    "floatingip.delete.end",
+    "port.delete.end",
 ];
 
 /// Decides what a notification means for novajoin.
@@ -203,9 +246,22 @@ pub fn classify(n: &Notification, format: NotificationFormat) -> Result<Classifi
         (NotificationFormat::Unversioned, "network.floating_ip.disassociate") => {
             Event::FloatingIpDisassociated {
                 ip: p.ip("floating_ip", p.root()?)?,
+                floatingip_id: None,
             }
         }
         (_, "floatingip.update.end") => p.neutron_floatingip()?,
+        (_, "floatingip.create.end") => match p.neutron_floatingip()? {
+            Event::FloatingIpDisassociated { .. } => {
+                return Ok(Classified::Ignore("floating IP created without a port"))
+            }
+            associated => associated,
+        },
+        (_, "floatingip.delete.end") => Event::FloatingIpDeleted {
+            floatingip_id: p.neutron_id("floatingip_id", p.root()?)?,
+        },
+        (_, "port.delete.end") => Event::PortDeleted {
+            port_id: p.neutron_id("port_id", p.root()?)?,
+        },
         (NotificationFormat::Versioned, "instance.create.end") => {
             Event::InstanceCreated(p.versioned_instance("InstanceCreatePayload", &[1])?)
         }
@@ -325,6 +381,23 @@ impl<'a> Payload<'a> {
         }))
     }
 
+    /// A neutron resource id: it names a bookkeeping record in DNS
+    /// ([`super::floating_ip`]), so only what fits a DNS label is accepted.
+    fn neutron_id(
+        &self,
+        field: &'static str,
+        m: &Map<String, Value>,
+    ) -> Result<String, EventError> {
+        let id = self.string(field, m)?;
+        if is_neutron_id(&id) {
+            Ok(id)
+        } else {
+            Err(self.bad(field, "a neutron id (letters, digits and '-', at most 48)"))
+        }
+    }
+
+    /// `floatingip.update.end` / `floatingip.create.end`: the API's
+    /// floating-IP object. No port means disassociated.
     fn neutron_floatingip(&self) -> Result<Event, EventError> {
         let root = self.root()?;
         let fip = match root.get("floatingip") {
@@ -332,22 +405,37 @@ impl<'a> Payload<'a> {
             _ => return Err(self.bad("floatingip", "an object")),
         };
         let ip = self.ip("floating_ip_address", fip)?;
+        let floatingip_id = self.neutron_id("id", fip)?;
         match fip.get("port_id") {
-            None | Some(Value::Null) => Ok(Event::FloatingIpDisassociated { ip }),
-            Some(Value::String(port)) if !port.is_empty() => {
+            None | Some(Value::Null) => Ok(Event::FloatingIpDisassociated {
+                ip,
+                floatingip_id: Some(floatingip_id),
+            }),
+            Some(Value::String(port)) if is_neutron_id(port) => {
                 let device_id = fip
                     .get("port_details")
                     .and_then(Value::as_object)
                     .and_then(|d| Self::opt_string(d, "device_id"));
+                let project_id = Self::opt_string(fip, "project_id")
+                    .or_else(|| Self::opt_string(fip, "tenant_id"));
                 Ok(Event::FloatingIpPortAssociated {
                     ip,
+                    floatingip_id,
                     port_id: port.clone(),
                     device_id,
+                    project_id,
                 })
             }
             Some(_) => Err(self.bad("floatingip.port_id", "a port id or null")),
         }
     }
+}
+
+/// Whether `id` can be a neutron id here: 1-48 letters, digits or `-`
+/// (neutron's are UUIDs), so that a bookkeeping name built from it is one
+/// DNS label.
+pub fn is_neutron_id(id: &str) -> bool {
+    (1..=48).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 #[cfg(test)]
@@ -560,27 +648,204 @@ mod tests {
                 instance_id: "i-1".into()
             })
         );
-        let assoc = json!({"floatingip": {"floating_ip_address": "192.168.5.201", "port_id": "port-1", "port_details": {"device_id": "i-1"}}});
         let c = classify(
-            &note("network.ctl", "floatingip.update.end", assoc),
-            NotificationFormat::Versioned,
+            &note(
+                "network.n",
+                "network.floating_ip.disassociate",
+                json!({"floating_ip": "192.168.5.201", "instance_id": "i-1", "project_id": "p"}),
+            ),
+            f,
         )
         .unwrap();
+        let Classified::Handle(e) = c else {
+            panic!("{c:?}")
+        };
         assert_eq!(
-            c,
-            Classified::Handle(Event::FloatingIpPortAssociated {
+            e,
+            Event::FloatingIpDisassociated {
                 ip: "192.168.5.201".parse().unwrap(),
-                port_id: "port-1".into(),
-                device_id: Some("i-1".into())
-            })
+                floatingip_id: None
+            }
         );
-        let dis = json!({"floatingip": {"floating_ip_address": "192.168.5.201", "port_id": null, "port_details": null}});
-        let c = classify(&note("network.ctl", "floatingip.update.end", dis), f).unwrap();
-        assert_eq!(
-            c,
-            Classified::Handle(Event::FloatingIpDisassociated {
-                ip: "192.168.5.201".parse().unwrap()
-            })
-        );
+        assert_eq!(e.ordering_key(), "ip:192.168.5.201");
+        // nova-network is gone from nova; its events are legacy only.
+        assert!(matches!(
+            classify(
+                &note("network.n", "network.floating_ip.associate", json!({})),
+                NotificationFormat::Versioned
+            ),
+            Ok(Classified::Ignore(_))
+        ));
+    }
+
+    fn fip(port: Value, details: Value) -> Value {
+        json!({"floatingip": {"id": "f38ff2b6-cd4d-433e-8a9c-9e00dfc05b1e",
+            "floating_ip_address": "192.168.5.201", "port_id": port, "port_details": details,
+            "tenant_id": "p", "project_id": "p"}})
+    }
+
+    const BOTH: [NotificationFormat; 2] = [
+        NotificationFormat::Unversioned,
+        NotificationFormat::Versioned,
+    ];
+
+    #[test]
+    fn neutron_floatingip_create_and_update_in_both_formats() {
+        let associated = Event::FloatingIpPortAssociated {
+            ip: "192.168.5.201".parse().unwrap(),
+            floatingip_id: "f38ff2b6-cd4d-433e-8a9c-9e00dfc05b1e".into(),
+            port_id: "port-1".into(),
+            device_id: Some("i-1".into()),
+            project_id: Some("p".into()),
+        };
+        for f in BOTH {
+            for ev in ["floatingip.update.end", "floatingip.create.end"] {
+                let c = classify(
+                    &note(
+                        "network.ctl",
+                        ev,
+                        fip(json!("port-1"), json!({"device_id": "i-1"})),
+                    ),
+                    f,
+                )
+                .unwrap();
+                assert_eq!(c, Classified::Handle(associated.clone()), "{ev} {f:?}");
+            }
+            // Older neutron: no port_details; the port is looked up.
+            let mut p = fip(json!("port-1"), Value::Null);
+            p["floatingip"]
+                .as_object_mut()
+                .unwrap()
+                .remove("port_details");
+            // Older payloads name the project only as tenant_id.
+            p["floatingip"]
+                .as_object_mut()
+                .unwrap()
+                .remove("project_id");
+            let c = classify(&note("network.ctl", "floatingip.create.end", p), f).unwrap();
+            assert!(
+                matches!(
+                    c,
+                    Classified::Handle(Event::FloatingIpPortAssociated {
+                        device_id: None,
+                        project_id: Some(ref p),
+                        ..
+                    }) if p == "p"
+                ),
+                "{c:?}"
+            );
+            let c = classify(
+                &note(
+                    "network.ctl",
+                    "floatingip.update.end",
+                    fip(Value::Null, Value::Null),
+                ),
+                f,
+            )
+            .unwrap();
+            let Classified::Handle(e) = c else {
+                panic!("{c:?}")
+            };
+            assert_eq!(
+                e,
+                Event::FloatingIpDisassociated {
+                    ip: "192.168.5.201".parse().unwrap(),
+                    floatingip_id: Some("f38ff2b6-cd4d-433e-8a9c-9e00dfc05b1e".into())
+                }
+            );
+            assert_eq!(e.ordering_key(), associated.ordering_key());
+            // Created without a port: nothing to record.
+            let c = classify(
+                &note(
+                    "network.ctl",
+                    "floatingip.create.end",
+                    fip(Value::Null, Value::Null),
+                ),
+                f,
+            )
+            .unwrap();
+            assert!(matches!(c, Classified::Ignore(_)), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn neutron_deletes_carry_only_ids_in_both_formats() {
+        for f in BOTH {
+            let c = classify(
+                &note(
+                    "network.ctl",
+                    "floatingip.delete.end",
+                    json!({"floatingip_id": "f38ff2b6-cd4d-433e-8a9c-9e00dfc05b1e"}),
+                ),
+                f,
+            )
+            .unwrap();
+            let Classified::Handle(e) = c else {
+                panic!("{c:?}")
+            };
+            assert_eq!(
+                e,
+                Event::FloatingIpDeleted {
+                    floatingip_id: "f38ff2b6-cd4d-433e-8a9c-9e00dfc05b1e".into()
+                }
+            );
+            assert_eq!(
+                e.ordering_key(),
+                "floatingip:f38ff2b6-cd4d-433e-8a9c-9e00dfc05b1e"
+            );
+            let c = classify(
+                &note(
+                    "network.ctl",
+                    "port.delete.end",
+                    json!({"port_id": "289ed46b-274c-444d-9fd4-bddf8acc7d7c"}),
+                ),
+                f,
+            )
+            .unwrap();
+            let Classified::Handle(e) = c else {
+                panic!("{c:?}")
+            };
+            assert_eq!(
+                e,
+                Event::PortDeleted {
+                    port_id: "289ed46b-274c-444d-9fd4-bddf8acc7d7c".into()
+                }
+            );
+            assert_eq!(e.kind(), "port_delete");
+            // Other neutron traffic on the topic is not ours.
+            assert!(matches!(
+                classify(&note("network.ctl", "port.create.end", json!({})), f),
+                Ok(Classified::Ignore(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn neutron_ids_must_fit_a_dns_label() {
+        for (ev, payload) in [
+            ("floatingip.delete.end", json!({"floatingip_id": "a.b"})),
+            ("floatingip.delete.end", json!({})),
+            ("port.delete.end", json!({"port_id": "x".repeat(49)})),
+            ("port.delete.end", json!({"port_id": "_novajoin"})),
+            ("floatingip.update.end", fip(json!("p 1"), Value::Null)),
+        ] {
+            let e = classify(
+                &note("network.ctl", ev, payload.clone()),
+                NotificationFormat::Versioned,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e, EventError::BadField { .. }),
+                "{ev} {payload}: {e}"
+            );
+        }
+        let mut p = fip(json!("port-1"), Value::Null);
+        p["floatingip"].as_object_mut().unwrap().remove("id");
+        let e = classify(
+            &note("network.ctl", "floatingip.update.end", p),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("'id'"), "{e}");
     }
 }

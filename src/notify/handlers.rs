@@ -445,8 +445,8 @@ impl IpaEventHandler {
             self.remove_managed_service(s, fqdn).await?;
         }
         self.remove_host(fqdn).await?;
-        tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %fqdn,
-            "host of the Python novajoin removed from IPA");
+        tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %fqdn, legacy = true,
+            "instance removed from IPA");
         Ok(())
     }
 

@@ -373,7 +373,10 @@ pub const SHUTDOWN_TIMEOUT: O = O::new(
 pub const RECONCILE_INTERVAL: O = O::new(
     "notify",
     "reconcile_interval",
-    K::Int { min: 0, max: 604800 },
+    K::Int {
+        min: 0,
+        max: 604800,
+    },
     Some("0"),
     "Seconds between two runs of `novajoin reconcile --apply` inside the listener, which removes \
      the hosts of instances nova has deleted when their delete notification was lost. 0 turns \

@@ -63,8 +63,10 @@ pub const NOVAJOIN_DEFAULTS: &[RuleDefault] = &[
                       can fetch that service's keytab. Credentials are nova's service \
                       identity; the target holds the instance's project_id and instance_id \
                       (as nova sent them) and the requested principal and principal_host. \
-                      Example: \"project_id:8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f and \
-                      'overcloud.example.com':%(principal_host)s\". Default: nobody.",
+                      Example: \"'8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f':%(project_id)s and \
+                      'overcloud.example.com':%(principal_host)s\" (a quoted literal on the \
+                      left compares with the target; project_id:... alone would compare \
+                      nova's own credentials). Default: nobody.",
         operations: &[("POST", "/v1")],
         scope_types: &[],
     },

@@ -48,6 +48,23 @@ pub fn client(ipa: &IpaDouble) -> IpaClient {
     IpaClient::new(client_config(ipa)).expect("IPA client")
 }
 
+/// Seeds the enrolled instance host novajoin creates for `instance_id` of
+/// project `project` (no region: the tests configure none): novajoin's
+/// description and the owner binding in `nshardwareplatform`.
+pub fn seed_bound_host(ipa: &IpaDouble, fqdn: &str, instance_id: &str, project: &str) {
+    let binding =
+        novajoin::ownership::HostBinding::for_instance(Some(instance_id), Some(project), None)
+            .expect("a binding")
+            .to_attribute();
+    ipa.seed_host_with(
+        fqdn,
+        Some(novajoin::ownership::HOST_DESCRIPTION),
+        Some(&binding),
+        true,
+        None,
+    );
+}
+
 /// join.conf lines that point novajoin at the double (password login).
 pub fn join_conf(ipa: &IpaDouble) -> String {
     format!(

@@ -1,8 +1,8 @@
 //! The notification listener as tests drive it: the real `novajoin
 //! notify` binary ([`NotifyProcess`]) with a join.conf for one test's
 //! broker names, publishing through the real oslo.messaging Notifier, and
-//! nova's notification payloads field for field (spec notifications.md
-//! §8-§9).
+//! nova's and neutron's notification payloads field for field (spec
+//! notifications.md §8-§9).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -328,4 +328,68 @@ pub fn versioned_instance_of(
     }
     json!({"nova_object.data": data, "nova_object.name": class, "nova_object.namespace": "nova",
            "nova_object.version": version})
+}
+
+// ---------------------------------------------------------------------------
+// neutron's payloads (its API layer's notifier: the API response body for
+// create and update, only the id for deletes).
+
+/// The `{"floatingip": {...}}` of `floatingip.create.end` and
+/// `floatingip.update.end` for floating IP `id` with address `ip` in
+/// project [`TENANT`]: associated with `port` (or not, `None`), with
+/// `port_details` naming `device` when given (current neutron), absent when
+/// `device` is `None` and a port is set (older neutron), null when there is
+/// no port.
+pub fn neutron_floatingip(id: &str, ip: &str, port: Option<&str>, device: Option<&str>) -> Value {
+    neutron_floatingip_of(TENANT, id, ip, port, device)
+}
+
+/// [`neutron_floatingip`] for a floating IP of project `project`.
+pub fn neutron_floatingip_of(
+    project: &str,
+    id: &str,
+    ip: &str,
+    port: Option<&str>,
+    device: Option<&str>,
+) -> Value {
+    let mut p = json!({"floatingip": {
+        "created_at": "2024-05-14T10:25:03Z", "description": "", "dns_domain": "", "dns_name": "",
+        "fixed_ip_address": port.map(|_| "10.0.0.12"),
+        "floating_ip_address": ip, "floating_network_id": "d9edfcd5-f245-4f45-be26-4383942fd74c",
+        "id": id, "port_details": Value::Null, "port_forwardings": [], "port_id": port,
+        "project_id": project, "qos_policy_id": null, "revision_number": 2,
+        "router_id": port.map(|_| "62c1fd2b-8149-4222-8d6b-e581c55e5264"),
+        "status": if port.is_some() { "ACTIVE" } else { "DOWN" }, "tags": [], "tenant_id": project,
+        "updated_at": "2024-05-14T10:25:41Z"}});
+    let f = p["floatingip"].as_object_mut().unwrap();
+    match (port, device) {
+        (Some(_), Some(device)) => {
+            f.insert(
+                "port_details".into(),
+                json!({"admin_state_up": true, "device_id": device, "device_owner": "compute:nova",
+                       "mac_address": "fa:16:3e:4c:2c:30", "name": "",
+                       "network_id": "0ee5b3a1-2c4d-4e5f-8a9b-1c2d3e4f5a6b", "status": "ACTIVE"}),
+            );
+        }
+        (Some(_), None) => {
+            f.remove("port_details");
+        }
+        (None, _) => {}
+    }
+    p
+}
+
+/// `floatingip.delete.end`: the id only.
+pub fn neutron_floatingip_deleted(id: &str) -> Value {
+    json!({"floatingip_id": id})
+}
+
+/// `port.delete.end`: the id only.
+pub fn neutron_port_deleted(port: &str) -> Value {
+    json!({"port_id": port})
+}
+
+/// A neutron notification as neutron-server `ctl-1` publishes it.
+pub fn neutron(event: &str, payload: Value) -> OsloMessage {
+    OsloMessage::info("network.ctl-1", event, payload)
 }
