@@ -450,7 +450,19 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 .get(&fqdn)
                 .filter(|_| !state.denied(name, &[&fqdn]))
                 .ok_or_else(|| host_not_found(&fqdn))?;
-            Ok(json!({"result": host_entry(h, ctx, true), "value": fqdn, "summary": null}))
+            let mut entry = host_entry(h, ctx, true);
+            if flag(o, "rights")? {
+                // 389-ds's effective rights for the caller: every writable
+                // host attribute, without `w` where a rule denies host_mod.
+                let write = !state.denied("host_mod", &[&fqdn]);
+                let rights = if write { "rscwo" } else { "rsc" };
+                let attrs: Map<String, Value> = HOST_WRITABLE_ATTRIBUTES
+                    .iter()
+                    .map(|a| (a.to_string(), json!(rights)))
+                    .collect();
+                entry["attributelevelrights"] = Value::Object(attrs);
+            }
+            Ok(json!({"result": entry, "value": fqdn, "summary": null}))
         }
         "host_find" => host_find(state, ctx, args, o),
         "host_del" => host_del(state, ctx, args, o),
@@ -883,6 +895,21 @@ fn resolves(state: &State, fqdn: &str) -> bool {
         .and_then(|(z, n)| state.zones.get(&z)?.get(&n).cloned())
         .is_some_and(|r| !r.a.is_empty() || !r.aaaa.is_empty())
 }
+
+/// The host attributes `host_show --rights` reports rights on.
+const HOST_WRITABLE_ATTRIBUTES: &[&str] = &[
+    "description",
+    "l",
+    "nshostlocation",
+    "nshardwareplatform",
+    "nsosversion",
+    "userpassword",
+    "userclass",
+    "macaddress",
+    "managedby",
+    "usercertificate",
+    "krbprincipalkey",
+];
 
 fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
     let mut e = Map::new();
