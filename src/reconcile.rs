@@ -5,8 +5,9 @@
 //! instance's hosts in IPA. [`survey`] compares the hosts bound to
 //! instances of this region ([`crate::ownership`]) with nova's list of
 //! servers of every project and sorts every host the service knows into
-//! a [`Verdict`]. [`crate::notify::handlers::IpaEventHandler::remove_instance`]
-//! then removes an orphan exactly as a delete notification would.
+//! a [`Verdict`]. [`run_once`] with `apply` then removes each orphan with
+//! [`crate::notify::handlers::IpaEventHandler::remove_instance`], exactly as
+//! a delete notification would; [`periodic`] does so inside the listener.
 //!
 //! nova's answer must be whole: the server list is read page by page with
 //! `changes-since` so that deleted servers are listed as `DELETED`, and any
@@ -14,11 +15,15 @@
 //! inferred from a partial answer.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::cloud::{CloudLookups, LookupError};
+use crate::config::ConfigFiles;
 use crate::ipa::{HostEntry, IpaClient, IpaCommand, IpaError};
+use crate::notify::cleanup::Cleanup;
+use crate::notify::options::RECONCILE_INTERVAL;
 use crate::ownership::{HostBinding, HostRole, HOST_DESCRIPTION};
 
 /// The earliest `changes-since`: nova then lists every server it still
@@ -162,6 +167,119 @@ pub fn orphan_instances(findings: &[HostFinding]) -> Vec<(String, Option<String>
         }
     }
     out.into_iter().collect()
+}
+
+/// What one run did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RunSummary {
+    /// Hosts found, by verdict.
+    pub hosts: Vec<HostFinding>,
+    /// Hosts removed (with `--apply`).
+    pub removed: Vec<String>,
+    /// Instances whose removal failed, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// One survey, and with `apply` the removal of every orphan.
+pub async fn run_once(parts: &Cleanup, apply: bool) -> Result<RunSummary, String> {
+    let cloud = parts.cloud.as_ref().ok_or(
+        "reconcile needs [service_credentials] (with nova's admin role) to list every project's servers",
+    )?;
+    let hosts = survey(&parts.ipa, cloud, parts.region.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    for verdict in [
+        Verdict::Orphan,
+        Verdict::Live,
+        Verdict::Legacy,
+        Verdict::OtherRegion,
+    ] {
+        let n = hosts.iter().filter(|h| h.verdict == verdict).count();
+        metrics::gauge!("novajoin_reconcile_hosts", "verdict" => verdict.word()).set(n as f64);
+    }
+    let mut summary = RunSummary {
+        hosts,
+        ..Default::default()
+    };
+    if !apply {
+        return Ok(summary);
+    }
+    for (instance, project) in orphan_instances(&summary.hosts) {
+        let owner = match HostBinding::for_instance(
+            Some(&instance),
+            project.as_deref(),
+            parts.region.as_deref(),
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                summary.failed.push((instance, e.to_string()));
+                continue;
+            }
+        };
+        match parts.handler.remove_instance(&owner).await {
+            Ok(removed) => {
+                tracing::info!(instance_id = %instance, hosts = ?removed,
+                    "reconcile: removed the hosts of an instance nova no longer has");
+                metrics::counter!("novajoin_reconcile_removed_total")
+                    .increment(removed.len() as u64);
+                summary.removed.extend(removed);
+            }
+            Err(e) => {
+                tracing::warn!(instance_id = %instance, error = %e, "reconcile: removal failed");
+                summary.failed.push((instance, e.to_string()));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// With `[notify] reconcile_interval` > 0, runs reconcile with `--apply`
+/// in the listener at that interval; `None` when it is off.
+pub fn periodic(
+    cfg: &ConfigFiles,
+    parts: Cleanup,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let seconds = cfg
+        .int(&RECONCILE_INTERVAL)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0);
+    if seconds <= 0 {
+        return Ok(None);
+    }
+    if parts.cloud.is_none() {
+        return Err(
+            "[notify] reconcile_interval needs [service_credentials] (nova's admin role) to list servers"
+                .into(),
+        );
+    }
+    let interval = Duration::from_secs(seconds as u64);
+    Ok(Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            match run_once(&parts, true).await {
+                Ok(s) => {
+                    metrics::counter!("novajoin_reconcile_runs_total", "outcome" => if s.failed.is_empty() { "ok" } else { "partial" }).increment(1);
+                    tracing::info!(
+                        orphans = s
+                            .hosts
+                            .iter()
+                            .filter(|h| h.verdict == Verdict::Orphan)
+                            .count(),
+                        removed = s.removed.len(),
+                        failed = s.failed.len(),
+                        "reconcile run finished"
+                    );
+                }
+                Err(e) => {
+                    metrics::counter!("novajoin_reconcile_runs_total", "outcome" => "refused")
+                        .increment(1);
+                    tracing::warn!(error = %e, "reconcile run did not change anything");
+                }
+            }
+        }
+    })))
 }
 
 #[cfg(test)]

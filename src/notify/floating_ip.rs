@@ -64,8 +64,8 @@
 use std::net::IpAddr;
 
 use super::events::{is_neutron_id, Event};
-use super::handlers::ipa_failure;
-use super::listener::HandlerError;
+use super::failure::ipa_failure;
+use super::failure::HandlerError;
 use crate::cloud::CloudLookups;
 use crate::ipa::{IpaClient, IpaError};
 use crate::ownership::{bound_hosts, HostBinding};

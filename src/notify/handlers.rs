@@ -23,8 +23,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::events::{Event, InstanceFacts};
+use super::failure::{ipa_failure, HandlerError};
 use super::floating_ip::{zone_of, FloatingIpRecords};
-use super::listener::{EventHandler, HandlerError};
+use super::listener::EventHandler;
 use super::naming::{self, FqdnPolicy, ServiceRequest};
 use crate::cloud::CloudLookups;
 use crate::ipa::{EnrollmentBatch, HostEntry, IpaClient, IpaCommand, IpaError, NewHost};
@@ -533,94 +534,5 @@ impl EventHandler for IpaEventHandler {
         message_id: &'a str,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(self.dispatch(event, message_id))
-    }
-}
-
-/// Whether an IPA failure is worth retrying. IPA's own verdicts on the
-/// request (validation, conflicts) are permanent; outages, time-outs,
-/// server-side faults and login/configuration problems an operator can fix
-/// are transient, so the notification is kept. A refusal by IPA's access
-/// controls is never success: it is retried, then rejected.
-pub fn ipa_failure(doing: &str, e: IpaError) -> HandlerError {
-    if let IpaError::AccessDenied(_) = e {
-        return HandlerError::AccessDenied(format!(
-            "{doing}: {e} (grant the service's IPA role the missing permission)"
-        ));
-    }
-    let transient = match &e {
-        IpaError::NotFound(_)
-        | IpaError::DuplicateEntry(_)
-        | IpaError::Validation(_)
-        | IpaError::EmptyModlist(_)
-        | IpaError::AttrValueNotFound(_)
-        | IpaError::DnsNotARecord(_)
-        | IpaError::UnknownOption(_) => false,
-        IpaError::Remote(r) => {
-            !(3000..5000).contains(&r.code) || r.code == 4201 || (4203..=4216).contains(&r.code)
-        }
-        IpaError::Http { status, .. } => *status >= 500 || *status == 401 || *status == 429,
-        _ => true,
-    };
-    let text = format!("{doing}: {e}");
-    if transient {
-        HandlerError::Transient(text)
-    } else {
-        HandlerError::Permanent(text)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ipa::RemoteError;
-    use serde_json::json;
-
-    fn remote(code: i64, name: &str) -> IpaError {
-        IpaError::from_remote(RemoteError {
-            code,
-            name: name.into(),
-            message: "m".into(),
-            data: json!({}),
-        })
-    }
-
-    #[test]
-    fn ipa_failures_are_classified() {
-        assert!(matches!(
-            ipa_failure("x", remote(3009, "ValidationError")),
-            HandlerError::Permanent(_)
-        ));
-        assert!(matches!(
-            ipa_failure("x", remote(4005, "RealmMismatch")),
-            HandlerError::Permanent(_)
-        ));
-        assert!(matches!(
-            ipa_failure("x", remote(4203, "DatabaseError")),
-            HandlerError::Transient(_)
-        ));
-        assert!(matches!(
-            ipa_failure("x", remote(903, "InternalError")),
-            HandlerError::Transient(_)
-        ));
-        assert!(matches!(
-            ipa_failure("x", IpaError::Timeout(std::time::Duration::from_secs(1))),
-            HandlerError::Transient(_)
-        ));
-        let e = IpaError::Http {
-            status: 500,
-            path: "/ipa/session/json".into(),
-            hint: "h".into(),
-        };
-        assert!(matches!(ipa_failure("x", e), HandlerError::Transient(_)));
-        let e = IpaError::Http {
-            status: 404,
-            path: "/ipa/x".into(),
-            hint: "h".into(),
-        };
-        assert!(matches!(ipa_failure("x", e), HandlerError::Permanent(_)));
-        assert!(matches!(
-            ipa_failure("x", remote(2100, "ACIError")),
-            HandlerError::AccessDenied(_)
-        ));
     }
 }

@@ -39,32 +39,10 @@ use tokio::task::JoinSet;
 
 use super::envelope::{self, Notification};
 use super::events::{self, Classified, Event};
+use super::failure::HandlerError;
 use super::settings::ListenerSettings;
 use super::topology::Topology;
 use super::transport::ConnectTarget;
-
-/// Why handling an event failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandlerError {
-    /// Worth retrying: IPA, nova, neutron or keystone unreachable, busy or
-    /// answering 5xx; Kerberos ticket trouble.
-    #[error("transient failure: {0}")]
-    Transient(String),
-    /// Retrying cannot help: the request is refused for what it is.
-    #[error("permanent failure: {0}")]
-    Permanent(String),
-    /// IPA's access controls refused a call: retried like a transient
-    /// failure (the operator may be fixing the privilege), then rejected
-    /// (dead-lettered) rather than requeued for ever.
-    #[error("IPA denied access: {0}")]
-    AccessDenied(String),
-}
-
-impl From<crate::cloud::LookupError> for HandlerError {
-    fn from(e: crate::cloud::LookupError) -> Self {
-        HandlerError::Transient(e.to_string())
-    }
-}
 
 /// Does the work for one event. Must be idempotent: after a broker restart
 /// the same notification may be delivered again.

@@ -15,13 +15,17 @@
 //! * [`envelope`]: the oslo message envelope;
 //! * [`events`]: from a notification to an [`events::Event`];
 //! * [`listener`]: connection, consumption, retries, acks, shutdown;
+//! * [`cleanup`]: the handler and its clients, from join.conf;
+//! * [`failure`]: why handling failed, and IPA errors classified;
 //! * [`handlers`]: the IPA work per instance event;
 //! * [`floating_ip`]: floating-IP DNS records;
 //! * [`naming`]: FQDNs and requested services, as the vendordata service
 //!   computes them.
 
+pub mod cleanup;
 pub mod envelope;
 pub mod events;
+pub mod failure;
 pub mod floating_ip;
 pub mod handlers;
 pub mod listener;
@@ -31,5 +35,6 @@ pub mod settings;
 pub mod topology;
 pub mod transport;
 
-pub use listener::{EventHandler, HandlerError, Listener};
+pub use failure::HandlerError;
+pub use listener::{EventHandler, Listener};
 pub use settings::ListenerSettings;
