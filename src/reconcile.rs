@@ -25,6 +25,7 @@ use crate::ipa::{HostEntry, IpaClient, IpaCommand, IpaError};
 use crate::notify::cleanup::Cleanup;
 use crate::notify::options::RECONCILE_INTERVAL;
 use crate::ownership::{HostBinding, HostRole, HOST_DESCRIPTION};
+use crate::progress::Progress;
 
 /// The earliest `changes-since`: nova then lists every server it still
 /// has a row for, deleted ones included.
@@ -181,13 +182,24 @@ pub struct RunSummary {
 }
 
 /// One survey, and with `apply` the removal of every orphan.
-pub async fn run_once(parts: &Cleanup, apply: bool) -> Result<RunSummary, String> {
+/// With `show_progress` (the command line) each step is shown on stderr
+/// ([`Progress`]).
+pub async fn run_once(
+    parts: &Cleanup,
+    apply: bool,
+    show_progress: bool,
+) -> Result<RunSummary, String> {
     let cloud = parts.cloud.as_ref().ok_or(
         "reconcile needs [service_credentials] (with nova's admin role) to list every project's servers",
     )?;
+    let mut progress = show_progress.then(|| Progress::new("reconcile", 1));
+    if let Some(p) = &mut progress {
+        p.step("listing IPA's hosts and nova's servers of every project");
+    }
     let hosts = survey(&parts.ipa, cloud, parts.region.as_deref())
         .await
         .map_err(|e| e.to_string())?;
+    drop(progress);
     for verdict in [
         Verdict::Orphan,
         Verdict::Live,
@@ -204,7 +216,13 @@ pub async fn run_once(parts: &Cleanup, apply: bool) -> Result<RunSummary, String
     if !apply {
         return Ok(summary);
     }
-    for (instance, project) in orphan_instances(&summary.hosts) {
+    let orphans = orphan_instances(&summary.hosts);
+    let mut progress = (show_progress && !orphans.is_empty())
+        .then(|| Progress::new("reconcile --apply", orphans.len()));
+    for (instance, project) in orphans {
+        if let Some(p) = &mut progress {
+            p.step(&format!("removing the hosts of instance {instance}"));
+        }
         let owner = match HostBinding::for_instance(
             Some(&instance),
             project.as_deref(),
@@ -258,7 +276,7 @@ pub fn periodic(
         ticker.tick().await;
         loop {
             ticker.tick().await;
-            match run_once(&parts, true).await {
+            match run_once(&parts, true, false).await {
                 Ok(s) => {
                     metrics::counter!("novajoin_reconcile_runs_total", "outcome" => if s.failed.is_empty() { "ok" } else { "partial" }).increment(1);
                     tracing::info!(

@@ -192,6 +192,11 @@ async fn reconcile_repairs_lost_deletes_and_touches_nothing_else() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(removed.len(), 3, "{removed:?}");
+    // Not a terminal: plain progress lines on stderr, one per orphan.
+    assert!(
+        text.contains("reconcile --apply: [2/2] removing the hosts of instance"),
+        "{text}"
+    );
     for gone in [
         "gone.example.test",
         "gone.ctlplane.example.test",

@@ -63,7 +63,7 @@ pub fn run_cli(args: ReconcileArgs) -> i32 {
                 return 2;
             }
         };
-        match run_once(&parts, args.apply).await {
+        match run_once(&parts, args.apply, true).await {
             Ok(summary) => {
                 print_summary(&summary, args.format, args.apply);
                 if summary.failed.is_empty() {
