@@ -140,6 +140,7 @@ fn spec(name: &str) -> Option<Spec> {
             ],
         ),
         "host_del" => s(&["fqdn+"], &["continue", "updatedns"]),
+        "host_disable" => s(&["fqdn"], &[]),
         "service_add" => s(
             &["krbcanonicalname"],
             &[
@@ -466,6 +467,7 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
         }
         "host_find" => host_find(state, ctx, args, o),
         "host_del" => host_del(state, ctx, args, o),
+        "host_disable" => host_disable(state, name, args),
         "service_add" => service_add(state, ctx, args, o),
         "service_add_host" | "service_remove_host" => service_member(state, ctx, name, args, o),
         "service_show" => {
@@ -1241,6 +1243,27 @@ fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value
         })
         .collect();
     Ok(find_output(entries, sizelimit(o)?, "host"))
+}
+
+/// IPA's `host_disable`: removes the host's keys (and certificates), so it
+/// must enroll again; `AlreadyInactive` when it has neither.
+fn host_disable(state: &mut State, name: &str, args: &[Value]) -> Out {
+    let fqdn = norm_host(&arg(args, 0, "fqdn")?);
+    if state.denied(name, &[&fqdn]) {
+        return Err(IpaErr::aci(&format!(
+            "Insufficient 'write' privilege to the 'krbPrincipalKey' attribute of entry \
+             'fqdn={fqdn},cn=computers,cn=accounts'."
+        )));
+    }
+    let h = state
+        .hosts
+        .get_mut(&fqdn)
+        .ok_or_else(|| host_not_found(&fqdn))?;
+    if !h.has_keytab || h.password.is_some() {
+        return Err(IpaErr::already_inactive());
+    }
+    h.has_keytab = false;
+    Ok(json!({"result": true, "value": fqdn, "summary": format!("Disabled host \"{fqdn}\"")}))
 }
 
 fn host_del(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {

@@ -168,6 +168,17 @@ impl IpaErr {
         )
     }
 
+    /// 4010 `AlreadyInactive`, as `host_disable` raises it for a host with
+    /// neither keytab nor certificate.
+    pub fn already_inactive() -> Self {
+        Self::new(
+            4010,
+            "AlreadyInactive",
+            "This entry is already disabled".to_string(),
+            json!({}),
+        )
+    }
+
     /// 4003 `HostService`.
     pub fn host_service() -> Self {
         Self::new(

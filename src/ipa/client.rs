@@ -400,6 +400,16 @@ impl IpaClient {
         Ok(self.call(IpaCommand::host_find_fqdn(fqdn)).await?.count() > 0)
     }
 
+    /// `host_disable`: revokes the host's enrollment (keys, certificates).
+    /// `Ok(false)` when it had none (IPA's `AlreadyInactive`, 4010).
+    pub async fn host_disable(&self, fqdn: &str) -> Result<bool, IpaError> {
+        match self.call(IpaCommand::host_disable(fqdn)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some(4010) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `host_del` (IPA also deletes the host's services). `NotFound` when missing.
     pub async fn host_del(&self, fqdn: &str, updatedns: bool) -> Result<(), IpaError> {
         self.call(IpaCommand::host_del(fqdn, updatedns))

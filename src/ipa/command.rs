@@ -183,6 +183,12 @@ impl IpaCommand {
         Self::new("host_find", vec![], Map::new()).with_option("fqdn", json!(fqdn))
     }
 
+    /// `host_disable <fqdn>`: removes the host's keys and certificates, so
+    /// it has to enroll again (with a new OTP).
+    pub fn host_disable(fqdn: &str) -> Self {
+        Self::one("host_disable", fqdn)
+    }
+
     /// `host_del <fqdn> updatedns=<updatedns>`.
     pub fn host_del(fqdn: &str, updatedns: bool) -> Self {
         Self::one("host_del", fqdn).with_option("updatedns", json!(updatedns))

@@ -88,6 +88,11 @@ pub enum Event {
     /// `compute.instance.delete.end` / `instance.delete.end`: the host and
     /// everything novajoin made for it go.
     InstanceDeleted(Box<InstanceFacts>),
+    /// `compute.instance.rebuild.start` / `instance.rebuild.start` (a
+    /// rebuild, or an evacuation, which nova runs as a rebuild on another
+    /// host) and `instance.evacuate`: the guest is wiped, so its enrollment
+    /// is revoked and it can enroll again.
+    InstanceRebuilt(Box<InstanceFacts>),
     /// nova-network `network.floating_ip.associate`.
     FloatingIpAssociated {
         /// The floating IP.
@@ -140,6 +145,7 @@ impl Event {
             Event::InstanceCreated(_) => "instance_create",
             Event::InstanceUpdated(_) => "instance_update",
             Event::InstanceDeleted(_) => "instance_delete",
+            Event::InstanceRebuilt(_) => "instance_rebuild",
             Event::FloatingIpAssociated { .. } => "floating_ip_associate",
             Event::FloatingIpDisassociated { .. } => "floating_ip_disassociate",
             Event::FloatingIpPortAssociated { .. } => "floatingip_associate",
@@ -152,7 +158,10 @@ impl Event {
     /// handled one after another, in arrival order.
     pub fn ordering_key(&self) -> String {
         match self {
-            Event::InstanceCreated(i) | Event::InstanceUpdated(i) | Event::InstanceDeleted(i) => {
+            Event::InstanceCreated(i)
+            | Event::InstanceUpdated(i)
+            | Event::InstanceDeleted(i)
+            | Event::InstanceRebuilt(i) => {
                 format!("instance:{}", i.instance_id)
             }
             // neutron's events about one floating IP share its id (a
@@ -187,6 +196,7 @@ const LEGACY_EVENTS: &[&str] = &[
     "compute.instance.create.end",
     "compute.instance.delete.end",
     "compute.instance.update",
+    "compute.instance.rebuild.start",
     "network.floating_ip.associate",
     "network.floating_ip.disassociate",
     "floatingip.create.end",
@@ -200,6 +210,8 @@ const VERSIONED_EVENTS: &[&str] = &[
     "instance.create.end",
     "instance.delete.end",
     "instance.update",
+    "instance.rebuild.start",
+    "instance.evacuate",
     "floatingip.create.end",
     "floatingip.update.end",
     "floatingip.delete.end",
@@ -237,6 +249,9 @@ pub fn classify(n: &Notification, format: NotificationFormat) -> Result<Classifi
         (NotificationFormat::Unversioned, "compute.instance.delete.end") => {
             Event::InstanceDeleted(p.legacy_instance()?)
         }
+        (NotificationFormat::Unversioned, "compute.instance.rebuild.start") => {
+            Event::InstanceRebuilt(p.legacy_instance()?)
+        }
         (NotificationFormat::Unversioned, "network.floating_ip.associate") => {
             Event::FloatingIpAssociated {
                 ip: p.ip("floating_ip", p.root()?)?,
@@ -271,6 +286,12 @@ pub fn classify(n: &Notification, format: NotificationFormat) -> Result<Classifi
         }
         (NotificationFormat::Versioned, "instance.delete.end") => {
             Event::InstanceDeleted(p.versioned_instance("InstanceActionPayload", &[1])?)
+        }
+        (NotificationFormat::Versioned, "instance.rebuild.start") => {
+            Event::InstanceRebuilt(p.versioned_instance("InstanceActionRebuildPayload", &[1])?)
+        }
+        (NotificationFormat::Versioned, "instance.evacuate") => {
+            Event::InstanceRebuilt(p.versioned_instance("InstanceActionPayload", &[1])?)
         }
         _ => {
             return Err(EventError::UnknownEvent(
@@ -498,6 +519,47 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c, Classified::Handle(Event::InstanceUpdated(_))));
+    }
+
+    #[test]
+    fn rebuilds_and_evacuations_in_both_formats() {
+        let c = classify(
+            &note(
+                "compute.cmp-1",
+                "compute.instance.rebuild.start",
+                legacy_payload(),
+            ),
+            NotificationFormat::Unversioned,
+        )
+        .unwrap();
+        assert!(
+            matches!(c, Classified::Handle(Event::InstanceRebuilt(ref i)) if i.instance_id == "i-1")
+        );
+        for (ev, name) in [
+            ("instance.rebuild.start", "InstanceActionRebuildPayload"),
+            ("instance.evacuate", "InstanceActionPayload"),
+        ] {
+            let c = classify(
+                &note("nova-compute:cmp-1", ev, versioned(name, "1.9")),
+                NotificationFormat::Versioned,
+            )
+            .unwrap();
+            assert!(
+                matches!(c, Classified::Handle(Event::InstanceRebuilt(ref i)) if i.project_id.as_deref() == Some("p1")),
+                "{ev}: {c:?}"
+            );
+        }
+        // The end of a rebuild is not acted on: the start already revoked.
+        let c = classify(
+            &note(
+                "nova-compute:cmp-1",
+                "instance.rebuild.end",
+                versioned("InstanceActionRebuildPayload", "1.9"),
+            ),
+            NotificationFormat::Versioned,
+        )
+        .unwrap();
+        assert!(matches!(c, Classified::Ignore(_)), "{c:?}");
     }
 
     #[test]

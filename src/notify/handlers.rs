@@ -321,6 +321,48 @@ impl IpaEventHandler {
         Ok(())
     }
 
+    /// A rebuilt (or evacuated) guest is wiped and runs cloud-init again:
+    /// its host's enrollment is revoked (`host_disable`: keys and
+    /// certificates) and its cached answer dropped, so that its next
+    /// vendordata request gets a fresh OTP that IPA holds. A host that is
+    /// not enrolled, or not bound to this instance, is left alone.
+    async fn instance_rebuilt(
+        &self,
+        facts: &InstanceFacts,
+        message_id: &str,
+    ) -> Result<(), HandlerError> {
+        let owner = self.owner(facts)?;
+        let Some(host) = self.bound(&owner).await?.instance else {
+            tracing::debug!(message_id, instance_id = %facts.instance_id,
+                "rebuild of an instance without a host bound to it: nothing to revoke");
+            return Ok(());
+        };
+        // Revoked first, evicted second: a retry after a failed eviction
+        // finds the host not enrolled and only evicts.
+        let revoked = if host.has_keytab {
+            self.ipa
+                .host_disable(&host.fqdn)
+                .await
+                .map_err(|e| ipa_failure(&format!("host_disable {}", host.fqdn), e))?
+        } else {
+            tracing::info!(message_id, fqdn = %host.fqdn,
+                "rebuild of an instance whose host is not enrolled: nothing to revoke in IPA");
+            false
+        };
+        if let Some(ev) = &self.eviction {
+            if let Err(e) = ev.evict(&facts.instance_id).await {
+                return Err(HandlerError::Transient(format!(
+                    "the enrollment of {} is revoked but its cached answer could not be \
+                     dropped: {e}",
+                    host.fqdn
+                )));
+            }
+        }
+        tracing::info!(message_id, instance_id = %facts.instance_id, fqdn = %host.fqdn, revoked,
+            "instance rebuilt: its enrollment is revoked, its next request gets a new OTP");
+        Ok(())
+    }
+
     /// The instance's bound hosts go: links to services on hosts it does
     /// not own first, then sub-hosts, then its own host, each with its DNS
     /// name, so a retry after a partial failure still finds the rest.
@@ -522,6 +564,7 @@ impl IpaEventHandler {
             Event::InstanceCreated(f) => self.instance_created(f, message_id).await,
             Event::InstanceUpdated(f) => self.instance_updated(f, message_id).await,
             Event::InstanceDeleted(f) => self.instance_deleted(f, message_id).await,
+            Event::InstanceRebuilt(f) => self.instance_rebuilt(f, message_id).await,
             other => self.floating_ips.handle(other, message_id).await,
         }
     }

@@ -281,6 +281,8 @@ pub fn versioned_instance_of(
     let (class, deleted) = match event {
         "instance.create.end" => ("InstanceCreatePayload", false),
         "instance.update" => ("InstanceUpdatePayload", false),
+        "instance.rebuild.start" => ("InstanceActionRebuildPayload", false),
+        "instance.evacuate" => ("InstanceActionPayload", false),
         _ => ("InstanceActionPayload", true),
     };
     let mut data = json!({
@@ -321,6 +323,10 @@ pub fn versioned_instance_of(
             d.insert("tags".into(), json!([]));
             d.insert("trusted_image_certificates".into(), Value::Null);
             d.insert("instance_name".into(), json!("instance-00000001"));
+        }
+        "instance.rebuild.start" => {
+            d.insert("fault".into(), Value::Null);
+            d.insert("trusted_image_certificates".into(), Value::Null);
         }
         _ => {
             d.insert("fault".into(), Value::Null);
