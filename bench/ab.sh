@@ -36,12 +36,16 @@ trap stop_started EXIT
 start_keystone
 ipa_pw=ab-secret
 start_ipa_double
-python3 - "$work/body.json" <<'EOF'
+# One instance per build: both builds share the IPA double, and a host
+# belongs to the instance that created it.
+for b in old new; do
+  python3 - "$work/body-$b.json" "ab-hit-$b" <<'EOF'
 import json, sys, uuid
 json.dump({"project-id": None, "instance-id": str(uuid.uuid4()), "image-id": None, "user-data": None,
-           "hostname": "ab-hit", "metadata": {"ipa_enroll": "True"}, "boot-roles": "member,reader"},
+           "hostname": sys.argv[2], "metadata": {"ipa_enroll": "True"}, "boot-roles": "member,reader"},
           open(sys.argv[1], "w"))
 EOF
+done
 
 # Starts build $2 as $1 with the shipped pipeline and primes its cache;
 # sets $port.
@@ -58,7 +62,7 @@ start() {
     sleep 0.05
   done
   curl -sf -o /dev/null -H 'Content-Type: application/json' -H "X-Auth-Token: $token" \
-    --data-binary @"$work/body.json" "http://127.0.0.1:$port/v1/" \
+    --data-binary @"$work/body-$1.json" "http://127.0.0.1:$port/v1/" \
     || { echo "ab: $1 ($2) did not answer" >&2; cat "$dir/server.log" >&2; exit 1; }
 }
 start old "$old"
@@ -66,8 +70,8 @@ old_port=$port
 start new "$new"
 new_port=$port
 
-load() { # port output
-  BENCH_BODY_FILE=$work/body.json BENCH_TOKEN=$token \
+load() { # port output build
+  BENCH_BODY_FILE=$work/body-$3.json BENCH_TOKEN=$token \
     wrk -t1 -c32 -d"${seconds}s" -s bench/post.lua "http://127.0.0.1:$1/v1/" >"$2"
 }
 rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
@@ -77,9 +81,9 @@ echo "== new: $new"
 echo "== both loaded at once, wrk -t1 -c32 -d${seconds}s each, $rounds rounds"
 ratios=()
 for round in $(seq "$rounds"); do
-  load "$old_port" "$work/old.txt" &
+  load "$old_port" "$work/old.txt" old &
   old_load=$!
-  load "$new_port" "$work/new.txt"
+  load "$new_port" "$work/new.txt" new
   wait "$old_load"
   ratio=$(python3 -c "print(f'{$(rps "$work/new.txt") / $(rps "$work/old.txt"):.2f}')")
   ratios+=("$ratio")
