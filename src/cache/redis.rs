@@ -208,6 +208,20 @@ pub struct RedisStore {
 #[error("{0}")]
 pub struct RedisUnavailable(pub String);
 
+/// `host:port` of a Redis URL, for logs and messages (never the password).
+pub fn endpoint(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("?"),
+                u.port().unwrap_or(6379)
+            )
+        })
+        .unwrap_or_else(|| "<redis_url>".into())
+}
+
 impl RedisStore {
     /// Connects lazily: the service starts even while Redis is down, and
     /// says so in its log and health check. Needs a tokio runtime.
@@ -216,16 +230,7 @@ impl RedisStore {
         stats: Arc<CacheStats>,
     ) -> Result<Arc<Self>, RedisUnavailable> {
         let parsed = url::Url::parse(&settings.url).ok();
-        let endpoint = parsed
-            .as_ref()
-            .map(|u| {
-                format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or("?"),
-                    u.port().unwrap_or(6379)
-                )
-            })
-            .unwrap_or_else(|| "<redis_url>".into());
+        let endpoint = endpoint(&settings.url);
         let password = parsed
             .and_then(|u| u.password().map(str::to_string))
             .filter(|p| !p.is_empty());

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use reqwest::header::{ACCEPT, COOKIE, REFERER};
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{json, Map, Value};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -382,6 +384,41 @@ impl IpaClient {
     pub async fn host_show(&self, fqdn: &str) -> Result<HostEntry, IpaError> {
         let out = self.call(IpaCommand::host_show(fqdn)).await?;
         host_entry(&out)
+    }
+
+    /// `host_show` of each name in one batch: name → entry, `None` when IPA
+    /// has no such host. `Err` names the host whose read failed (or the
+    /// batch, for a failed round trip).
+    pub async fn host_show_many(
+        &self,
+        names: impl IntoIterator<Item = String>,
+    ) -> Result<BTreeMap<String, Option<HostEntry>>, (String, IpaError)> {
+        let names: Vec<String> = names
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cmds: Vec<IpaCommand> = names.iter().map(|n| IpaCommand::host_show(n)).collect();
+        let results = self
+            .batch(&cmds)
+            .await
+            .map_err(|e| ("host_show batch".to_string(), e))?;
+        let mut out = BTreeMap::new();
+        for (name, r) in names.into_iter().zip(results) {
+            let entry = match r {
+                Ok(o) => match o.entry().and_then(HostEntry::from_entry) {
+                    Some(e) => Some(e),
+                    None => {
+                        let e = IpaError::Protocol("host_show answer has no entry".into());
+                        return Err((name, e));
+                    }
+                },
+                Err(IpaError::NotFound(_)) => None,
+                Err(e) => return Err((name, e)),
+            };
+            out.insert(name, entry);
+        }
+        Ok(out)
     }
 
     /// `host_find nshardwareplatform=<binding>`: the hosts bound to one

@@ -149,27 +149,12 @@ impl Enrollment<'_> {
     /// `host_show` of the instance host and of every host a service names,
     /// in one batch: host name → entry (`None` when absent).
     async fn read_hosts(&self) -> Result<BTreeMap<String, Option<HostEntry>>, JoinError> {
-        let mut names = BTreeSet::from([self.fqdn().to_string()]);
-        names.extend(self.services.iter().map(|s| s.principal_host.clone()));
-        let names: Vec<String> = names.into_iter().collect();
-        let cmds: Vec<IpaCommand> = names.iter().map(|n| IpaCommand::host_show(n)).collect();
-        let results = self
-            .ipa
-            .batch(&cmds)
+        let names = std::iter::once(self.fqdn().to_string())
+            .chain(self.services.iter().map(|s| s.principal_host.clone()));
+        self.ipa
+            .host_show_many(names)
             .await
-            .map_err(|e| unavailable(self.fqdn(), e))?;
-        let mut out = BTreeMap::new();
-        for (name, r) in names.into_iter().zip(results) {
-            let entry = match r {
-                Ok(o) => Some(o.entry().and_then(HostEntry::from_entry).ok_or_else(|| {
-                    JoinError::Unavailable(format!("IPA's host_show {name} answer has no entry"))
-                })?),
-                Err(IpaError::NotFound(_)) => None,
-                Err(e) => return Err(unavailable(&name, e)),
-            };
-            out.insert(name, entry);
-        }
-        Ok(out)
+            .map_err(|(host, e)| unavailable(&host, e))
     }
 
     /// The writes this instance may make (and whether they set an OTP), or

@@ -17,7 +17,7 @@
 //!   classified transient (retry), access denied (retry, then reject) or
 //!   permanent (reject). Floating-IP records: [`super::floating_ip`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -28,7 +28,7 @@ use super::floating_ip::{zone_of, FloatingIpRecords};
 use super::listener::EventHandler;
 use super::naming::{self, FqdnPolicy, ServiceRequest};
 use crate::cloud::CloudLookups;
-use crate::ipa::{EnrollmentBatch, HostEntry, IpaClient, IpaCommand, IpaError, NewHost};
+use crate::ipa::{EnrollmentBatch, IpaClient, IpaError, NewHost};
 use crate::ownership::{bound_hosts, owner_of, BoundHosts, HostBinding, HostOwner};
 
 /// Removes an instance's answer from the vendordata response cache when
@@ -205,8 +205,10 @@ impl IpaEventHandler {
             }
         }
         let hosts = self
-            .read_hosts(services.iter().map(|s| s.principal_host.as_str()))
-            .await?;
+            .ipa
+            .host_show_many(services.iter().map(|s| s.principal_host.clone()))
+            .await
+            .map_err(|(host, e)| ipa_failure(&format!("host_show {host}"), e))?;
         let sub_binding = owner.sub_host().to_attribute();
         let mut batch = EnrollmentBatch::new();
         let mut created = BTreeSet::new();
@@ -266,35 +268,6 @@ impl IpaEventHandler {
         }
         tracing::info!(message_id, fqdn = %host.fqdn, services = linked.len(), "instance services updated in IPA");
         Ok(())
-    }
-
-    /// `host_show` of each name, in one batch: name → entry (`None` when
-    /// absent).
-    async fn read_hosts<'a>(
-        &self,
-        names: impl Iterator<Item = &'a str>,
-    ) -> Result<BTreeMap<String, Option<HostEntry>>, HandlerError> {
-        let names: Vec<String> = names
-            .map(str::to_string)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let cmds: Vec<IpaCommand> = names.iter().map(|n| IpaCommand::host_show(n)).collect();
-        let results = self
-            .ipa
-            .batch(&cmds)
-            .await
-            .map_err(|e| ipa_failure("host_show batch", e))?;
-        let mut out = BTreeMap::new();
-        for (name, r) in names.into_iter().zip(results) {
-            let entry = match r {
-                Ok(o) => o.entry().and_then(HostEntry::from_entry),
-                Err(IpaError::NotFound(_)) => None,
-                Err(e) => return Err(ipa_failure(&format!("host_show {name}"), e)),
-            };
-            out.insert(name, entry);
-        }
-        Ok(out)
     }
 
     async fn instance_deleted(

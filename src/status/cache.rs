@@ -24,16 +24,7 @@ pub async fn check(cfg: &ConfigFiles) -> CheckResult {
              to check)",
         );
     };
-    let endpoint = url::Url::parse(&redis.url)
-        .ok()
-        .map(|u| {
-            format!(
-                "{}:{}",
-                u.host_str().unwrap_or("?"),
-                u.port().unwrap_or(6379)
-            )
-        })
-        .unwrap_or_else(|| "<redis_url>".into());
+    let endpoint = crate::cache::redis::endpoint(&redis.url);
     let store = match RedisStore::new(redis, Arc::new(CacheStats::default())) {
         Ok(s) => s,
         Err(e) => return CheckResult::failure(NAME, e.to_string()),
