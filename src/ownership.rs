@@ -30,6 +30,9 @@ pub const HOST_DESCRIPTION: &str = "IPA host for OpenStack";
 /// The marker that starts every binding value (and its format version).
 const MARKER: &str = "novajoin/1";
 
+/// The binding's key for the issue time of the instance host's OTP.
+const OTP_ISSUED: &str = "otp-issued";
+
 /// Which part of an instance a bound host is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostRole {
@@ -52,6 +55,10 @@ pub struct HostBinding {
     pub region: Option<String>,
     /// Instance host or sub-host.
     pub role: HostRole,
+    /// When the instance host's current OTP was issued (unix seconds),
+    /// while it has one that is neither used nor expired (see
+    /// [`crate::otp_lifetime`]). Not part of the owner's identity.
+    pub otp_issued: Option<u64>,
 }
 
 /// Why a binding cannot be made from a request's identifiers.
@@ -110,28 +117,42 @@ impl HostBinding {
                 .map(|r| identifier("region_name", r))
                 .transpose()?,
             role: HostRole::Instance,
+            otp_issued: None,
         })
     }
 
-    /// The same owner, for one of the instance's sub-hosts.
-    pub fn sub_host(&self) -> Self {
+    /// The same binding, recording that an OTP was issued at `unix_seconds`.
+    pub fn with_otp_issued(&self, unix_seconds: u64) -> Self {
         Self {
-            role: HostRole::SubHost,
+            otp_issued: Some(unix_seconds),
             ..self.clone()
         }
     }
 
-    /// The same owner, for the instance's own host.
+    /// The same owner, for one of the instance's sub-hosts (which never
+    /// carry an OTP).
+    pub fn sub_host(&self) -> Self {
+        Self {
+            role: HostRole::SubHost,
+            otp_issued: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same owner, for the instance's own host, without an OTP.
     pub fn instance_host(&self) -> Self {
         Self {
             role: HostRole::Instance,
+            otp_issued: None,
             ..self.clone()
         }
     }
 
     /// The attribute value, e.g.
-    /// `novajoin/1 instance=5b2d… project=8c3d… region=RegionOne`
-    /// (`subhost-of=` instead of `instance=` for a sub-host).
+    /// `novajoin/1 instance=5b2d… project=8c3d… region=RegionOne otp-issued=1765148400`
+    /// (`subhost-of=` instead of `instance=` for a sub-host). The owner's
+    /// identity comes first, so the value of [`Self::instance_host`] is a
+    /// prefix of the instance host's binding whatever its OTP state.
     pub fn to_attribute(&self) -> String {
         let key = match self.role {
             HostRole::Instance => "instance",
@@ -146,6 +167,9 @@ impl HostBinding {
             out.push_str(" region=");
             out.push_str(r);
         }
+        if let Some(t) = self.otp_issued {
+            out.push_str(&format!(" {OTP_ISSUED}={t}"));
+        }
         out
     }
 
@@ -156,8 +180,19 @@ impl HostBinding {
             return None;
         }
         let (mut instance, mut role, mut project, mut region) = (None, None, None, None);
+        let mut otp_issued = None;
         for word in words {
             let (key, v) = word.split_once('=')?;
+            if key == OTP_ISSUED {
+                let t = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))?;
+                if otp_issued.replace(t).is_some() {
+                    return None;
+                }
+                continue;
+            }
             let slot = match key {
                 "instance" | "subhost-of" => {
                     role = Some(if key == "instance" {
@@ -175,11 +210,16 @@ impl HostBinding {
                 return None;
             }
         }
+        let role = role?;
+        if role == HostRole::SubHost && otp_issued.is_some() {
+            return None;
+        }
         Some(Self {
             instance_id: instance?,
             project_id: project,
             region,
-            role: role?,
+            role,
+            otp_issued,
         })
     }
 
@@ -262,11 +302,14 @@ impl BoundHosts {
     }
 }
 
-/// Finds every host bound to `owner`: two exact-match `host_find`s in one
-/// batch.
+/// Finds every host bound to `owner`, in one batch: the instance host by
+/// IPA's free-text search for its identity (its binding may go on with the
+/// OTP's issue time, so an exact match cannot find it) keeping only the
+/// entries whose own binding names this owner (the search also looks in
+/// attributes a tenant writes), and the sub-hosts by an exact match.
 pub async fn bound_hosts(ipa: &IpaClient, owner: &HostBinding) -> Result<BoundHosts, IpaError> {
     let cmds = [
-        IpaCommand::host_find_bound(&owner.instance_host().to_attribute()),
+        IpaCommand::host_find_text(&owner.instance_host().to_attribute()),
         IpaCommand::host_find_bound(&owner.sub_host().to_attribute()),
     ];
     let mut results = ipa.batch(&cmds).await?.into_iter();
@@ -279,7 +322,9 @@ pub async fn bound_hosts(ipa: &IpaClient, owner: &HostBinding) -> Result<BoundHo
                     .collect::<Vec<_>>()
             })
     };
-    let instance = entries(results.next())?.into_iter().next();
+    let instance = entries(results.next())?
+        .into_iter()
+        .find(|e| owner_of(e, owner) == HostOwner::This(HostRole::Instance));
     let sub_hosts = entries(results.next())?;
     Ok(BoundHosts {
         instance,
@@ -312,6 +357,7 @@ mod tests {
             nsosversion: None,
             nshostlocation: None,
             binding,
+            keys_changed_at: None,
         }
     }
 
@@ -331,6 +377,30 @@ mod tests {
         let bare = HostBinding::for_instance(Some("i-1"), None, None).unwrap();
         assert_eq!(bare.to_attribute(), "novajoin/1 instance=i-1");
         assert_eq!(HostBinding::parse("novajoin/1 instance=i-1"), Some(bare));
+    }
+
+    #[test]
+    fn the_otp_issue_time_follows_the_owner_and_is_not_part_of_it() {
+        let b = me().with_otp_issued(1_765_148_400);
+        let text = b.to_attribute();
+        assert!(
+            text.ends_with(" region=RegionOne otp-issued=1765148400"),
+            "{text}"
+        );
+        assert!(text.starts_with(&me().instance_host().to_attribute()));
+        assert_eq!(HostBinding::parse(&text), Some(b.clone()));
+        assert!(b.same_owner(&me()));
+        assert_eq!(b.instance_host(), me());
+        assert_eq!(b.sub_host().otp_issued, None);
+        for bad in [
+            "novajoin/1 instance=a otp-issued=1 otp-issued=2",
+            "novajoin/1 instance=a otp-issued=-1",
+            "novajoin/1 instance=a otp-issued=+1",
+            "novajoin/1 instance=a otp-issued=",
+            "novajoin/1 subhost-of=a otp-issued=1",
+        ] {
+            assert_eq!(HostBinding::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

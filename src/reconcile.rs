@@ -131,12 +131,7 @@ pub async fn survey(
 /// covers `nshardwareplatform`, and the description is an exact option.
 async fn known_hosts(ipa: &IpaClient) -> Result<Vec<HostEntry>, IpaError> {
     let cmds = [
-        IpaCommand::new(
-            "host_find",
-            vec![serde_json::json!("novajoin/1")],
-            Default::default(),
-        )
-        .with_option("sizelimit", serde_json::json!(0)),
+        IpaCommand::host_find_text("novajoin/1"),
         IpaCommand::new("host_find", vec![], Default::default())
             .with_option("description", serde_json::json!(HOST_DESCRIPTION))
             .with_option("sizelimit", serde_json::json!(0)),

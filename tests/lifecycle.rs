@@ -162,11 +162,19 @@ async fn a_rebuild_changes_nothing_for_hosts_that_are_not_enrolled_or_not_the_in
         .unwrap();
     // An infrastructure host of the name.
     ipa.seed_host_with(&fqdn(ipa, "infra"), None, None, true, None);
-    let before = ipa.hosts();
 
     let names = RabbitNames::new("rebuild-none");
     let _listener =
         NotifyProcess::start(&join_conf(ipa, &names, "versioned", &cache_section(&ns))).await;
+    // The listener's OTP sweep counts the enrollment of "owned" at start
+    // (the issue time leaves its binding); the rebuilds come after.
+    wait_until("the enrollment counted", Duration::from_secs(30), || {
+        ipa.host(&fqdn(ipa, "owned"))
+            .and_then(|h| h.platform)
+            .is_some_and(|p| !p.contains("otp-issued="))
+    })
+    .await;
+    let before = ipa.hosts();
     publish(
         &names,
         &names.nova_exchange,

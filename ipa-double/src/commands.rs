@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 
 use crate::errors::{message, IpaErr};
 use crate::state::{
-    DnsRecordView, Host, PermissionView, PrivilegeView, RoleView, Service, State, RECORD_ATTRS,
+    generalized_time, DnsRecordView, Host, PermissionView, PrivilegeView, RoleView, Service, State,
+    RECORD_ATTRS,
 };
 
 /// Server identity and behaviour switches.
@@ -43,6 +44,17 @@ impl Ctx<'_> {
             json!({"__dns_name__": name})
         } else {
             json!(name)
+        }
+    }
+
+    /// A datetime on the wire (ipalib's JSON encoder): wrapped for clients
+    /// ≥ 2.84 (`datetime_values`), else the bare GeneralizedTime text.
+    fn datetime(&self, t: std::time::SystemTime) -> Value {
+        let text = generalized_time(t);
+        if self.minor >= 84 {
+            json!({"__datetime__": text})
+        } else {
+            json!(text)
         }
     }
 }
@@ -356,7 +368,9 @@ pub(crate) fn execute(
         run(state, &ctx, name, args, options)?
     };
     let sets_otp = matches!(name, "host_add" | "host_mod")
-        && (options.contains_key("userpassword") || flag(options, "random").unwrap_or(false));
+        && (options.contains_key("userpassword")
+            || flag(options, "random").unwrap_or(false)
+            || setattr_sets_password(options));
     if sets_otp {
         state.otps_set += 1;
     }
@@ -451,7 +465,7 @@ fn run(state: &mut State, ctx: &Ctx, name: &str, args: &[Value], o: &Map<String,
                 .get(&fqdn)
                 .filter(|_| !state.denied(name, &[&fqdn]))
                 .ok_or_else(|| host_not_found(&fqdn))?;
-            let mut entry = host_entry(h, ctx, true);
+            let mut entry = host_entry(h, ctx, true, flag(o, "all")?);
             if flag(o, "rights")? {
                 // 389-ds's effective rights for the caller: every writable
                 // host attribute, without `w` where a rule denies host_mod.
@@ -913,7 +927,9 @@ const HOST_WRITABLE_ATTRIBUTES: &[&str] = &[
     "krbprincipalkey",
 ];
 
-fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
+/// A host entry as IPA returns it. `all`: also the attributes outside the
+/// host's `default_attributes` that the double holds (`krblastpwdchange`).
+fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool, all: bool) -> Value {
     let mut e = Map::new();
     if with_dn {
         e.insert("dn".into(), json!(host_dn(ctx, &h.fqdn)));
@@ -944,6 +960,11 @@ fn host_entry(h: &Host, ctx: &Ctx, with_dn: bool) -> Value {
     if let Some(p) = &h.krbprincipalname {
         e.insert("krbprincipalname".into(), json!([p]));
         e.insert("krbcanonicalname".into(), json!([p]));
+    }
+    // GeneralizedTime syntax: ipaldap decodes it to a datetime, which the
+    // JSON encoder writes as `{"__datetime__": ...}`; every value a list.
+    if let (true, Some(t)) = (all, h.keys_changed_at) {
+        e.insert("krblastpwdchange".into(), json!([ctx.datetime(t)]));
     }
     e.insert("ipauniqueid".into(), json!([h.uniqueid]));
     e.insert(
@@ -981,12 +1002,300 @@ fn random_password() -> String {
         .collect()
 }
 
+// ---- --setattr / --addattr / --delattr ----
+
+/// One of `--setattr`/`--addattr`/`--delattr` as ipalib's `_convert_2_dict`
+/// reads it: attribute (lower case) → its values in the order given, `None`
+/// for an empty value ("delete this attribute"). Attributes keep the order
+/// of their first appearance.
+#[derive(Debug, Default)]
+struct AttrDict(Vec<(String, Vec<Option<String>>)>);
+
+impl AttrDict {
+    fn get(&self, attr: &str) -> Option<&Vec<Option<String>>> {
+        self.0.iter().find(|(a, _)| a == attr).map(|(_, v)| v)
+    }
+
+    fn contains(&self, attr: &str) -> bool {
+        self.get(attr).is_some()
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(a, _)| a.as_str())
+    }
+
+    fn push(&mut self, attr: String, value: Option<String>) {
+        match self.0.iter_mut().find(|(a, _)| *a == attr) {
+            Some((_, v)) => v.push(value),
+            None => self.0.push((attr, vec![value])),
+        }
+    }
+}
+
+/// The three options, converted.
+#[derive(Debug, Default)]
+struct AttrOptions {
+    set: AttrDict,
+    add: AttrDict,
+    del: AttrDict,
+}
+
+/// `(attr, value)` pairs of one option in the order given.
+type AttrPairs = Vec<(String, Option<String>)>;
+
+/// Validates the items of `setattr`/`addattr`/`delattr` as their `Str`
+/// parameters do before the command runs: no leading or trailing spaces
+/// (`noextrawhitespace`), then `validate_attribute`'s
+/// `\s*(.*?)\s*=\s*(.*?)\s*$` (split at the first `=`, both sides trimmed;
+/// `.` does not match a newline). Empty items are dropped (NULLS).
+fn parse_attr_option(o: &Map<String, Value>, option: &str) -> Result<AttrPairs, IpaErr> {
+    let mut out = Vec::new();
+    for item in opt_strs(o, option)? {
+        if item.is_empty() {
+            continue;
+        }
+        if item.trim() != item {
+            return Err(IpaErr::validation(
+                option,
+                "Leading and trailing spaces are not allowed",
+            ));
+        }
+        let bad = || IpaErr::validation(option, "Invalid format. Should be name=value");
+        let (attr, value) = item.split_once('=').ok_or_else(bad)?;
+        let (attr, value) = (attr.trim(), value.trim());
+        if attr.contains('\n') || value.contains('\n') {
+            return Err(bad());
+        }
+        out.push((
+            attr.to_lowercase(),
+            (!value.is_empty()).then(|| value.to_string()),
+        ));
+    }
+    Ok(out)
+}
+
+/// The host attributes the double stores and lets the attribute options
+/// name (`userpassword` with `setattr` only).
+const HOST_ATTR_OPTION_ATTRS: &[&str] = &[
+    "description",
+    "l",
+    "nshostlocation",
+    "nshardwareplatform",
+    "nsosversion",
+    "userclass",
+];
+
+/// Host parameters a `*_mod` does not take (`no_update`), which
+/// `_convert_2_dict` refuses as "attribute is not configurable".
+const HOST_NO_UPDATE_PARAMS: &[&str] = &[
+    "randompassword",
+    "subject",
+    "serial_number",
+    "serial_number_hex",
+    "issuer",
+    "valid_not_before",
+    "valid_not_after",
+    "sha1_fingerprint",
+    "sha256_fingerprint",
+    "revocation_reason",
+    "krbcanonicalname",
+    "memberprincipal",
+    "sshpubkeyfp",
+];
+
+/// `_convert_2_dict` for each option, in IPA's order (`addattr`, `setattr`,
+/// `delattr`).
+fn convert_attr_options(
+    set: AttrPairs,
+    add: AttrPairs,
+    del: AttrPairs,
+    creating: bool,
+) -> Result<AttrOptions, IpaErr> {
+    let mut out = AttrOptions::default();
+    for (pairs, dict, setting) in [
+        (add, &mut out.add, false),
+        (set, &mut out.set, true),
+        (del, &mut out.del, false),
+    ] {
+        for (attr, value) in pairs {
+            let no_param = HOST_NO_UPDATE_PARAMS.contains(&attr.as_str())
+                || (creating && attr == "krbprincipalname");
+            if no_param {
+                return Err(IpaErr::validation(&attr, "attribute is not configurable"));
+            }
+            let modelled = HOST_ATTR_OPTION_ATTRS.contains(&attr.as_str())
+                || (setting && attr == "userpassword");
+            if !modelled {
+                // Real IPA would hand it to LDAP; the double stores only
+                // the attributes above.
+                return Err(IpaErr::validation(
+                    &attr,
+                    "ipa-double does not model this attribute (test double limitation)",
+                ));
+            }
+            dict.push(attr, value);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `setattr` gives `userpassword` a value (the OTP counter).
+fn setattr_sets_password(o: &Map<String, Value>) -> bool {
+    parse_attr_option(o, "setattr").is_ok_and(|pairs| {
+        pairs
+            .iter()
+            .any(|(a, v)| a == "userpassword" && v.is_some())
+    })
+}
+
+/// A host attribute's values.
+fn host_values(h: &Host, attr: &str) -> Vec<String> {
+    match attr {
+        "userpassword" => h.password.iter().cloned().collect(),
+        _ => host_attr(h, attr).iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Replaces a host attribute's values (`host_values`' attributes).
+fn set_host_values(h: &mut Host, attr: &str, values: Vec<String>) {
+    let one = values.first().cloned();
+    match attr {
+        "description" => h.description = one,
+        "l" => h.locality = one,
+        "nshostlocation" => h.nshostlocation = one,
+        "nshardwareplatform" => h.nshardwareplatform = one,
+        "nsosversion" => h.nsosversion = one,
+        "userpassword" => h.password = one,
+        "userclass" => {
+            // An LDAP attribute holds each value once.
+            let mut v: Vec<String> = Vec::new();
+            for x in values {
+                if !v.contains(&x) {
+                    v.push(x);
+                }
+            }
+            h.userclass = v;
+        }
+        _ => unreachable!("not a modelled host attribute: {attr}"),
+    }
+}
+
+/// ipaserver's `BaseLDAPCommand.process_attr_options` for a host. `setattr`
+/// replaces, then `addattr` appends and `delattr` removes (Python's
+/// `list.remove`: the first equal value, exact comparison). `creating`:
+/// `host_add`, where the values the other options gave are the base;
+/// otherwise `stored` is the entry in LDAP (`None`: no such host), read for
+/// the attributes only added to or deleted from. Returns the attributes
+/// touched with their final values (none = the attribute is removed).
+fn process_attr_options(
+    opts: &AttrOptions,
+    creating: Option<&Host>,
+    stored: Option<&Host>,
+    fqdn: &str,
+) -> Result<Vec<(String, Vec<String>)>, IpaErr> {
+    let mut entry = AttrDict::default();
+    let entry_mut = |entry: &mut AttrDict, attr: &str| -> usize {
+        match entry.0.iter().position(|(a, _)| a == attr) {
+            Some(i) => i,
+            None => {
+                let base = creating
+                    .map(|h| host_values(h, attr).into_iter().map(Some).collect())
+                    .unwrap_or_default();
+                entry.0.push((attr.to_string(), base));
+                entry.0.len() - 1
+            }
+        }
+    };
+    for (attr, values) in &opts.set.0 {
+        entry.0.push((attr.clone(), values.clone()));
+    }
+    // With an entry to modify, only the attributes also set are changed
+    // directly; without one (creating), every one is.
+    let direct = |attr: &str| creating.is_some() || opts.set.contains(attr);
+    for (attr, adds) in opts.add.0.iter().filter(|(a, _)| direct(a)) {
+        let i = entry_mut(&mut entry, attr);
+        entry.0[i].1.extend(adds.iter().cloned());
+    }
+    for (attr, dels) in opts.del.0.iter().filter(|(a, _)| direct(a)) {
+        let i = entry_mut(&mut entry, attr);
+        for d in dels {
+            let values = &mut entry.0[i].1;
+            match values.iter().position(|v| v == d) {
+                Some(at) => {
+                    values.remove(at);
+                }
+                None => return Err(IpaErr::delattr_value_not_found(attr, d.as_deref())),
+            }
+        }
+    }
+    if creating.is_none() {
+        let mut need: Vec<&str> = Vec::new();
+        for attr in opts.add.names().chain(opts.del.names()) {
+            if !opts.set.contains(attr) && !need.contains(&attr) {
+                need.push(attr);
+            }
+        }
+        if !need.is_empty() {
+            let old = stored.ok_or_else(|| host_not_found(fqdn))?;
+            // "a nice error message when user tries to delete an attribute
+            // that does not exist on the entry (and user is not adding it)"
+            if let Some(attr) = opts.del.names().find(|a| {
+                host_values(old, a).is_empty() && !opts.set.contains(a) && !opts.add.contains(a)
+            }) {
+                return Err(IpaErr::validation(attr, "No such attribute on this entry"));
+            }
+            for attr in need {
+                let mut values: Vec<Option<String>> =
+                    host_values(old, attr).into_iter().map(Some).collect();
+                if let Some(adds) = opts.add.get(attr) {
+                    values.extend(adds.iter().cloned());
+                }
+                for d in opts.del.get(attr).into_iter().flatten() {
+                    // `delval.encode()` on an empty (None) value raises
+                    // AttributeError: an internal error.
+                    let Some(d) = d else {
+                        return Err(IpaErr::internal());
+                    };
+                    match values.iter().position(|v| v.as_deref() == Some(d.as_str())) {
+                        Some(at) => {
+                            values.remove(at);
+                        }
+                        None => return Err(IpaErr::delattr_value_not_found(attr, Some(d))),
+                    }
+                }
+                let i = entry_mut(&mut entry, attr);
+                entry.0[i].1 = values;
+            }
+        }
+    }
+    // Normalise through each parameter: a single-valued one takes one
+    // value (none removes the attribute); empty values are dropped.
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for attr in opts
+        .set
+        .names()
+        .chain(opts.add.names())
+        .chain(opts.del.names())
+    {
+        if out.iter().any(|(a, _)| a == attr) {
+            continue;
+        }
+        let values = entry.get(attr).cloned().unwrap_or_default();
+        if attr != "userclass" && values.len() > 1 {
+            return Err(IpaErr::only_one_value(attr));
+        }
+        out.push((attr.to_string(), values.into_iter().flatten().collect()));
+    }
+    Ok(out)
+}
+
 fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
     let fqdn = norm_host(&arg(args, 0, "fqdn")?);
     validate_hostname(&fqdn)?;
     let password = opt_str(o, "userpassword")?;
     let random = flag(o, "random")?;
     let force = flag(o, "force")?;
+    let all = flag(o, "all")?;
     let ip = opt_str(o, "ip_address")?;
     if let Some(ip) = &ip {
         if ip.parse::<Ipv4Addr>().is_err() && ip.parse::<Ipv6Addr>().is_err() {
@@ -996,15 +1305,10 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
             ));
         }
     }
-    if state.hosts.contains_key(&fqdn) {
-        return Err(IpaErr::duplicate("host", &fqdn));
-    }
-    if !force && ip.is_none() && !resolves(state, &fqdn) {
-        return Err(IpaErr::dns_not_a_record(&fqdn));
-    }
-    let randompassword = random.then(random_password);
-    let otp = randompassword.clone().or(password);
-    let host = Host {
+    let setattr = parse_attr_option(o, "setattr")?;
+    let addattr = parse_attr_option(o, "addattr")?;
+    // The entry the options make; then --setattr/--addattr on it.
+    let mut host = Host {
         fqdn: fqdn.clone(),
         description: opt_str(o, "description")?,
         locality: opt_str(o, "l")?,
@@ -1013,14 +1317,31 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         nshardwareplatform: opt_str(o, "nshardwareplatform")?,
         userclass: opt_strs(o, "userclass")?,
         macaddress: opt_strs(o, "macaddress")?,
-        krbprincipalname: otp
-            .is_none()
-            .then(|| format!("host/{fqdn}@{}", ctx.cfg.realm)),
-        password: otp,
+        password,
         has_keytab: false,
         managedby: BTreeSet::from([fqdn.clone()]),
         uniqueid: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
     };
+    let attr_opts = convert_attr_options(setattr, addattr, vec![], true)?;
+    for (attr, values) in process_attr_options(&attr_opts, Some(&host), None, &fqdn)? {
+        set_host_values(&mut host, &attr, values);
+    }
+    if state.hosts.contains_key(&fqdn) {
+        return Err(IpaErr::duplicate("host", &fqdn));
+    }
+    if !force && ip.is_none() && !resolves(state, &fqdn) {
+        return Err(IpaErr::dns_not_a_record(&fqdn));
+    }
+    // pre_callback: the principal only without a password; `random`
+    // replaces any password given.
+    if host.password.is_none() && !random {
+        host.krbprincipalname = Some(format!("host/{fqdn}@{}", ctx.cfg.realm));
+    }
+    let randompassword = random.then(random_password);
+    if let Some(r) = &randompassword {
+        host.password = Some(r.clone());
+    }
     // IPA adds the entry, then the DNS record (post_callback).
     check_access(
         state,
@@ -1049,7 +1370,7 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
                 Map::new())),
         }
     }
-    let mut entry = host_entry(&host, ctx, true);
+    let mut entry = host_entry(&host, ctx, true, all);
     if let Some(r) = randompassword {
         entry["randompassword"] = json!(r);
     }
@@ -1062,61 +1383,96 @@ fn host_add(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
     Ok(out)
 }
 
+/// `host_mod`: LDAPUpdate. The options give the new values, then
+/// `--setattr`/`--addattr`/`--delattr` (`process_attr_options`) change
+/// them, then the pre_callback (host lookup, the enrolled-host password
+/// check, `random`), then LDAP: `EmptyModlist` when nothing changes,
+/// `ACIError` when a rule denies the write. Changes are made on a copy,
+/// stored only when the whole command succeeds, so a failed `delattr`
+/// (compare-and-swap) changes nothing.
 fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>) -> Out {
     let fqdn = norm_host(&arg(args, 0, "fqdn")?);
     let password = opt_str(o, "userpassword")?;
     let random = flag(o, "random")?;
-    let setattr = opt_strs(o, "setattr")?;
-    let setattr_password = setattr
-        .iter()
-        .find_map(|s| s.strip_prefix("userpassword=").map(str::to_string));
-    // Changes are made on a copy and stored once LDAP would accept them.
-    let mut h = state
-        .hosts
-        .get(&fqdn)
-        .cloned()
-        .ok_or_else(|| host_not_found(&fqdn))?;
-    let sets_password = password.is_some() || random || setattr_password.is_some();
-    if sets_password && h.password.is_none() && h.has_keytab {
+    let all = flag(o, "all")?;
+    // Options given with a value (`null` removes the attribute).
+    let mut given: Vec<(&str, Vec<String>)> = Vec::new();
+    for key in [
+        "description",
+        "l",
+        "nshostlocation",
+        "nsosversion",
+        "nshardwareplatform",
+    ] {
+        if o.contains_key(key) {
+            given.push((key, opt_str(o, key)?.into_iter().collect()));
+        }
+    }
+    if o.contains_key("userclass") {
+        given.push(("userclass", opt_strs(o, "userclass")?));
+    }
+    let setattr = parse_attr_option(o, "setattr")?;
+    let addattr = parse_attr_option(o, "addattr")?;
+    let delattr = parse_attr_option(o, "delattr")?;
+    let stored = state.hosts.get(&fqdn).cloned();
+    let attr_opts = convert_attr_options(setattr, addattr, delattr, false)?;
+    let from_attr_opts = process_attr_options(&attr_opts, None, stored.as_ref(), &fqdn)?;
+    // pre_callback: resolve_fqdn (host_show), then the password check,
+    // made for the `userpassword`/`random` options only.
+    let orig = stored.ok_or_else(|| host_not_found(&fqdn))?;
+    if (password.is_some() || random) && orig.password.is_none() && orig.has_keytab {
         return Err(IpaErr::validation(
             "password",
             "Password cannot be set on enrolled host.",
         ));
     }
-    // The attributes changed, in modlist order (for an ACIError).
-    let mut changed: Vec<&str> = Vec::new();
-    let mut randompassword = None;
-    if let Some(p) = password.or(setattr_password) {
+    let mut h = orig.clone();
+    let mut password_written = false;
+    if let Some(p) = password {
         h.password = Some(p);
-        changed.push("userpassword");
+        password_written = true;
     }
+    for (attr, values) in given {
+        set_host_values(&mut h, attr, values);
+    }
+    for (attr, values) in from_attr_opts {
+        if attr == "userpassword" {
+            // A new password is always a change (LDAP holds its hash);
+            // none removes the one there is.
+            password_written = !values.is_empty() || orig.password.is_some();
+        }
+        set_host_values(&mut h, &attr, values);
+    }
+    let mut randompassword = None;
     if random {
         let r = random_password();
         h.password = Some(r.clone());
         randompassword = Some(r);
+        password_written = true;
+    }
+    // The attributes changed, in modlist order (for an ACIError).
+    let mut changed: Vec<&str> = Vec::new();
+    if password_written {
         changed.push("userpassword");
     }
-    for (key, field) in [
-        ("description", &mut h.description),
-        ("l", &mut h.locality),
-        ("nshostlocation", &mut h.nshostlocation),
-        ("nsosversion", &mut h.nsosversion),
-        ("nshardwareplatform", &mut h.nshardwareplatform),
+    for attr in [
+        "description",
+        "l",
+        "nshostlocation",
+        "nsosversion",
+        "nshardwareplatform",
     ] {
-        if o.contains_key(key) {
-            let v = opt_str(o, key)?;
-            if *field != v {
-                *field = v;
-                changed.push(key);
-            }
+        if host_values(&h, attr) != host_values(&orig, attr) {
+            changed.push(attr);
         }
     }
-    if o.contains_key("userclass") {
-        let v = opt_strs(o, "userclass")?;
-        if h.userclass != v {
-            h.userclass = v;
-            changed.push("userclass");
-        }
+    // Values are compared as LDAP does: order does not count.
+    let same_classes = h.userclass.len() == orig.userclass.len()
+        && h.userclass.iter().all(|c| orig.userclass.contains(c));
+    if same_classes {
+        h.userclass = orig.userclass.clone();
+    } else {
+        changed.push("userclass");
     }
     let Some(first) = changed.first() else {
         return Err(IpaErr::empty_modlist());
@@ -1128,7 +1484,8 @@ fn host_mod(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value>
         Right::Write(first),
         &host_dn(ctx, &fqdn),
     )?;
-    let mut entry = host_entry(&h, ctx, false);
+    // `entry_to_dict` adds the DN with `all` only.
+    let mut entry = host_entry(&h, ctx, all, all);
     if let Some(r) = randompassword {
         entry["randompassword"] = json!(r);
     }
@@ -1213,6 +1570,7 @@ fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value
         .map(|s| norm_host(s))
         .collect::<Vec<_>>();
     let pkey_only = flag(o, "pkey_only")?;
+    let all = flag(o, "all")?;
     let entries: Vec<Value> = state
         .hosts
         .values()
@@ -1238,7 +1596,7 @@ fn host_find(state: &mut State, ctx: &Ctx, args: &[Value], o: &Map<String, Value
             if pkey_only {
                 json!({"fqdn": [h.fqdn], "dn": host_dn(ctx, &h.fqdn)})
             } else {
-                host_entry(h, ctx, true)
+                host_entry(h, ctx, true, all)
             }
         })
         .collect();
@@ -1262,7 +1620,10 @@ fn host_disable(state: &mut State, name: &str, args: &[Value]) -> Out {
     if !h.has_keytab || h.password.is_some() {
         return Err(IpaErr::already_inactive());
     }
+    // ldap2.remove_principal_key: krbprincipalkey and krblastpwdchange
+    // are both replaced with nothing.
     h.has_keytab = false;
+    h.keys_changed_at = None;
     Ok(json!({"result": true, "value": fqdn, "summary": format!("Disabled host \"{fqdn}\"")}))
 }
 

@@ -219,6 +219,28 @@ impl IpaErr {
         )
     }
 
+    /// 4026 `AttrValueNotFound` from `--delattr` (`process_attr_options`):
+    /// the attribute's parameter name, and the value as given (`None` for
+    /// an empty value, which Python formats as `None`).
+    pub fn delattr_value_not_found(attr: &str, value: Option<&str>) -> Self {
+        Self::new(
+            4026,
+            "AttrValueNotFound",
+            format!("{attr} does not contain '{}'", value.unwrap_or("None")),
+            json!({"attr": attr, "value": value}),
+        )
+    }
+
+    /// 4207 `OnlyOneValueAllowed`.
+    pub fn only_one_value(attr: &str) -> Self {
+        Self::new(
+            4207,
+            "OnlyOneValueAllowed",
+            format!("{attr}: Only one value allowed."),
+            json!({"attr": attr}),
+        )
+    }
+
     /// 4202 `EmptyModlist`.
     pub fn empty_modlist() -> Self {
         Self::new(

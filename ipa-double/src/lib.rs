@@ -29,7 +29,14 @@
 //! `service_add/add_host/remove_host/show/find/del`, `dnszone_add`,
 //! `dnsrecord_add/find/del`, and the setup commands `permission_add/show`,
 //! `privilege_add/add_permission/show`, `role_add/add_privilege/add_member/show`,
-//! with IPA's semantics and error codes (see `commands.rs`).
+//! with IPA's semantics and error codes (see `commands.rs`). `host_mod`
+//! takes `setattr`/`addattr`/`delattr` (`host_add`: `setattr`/`addattr`)
+//! for `description`, `l`, `nshostlocation`, `nshardwareplatform`,
+//! `nsosversion` and `userclass` (and `setattr` for `userpassword`), as
+//! ipaserver's `process_attr_options` applies them; a `delattr` of a value
+//! that is not there fails (`AttrValueNotFound` 4026) and changes nothing,
+//! which makes `delattr`+`addattr` a compare-and-swap. With `all`, host
+//! entries carry `krblastpwdchange` once the host has keys.
 //!
 //! Access control: [`IpaDouble::deny`] takes a right away from the caller
 //! for a command (and object), and the command then fails the way IPA
@@ -202,6 +209,7 @@ impl IpaDouble {
             Host {
                 fqdn: cfg.fqdn.clone(),
                 has_keytab: true,
+                keys_changed_at: Some(state::whole_seconds(std::time::SystemTime::now())),
                 krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
                 managedby: [cfg.fqdn.clone()].into(),
                 uniqueid: uuid::Uuid::new_v4().to_string(),
@@ -396,7 +404,8 @@ impl IpaDouble {
     /// have made it: `description` and `nshardwareplatform` as given (a
     /// host made by the Python novajoin has description "IPA host for
     /// OpenStack" and no platform), managed by itself. `enrolled` gives it
-    /// a keytab and no OTP (`otp` is then ignored: `ipa-join` clears it);
+    /// a keytab (`keys_changed_at` now) and no OTP (`otp` is then ignored:
+    /// `ipa-join` clears it);
     /// otherwise `otp` is its enrolment OTP. The principal
     /// `host/<fqdn>@REALM` is there when enrolled or when there is no OTP
     /// (as `host_add` without a password makes it). Does nothing when the
@@ -426,6 +435,8 @@ impl IpaDouble {
                     .then(|| format!("host/{fqdn}@{realm}")),
                 password,
                 has_keytab: enrolled,
+                keys_changed_at: enrolled
+                    .then(|| state::whole_seconds(std::time::SystemTime::now())),
                 managedby: [fqdn.clone()].into(),
                 uniqueid: uuid::Uuid::new_v4().to_string(),
                 fqdn,
@@ -448,7 +459,8 @@ impl IpaDouble {
     ///   requester is in its `managedby` ("System: Manage Service Keytab"
     ///   is for administrators; hosts get the right through managedBy).
     ///
-    /// On success the target has keys (`has_keytab`), as `ipa-getkeytab`
+    /// On success the target has keys (`has_keytab`; a host's
+    /// `keys_changed_at`, `krbLastPwdChange`, is now), as `ipa-getkeytab`
     /// leaves it. This is `ipa-getkeytab`'s default, which makes new keys
     /// (`ipaProtectedOperation;write_keys`); `-r` (read the existing keys)
     /// needs `ipaAllowedToPerform;read_keys` (`service-allow-retrieve-keytab`),
@@ -487,7 +499,7 @@ impl IpaDouble {
             if host != requester && !target.managedby.contains(&requester) {
                 return Err(DENIED.into());
             }
-            target.has_keytab = true;
+            target.got_keys();
             return Ok(());
         }
         let key = format!("{svc}/{host}@{realm}");
@@ -566,8 +578,9 @@ impl IpaDouble {
     }
 
     /// Marks a host enrolled, as if it had run `ipa-client-install`: it now
-    /// has a keytab and no OTP, so `host_mod userpassword` gets
-    /// `ValidationError`. Returns false when the host does not exist.
+    /// has a keytab (`keys_changed_at` now) and no OTP, so
+    /// `host_mod userpassword` gets `ValidationError`. Returns false when
+    /// the host does not exist.
     pub fn mark_enrolled(&self, fqdn: &str) -> bool {
         let realm = self.realm().to_string();
         let mut st = self.state();
@@ -575,7 +588,7 @@ impl IpaDouble {
             return false;
         };
         h.password = None;
-        h.has_keytab = true;
+        h.got_keys();
         h.krbprincipalname
             .get_or_insert_with(|| format!("host/{}@{realm}", h.fqdn));
         true
@@ -600,6 +613,20 @@ impl IpaDouble {
         }
         self.mark_enrolled(&fqdn);
         Ok(())
+    }
+
+    /// Sets when a host last got keys (`krbLastPwdChange`, which `host_show`,
+    /// `host_find` and `host_mod` return with `all`), truncated to whole
+    /// seconds, as if its keys had been written at `at`; whether it has
+    /// keys (`has_keytab`) does not change. Returns false when the host
+    /// does not exist.
+    pub fn set_keys_changed_at(&self, fqdn: &str, at: std::time::SystemTime) -> bool {
+        let mut st = self.state();
+        let Some(h) = st.hosts.get_mut(&fqdn.trim_end_matches('.').to_lowercase()) else {
+            return false;
+        };
+        h.keys_changed_at = Some(state::whole_seconds(at));
+        true
     }
 
     /// Adds (or replaces) a password-login user.

@@ -365,7 +365,8 @@ async fn login_password(shared: &Shared, req: Request<Incoming>) -> Resp {
 ///
 /// * `200` + `{"result": {"fqdn", "krbprincipalname"}}`: the host existed,
 ///   was not enrolled and `otp` was its current OTP; it now has a keytab
-///   and no OTP (`host_show`: `has_keytab` true, `has_password` false).
+///   and no OTP (`host_show`: `has_keytab` true, `has_password` false;
+///   with `all`, `krblastpwdchange` is now).
 /// * `401` (wrong OTP, or the host has none), `404` (no such host), `409`
 ///   (already enrolled), each with `{"error": "..."}`; nothing changes.
 async fn test_join(shared: &Shared, req: Request<Incoming>) -> Resp {
@@ -401,7 +402,7 @@ async fn test_join(shared: &Shared, req: Request<Incoming>) -> Resp {
                 }
                 Some(_) => {
                     h.password = None;
-                    h.has_keytab = true;
+                    h.got_keys();
                     let principal = h
                         .krbprincipalname
                         .get_or_insert_with(|| format!("host/{}@{realm}", h.fqdn))

@@ -3,7 +3,7 @@
 //! The `*View` types are what tests inspect.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// A host entry.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +24,8 @@ pub(crate) struct Host {
     pub krbprincipalname: Option<String>,
     pub managedby: BTreeSet<String>,
     pub uniqueid: String,
+    /// `krbLastPwdChange`: when the host last got keys (whole seconds).
+    pub keys_changed_at: Option<SystemTime>,
 }
 
 /// A service entry.
@@ -188,6 +190,11 @@ pub struct HostView {
     pub krbprincipalname: Option<String>,
     /// `managedby_host`.
     pub managed_by: Vec<String>,
+    /// `krbLastPwdChange` (whole seconds): when the host last got keys
+    /// (enrolment, `retrieve_keytab`, or
+    /// [`IpaDouble::set_keys_changed_at`](crate::IpaDouble::set_keys_changed_at));
+    /// `None` when it never had keys or `host_disable` removed them.
+    pub keys_changed_at: Option<SystemTime>,
 }
 
 /// A service as tests see it.
@@ -267,8 +274,60 @@ impl Host {
             enrolled: self.has_keytab,
             krbprincipalname: self.krbprincipalname.clone(),
             managed_by: self.managedby.iter().cloned().collect(),
+            keys_changed_at: self.keys_changed_at,
         }
     }
+
+    /// The host got keys now (`krbLastPwdChange` is set by the KDB/extop
+    /// when keys are written).
+    pub(crate) fn got_keys(&mut self) {
+        self.has_keytab = true;
+        self.keys_changed_at = Some(whole_seconds(SystemTime::now()));
+    }
+}
+
+/// `t` without its fraction of a second (LDAP GeneralizedTime as
+/// `krbLastPwdChange` holds it has whole seconds).
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
+    use std::time::{Duration, UNIX_EPOCH};
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+        Err(e) => {
+            let d = e.duration();
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            UNIX_EPOCH - Duration::from_secs(secs)
+        }
+    }
+}
+
+/// `t` as LDAP GeneralizedTime in UTC, `YYYYMMDDHHMMSSZ` (ipalib's
+/// `LDAP_GENERALIZED_TIME_FORMAT`, `%Y%m%d%H%M%SZ`).
+pub(crate) fn generalized_time(t: SystemTime) -> String {
+    use std::time::UNIX_EPOCH;
+    let secs: i64 = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
+    };
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl Service {

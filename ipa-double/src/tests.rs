@@ -933,3 +933,389 @@ async fn dnsrecord_show_over_http_wraps_names_and_hides_unreadable_records() {
         (4001, "www: DNS resource record not found")
     );
 }
+
+// ---- host_mod --setattr/--addattr/--delattr ----
+
+const PLATFORM_OLD: &str = "novajoin/1 instance=abc project=p otp-issued=1700000000";
+const PLATFORM_NEW: &str = "novajoin/1 instance=abc project=p otp-issued=1700000600";
+
+fn cas_options(old: &str, new: &str, otp: &str) -> Value {
+    json!({"version": V,
+           "delattr": [format!("nshardwareplatform={old}")],
+           "addattr": [format!("nshardwareplatform={new}")],
+           "userpassword": otp})
+}
+
+#[tokio::test]
+async fn delattr_and_addattr_swap_a_value_with_the_otp_in_one_host_mod() {
+    let ipa = double().await;
+    add_host(
+        &ipa,
+        "vm1.example.test",
+        json!({"nshardwareplatform": PLATFORM_OLD, "userpassword": "otp1"}),
+    );
+    let out = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            cas_options(PLATFORM_OLD, PLATFORM_NEW, "otp2"),
+        )
+        .expect("the old value is there");
+    assert_eq!(out["result"]["nshardwareplatform"], json!([PLATFORM_NEW]));
+    assert_eq!(out["result"]["has_password"], json!(true));
+    let h = ipa.host("vm1.example.test").unwrap();
+    assert_eq!(h.platform.as_deref(), Some(PLATFORM_NEW));
+    assert_eq!(h.otp.as_deref(), Some("otp2"));
+
+    // setattr replaces; whitespace around '=' does not count; the first
+    // '=' splits.
+    ipa.call(
+        "host_mod",
+        json!(["vm1.example.test"]),
+        json!({"version": V, "setattr": ["description = a=b c"]}),
+    )
+    .unwrap();
+    assert_eq!(
+        ipa.host("vm1.example.test").unwrap().description.as_deref(),
+        Some("a=b c")
+    );
+    // addattr + delattr of the same value: nothing to do.
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            json!({"version": V, "addattr": [format!("nshardwareplatform={PLATFORM_NEW}")],
+                   "delattr": [format!("nshardwareplatform={PLATFORM_NEW}")]}),
+        )
+        .unwrap_err();
+    assert_eq!((e.code, e.name), (4202, "EmptyModlist"));
+    // delattr of the only value removes the attribute.
+    ipa.call(
+        "host_mod",
+        json!(["vm1.example.test"]),
+        json!({"version": V, "delattr": "description=a=b c"}),
+    )
+    .unwrap();
+    assert_eq!(ipa.host("vm1.example.test").unwrap().description, None);
+    // userclass is multi-valued.
+    ipa.call(
+        "host_mod",
+        json!(["vm1.example.test"]),
+        json!({"version": V, "addattr": ["userclass=a", "userclass=b"]}),
+    )
+    .unwrap();
+    ipa.call(
+        "host_mod",
+        json!(["vm1.example.test"]),
+        json!({"version": V, "delattr": ["userclass=a"], "addattr": ["userclass=c"]}),
+    )
+    .unwrap();
+    assert_eq!(ipa.host("vm1.example.test").unwrap().userclass, ["b", "c"]);
+    // A denied write names the attribute.
+    ipa.deny("host_mod", None);
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            json!({"version": V, "addattr": ["nsosversion=9"]}),
+        )
+        .unwrap_err();
+    assert!(
+        e.message.contains("'nsosversion' attribute"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn a_stale_delattr_is_attr_value_not_found_and_changes_nothing() {
+    let ipa = double().await;
+    add_host(
+        &ipa,
+        "vm1.example.test",
+        json!({"nshardwareplatform": PLATFORM_NEW, "userpassword": "otp1"}),
+    );
+    let before = ipa.host("vm1.example.test").unwrap();
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            cas_options(PLATFORM_OLD, "novajoin/1 other", "otp2"),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, 4026);
+    assert_eq!(e.name, "AttrValueNotFound");
+    assert_eq!(
+        e.message,
+        format!("nshardwareplatform does not contain '{PLATFORM_OLD}'")
+    );
+    assert_eq!(
+        e.data,
+        json!({"attr": "nshardwareplatform", "value": PLATFORM_OLD})
+    );
+    assert_eq!(ipa.host("vm1.example.test").unwrap(), before);
+    assert_eq!(before.otp.as_deref(), Some("otp1"));
+    // Exact comparison, as Python's list.remove: case counts.
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            cas_options(&PLATFORM_NEW.to_uppercase(), "x", "otp2"),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, 4026);
+    assert_eq!(ipa.host("vm1.example.test").unwrap(), before);
+
+    // On the wire.
+    let cookie = login(&ipa).await;
+    let answer = rpc(
+        &ipa,
+        &cookie,
+        "host_mod",
+        json!(["vm1.example.test"]),
+        cas_options(PLATFORM_OLD, "x", "otp2"),
+    )
+    .await;
+    assert_eq!(
+        answer["error"],
+        json!({"code": 4026, "name": "AttrValueNotFound",
+               "message": format!("nshardwareplatform does not contain '{PLATFORM_OLD}'"),
+               "data": {"attr": "nshardwareplatform", "value": PLATFORM_OLD}})
+    );
+    assert_eq!(ipa.host("vm1.example.test").unwrap(), before);
+}
+
+#[tokio::test]
+async fn delattr_of_an_absent_attribute_and_two_values_are_refused() {
+    let ipa = double().await;
+    add_host(
+        &ipa,
+        "vm1.example.test",
+        json!({"nshardwareplatform": PLATFORM_OLD}),
+    );
+    add_host(&ipa, "vm2.example.test", json!({}));
+    let before = ipa.host("vm2.example.test").unwrap();
+    // An attribute also added is not "no such attribute": the value is
+    // looked for among the added ones.
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm2.example.test"]),
+            cas_options(PLATFORM_OLD, PLATFORM_NEW, "otp2"),
+        )
+        .unwrap_err();
+    assert_eq!((e.code, e.name), (4026, "AttrValueNotFound"));
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm2.example.test"]),
+            json!({"version": V, "delattr": [format!("nshardwareplatform={PLATFORM_OLD}")],
+                   "userpassword": "otp2"}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.name, e.message.as_str()),
+        (
+            3009,
+            "ValidationError",
+            "invalid 'nshardwareplatform': No such attribute on this entry"
+        )
+    );
+    assert_eq!(
+        e.data,
+        json!({"name": "nshardwareplatform", "error": "No such attribute on this entry"})
+    );
+    assert_eq!(ipa.host("vm2.example.test").unwrap(), before);
+
+    // addattr without delattr leaves two values on a single-valued one.
+    let before = ipa.host("vm1.example.test").unwrap();
+    let e = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            json!({"version": V, "addattr": [format!("nshardwareplatform={PLATFORM_NEW}")]}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.name, e.message.as_str()),
+        (
+            4207,
+            "OnlyOneValueAllowed",
+            "nshardwareplatform: Only one value allowed."
+        )
+    );
+    assert_eq!(e.data, json!({"attr": "nshardwareplatform"}));
+    assert_eq!(ipa.host("vm1.example.test").unwrap(), before);
+
+    // The option's format.
+    for (bad, error) in [
+        ("nshardwareplatform", "Invalid format. Should be name=value"),
+        (" l=x", "Leading and trailing spaces are not allowed"),
+    ] {
+        let e = ipa
+            .call(
+                "host_mod",
+                json!(["vm1.example.test"]),
+                json!({"version": V, "addattr": [bad]}),
+            )
+            .unwrap_err();
+        assert_eq!((e.code, e.data["name"].as_str()), (3009, Some("addattr")));
+        assert_eq!(e.data["error"], error);
+    }
+    // setattr is general; with an empty value it removes.
+    ipa.call(
+        "host_mod",
+        json!(["vm1.example.test"]),
+        json!({"version": V, "setattr": ["nshardwareplatform=", "l=Lyon"]}),
+    )
+    .unwrap();
+    let h = ipa.host("vm1.example.test").unwrap();
+    assert_eq!((h.platform, h.locality.as_deref()), (None, Some("Lyon")));
+    // host_add takes setattr/addattr too.
+    add_host(
+        &ipa,
+        "vm3.example.test",
+        json!({"setattr": ["nshardwareplatform=p=1"], "addattr": ["userclass=x"]}),
+    );
+    let h = ipa.host("vm3.example.test").unwrap();
+    assert_eq!(
+        (h.platform.as_deref(), h.userclass),
+        (Some("p=1"), vec!["x".to_string()])
+    );
+}
+
+// ---- krblastpwdchange ----
+
+#[test]
+fn generalized_time_is_utc_to_the_second() {
+    use crate::state::generalized_time;
+    use std::time::{Duration, UNIX_EPOCH};
+    assert_eq!(generalized_time(UNIX_EPOCH), "19700101000000Z");
+    assert_eq!(
+        generalized_time(UNIX_EPOCH + Duration::from_millis(1_700_000_000_999)),
+        "20231114221320Z"
+    );
+    assert_eq!(
+        generalized_time(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+        "20000229000000Z"
+    );
+    assert_eq!(
+        generalized_time(UNIX_EPOCH - Duration::from_secs(1)),
+        "19691231235959Z"
+    );
+}
+
+#[tokio::test]
+async fn krblastpwdchange_is_returned_with_all_once_the_host_has_keys() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let ipa = double().await;
+    add_host(&ipa, "vm1.example.test", json!({"userpassword": "otp1"}));
+    let show = |all: bool| {
+        ipa.call(
+            "host_show",
+            json!(["vm1.example.test"]),
+            json!({"version": V, "all": all}),
+        )
+        .unwrap()["result"]
+            .clone()
+    };
+    assert!(show(true).get("krblastpwdchange").is_none());
+    assert_eq!(ipa.host("vm1.example.test").unwrap().keys_changed_at, None);
+
+    let t0 = SystemTime::now() - Duration::from_secs(1);
+    let (status, _, body) = http(
+        &ipa,
+        "/ipa/test/join",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "fqdn=vm1.example.test&otp=otp1",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let at = ipa
+        .host("vm1.example.test")
+        .unwrap()
+        .keys_changed_at
+        .expect("keys time");
+    assert!(at >= t0 && at <= SystemTime::now(), "{at:?}");
+    assert_eq!(at.duration_since(UNIX_EPOCH).unwrap().subsec_nanos(), 0);
+    let wire = json!([{"__datetime__": crate::state::generalized_time(at)}]);
+
+    assert!(show(false).get("krblastpwdchange").is_none());
+    assert_eq!(show(true)["krblastpwdchange"], wire);
+    let found = |all: bool| {
+        ipa.call(
+            "host_find",
+            json!([]),
+            json!({"version": V, "fqdn": "vm1.example.test", "all": all}),
+        )
+        .unwrap()["result"][0]
+            .clone()
+    };
+    assert!(found(false).get("krblastpwdchange").is_none());
+    assert_eq!(found(true)["krblastpwdchange"], wire);
+    let modded = ipa
+        .call(
+            "host_mod",
+            json!(["vm1.example.test"]),
+            json!({"version": V, "all": true, "description": "x"}),
+        )
+        .unwrap();
+    assert_eq!(modded["result"]["krblastpwdchange"], wire);
+
+    // A test sets the time; old clients (< 2.84) get the bare text.
+    assert!(ipa.set_keys_changed_at(
+        "VM1.example.test.",
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)
+    ));
+    assert_eq!(
+        ipa.host("vm1.example.test").unwrap().keys_changed_at,
+        Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    );
+    assert_eq!(
+        show(true)["krblastpwdchange"],
+        json!([{"__datetime__": "20231114221320Z"}])
+    );
+    let old = ipa
+        .call(
+            "host_show",
+            json!(["vm1.example.test"]),
+            json!({"version": "2.83", "all": true}),
+        )
+        .unwrap();
+    assert_eq!(
+        old["result"]["krblastpwdchange"],
+        json!(["20231114221320Z"])
+    );
+    assert!(!ipa.set_keys_changed_at("nope.example.test", UNIX_EPOCH));
+
+    // host_disable removes the keys and krblastpwdchange.
+    ipa.call(
+        "host_disable",
+        json!(["vm1.example.test"]),
+        json!({"version": V}),
+    )
+    .unwrap();
+    assert!(show(true).get("krblastpwdchange").is_none());
+    assert_eq!(ipa.host("vm1.example.test").unwrap().keys_changed_at, None);
+
+    // retrieve_keytab of a host principal and ipa_join set it too.
+    ipa.retrieve_keytab(ipa.fqdn(), "host/vm1.example.test")
+        .unwrap_err();
+    ipa.seed_host("vm2.example.test");
+    ipa.mark_enrolled("vm2.example.test");
+    assert!(ipa
+        .host("vm2.example.test")
+        .unwrap()
+        .keys_changed_at
+        .is_some());
+    ipa.set_keys_changed_at("vm2.example.test", UNIX_EPOCH);
+    ipa.retrieve_keytab("vm2.example.test", "host/vm2.example.test")
+        .unwrap();
+    assert!(
+        ipa.host("vm2.example.test")
+            .unwrap()
+            .keys_changed_at
+            .unwrap()
+            >= t0
+    );
+}

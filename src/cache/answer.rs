@@ -1,11 +1,14 @@
 //! A handler answer held by the cache, and its conversion from and to an
 //! HTTP response.
 
+use std::time::{Duration, SystemTime};
+
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::key::Fingerprint;
+use crate::pipeline::extensions::ServeUntil;
 use crate::pipeline::RespBody;
 
 /// One answer: status, headers and body, cloned out to every caller that
@@ -20,6 +23,8 @@ pub struct StoredAnswer {
     pub body: Bytes,
     /// The request fields this answer was computed for.
     pub fingerprint: Fingerprint,
+    /// The handler's [`ServeUntil`]: the answer is not served after it.
+    pub serve_until: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for StoredAnswer {
@@ -29,6 +34,7 @@ impl std::fmt::Debug for StoredAnswer {
             .field("body_len", &self.body.len())
             .field("body_sha256", &short_digest(&self.body))
             .field("fingerprint", &self.fingerprint)
+            .field("serve_until", &self.serve_until)
             .finish()
     }
 }
@@ -50,6 +56,7 @@ impl StoredAnswer {
         };
         Self {
             status: parts.status,
+            serve_until: parts.extensions.get::<ServeUntil>().map(|s| s.0),
             headers: parts.headers,
             body,
             fingerprint,
@@ -67,5 +74,66 @@ impl StoredAnswer {
     /// Whether this answer may be stored: only a plain 200 success is.
     pub fn is_cacheable(&self) -> bool {
         self.status == StatusCode::OK
+    }
+
+    /// Whether the answer may still be served at `now`.
+    pub fn is_servable_at(&self, now: SystemTime) -> bool {
+        self.serve_until.is_none_or(|end| now < end)
+    }
+
+    /// How long to keep the answer: `ttl`, cut short at its
+    /// [`ServeUntil`] (zero when that has passed).
+    pub fn keep_for(&self, ttl: Duration, now: SystemTime) -> Duration {
+        match self.serve_until {
+            Some(end) => ttl.min(end.duration_since(now).unwrap_or_default()),
+            None => ttl,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn answer(serve_until: Option<SystemTime>) -> StoredAnswer {
+        StoredAnswer {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(b"{}"),
+            fingerprint: Fingerprint([[0; 8]; 5]),
+            serve_until,
+        }
+    }
+
+    #[test]
+    fn an_answer_is_kept_no_longer_than_it_may_be_served() {
+        let now = SystemTime::now();
+        let ttl = Duration::from_secs(30);
+        assert_eq!(answer(None).keep_for(ttl, now), ttl);
+        let soon = answer(Some(now + Duration::from_secs(5)));
+        assert_eq!(soon.keep_for(ttl, now), Duration::from_secs(5));
+        assert!(soon.is_servable_at(now));
+        assert!(!soon.is_servable_at(now + Duration::from_secs(5)));
+        let past = answer(Some(now - Duration::from_secs(1)));
+        assert_eq!(past.keep_for(ttl, now), Duration::ZERO);
+        assert!(!past.is_servable_at(now));
+        assert!(answer(None).is_servable_at(now + Duration::from_secs(86_400 * 365)));
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_does_not_serve_an_answer_past_its_end() {
+        let stats = std::sync::Arc::new(super::super::CacheStats::default());
+        let store = super::super::memory::MemoryStore::new(10, Duration::from_secs(60), stats);
+        let end = SystemTime::now() + Duration::from_millis(300);
+        store
+            .put("i-1", std::sync::Arc::new(answer(Some(end))))
+            .await;
+        store.put("i-2", std::sync::Arc::new(answer(None))).await;
+        assert!(store.get("i-1").await.is_some());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(store.get("i-1").await.is_none(), "served past its end");
+        assert!(store.get("i-2").await.is_some());
     }
 }

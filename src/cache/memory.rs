@@ -1,7 +1,7 @@
 //! The in-process store: a bounded moka cache with a time-to-live.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use moka::notification::RemovalCause;
 
@@ -36,9 +36,16 @@ impl MemoryStore {
         Self { cache, ttl }
     }
 
-    /// The stored answer for an instance, if any and not expired.
+    /// The stored answer for an instance, if any and not expired (by the
+    /// store's TTL or by the answer's own [`StoredAnswer::serve_until`]).
     pub async fn get(&self, instance_id: &str) -> Option<Arc<StoredAnswer>> {
-        self.cache.get(instance_id).await
+        let answer = self.cache.get(instance_id).await?;
+        if answer.is_servable_at(SystemTime::now()) {
+            Some(answer)
+        } else {
+            self.cache.invalidate(instance_id).await;
+            None
+        }
     }
 
     /// Stores (or replaces) an instance's answer. With a zero TTL nothing is

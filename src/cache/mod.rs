@@ -40,7 +40,7 @@ pub mod single_flight;
 pub mod stats;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::{BoxFuture, FutureExt};
 use http::{Response, StatusCode};
@@ -136,6 +136,7 @@ fn cache_fault(status: StatusCode, message: &str, fingerprint: Fingerprint) -> S
             headers: parts.headers,
             body: body.unwrap_or_default(),
             fingerprint,
+            serve_until: None,
         }),
         source: Source::Refused,
     }
@@ -413,7 +414,14 @@ impl ResponseCache {
             // replicas wait, and after the claim is released they would
             // compute (and make another OTP) themselves.
             for attempt in 1..=3 {
-                match r.store(id, &answer, self.inner.ttl).await {
+                match r
+                    .store(
+                        id,
+                        &answer,
+                        answer.keep_for(self.inner.ttl, SystemTime::now()),
+                    )
+                    .await
+                {
                     Ok(()) => {
                         stored = true;
                         break;

@@ -159,6 +159,9 @@ impl EntrySealer {
             headers,
             body: body.into(),
             fingerprint,
+            serve_until: Some(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(plain.expires_ms),
+            ),
         })
     }
 }
@@ -185,6 +188,7 @@ mod tests {
                 br#"{"hostname": "vm1.example.com", "ipaotp": "0123456789abcdef0123456789abcdef"}"#,
             ),
             fingerprint: Fingerprint([[1; 8], [2; 8], [3; 8], [4; 8], [5; 8]]),
+            serve_until: None,
         }
     }
 

@@ -45,6 +45,15 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
                 return 2;
             }
         };
+        let otp_lifetime = match crate::otp_lifetime::OtpLifetime::from_config(&cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 2;
+            }
+        };
+        let otp_sweeper =
+            crate::otp_lifetime::periodic(parts.ipa.clone(), parts.region.clone(), otp_lifetime);
         let _reconciler = match crate::reconcile::periodic(&cfg, parts) {
             Ok(task) => task,
             Err(e) => {
@@ -65,13 +74,15 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
             }
         };
         crate::logging::notify_ready();
-        match listener.run(shutdown_signal()).await {
+        let status = match listener.run(shutdown_signal()).await {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!("{e}");
                 1
             }
-        }
+        };
+        otp_sweeper.abort();
+        status
     })
 }
 

@@ -233,6 +233,22 @@ pub const OTP_REUSE_SECONDS: O = O::new(
      without a new IPA call (the original's 30 s window).",
 );
 
+/// `otp_lifetime`: new option.
+pub const OTP_LIFETIME: O = O::new(
+    "DEFAULT",
+    "otp_lifetime",
+    K::Int {
+        min: 0,
+        max: 2_592_000,
+    },
+    Some("3600"),
+    "Seconds an enrollment OTP stays valid if no guest enrolls with it. After that the listener \
+     (novajoin notify) replaces it in IPA by one nobody knows, the response cache stops serving \
+     it, and the instance's next vendordata request gets a new one. The issue time is kept in the \
+     host's binding in IPA, so every replica agrees. 0 keeps OTPs until they are used, as the \
+     Python novajoin did.",
+);
+
 /// `region_name`: new option.
 pub const REGION_NAME: O = O::new(
     "DEFAULT",
@@ -267,6 +283,7 @@ pub const DEFAULT_OPTIONS: schema::OptionGroup = &[
     NOTIFICATIONS_TOPIC,
     TRANSPORT_URL,
     OTP_REUSE_SECONDS,
+    OTP_LIFETIME,
     REGION_NAME,
 ];
 

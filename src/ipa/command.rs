@@ -3,6 +3,8 @@
 //! `nsosversion`, `nshostlocation`, `a_part_ip_address`, ...), and the typed
 //! views of IPA's answers ([`CommandOutput`], [`HostEntry`], ...).
 
+use std::time::SystemTime;
+
 use serde_json::{json, Map, Value};
 
 use super::secret::Secret;
@@ -165,12 +167,46 @@ impl IpaCommand {
         c
     }
 
+    /// `host_mod <fqdn>` that replaces the binding `expected` with
+    /// `replacement` (and sets `otp`, when given) only if the host still
+    /// holds `expected`: IPA checks a `delattr` value against the entry and
+    /// fails the whole command with `AttrValueNotFound` (4026) when it is
+    /// gone, so a change made since the host was read is never overwritten.
+    pub fn host_swap_binding(
+        fqdn: &str,
+        expected: &str,
+        replacement: &str,
+        otp: Option<&Secret>,
+    ) -> Self {
+        let mut c = Self::one("host_mod", fqdn)
+            .with_option(
+                "delattr",
+                json!([format!("{BINDING_ATTRIBUTE}={expected}")]),
+            )
+            .with_option(
+                "addattr",
+                json!([format!("{BINDING_ATTRIBUTE}={replacement}")]),
+            );
+        if let Some(otp) = otp {
+            c.options.insert("userpassword".into(), json!(otp.expose()));
+        }
+        c
+    }
+
     /// `host_find nshardwareplatform=<binding>`: every host bound to one
     /// owner with one role (an exact match, as IPA's attribute options are).
     pub fn host_find_bound(binding: &str) -> Self {
         Self::new("host_find", vec![], Map::new())
             .with_option(BINDING_ATTRIBUTE, json!(binding))
             .with_option("sizelimit", json!(0))
+    }
+
+    /// `host_find <text>`: IPA's free-text search, a case-insensitive
+    /// substring of any of the host's search attributes (FQDN, description,
+    /// locality, location, platform, OS version). Callers check what they
+    /// find: some of those attributes are written from tenant input.
+    pub fn host_find_text(text: &str) -> Self {
+        Self::new("host_find", vec![json!(text)], Map::new()).with_option("sizelimit", json!(0))
     }
 
     /// `host_show <fqdn>`.
@@ -450,6 +486,9 @@ pub struct HostEntry {
     pub nshostlocation: Option<String>,
     /// `nshardwareplatform`: the owner binding, when there is one.
     pub binding: Option<String>,
+    /// `krblastpwdchange`: when the host's keys were last set (its
+    /// enrollment); only in answers to commands sent with `all`.
+    pub keys_changed_at: Option<SystemTime>,
 }
 
 impl HostEntry {
@@ -466,8 +505,25 @@ impl HostEntry {
             nsosversion: first(entry, "nsosversion"),
             nshostlocation: first(entry, "nshostlocation"),
             binding: first(entry, BINDING_ATTRIBUTE),
+            keys_changed_at: entry.get("krblastpwdchange").and_then(generalized_time),
         })
     }
+}
+
+/// An LDAP generalized time as IPA's JSON encoder sends it
+/// (`[{"__datetime__": "20261207230000Z"}]`; a bare string is accepted too).
+fn generalized_time(value: &Value) -> Option<SystemTime> {
+    let v = match value {
+        Value::Array(a) => a.first()?,
+        v => v,
+    };
+    let text = match v {
+        Value::Object(o) => o.get("__datetime__")?.as_str()?,
+        Value::String(s) => s.as_str(),
+        _ => return None,
+    };
+    let t = chrono::NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%SZ").ok()?;
+    Some(SystemTime::from(t.and_utc()))
 }
 
 /// A service entry as `service_show` returns it.

@@ -3,6 +3,7 @@
 //! says so.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
@@ -14,6 +15,7 @@ use super::{new_otp, JoinError};
 use crate::config::ConfigFiles;
 use crate::ipa::{IpaClient, NewHost, Secret};
 use crate::join::directory::CloudDirectory;
+use crate::otp_lifetime::{unix_seconds, OtpLifetime, OTPS_ISSUED};
 use crate::ownership::HostBinding;
 use crate::pipeline::extensions::RequestContext;
 use crate::policy::Enforcer;
@@ -42,6 +44,9 @@ pub enum JoinResponse {
         /// The OTP IPA now holds for the host; `None` when the host is
         /// already enrolled (a password cannot be set on it).
         ipaotp: Option<Secret>,
+        /// When `ipaotp` expires ([`OtpLifetime`]): the answer must not be
+        /// served after that.
+        otp_expires_at: Option<SystemTime>,
     },
     /// Enrollment not requested: `{}`.
     NotRequested,
@@ -56,6 +61,7 @@ impl JoinResponse {
                 hostname,
                 krb_realm,
                 ipaotp,
+                ..
             } => {
                 let mut m = Map::new();
                 m.insert("hostname".into(), Value::String(hostname.clone()));
@@ -85,6 +91,8 @@ pub struct JoinHandler {
     pub region: Option<String>,
     /// The policy, for managed services on hosts the instance does not own.
     pub enforcer: Arc<Enforcer>,
+    /// `[DEFAULT] otp_lifetime`.
+    pub otp_lifetime: OtpLifetime,
 }
 
 pub use crate::ownership::HOST_DESCRIPTION;
@@ -179,6 +187,7 @@ impl JoinHandler {
         )
         .map_err(|e| JoinError::BadRequest(e.to_string()))?;
         let otp = Secret::new(new_otp());
+        let issued_at = SystemTime::now();
         let os_version = [image_props.get("os_distro"), image_props.get("os_version")]
             .iter()
             .filter_map(|v| v.and_then(Value::as_str))
@@ -197,7 +206,11 @@ impl JoinHandler {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             force: true,
-            binding: Some(owner.to_attribute()),
+            binding: Some(
+                owner
+                    .with_otp_issued(unix_seconds(issued_at))
+                    .to_attribute(),
+            ),
         };
         let compact_hosts = services
             .iter()
@@ -222,6 +235,7 @@ impl JoinHandler {
         };
         let ipaotp = match enrollment.run().await {
             Ok(Issued::Otp(otp)) => {
+                metrics::counter!(OTPS_ISSUED).increment(1);
                 tracing::info!(host = %fqdn, otp_sha256 = %otp.fingerprint(), request_id = %ctx.request_id, "host ready for enrollment");
                 Some(otp)
             }
@@ -231,10 +245,14 @@ impl JoinHandler {
             }
             Err(e) => return Err(e),
         };
+        let otp_expires_at = ipaotp
+            .as_ref()
+            .and_then(|_| self.otp_lifetime.expires_at(issued_at));
         Ok(JoinResponse::Enrolled {
             hostname: fqdn,
             krb_realm: self.realm.clone(),
             ipaotp,
+            otp_expires_at,
         })
     }
 }

@@ -39,7 +39,8 @@ pub(super) struct Enrollment<'a> {
     pub ipa: &'a IpaClient,
     /// The instance's binding (uuid, project, region), from nova's request.
     pub owner: HostBinding,
-    /// The instance host as it is created: FQDN, OTP, binding, attributes.
+    /// The instance host as it is created: FQDN, OTP, binding (with the
+    /// OTP's issue time), attributes.
     pub host: NewHost,
     /// The OTP carried by `host`.
     pub otp: Secret,
@@ -231,11 +232,17 @@ impl Enrollment<'_> {
         };
         let enrolled = entry.has_keytab;
         let otp = (!enrolled).then(|| self.otp.clone());
+        // The binding records the new OTP's issue time (see
+        // `crate::otp_lifetime`); without an OTP, the owner alone.
+        let binding = match &otp {
+            Some(_) => self.host.binding.clone(),
+            None => Some(self.owner.instance_host().to_attribute()),
+        };
         match owner_of(&entry, &self.owner) {
             HostOwner::This(HostRole::Instance) => Ok(otp.map(|otp| HostWrite::Update {
                 fqdn: entry.fqdn,
                 otp: Some(otp),
-                binding: None,
+                binding,
             })),
             HostOwner::Legacy if self.proves_legacy_owner().await? => {
                 tracing::info!(host = %entry.fqdn, instance_id = %self.owner.instance_id,
@@ -243,7 +250,7 @@ impl Enrollment<'_> {
                 Ok(Some(HostWrite::Update {
                     fqdn: entry.fqdn,
                     otp,
-                    binding: Some(self.host.binding.clone().unwrap_or_default()),
+                    binding,
                 }))
             }
             other => Err(conflict("host", self.fqdn(), &other, &self.owner)),

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
-use super::decision::JoinHandler;
+use super::decision::{JoinHandler, JoinResponse};
 use super::request::VendordataRequest;
 use super::JoinError;
 use crate::config::pipeline_file::PipelineFileError;
 use crate::pipeline::body::{read_all, BodyReadError};
-use crate::pipeline::extensions::{AccessNotes, RequestContext};
+use crate::pipeline::extensions::{AccessNotes, RequestContext, ServeUntil};
 use crate::pipeline::registry::{BuildContext, FilterOptions};
 use crate::pipeline::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
 
@@ -71,7 +71,17 @@ async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<Re
     };
     let instance = request.instance_id.clone().unwrap_or_default();
     let mut resp = match handler.handle(&request, &ctx).await {
-        Ok(answer) => response::json(StatusCode::OK, &answer.to_json()),
+        Ok(answer) => {
+            let mut resp = response::json(StatusCode::OK, &answer.to_json());
+            if let JoinResponse::Enrolled {
+                otp_expires_at: Some(end),
+                ..
+            } = answer
+            {
+                resp.extensions_mut().insert(ServeUntil(end));
+            }
+            resp
+        }
         Err(e) => {
             tracing::info!(request_id = %ctx.request_id, instance_id = %instance, status = e.status().as_u16(), error = %e, "join request failed");
             error_response(&e)

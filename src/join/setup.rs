@@ -9,6 +9,7 @@ use super::fqdn::FqdnPolicy;
 use crate::config::{ConfigError, ConfigFiles, REGION_NAME, SC_REGION_NAME};
 use crate::ipa::settings::{load_default_conf, IpaConfigError};
 use crate::ipa::{IpaClient, IpaClientConfig};
+use crate::otp_lifetime::OtpLifetime;
 use crate::ownership::HostBinding;
 use crate::policy::Enforcer;
 
@@ -83,6 +84,7 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
         .map_err(|e| JoinSetupError::Directory(e.to_string()))?;
     let region = binding_region(&config)?;
     let enforcer = Enforcer::shared(&config).map_err(|e| JoinSetupError::Policy(e.to_string()))?;
+    let otp_lifetime = OtpLifetime::from_config(&config)?;
     Ok(JoinHandler {
         fqdn,
         realm,
@@ -91,5 +93,6 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
         config,
         region,
         enforcer,
+        otp_lifetime,
     })
 }

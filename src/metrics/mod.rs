@@ -120,6 +120,13 @@ pub const EXPORTED: &[(&str, MetricKind)] = &[
     ("novajoin_reconcile_hosts", MetricKind::Gauge),
     ("novajoin_reconcile_removed_total", MetricKind::Counter),
     ("novajoin_reconcile_runs_total", MetricKind::Counter),
+    (crate::otp_lifetime::OTPS_ISSUED, MetricKind::Counter),
+    (crate::otp_lifetime::OTPS_USED, MetricKind::Counter),
+    (crate::otp_lifetime::OTPS_EXPIRED, MetricKind::Counter),
+    (
+        crate::otp_lifetime::OTP_TO_ENROLLMENT,
+        MetricKind::Histogram,
+    ),
 ];
 
 /// Every series name Prometheus can store for the exported metrics
@@ -277,6 +284,13 @@ pub fn builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets(BUCKETS)
         .expect("bucket list is not empty")
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                crate::otp_lifetime::OTP_TO_ENROLLMENT.into(),
+            ),
+            crate::otp_lifetime::ENROLLMENT_BUCKETS,
+        )
+        .expect("bucket list is not empty")
 }
 
 /// Installs the process-wide recorder (once) and returns its handle.
@@ -296,6 +310,24 @@ pub fn install(role: MetricsRole) -> PrometheusHandle {
 
 /// Registers HELP texts for every metric this service records.
 pub fn describe() {
+    describe_counter!(
+        crate::otp_lifetime::OTPS_ISSUED,
+        "Enrollment OTPs set in IPA by the join handler."
+    );
+    describe_counter!(
+        crate::otp_lifetime::OTPS_USED,
+        "Enrollment OTPs a guest enrolled with (counted by the listener's OTP sweep)."
+    );
+    describe_counter!(
+        crate::otp_lifetime::OTPS_EXPIRED,
+        "Enrollment OTPs nobody used within [DEFAULT] otp_lifetime, replaced in IPA by the \
+         listener's OTP sweep."
+    );
+    describe_histogram!(
+        crate::otp_lifetime::OTP_TO_ENROLLMENT,
+        metrics::Unit::Seconds,
+        "Time from an OTP's issue to the host's enrollment with it."
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by route (join, healthcheck, other), method and status code."

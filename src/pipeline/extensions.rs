@@ -185,6 +185,12 @@ impl AccessNotes {
     }
 }
 
+/// Set on a response by the handler when its answer carries a secret that
+/// expires (an enrollment OTP, see [`crate::otp_lifetime`]): the response
+/// cache does not serve the answer at or after this instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeUntil(pub std::time::SystemTime);
+
 /// The response cache's outcome, in the response's [`AccessNotes`], so
 /// the access log can say whether the answer came from the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -30,3 +30,12 @@ pub fn settled_log(path: &std::path::Path) -> String {
         last = now;
     }
 }
+
+/// The value of one series (`name` or `name{labels}`, exactly as the
+/// exporter writes it) in a Prometheus text exposition.
+pub fn prometheus_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
