@@ -101,6 +101,49 @@ pub struct PipelineFile {
     pub options: BTreeMap<String, BTreeMap<String, OptionAt>>,
 }
 
+impl PipelineFile {
+    /// Whether any chain names `filter`.
+    pub fn mentions(&self, filter: &str) -> bool {
+        self.filters
+            .iter()
+            .chain(self.routes.iter().flat_map(|r| r.filters.iter()))
+            .any(|f| f.name == filter)
+    }
+
+    /// The same pipeline with `authtoken` followed by `keystonecontext`
+    /// replaced by `noauth` in every chain (what `auth_strategy = noauth`
+    /// meant for the original's paste pipeline). Other chains are kept.
+    pub fn with_noauth(&self) -> Self {
+        let swap = |filters: &[NamedAt]| {
+            let mut out: Vec<NamedAt> = Vec::with_capacity(filters.len());
+            let mut i = 0;
+            while i < filters.len() {
+                let pair = filters[i].name == "authtoken"
+                    && filters
+                        .get(i + 1)
+                        .is_some_and(|f| f.name == "keystonecontext");
+                if pair {
+                    out.push(NamedAt {
+                        name: "noauth".into(),
+                        line: filters[i].line,
+                    });
+                    i += 2;
+                } else {
+                    out.push(filters[i].clone());
+                    i += 1;
+                }
+            }
+            out
+        };
+        let mut file = self.clone();
+        file.filters = swap(&self.filters);
+        for route in &mut file.routes {
+            route.filters = swap(&route.filters);
+        }
+        file
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -220,6 +263,24 @@ impl PipelineFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn noauth_replaces_the_keystone_pair_in_every_chain() {
+        let text = "filters = [\"request_id\"]\n\n[[route]]\npath = \"/v1\"\n\
+                    filters = [\"authtoken\", \"keystonecontext\", \"policy\"]\napp = \"join\"\n";
+        let p = PipelineFile::parse(Path::new("p.toml"), text).unwrap();
+        assert!(!p.mentions("noauth"));
+        let n = p.with_noauth();
+        let names: Vec<_> = n.routes[0]
+            .filters
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["noauth", "policy"]);
+        assert_eq!(n.routes[0].filters[0].line, p.routes[0].filters[0].line);
+        assert!(n.mentions("noauth") && !n.mentions("authtoken"));
+        assert_eq!(n.filters[0].name, "request_id");
+    }
 
     #[test]
     fn parses_routes_and_options_with_lines() {

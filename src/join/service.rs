@@ -1,6 +1,10 @@
 //! The `join` app: the tower service at the end of the `/v1` pipeline.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::sync::Arc;
+use tower::Service;
 
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -12,7 +16,7 @@ use crate::config::pipeline_file::PipelineFileError;
 use crate::pipeline::body::{read_all, BodyReadError};
 use crate::pipeline::extensions::{AccessNotes, RequestContext, ServeUntil};
 use crate::pipeline::registry::{BuildContext, FilterOptions};
-use crate::pipeline::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
+use crate::pipeline::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 
 /// The service.
 #[derive(Clone)]
@@ -91,14 +95,20 @@ async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<Re
     resp
 }
 
-impl Filter for JoinService {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for JoinService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
         let handler = self.handler.clone();
         Box::pin(async move { Ok(answer(handler, req).await) })
     }
 }
-
-crate::pipeline::filter_service!(JoinService);
 
 /// Builds the `join` app from join.conf: IPA client, keystone and glance
 /// access, FQDN rules and realm.
@@ -113,6 +123,6 @@ pub fn build_app(
             .await
             .map_err(PipelineFileError::component)?;
         ctx.health.register(Arc::new(handler.ipa.health()));
-        Ok(boxed_filter(JoinService::new(Arc::new(handler))))
+        Ok(boxed(JoinService::new(Arc::new(handler))))
     })
 }

@@ -14,11 +14,15 @@
 //! of keystonemiddleware, see [`crate::keystone::options`]), overridable in
 //! `[filter.authtoken]` of pipeline.toml.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tower::Service;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -27,7 +31,7 @@ use http_body_util::Full;
 
 use super::extensions::{Identity, IdentityStatus};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
 use crate::keystone::auth::{PasswordAuth, PasswordAuthOptions};
@@ -249,15 +253,21 @@ impl tower::Layer<HttpService> for AuthTokenLayer {
     }
 }
 
-impl Filter for AuthToken {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
-        let inner = self.inner.clone();
+impl Service<Request<ReqBody>> for AuthToken {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
+        let inner = take_ready(&mut self.inner);
         let shared = self.shared.clone();
         Box::pin(async move { Ok(handle(shared, inner, req).await) })
     }
 }
-
-super::filter_service!(AuthToken);
 
 /// The 401 answer.
 pub fn unauthorized(www_authenticate: &HeaderValue) -> Response<RespBody> {
@@ -419,7 +429,7 @@ enum Checked {
 
 async fn handle(
     shared: Arc<Shared>,
-    inner: HttpService,
+    mut inner: HttpService,
     mut req: Request<ReqBody>,
 ) -> Response<RespBody> {
     let s = &shared.settings;
@@ -565,7 +575,7 @@ async fn handle(
         }
         _ => return unauthorized(&s.www_authenticate),
     }
-    let mut resp = match inner.call_ref(req).await {
+    let mut resp = match inner.call(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -854,7 +864,7 @@ pub fn build(
         let (validator, settings) = from_options(opts, &ctx).await?;
         let layer = AuthTokenLayer::new(validator, settings);
         let factory: FilterFactory =
-            Arc::new(move |inner| boxed_filter(tower::Layer::layer(&layer, inner)));
+            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
         Ok(factory)
     })
 }

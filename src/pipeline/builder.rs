@@ -1,12 +1,16 @@
 //! Assembles the tower stack from a parsed pipeline file.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::collections::HashSet;
 use std::sync::Arc;
+use tower::{Service, ServiceExt};
 
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
 
 use super::registry::{self, BuildContext, Capability, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
+use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{NamedAt, PipelineFile, PipelineFileError};
 
 /// Checks a pipeline file against the filters this binary has, and builds
@@ -57,7 +61,7 @@ pub async fn build(
         }
         routes.push((route.path.clone(), svc));
     }
-    let mut svc = boxed_filter(Router {
+    let mut svc = boxed(Router {
         routes: Arc::new(routes),
     });
     for f in outer_factories.iter().rev() {
@@ -138,8 +142,16 @@ struct Router {
     routes: Arc<Vec<(String, HttpService)>>,
 }
 
-impl Filter for Router {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for Router {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
         let path = req.uri().path();
         let found = self
             .routes
@@ -153,7 +165,7 @@ impl Filter for Router {
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, svc)| svc);
         match found {
-            Some(svc) => svc.call_ref(req),
+            Some(svc) => Box::pin(svc.clone().oneshot(req)),
             None => {
                 let path = path.to_string();
                 Box::pin(async move {
@@ -169,5 +181,3 @@ impl Filter for Router {
         }
     }
 }
-
-super::filter_service!(Router);

@@ -9,7 +9,11 @@
 //! Options (`[filter.cache]` in pipeline.toml, else `[cache]` in join.conf):
 //! see [`crate::cache::options`].
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::sync::Arc;
+use tower::Service;
 
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
@@ -17,7 +21,7 @@ use http::{Request, Response, StatusCode};
 use super::body::{self, BodyReadError};
 use super::extensions::{AccessNotes, Authorized, CacheOutcome};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options as opt;
 use crate::cache::{KeyMemo, RawCacheOptions, ResponseCache};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
@@ -42,9 +46,17 @@ impl CacheService {
     }
 }
 
-impl Filter for CacheService {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
-        let inner = self.inner.clone();
+impl Service<Request<ReqBody>> for CacheService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
+        let inner = take_ready(&mut self.inner);
         let cache = self.cache.clone();
         let keys = self.keys.clone();
         Box::pin(async move {
@@ -97,10 +109,8 @@ impl Filter for CacheService {
     }
 }
 
-super::filter_service!(CacheService);
-
-async fn call_inner(inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
-    match inner.call_ref(req).await {
+async fn call_inner(mut inner: HttpService, req: Request<ReqBody>) -> Response<RespBody> {
+    match inner.call(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     }
@@ -202,7 +212,7 @@ pub fn build(
             "response cache ready"
         );
         let factory: FilterFactory =
-            Arc::new(move |inner| boxed_filter(CacheService::new(inner, cache.clone())));
+            Arc::new(move |inner| boxed(CacheService::new(inner, cache.clone())));
         Ok(factory)
     })
 }

@@ -5,14 +5,16 @@
 //! empty 200 (so for novajoin every OPTIONS gets 200). Operators' browsers
 //! and tests depend on that, so this filter reproduces it.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use tower::Layer;
+use tower::{Layer, Service};
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::{
     CORS_ALLOWED_ORIGIN, CORS_ALLOW_CREDENTIALS, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS,
@@ -196,12 +198,20 @@ fn actual(
     resp
 }
 
-impl Filter for Cors {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for Cors {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
         if req.method() == Method::OPTIONS {
             let policy = self.policy.clone();
             let headers = req.headers().clone();
-            let fut = self.inner.call_ref(req);
+            let fut = take_ready(&mut self.inner).call(req);
             return Box::pin(async move { Ok(preflight(&policy, &headers, fut.await?)) });
         }
         // An actual request gets CORS headers only when it names an
@@ -213,15 +223,13 @@ impl Filter for Cors {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
         else {
-            return self.inner.call_ref(req);
+            return take_ready(&mut self.inner).call(req);
         };
         let policy = self.policy.clone();
-        let fut = self.inner.call_ref(req);
+        let fut = take_ready(&mut self.inner).call(req);
         Box::pin(async move { Ok(actual(&policy, Some(&origin), fut.await?)) })
     }
 }
-
-super::filter_service!(Cors);
 
 /// Builds the filter from `[cors]` (or the pipeline table).
 pub fn build(
@@ -239,7 +247,7 @@ pub fn build(
         };
         opts.finish()?;
         let layer = CorsLayer::new(policy);
-        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
         Ok(f)
     })
 }

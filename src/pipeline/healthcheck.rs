@@ -6,15 +6,17 @@
 //! asks the [`HealthRegistry`] probes that components registered (Redis,
 //! IPA, ...): a failed probe gives 503, a degraded one is reported with 200.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{header, HeaderValue, Method, Request, StatusCode};
-use tower::Layer;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use tower::{Layer, Service};
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
+use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::{HC_BACKENDS, HC_DETAILED, HC_DISABLE_BY_FILE_PATH, HC_ENABLE_BY_FILE_PATHS};
 use crate::health::{HealthRegistry, HealthState};
@@ -99,12 +101,20 @@ async fn evaluate(
     out
 }
 
-impl Filter for Healthcheck {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for Healthcheck {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
         let ours = req.uri().path() == self.settings.path
             && (req.method() == Method::GET || req.method() == Method::HEAD);
         if !ours {
-            return self.inner.call_ref(req);
+            return take_ready(&mut self.inner).call(req);
         }
         let settings = self.settings.clone();
         let registry = self.registry.clone();
@@ -137,8 +147,6 @@ impl Filter for Healthcheck {
         })
     }
 }
-
-super::filter_service!(Healthcheck);
 
 /// Builds the filter: `path` (pipeline table only), and the `[healthcheck]`
 /// options.
@@ -200,7 +208,7 @@ pub fn build(
         };
         opts.finish()?;
         let layer = HealthcheckLayer::new(settings, ctx.health.clone());
-        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
         Ok(f)
     })
 }

@@ -8,15 +8,19 @@
 //! look at proxy headers. The same `Arc` goes into the response's
 //! [`AccessNotes`] for the access log (shared, not copied).
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::sync::Arc;
+use tower::Service;
 
 use futures::future::BoxFuture;
-use http::{header, HeaderMap, HeaderName, Request};
+use http::{header, HeaderMap, HeaderName, Request, Response};
 use tower::Layer;
 
 use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
+use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::ENABLE_PROXY_HEADERS_PARSING;
 
@@ -105,8 +109,16 @@ pub fn origin_from(headers: &HeaderMap, peer: Option<String>, enabled: bool) -> 
     o
 }
 
-impl Filter for ProxyHeaders {
-    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for ProxyHeaders {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> HttpFuture {
         let peer = req
             .extensions()
             .get::<PeerAddr>()
@@ -114,7 +126,7 @@ impl Filter for ProxyHeaders {
             .map(str::to_string);
         let origin = Arc::new(origin_from(req.headers(), peer, self.enabled));
         req.extensions_mut().insert(origin.clone());
-        let fut = self.inner.call_ref(req);
+        let fut = take_ready(&mut self.inner).call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             AccessNotes::of(&mut resp).origin = Some(origin);
@@ -122,8 +134,6 @@ impl Filter for ProxyHeaders {
         })
     }
 }
-
-super::filter_service!(ProxyHeaders);
 
 /// Builds the filter: option `enable_proxy_headers_parsing` (pipeline table
 /// or `[oslo_middleware]`).
@@ -135,7 +145,7 @@ pub fn build(
         let enabled = opts.bool(&ENABLE_PROXY_HEADERS_PARSING)?;
         opts.finish()?;
         let layer = ProxyHeadersLayer::new(enabled);
-        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
         Ok(f)
     })
 }

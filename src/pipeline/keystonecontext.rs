@@ -13,7 +13,11 @@
 //! do this but its branch never ran, so it always said false.) The check is
 //! an [`AdminCheck`], so tests and other setups can supply their own.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::sync::Arc;
+use tower::Service;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -23,7 +27,7 @@ use http_body_util::Full;
 use super::authtoken::UNAUTHORIZED_BODY;
 use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::policy::enforcer::{Decision, Enforcer};
 use crate::policy::memo::{DecisionMemo, SharedKey};
@@ -116,18 +120,24 @@ pub fn context_for(
     Some(ctx)
 }
 
-impl Filter for KeystoneContext {
-    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for KeystoneContext {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> HttpFuture {
         let Some(ctx) = context_for(&req, self.admin.as_deref()) else {
             tracing::info!("rejecting request: no confirmed identity reached keystonecontext");
             return Box::pin(async { Ok(unauthenticated()) });
         };
         req.extensions_mut().insert(ctx);
-        self.inner.call_ref(req)
+        take_ready(&mut self.inner).call(req)
     }
 }
-
-super::filter_service!(KeystoneContext);
 
 /// `context_is_admin` through the policy enforcer.
 ///
@@ -190,7 +200,7 @@ pub fn build(
         let layer =
             KeystoneContextLayer::with_admin_check(Arc::new(PolicyAdminCheck::new(enforcer)));
         let factory: FilterFactory =
-            Arc::new(move |inner| boxed_filter(tower::Layer::layer(&layer, inner)));
+            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
         Ok(factory)
     })
 }

@@ -5,16 +5,18 @@
 //! another), exactly where authtoken and keystonecontext would. The server
 //! logs a loud warning at start when this filter is in the pipeline.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use arc_swap::ArcSwapOption;
 use futures::future::BoxFuture;
-use http::Request;
-use tower::Layer;
+use http::{Request, Response};
+use tower::{Layer, Service};
 
 use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
+use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The layer.
@@ -62,8 +64,16 @@ fn header(req: &Request<ReqBody>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-impl Filter for NoAuth {
-    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for NoAuth {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> HttpFuture {
         let identity = Identity {
             user_id: header(&req, "x-user-id").unwrap_or_else(|| "noauth".into()),
             user_name: header(&req, "x-user-name").unwrap_or_else(|| "nova".into()),
@@ -86,11 +96,9 @@ impl Filter for NoAuth {
         req.extensions_mut()
             .insert(IdentityStatus::Confirmed(identity));
         req.extensions_mut().insert(ctx);
-        self.inner.call_ref(req)
+        take_ready(&mut self.inner).call(req)
     }
 }
-
-super::filter_service!(NoAuth);
 
 /// Builds the filter; it has no options. Warns loudly: every caller is trusted.
 pub fn build(
@@ -100,7 +108,7 @@ pub fn build(
     Box::pin(async move {
         opts.finish()?;
         tracing::warn!("the noauth filter is in the pipeline: EVERY CALLER IS TRUSTED and can obtain OTPs; development only, never in production");
-        let f: FilterFactory = Arc::new(|inner| boxed_filter(NoAuthLayer.layer(inner)));
+        let f: FilterFactory = Arc::new(|inner| boxed(NoAuthLayer.layer(inner)));
         Ok(f)
     })
 }

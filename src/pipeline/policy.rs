@@ -11,14 +11,18 @@
 //! check (default `join:create`). The policy files come from join.conf's
 //! `[oslo_policy]` group and are reloaded when they change.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use std::sync::Arc;
+use tower::Service;
 
 use futures::future::BoxFuture;
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
 
 use super::extensions::{Authorized, Identity, RequestContext};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody};
+use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::policy::context::{context_dict, PER_REQUEST_KEYS};
 use crate::policy::eval::{may_read_any, RuleLookup};
@@ -77,7 +81,7 @@ pub fn build(
             });
         }
         let factory: FilterFactory = Arc::new(move |inner: HttpService| {
-            boxed_filter(PolicyService::new(inner, enforcer.clone(), &action))
+            boxed(PolicyService::new(inner, enforcer.clone(), &action))
         });
         Ok(factory)
     })
@@ -141,19 +145,25 @@ impl PolicyService {
     }
 }
 
-impl Filter for PolicyService {
-    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for PolicyService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> HttpFuture {
         if !self.decide(req.extensions().get::<RequestContext>()) {
             return Box::pin(async { Ok(response::default_fault(StatusCode::FORBIDDEN)) });
         }
         req.extensions_mut().insert(Authorized {
             action: self.action.clone(),
         });
-        self.inner.call_ref(req)
+        take_ready(&mut self.inner).call(req)
     }
 }
-
-super::filter_service!(PolicyService);
 
 #[cfg(test)]
 mod tests {

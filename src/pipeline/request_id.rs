@@ -5,15 +5,17 @@
 //! An inbound `X-Openstack-Request-Id` of exactly oslo's format becomes the
 //! global request id; anything else is ignored, and it is never echoed.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use http::{HeaderName, HeaderValue, Request};
-use tower::Layer;
+use http::{HeaderName, HeaderValue, Request, Response};
+use tower::{Layer, Service};
 
 use super::extensions::{AccessNotes, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, Filter, HttpFuture, HttpService, ReqBody};
+use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The response header name, spelled as oslo adds it.
@@ -62,8 +64,16 @@ pub struct RequestIdService {
     inner: HttpService,
 }
 
-impl Filter for RequestIdService {
-    fn call(&self, mut req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for RequestIdService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> HttpFuture {
         let local = new_request_id();
         let global = req
             .headers()
@@ -76,7 +86,7 @@ impl Filter for RequestIdService {
             global: global.clone(),
         };
         req.extensions_mut().insert(id);
-        let fut = self.inner.call_ref(req);
+        let fut = take_ready(&mut self.inner).call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             AccessNotes::of(&mut resp).global_request_id = global;
@@ -90,8 +100,6 @@ impl Filter for RequestIdService {
     }
 }
 
-super::filter_service!(RequestIdService);
-
 /// Builds the filter; it has no options.
 pub fn build(
     opts: FilterOptions,
@@ -99,7 +107,7 @@ pub fn build(
 ) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         opts.finish()?;
-        let f: FilterFactory = Arc::new(|inner| boxed_filter(RequestIdLayer.layer(inner)));
+        let f: FilterFactory = Arc::new(|inner| boxed(RequestIdLayer.layer(inner)));
         Ok(f)
     })
 }

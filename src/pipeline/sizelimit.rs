@@ -6,16 +6,18 @@
 //! fails, and the reader ([`super::body::read_all`]) answers 413. A body of
 //! exactly the limit is accepted.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use tower::Layer;
+use tower::{Layer, Service};
 
 use super::body::BoxError;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed_filter, response, Filter, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::MAX_REQUEST_BODY_SIZE;
 
@@ -58,8 +60,16 @@ pub fn too_large(limit: usize) -> Response<RespBody> {
     )
 }
 
-impl Filter for SizeLimit {
-    fn call(&self, req: Request<ReqBody>) -> HttpFuture {
+impl Service<Request<ReqBody>> for SizeLimit {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> HttpFuture {
         let limit = self.limit;
         let declared = req
             .headers()
@@ -75,11 +85,9 @@ impl Filter for SizeLimit {
             return Box::pin(async move { Ok(too_large(limit)) });
         }
         let req = req.map(|b| Limited::new(b, limit).map_err(BoxError::new).boxed_unsync());
-        self.inner.call_ref(req)
+        take_ready(&mut self.inner).call(req)
     }
 }
-
-super::filter_service!(SizeLimit);
 
 /// Builds the filter: option `max_request_body_size` (pipeline table or
 /// `[oslo_middleware]`).
@@ -91,7 +99,7 @@ pub fn build(
         let limit = opts.int(&MAX_REQUEST_BODY_SIZE)?.unwrap_or(114_688) as usize;
         opts.finish()?;
         let layer = SizeLimitLayer::new(limit);
-        let f: FilterFactory = Arc::new(move |inner| boxed_filter(layer.layer(inner)));
+        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
         Ok(f)
     })
 }

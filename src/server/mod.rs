@@ -26,6 +26,7 @@ use crate::pipeline::extensions::{AccessNotes, PeerAddr};
 use crate::pipeline::registry::BuildContext;
 use crate::pipeline::{builder, HttpService, RespBody};
 use lingering_close::LingeringClose;
+use tower::ServiceExt;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,27 +114,14 @@ pub async fn build_stack(
     let path = pipeline_path(&cfg);
     let file = PipelineFile::load(&path)?;
     let noauth = cfg.choice(&AUTH_STRATEGY)?.as_deref() == Some("noauth");
-    let mentions_noauth = file
-        .filters
-        .iter()
-        .chain(file.routes.iter().flat_map(|r| r.filters.iter()))
-        .any(|f| f.name == "noauth");
-    if noauth && !mentions_noauth {
-        // auth_strategy = noauth with the default pipeline: swap the keystone
-        // filters for noauth, as the original's auth_strategy meant.
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let swapped = text.replace("\"authtoken\", \"keystonecontext\"", "\"noauth\"");
-        let file = PipelineFile::parse(&path, &swapped)?;
+    let file = if noauth && !file.mentions("noauth") {
+        // auth_strategy = noauth with the default pipeline: the keystone
+        // filters give way to noauth, as the original's auth_strategy meant.
         tracing::warn!("auth_strategy = noauth: tokens are NOT validated; development only");
-        return Ok(builder::build(
-            &file,
-            &BuildContext {
-                config: cfg,
-                health,
-            },
-        )
-        .await?);
-    }
+        file.with_noauth()
+    } else {
+        file
+    };
     Ok(builder::build(
         &file,
         &BuildContext {
@@ -338,7 +326,7 @@ impl Responder {
         let mut req = req.map(|b| b.map_err(BoxError::new).boxed_unsync());
         let peer_ip = peer.ip.clone();
         req.extensions_mut().insert(peer);
-        let resp = match self.stack.call_ref(req).await {
+        let resp = match self.stack.clone().oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},
         };
