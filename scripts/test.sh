@@ -20,6 +20,10 @@ rabbitmqctl -q status >/dev/null 2>&1 || rabbitmq-server -detached
 for _ in $(seq 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 rabbitmqctl -q start_app >/dev/null 2>&1 || true
 
+# Every dependency declared is used (cargo-machete, installed by
+# install-test-deps.sh).
+cargo machete
+
 cargo build --all-targets --locked
 cargo test --all-targets --locked "$@"
 
