@@ -190,7 +190,7 @@ ProxyPassReverse "/ipa/" "{backend}/ipa/"
     )
 }
 
-// ---- helpers for fronts with TLS and Unix sockets (tests/packaging.rs) ----
+// ---- helpers for fronts with TLS and Unix sockets (tests/packaging_httpd.rs) ----
 
 /// The user httpd's workers run as ([`minimal_config`]).
 pub const RUN_USER: &str = "www-data";

@@ -10,6 +10,7 @@ pub mod kdc;
 pub mod keystone;
 pub mod notify;
 pub mod nova_neutron;
+pub mod packaging;
 pub mod rabbit;
 pub mod redis;
 pub mod server;
@@ -30,5 +31,21 @@ pub fn settled_log(path: &std::path::Path) -> String {
             return String::from_utf8_lossy(&now).into_owned();
         }
         last = now;
+    }
+}
+
+/// Polls `f` every 50 ms until it gives a value; panics naming `what`
+/// after 10 s.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
