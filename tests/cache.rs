@@ -153,9 +153,14 @@ fn stack(cache: &ResponseCache, h: &Arc<Handler>) -> HttpService {
 }
 
 fn nova_body(instance_id: &str, hostname: &str) -> Value {
-    json!({"project-id": "8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f", "instance-id": instance_id,
-           "image-id": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "user-data": null, "hostname": hostname,
-           "metadata": {"ipa_enroll": "True"}, "boot-roles": "member,reader"})
+    let text = support::vendordata::nova_body_with(
+        hostname,
+        instance_id,
+        Some("155d900f-4e14-4e4c-a73d-069cbf4541e6"),
+        Some("8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f"),
+        support::vendordata::enroll(),
+    );
+    serde_json::from_str(&text).unwrap()
 }
 
 fn request(body: &Value) -> Request<ReqBody> {
