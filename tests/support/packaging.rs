@@ -2,12 +2,7 @@
 //! shipped files from the repository, and the generated ones compared with
 //! what the code produces now (`NOVAJOIN_UPDATE_PACKAGING=1` rewrites them).
 
-use std::path::PathBuf;
-
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::keystone::repo_root as repo;
 
 /// A file of the repository, as shipped.
 pub fn shipped(rel: &str) -> String {
