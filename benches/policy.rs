@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench --bench policy`
 
+// criterion_group! declares an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use novajoin::pipeline::extensions::{Identity, RequestContext};

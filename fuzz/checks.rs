@@ -28,7 +28,7 @@ const CONTENT_TYPES: [Option<&str>; 4] = [
 /// the handler derives from the body before it calls IPA (metadata strings,
 /// host name, service requests), and the cache filter's own reading of the
 /// body. Nothing may panic; a parsed request always has a hostname.
-pub fn vendordata_request(data: &[u8]) {
+pub(crate) fn vendordata_request(data: &[u8]) {
     let (selector, body) = match data.split_first() {
         Some((s, rest)) => (*s as usize, rest),
         None => (0, data),
@@ -94,7 +94,7 @@ fn object(v: Value) -> Map<String, Value> {
 /// a target, with the rule able to refer to itself (`rule:main`) and to
 /// another rule that refers back. Nothing may panic or recurse without
 /// bound.
-pub fn policy_rule(data: &[u8]) {
+pub(crate) fn policy_rule(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -117,7 +117,7 @@ pub fn policy_rule(data: &[u8]) {
 /// The policy file parser (`policy::file::parse_policy_text`: the YAML and
 /// JSON that policy files use), then each rule value (text or the legacy
 /// list of lists). Nothing may panic.
-pub fn policy_file(data: &[u8]) {
+pub(crate) fn policy_file(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -136,7 +136,7 @@ pub fn policy_file(data: &[u8]) {
 /// decoded notification into events, in both notification formats.
 /// Nothing may panic; a decoded notification has an event type and a
 /// publisher.
-pub fn notification_envelope(data: &[u8]) {
+pub(crate) fn notification_envelope(data: &[u8]) {
     let _ = salvage_message_id(data);
     let Ok(n) = decode(data, None) else {
         return;

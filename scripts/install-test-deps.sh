@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine of this kind:
 # Debian packages (KDC, Apache with mod_auth_gssapi, build deps for GSSAPI,
-# wrk, shellcheck, systemd-analyze, promtool from prometheus) and the Python venv with the real
+# wrk, shellcheck, systemd-analyze, promtool from prometheus), cargo-machete,
+# and the Python venv with the real
 # keystone, keystonemiddleware, oslo.policy and oslo.messaging.
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -28,6 +29,11 @@ if ! "$venv/bin/python" -c 'import keystone, keystonemiddleware, oslo_policy, os
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q "${python_pkgs[@]}"
+fi
+# cargo-machete: the unused-dependency check of scripts/test.sh.
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  echo "installing cargo-machete"
+  cargo install --locked -q cargo-machete
 fi
 # The keystone template (keys, database, users) the tests copy: about a
 # minute once, then reused from target/.

@@ -20,6 +20,13 @@ rabbitmqctl -q status >/dev/null 2>&1 || rabbitmq-server -detached
 for _ in $(seq 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 rabbitmqctl -q start_app >/dev/null 2>&1 || true
 
+# Every dependency declared is used (cargo-machete, installed by
+# install-test-deps.sh), the code is formatted, and the [lints] table of
+# Cargo.toml (clippy, unreachable_pub, missing_docs) holds for every target.
+cargo machete
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 cargo build --all-targets --locked
 cargo test --all-targets --locked "$@"
 

@@ -1,3 +1,6 @@
+//! The `novajoin` command (and `novajoin-status`); everything else is in
+//! the library.
+
 // mimalloc: many small, short-lived allocations per request across two
 // worker threads; glibc's malloc spent a fifth of the cache-hit path on
 // them (docs/PERFORMANCE.md).

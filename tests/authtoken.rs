@@ -669,11 +669,7 @@ async fn redis_entries_written_without_the_key_are_refused() {
 async fn redis_down_degrades_to_memory_and_reports_it() {
     let ks = shared_async(Provider::Fernet).await;
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::server::free_port();
     let conf = base_conf(ks, &format!(
         "redis_url = redis://127.0.0.1:{port}/0\nmemcache_security_strategy = MAC\nmemcache_secret_key = k\n\
          memcache_pool_socket_timeout = 1\n"));

@@ -51,12 +51,13 @@ async fn start_server(conf: String) -> NovajoinServer {
 
 /// The body nova sends for an instance that asks for enrollment.
 fn nova_body(hostname: &str) -> String {
-    json!({
-        "project-id": null, "instance-id": uuid::Uuid::new_v4().to_string(), "image-id": "",
-        "user-data": null, "hostname": hostname, "metadata": {"ipa_enroll": "True"},
-        "boot-roles": "member,reader"
-    })
-    .to_string()
+    support::vendordata::nova_body_with(
+        hostname,
+        &support::vendordata::new_instance_id(),
+        Some(""),
+        None,
+        support::vendordata::enroll(),
+    )
 }
 
 async fn post(

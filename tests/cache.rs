@@ -153,9 +153,14 @@ fn stack(cache: &ResponseCache, h: &Arc<Handler>) -> HttpService {
 }
 
 fn nova_body(instance_id: &str, hostname: &str) -> Value {
-    json!({"project-id": "8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f", "instance-id": instance_id,
-           "image-id": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "user-data": null, "hostname": hostname,
-           "metadata": {"ipa_enroll": "True"}, "boot-roles": "member,reader"})
+    let text = support::vendordata::nova_body_with(
+        hostname,
+        instance_id,
+        Some("155d900f-4e14-4e4c-a73d-069cbf4541e6"),
+        Some("8c3d8a0f2b6e4d3c9a5e1f0b7c6d5e4f"),
+        support::vendordata::enroll(),
+    );
+    serde_json::from_str(&text).unwrap()
 }
 
 fn request(body: &Value) -> Request<ReqBody> {
@@ -1125,7 +1130,7 @@ mod servers {
     use support::keystone::{Keystone, Provider};
     use support::server::{repo_pipeline, NovajoinServer, ServerFiles};
 
-    pub struct Cluster {
+    pub(crate) struct Cluster {
         pub ipa: IpaDouble,
         _glance: GlanceDouble,
         pub keystone: &'static Keystone,
@@ -1136,7 +1141,7 @@ mod servers {
 
     /// `n` servers with the repository's pipeline.toml and `cache_conf` as
     /// their `[cache]` section; `log` is their RUST_LOG.
-    pub async fn cluster(n: usize, cache_conf: &str, log: &str) -> Cluster {
+    pub(crate) async fn cluster(n: usize, cache_conf: &str, log: &str) -> Cluster {
         let keystone = tokio::task::spawn_blocking(|| Keystone::shared(Provider::Fernet))
             .await
             .unwrap();
@@ -1201,13 +1206,13 @@ mod servers {
     }
 
     /// What a server answered.
-    pub struct Reply {
+    pub(crate) struct Reply {
         pub status: u16,
         pub body: Value,
     }
 
     impl Reply {
-        pub fn otp(&self) -> String {
+        pub(crate) fn otp(&self) -> String {
             self.body["ipaotp"]
                 .as_str()
                 .unwrap_or_else(|| panic!("no ipaotp: {} {}", self.status, self.body))
@@ -1216,19 +1221,19 @@ mod servers {
     }
 
     impl Cluster {
-        pub fn fqdn(&self, host: &str) -> String {
+        pub(crate) fn fqdn(&self, host: &str) -> String {
             format!("{host}.{}", self.ipa.domain())
         }
 
         /// POSTs nova's body for `id` / `host` to server `i` with `token`.
-        pub async fn post_as(&self, i: usize, token: &str, id: &str, host: &str) -> Reply {
+        pub(crate) async fn post_as(&self, i: usize, token: &str, id: &str, host: &str) -> Reply {
             self.try_post_as(i, token, id, host)
                 .await
                 .expect("server answers")
         }
 
         /// The same, for a server that may be dead.
-        pub async fn try_post_as(
+        pub(crate) async fn try_post_as(
             &self,
             i: usize,
             token: &str,
@@ -1254,14 +1259,14 @@ mod servers {
             })
         }
 
-        pub async fn post(&self, i: usize, id: &str, host: &str) -> Reply {
+        pub(crate) async fn post(&self, i: usize, id: &str, host: &str) -> Reply {
             self.post_as(i, &self.token.clone(), id, host).await
         }
 
         /// Has every server validate nova's token once (keystone, shared by
         /// every test on a loaded machine, can be slow to answer the first
         /// time; authtoken answers 503 then), then zeroes IPA's counters.
-        pub async fn warm_up(&self) {
+        pub(crate) async fn warm_up(&self) {
             for i in 0..self.servers.len() {
                 let id = new_id();
                 let mut last = None;
@@ -1284,14 +1289,14 @@ mod servers {
 
         /// Enrollments IPA saw: one OTP set (`host_add` or `host_mod`) per
         /// enrollment.
-        pub fn enrollments(&self) -> u64 {
+        pub(crate) fn enrollments(&self) -> u64 {
             self.ipa.otps_set()
         }
     }
 
     /// `per_instance` concurrent requests for each of `n` new instances,
     /// spread over the servers; returns (instance, host, replies).
-    pub async fn server_burst(
+    pub(crate) async fn server_burst(
         c: &Arc<Cluster>,
         n: usize,
         per_instance: usize,
@@ -1326,7 +1331,7 @@ mod servers {
     }
 
     /// Statuses seen and one body per status, for failure messages.
-    pub fn summary(results: &[(String, String, Vec<Reply>)]) -> String {
+    pub(crate) fn summary(results: &[(String, String, Vec<Reply>)]) -> String {
         let mut by: std::collections::BTreeMap<u16, (usize, String)> = Default::default();
         for r in results.iter().flat_map(|(_, _, r)| r) {
             let e = by
@@ -1338,7 +1343,7 @@ mod servers {
     }
 
     /// Every instance got one OTP, the one IPA holds for its host.
-    pub fn assert_one_valid_otp_each(c: &Cluster, results: &[(String, String, Vec<Reply>)]) {
+    pub(crate) fn assert_one_valid_otp_each(c: &Cluster, results: &[(String, String, Vec<Reply>)]) {
         for (id, host, replies) in results {
             let otp = replies[0].otp();
             for r in replies {
@@ -1352,7 +1357,7 @@ mod servers {
         }
     }
 
-    pub fn redis_cache_conf(ns: &RedisNamespace, extra: &str) -> String {
+    pub(crate) fn redis_cache_conf(ns: &RedisNamespace, extra: &str) -> String {
         format!(
             "backend = redis\nttl = 600\nwait_timeout = 300\nredis_url = {}\nsecret_key = {SECRET}\nkey_prefix = {}\nredis_timeout = 10\n{extra}",
             ns.url, ns.prefix

@@ -11,17 +11,8 @@ use serde_json::{json, Value};
 use support::glance::GlanceDouble;
 use support::ipa::IpaDouble;
 use support::keystone::{Keystone, Provider};
-use support::server::{NovajoinServer, ServerFiles};
-
-/// The pipeline for handler tests: the repository's outer filters, with
-/// `noauth` in place of the keystone filters (authtoken has its own tests).
-const NOAUTH_PIPELINE: &str = r#"
-filters = ["http_proxy_to_wsgi", "request_id", "healthcheck", "sizelimit", "cors"]
-[[route]]
-path = "/v1"
-filters = ["noauth"]
-app = "join"
-"#;
+use support::server::{NovajoinServer, ServerFiles, NOAUTH_PIPELINE};
+use support::vendordata::{new_instance_id, nova_body_with};
 
 struct Env {
     ipa: IpaDouble,
@@ -113,50 +104,14 @@ async fn env() -> Env {
     env_with("", NOAUTH_PIPELINE).await
 }
 
-/// The body nova sends (spec/nova-vendordata.md §4), key order and all,
-/// for a new instance.
+/// The body nova sends (spec/nova-vendordata.md §4) for a new instance.
 fn nova_body(
     hostname: &str,
     image: Option<&str>,
     project: Option<&str>,
     metadata: Value,
 ) -> String {
-    nova_body_of(
-        &uuid::Uuid::new_v4().to_string(),
-        hostname,
-        image,
-        project,
-        metadata,
-    )
-}
-
-/// [`nova_body`] for the instance `instance_id`.
-fn nova_body_of(
-    instance_id: &str,
-    hostname: &str,
-    image: Option<&str>,
-    project: Option<&str>,
-    metadata: Value,
-) -> String {
-    let mut m = serde_json::Map::new();
-    m.insert(
-        "project-id".into(),
-        project.map(Value::from).unwrap_or(Value::Null),
-    );
-    m.insert("instance-id".into(), json!(instance_id));
-    m.insert(
-        "image-id".into(),
-        image.map(Value::from).unwrap_or(Value::Null),
-    );
-    m.insert("user-data".into(), Value::Null);
-    m.insert("hostname".into(), json!(hostname));
-    m.insert("metadata".into(), metadata);
-    m.insert("boot-roles".into(), json!("member,reader"));
-    // Python json.dumps separators.
-    serde_json::to_string(&Value::Object(m))
-        .unwrap()
-        .replace("\":", "\": ")
-        .replace(",\"", ", \"")
+    nova_body_with(hostname, &new_instance_id(), image, project, metadata)
 }
 
 impl Env {
@@ -592,7 +547,7 @@ async fn an_enrolled_host_gets_no_otp_and_a_repeat_gets_a_fresh_valid_one() {
     // nova asks again for the same instance (its uuid) after the answer's
     // cache entry has gone: a new OTP replaces the first.
     let id = uuid::Uuid::new_v4().to_string();
-    let body = || nova_body_of(&id, "re1", None, None, json!({"ipa_enroll": "True"}));
+    let body = || nova_body_with("re1", &id, None, None, json!({"ipa_enroll": "True"}));
     let (_, first) = e.post(body()).await;
     let (_, second) = e.post(body()).await;
     let otp2 = second["ipaotp"].as_str().unwrap();

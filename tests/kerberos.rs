@@ -18,20 +18,12 @@ use serde_json::{json, Value};
 use support::apache::{ipa_gssapi_front, Apache};
 use support::ipa::{DoubleOptions, IpaDouble};
 use support::kdc::{Kdc, KdcOptions};
-use support::server::{NovajoinServer, ServerFiles};
+use support::server::{NovajoinServer, ServerFiles, NOAUTH_PIPELINE};
 
 const HTTP: &str = "HTTP/ipa.example.test";
 const NOVA_HOST: &str = "compute.example.test";
 const NOVA: &str = "nova/compute.example.test";
 const TRUSTED_HEADER: &str = "X-Remote-User";
-
-const NOAUTH_PIPELINE: &str = r#"
-filters = ["http_proxy_to_wsgi", "request_id", "healthcheck", "sizelimit", "cors"]
-[[route]]
-path = "/v1"
-filters = ["noauth"]
-app = "join"
-"#;
 
 /// KDC + IPA double + Apache in front of it.
 struct KrbEnv {

@@ -11,12 +11,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::ipa::IpaDouble;
 use support::notify::{
-    join_conf, legacy_instance_of, publish, versioned_instance_of, wait_queue_settled, wait_until,
+    join_conf, legacy_instance_of, publish, versioned_instance_of, wait_queue_settled,
     NotifyProcess,
 };
 use support::rabbit::{OsloMessage, RabbitNames};
 use support::redis::RedisNamespace;
 use support::vendordata::{new_instance_id, nova_body_with, ServiceEnv};
+use support::wait_until;
 
 const PROJECT: &str = "d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4";
 const SECRET: &str = "lifecycle-secret-0123456789abcdef0123456789";

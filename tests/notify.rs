@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use support::ipa::{self as ipa_support, seed_bound_host, IpaDouble};
 use support::notify::{
     join_conf, legacy_instance, publish, queue_settles, versioned_instance, wait_queue_settled,
-    wait_until, NotifyProcess, TENANT,
+    NotifyProcess, TENANT,
 };
 use support::rabbit::{self, OsloMessage, RabbitNames};
+use support::wait_until;
 
 // ---------------------------------------------------------------------------
 // The broker restart test must not run while other tests of this binary
@@ -734,11 +735,7 @@ async fn a_dead_first_broker_is_skipped_for_the_next_one() {
     let names = RabbitNames::new("failover");
     enroll_like_vendordata(&ipa, "fo.example.test", None).await;
     // A closed port first: oslo's multi-host URL, same credentials.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = support::server::free_port();
     let conf = join_conf(&ipa, &names, "unversioned", "").replace(
         rabbit::TRANSPORT_URL,
         &format!("rabbit://guest:guest@127.0.0.1:{closed},guest:guest@127.0.0.1:5672/"),

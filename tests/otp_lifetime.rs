@@ -13,12 +13,11 @@ use novajoin::otp_lifetime::{settle, OtpState};
 use novajoin::ownership::HostBinding;
 use serde_json::{json, Value};
 use support::ipa::IpaDouble;
-use support::notify::{
-    join_conf, legacy_instance_of, publish, wait_queue_settled, wait_until, NotifyProcess,
-};
+use support::notify::{join_conf, legacy_instance_of, publish, wait_queue_settled, NotifyProcess};
 use support::rabbit::{OsloMessage, RabbitNames};
 use support::redis::RedisNamespace;
 use support::vendordata::{new_instance_id, nova_body_with, ServiceEnv};
+use support::wait_until;
 
 const PROJECT: &str = "e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5";
 const OTHER_PROJECT: &str = "f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6";

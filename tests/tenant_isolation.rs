@@ -16,12 +16,13 @@ use serde_json::{json, Value};
 use support::ipa::IpaDouble;
 use support::keystone::{Keystone, Provider};
 use support::notify::{
-    join_conf, legacy_instance_of, publish, versioned_instance_of, wait_queue_settled, wait_until,
+    join_conf, legacy_instance_of, publish, versioned_instance_of, wait_queue_settled,
     NotifyProcess,
 };
 use support::nova_neutron::NovaNeutron;
 use support::rabbit::{OsloMessage, RabbitNames};
 use support::vendordata::{new_instance_id, nova_body_with, ServiceEnv};
+use support::wait_until;
 
 const PROJECT_A: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
 const PROJECT_B: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";

@@ -220,11 +220,6 @@ impl ConfigFiles {
             .and_then(|v| v.last())
     }
 
-    /// Whether the files have a section with this exact name.
-    pub fn has_section(&self, group: &str) -> bool {
-        self.sections.contains_key(group)
-    }
-
     fn bad_value(spec: &OptionSpec, at: &Located, problem: String) -> ConfigError {
         ConfigError::BadValue {
             file: at.file.clone(),

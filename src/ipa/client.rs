@@ -47,7 +47,7 @@ use super::wire;
 /// The API version novajoin always sent (IPA 4.2); every IPA since accepts it.
 pub const DEFAULT_API_VERSION: &str = "2.146";
 
-/// Everything the client needs; see [`IpaClientConfig::from_conf`] for
+/// Everything the client needs; see [`IpaClientConfig::from_conf_with`] for
 /// join.conf.
 #[derive(Clone, Debug)]
 pub struct IpaClientConfig {
@@ -564,21 +564,6 @@ impl IpaClient {
         self.call(IpaCommand::dnsrecord_del_txt(zone, name, text))
             .await
             .map(|_| ())
-    }
-
-    /// `dnszone_find`: the absolute names of every zone IPA serves.
-    pub async fn dnszone_names(&self) -> Result<Vec<String>, IpaError> {
-        let out = self.call(IpaCommand::dnszone_find()).await?;
-        Ok(out
-            .entries()
-            .iter()
-            .filter_map(|e| match e.get("idnsname") {
-                Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
-                Some(Value::String(s)) => Some(s.clone()),
-                _ => None,
-            })
-            .map(|z| if z.ends_with('.') { z } else { format!("{z}.") })
-            .collect())
     }
 
     /// `dnsrecord_del <zone> <name> del_all=true`. `NotFound` when missing.

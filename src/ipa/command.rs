@@ -297,11 +297,6 @@ impl IpaCommand {
             .with_option("txtrecord", json!(text))
     }
 
-    /// `dnszone_find`: every DNS zone IPA serves.
-    pub fn dnszone_find() -> Self {
-        Self::new("dnszone_find", vec![], Map::new()).with_option("sizelimit", json!(0))
-    }
-
     /// `dnsrecord_del <zone> <name> del_all=true`.
     pub fn dnsrecord_del_all(zone: &str, name: &str) -> Self {
         Self::new("dnsrecord_del", vec![json!(zone), json!(name)], Map::new())
@@ -359,24 +354,6 @@ impl CommandOutput {
         self.0.get("summary").and_then(Value::as_str)
     }
 
-    /// `value` (the primary key; a list for deletes).
-    pub fn value(&self) -> Option<&Value> {
-        self.0.get("value")
-    }
-
-    /// The warnings in `messages`, as `(name, message)`.
-    pub fn messages(&self) -> Vec<(String, String)> {
-        self.0
-            .get("messages")
-            .and_then(Value::as_array)
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| (str_of(m, "name"), str_of(m, "message")))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// `completed` and `failed` of a member-add command
     /// (`service_add_host`, `role_add_member`, ...).
     pub fn member_result(&self) -> MemberAddResult {
@@ -387,10 +364,6 @@ impl CommandOutput {
             failed,
         }
     }
-}
-
-fn str_of(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 /// `failed` is nested `{attr: {type: [[member, reason], ...]}}`: flatten it.

@@ -12,7 +12,7 @@
 //!   typed views of the answers.
 //! * [`EnrollmentBatch`] ([`enrollment`]): one instance's writes in one
 //!   round trip.
-//! * [`IpaClientConfig::from_conf`] ([`settings`]) and [`default_conf`]:
+//! * [`IpaClientConfig::from_conf_with`] ([`settings`]) and [`default_conf`]:
 //!   configuration from join.conf and `/etc/ipa/default.conf`.
 //! * [`Secret`] ([`secret`]): passwords and OTPs, redacted in `Debug`.
 //! * [`IpaHealth`] ([`health`]): the client's state for `healthcheck`.

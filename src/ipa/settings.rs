@@ -120,13 +120,8 @@ fn kerberos_auth(
 }
 
 impl IpaClientConfig {
-    /// The client configuration from join.conf (and default.conf).
-    pub fn from_conf(conf: &ConfigFiles) -> Result<Self, IpaConfigError> {
-        let dc = load_default_conf(conf)?;
-        Self::from_conf_with(conf, dc.as_ref())
-    }
-
-    /// As [`from_conf`](Self::from_conf), with default.conf already read.
+    /// The client configuration from join.conf and default.conf (read by
+    /// [`load_default_conf`]).
     pub fn from_conf_with(
         conf: &ConfigFiles,
         dc: Option<&IpaDefaultConf>,

@@ -157,11 +157,6 @@ impl SharedCache {
         })
     }
 
-    /// The Redis key of `token`'s entry (no token material beyond a keyed hash).
-    pub fn key_of(&self, token: &str) -> String {
-        format!("{}tokens/{}", self.prefix, self.secret.keys(token).name)
-    }
-
     fn note(&self, result: Result<(), String>) {
         match result {
             Ok(()) => {

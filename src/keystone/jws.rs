@@ -124,15 +124,6 @@ impl JwsVerifier {
         })
     }
 
-    /// How many keys are loaded.
-    pub fn key_count(&self) -> usize {
-        self.keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys
-            .len()
-    }
-
     /// Checks the signature and, when `check_expiry`, the `exp` claim.
     pub fn check(&self, token: &str, check_expiry: bool) -> Result<(), JwsRejection> {
         let header_b64 = token.split('.').next().unwrap_or("");

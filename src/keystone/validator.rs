@@ -173,11 +173,6 @@ impl TokenValidator {
         })
     }
 
-    /// The shared cache, if configured.
-    pub fn shared_cache(&self) -> Option<&SharedCache> {
-        self.shared.as_ref()
-    }
-
     /// Validates `token`. With `allow_expired` (a valid service token with a
     /// service role came along), an expired token is still accepted.
     pub async fn validate(

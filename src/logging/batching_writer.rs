@@ -23,14 +23,14 @@ use std::time::Duration;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// How long the logging thread gathers lines before writing them.
-pub const WINDOW: Duration = Duration::from_millis(5);
+pub(crate) const WINDOW: Duration = Duration::from_millis(5);
 
 /// Unwritten bytes at which threads that log wait for the logging thread.
-pub const CAPACITY: usize = 1024 * 1024;
+pub(crate) const CAPACITY: usize = 1024 * 1024;
 
 /// Longest [`FlushGuard`] waits at exit for the rest to be written (stderr
 /// may be a pipe nobody reads).
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Appends lines to the shared buffer; cheap to clone.
 #[derive(Clone)]

@@ -113,11 +113,11 @@ pub(crate) mod test_support {
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
-    pub struct Sink(pub Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Sink(pub Arc<Mutex<Vec<u8>>>);
 
     impl Sink {
         /// Everything written so far.
-        pub fn text(&self) -> String {
+        pub(crate) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
@@ -133,7 +133,7 @@ pub(crate) mod test_support {
     }
 
     /// What [`super::JsonLines`] writes for the events `emit` logs.
-    pub fn json_lines_of(emit: impl FnOnce()) -> String {
+    pub(crate) fn json_lines_of(emit: impl FnOnce()) -> String {
         let sink = Sink::default();
         let writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()

@@ -176,11 +176,6 @@ impl Template {
         })
     }
 
-    /// Whether the text has no `%` specification at all.
-    pub fn is_constant(&self) -> bool {
-        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
-    }
-
     /// A mistake that would raise whatever the target holds, found at load
     /// time (a stray `%`, an unknown conversion, `%s` twice): the enforcer
     /// refuses such rules instead of failing per request.

@@ -12,7 +12,7 @@
 //! [`ipa_gssapi_front`] the IPA-like mod_auth_gssapi front for the IPA
 //! double.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,11 +44,7 @@ impl Apache {
         super::kdc::set_mode(dir.path(), 0o755);
         let mut last_log = String::new();
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = super::server::free_port();
             let text = config
                 .replace("{port}", &port.to_string())
                 .replace("{dir}", &dir.path().display().to_string())
@@ -190,7 +186,7 @@ ProxyPassReverse "/ipa/" "{backend}/ipa/"
     )
 }
 
-// ---- helpers for fronts with TLS and Unix sockets (tests/packaging.rs) ----
+// ---- helpers for fronts with TLS and Unix sockets (tests/packaging_httpd.rs) ----
 
 /// The user httpd's workers run as ([`minimal_config`]).
 pub const RUN_USER: &str = "www-data";

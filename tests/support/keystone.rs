@@ -338,14 +338,6 @@ pub struct Keystone {
     _tmp: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn answers(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),
@@ -419,7 +411,7 @@ impl Keystone {
         );
         let log = dir.join("keystone.log");
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = super::server::free_port();
             let logf = std::fs::File::create(&log).expect("log file");
             let mut cmd = Command::new(python());
             cmd.arg(helper_script())

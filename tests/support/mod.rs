@@ -1,6 +1,8 @@
 //! The shared test environment: one module per real server or test double.
 //! Every integration test starts what it needs through these helpers.
-#![allow(dead_code)]
+// Each test binary includes this module privately and uses a part of it:
+// `pub` here means "shared between test files", not library API.
+#![allow(dead_code, unreachable_pub)]
 pub mod apache;
 pub mod glance;
 pub mod ipa;
@@ -8,6 +10,7 @@ pub mod kdc;
 pub mod keystone;
 pub mod notify;
 pub mod nova_neutron;
+pub mod packaging;
 pub mod rabbit;
 pub mod redis;
 pub mod server;
@@ -29,6 +32,35 @@ pub fn settled_log(path: &std::path::Path) -> String {
         }
         last = now;
     }
+}
+
+/// Polls `f` every 50 ms until it gives a value; panics naming `what`
+/// after 10 s.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Checks `cond` every 100 ms until it holds; panics naming `what` after
+/// `timeout`. For async tests.
+pub async fn wait_until(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
 }
 
 /// The value of one series (`name` or `name{labels}`, exactly as the

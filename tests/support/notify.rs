@@ -137,17 +137,6 @@ pub fn join_conf(ipa: &IpaDouble, names: &RabbitNames, format: &str, extra: &str
 // ---------------------------------------------------------------------------
 // Waiting and publishing.
 
-pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
 /// Waits until the notification queue holds nothing, ready or unacked.
 pub async fn wait_queue_settled(names: &RabbitNames, timeout: Duration) {
     if let Err(last) = queue_settles(names, timeout).await {

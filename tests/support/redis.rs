@@ -3,7 +3,6 @@
 //! deleted afterwards, and private `redis-server` processes a test can stop
 //! and start to play an outage.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +14,7 @@ pub fn shared_url() -> String {
 
 /// A URL where nothing listens: a port the OS just handed out and took back.
 pub fn closed_url() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let port = l.local_addr().expect("local addr").port();
-    drop(l);
+    let port = super::server::free_port();
     format!("redis://127.0.0.1:{port}")
 }
 
@@ -93,9 +90,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one and waits until it answers.
     pub fn start() -> Self {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        let port = l.local_addr().expect("local addr").port();
-        drop(l);
+        let port = super::server::free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut r = Self {
             port,

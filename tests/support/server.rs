@@ -12,6 +12,16 @@ pub fn repo_pipeline() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.toml")).unwrap()
 }
 
+/// The handler pipeline with `noauth` in place of the keystone filters
+/// (authtoken has its own tests).
+pub const NOAUTH_PIPELINE: &str = r#"
+filters = ["http_proxy_to_wsgi", "request_id", "healthcheck", "sizelimit", "cors"]
+[[route]]
+path = "/v1"
+filters = ["noauth"]
+app = "join"
+"#;
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
