@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -156,6 +157,26 @@ pub fn custom_properties(image: Value) -> Map<String, Value> {
         _ => Map::new(),
     }
 }
+
+/// `glance_api_servers`.
+pub const GLANCE_API_SERVERS: O = O::new(
+    "DEFAULT",
+    "glance_api_servers",
+    K::List,
+    None,
+    "Glance API URLs to use instead of the catalog's image endpoint.",
+);
+/// `glance_num_retries`.
+pub const GLANCE_NUM_RETRIES: O = O::new(
+    "DEFAULT",
+    "glance_num_retries",
+    K::Int { min: 0, max: 100 },
+    Some("0"),
+    "Retries of a Glance call that failed to connect or got 503, 1 s apart.",
+);
+
+/// The `[DEFAULT]` options for glance.
+pub const GLANCE_OPTIONS: OptionGroup = &[GLANCE_API_SERVERS, GLANCE_NUM_RETRIES];
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ pub mod keystone;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod option_catalog;
 pub mod otp_lifetime;
 pub mod ownership;
 pub mod pipeline;

@@ -22,8 +22,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{ConfigError, ConfigFiles, OTP_LIFETIME};
+use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::{HostEntry, IpaClient, IpaCommand, IpaError, Secret};
+use crate::join::options::OTP_LIFETIME;
 use crate::ownership::{HostBinding, HostRole};
 
 /// Counter: OTPs set in IPA by the join handler.

@@ -85,7 +85,8 @@ async fn try_stack(conf: &str) -> Result<(HttpService, HealthRegistry), String> 
     let mut cfg = ConfigFiles::default();
     cfg.add_text(std::path::Path::new("join.conf"), conf)
         .map_err(|e| e.to_string())?;
-    cfg.validate().map_err(|e| e.to_string())?;
+    cfg.validate(&novajoin::option_catalog::CATALOG)
+        .map_err(|e| e.to_string())?;
     let config = Arc::new(cfg);
     let health = HealthRegistry::default();
     let ctx = BuildContext {

@@ -44,7 +44,7 @@ fn config_sample_lists_every_section() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for group in novajoin::config::schema::all_groups() {
+    for group in novajoin::option_catalog::CATALOG.groups() {
         for opt in group.iter() {
             assert!(text.contains(&format!("[{}]", opt.group)));
             assert!(
@@ -92,7 +92,7 @@ fn nova_conf_snippet_is_what_install_prints() {
 fn sample_join_conf_loads_without_warnings() {
     let path = repo().join("packaging/join.conf");
     let cfg = novajoin::config::ConfigFiles::load(&[path], &[]).unwrap();
-    let warnings = cfg.validate().unwrap();
+    let warnings = cfg.validate(&novajoin::option_catalog::CATALOG).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     let listen = novajoin::server::listen_addr(&cfg).unwrap();
     assert_eq!(

@@ -71,21 +71,26 @@ fn install_writes_join_conf_once_and_dry_run_writes_nothing() {
         0o640
     );
     let cfg = novajoin::config::ConfigFiles::load(std::slice::from_ref(&join_conf), &[]).unwrap();
-    assert!(cfg.validate().unwrap().is_empty());
+    assert!(cfg
+        .validate(&novajoin::option_catalog::CATALOG)
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        cfg.string(&novajoin::config::SC_PASSWORD).as_deref(),
+        cfg.string(&novajoin::keystone::options::SC_PASSWORD)
+            .as_deref(),
         Some("S3rvice-Pa55")
     );
     assert_eq!(
-        cfg.string(&novajoin::config::TRANSPORT_URL).as_deref(),
+        cfg.string(&novajoin::notify::options::TRANSPORT_URL)
+            .as_deref(),
         Some("rabbit://nova:R4bbit@rabbit.example.test:5672/")
     );
     assert_eq!(
-        cfg.string(&novajoin::config::DOMAIN).as_deref(),
+        cfg.string(&novajoin::join::options::DOMAIN).as_deref(),
         Some("example.test")
     );
     assert!(cfg
-        .bool(&novajoin::config::ENABLE_PROXY_HEADERS_PARSING)
+        .bool(&novajoin::pipeline::http_proxy_to_wsgi::ENABLE_PROXY_HEADERS_PARSING)
         .unwrap());
     assert_eq!(
         std::fs::read_to_string(etc.join("cloud-config-novajoin.json")).unwrap(),

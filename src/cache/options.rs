@@ -232,7 +232,7 @@ impl RawCacheOptions {
     pub fn from_config(config: &ConfigFiles) -> Result<Self, CacheSettingsError> {
         let ttl = match config.int(&TTL)? {
             Some(n) => Some(n),
-            None => config.int(&crate::config::OTP_REUSE_SECONDS)?,
+            None => config.int(&crate::join::options::OTP_REUSE_SECONDS)?,
         };
         Ok(Self {
             backend: config.choice(&BACKEND)?,

@@ -2,14 +2,15 @@
 //! and help, in the layout oslo-config-generator uses (commented-out
 //! `#name = default` lines under each section), or as a Markdown reference.
 //!
-//! The output comes from [`schema::all_groups`], so an option declared
+//! The output comes from [`CATALOG`], so an option declared
 //! anywhere in the service appears here without further work.
 
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
 
-use crate::config::schema::{self, OptionKind, OptionSpec};
+use crate::config::schema::{OptionKind, OptionSpec};
+use crate::option_catalog::CATALOG;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -43,7 +44,7 @@ pub fn run(args: &ConfigSampleArgs) -> i32 {
 /// (several parts of the service may declare options in one section).
 pub fn sections() -> Vec<(&'static str, Vec<&'static OptionSpec>)> {
     let mut out: Vec<(&'static str, Vec<&'static OptionSpec>)> = Vec::new();
-    for group in schema::all_groups() {
+    for group in CATALOG.groups() {
         for opt in group.iter() {
             match out.iter_mut().find(|(name, _)| *name == opt.group) {
                 Some((_, opts)) => {
@@ -220,7 +221,7 @@ mod tests {
     #[test]
     fn every_declared_option_is_in_the_sample() {
         let text = ini();
-        for group in schema::all_groups() {
+        for group in CATALOG.groups() {
             for opt in group.iter() {
                 assert!(
                     text.contains(&format!("#{} = ", opt.name)),
@@ -259,7 +260,7 @@ mod tests {
         let mut cfg = ConfigFiles::default();
         cfg.add_text(std::path::Path::new("sample.conf"), &text)
             .unwrap();
-        let warnings = cfg.validate().unwrap();
+        let warnings = cfg.validate(&CATALOG).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 

@@ -16,7 +16,7 @@ pub fn run_cli(args: ConfigArgs) -> i32 {
         }
     };
     crate::logging::init_from_config(&cfg);
-    match cfg.validate() {
+    match cfg.validate(&crate::option_catalog::CATALOG) {
         Ok(warnings) => {
             for w in warnings {
                 tracing::warn!("{w}");

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::schema::{self, OptionKind, OptionSpec};
+use super::schema::{Catalog, OptionKind, OptionSpec};
 use super::ConfigError;
 
 /// A value and where it was written.
@@ -180,12 +180,12 @@ impl ConfigFiles {
                 line: line_no,
             };
             let map_key = (sec.clone(), key.to_string());
-            let multi = schema::find(sec, key).is_some_and(|o| o.kind == OptionKind::Multi);
-            let slot = self.values.entry(map_key.clone()).or_default();
-            if !multi {
-                slot.clear();
-            }
-            slot.push(located);
+            // Every occurrence is kept: a single-valued option reads the
+            // last one (oslo.config's rule), a multi-valued one all of them.
+            self.values
+                .entry(map_key.clone())
+                .or_default()
+                .push(located);
             last = Some(map_key);
         }
         Ok(())
@@ -331,11 +331,11 @@ impl ConfigFiles {
     /// sections as warnings (join.conf files carry sections for other
     /// libraries, as oslo.config allows). A section holding only
     /// `allowed_classes` is a per-project section and is not unknown.
-    pub fn validate(&self) -> Result<Vec<ConfigWarning>, ConfigError> {
+    pub fn validate(&self, declared: &Catalog) -> Result<Vec<ConfigWarning>, ConfigError> {
         let mut warnings = Vec::new();
         for ((group, name), vals) in &self.values {
             let Some(at) = vals.last() else { continue };
-            match schema::find(group, name) {
+            match declared.find(group, name) {
                 Some(spec) => {
                     self.check_value(spec)?;
                     if spec.name != name {
@@ -347,8 +347,8 @@ impl ConfigFiles {
                         )));
                     }
                 }
-                None if name == "allowed_classes" && !schema::is_known_group(group) => {}
-                None if schema::is_known_group(group) => warnings.push(ConfigWarning(format!(
+                None if name == "allowed_classes" && !declared.is_known_group(group) => {}
+                None if declared.is_known_group(group) => warnings.push(ConfigWarning(format!(
                     "{}:{}: unknown option '{name}' in [{group}] is ignored",
                     at.file.display(),
                     at.line
@@ -362,7 +362,7 @@ impl ConfigFiles {
                 .keys()
                 .filter(|(g, _)| g == group)
                 .all(|(_, n)| n == "allowed_classes");
-            if !schema::is_known_group(group) && !project_section {
+            if !declared.is_known_group(group) && !project_section {
                 warnings.push(ConfigWarning(format!(
                     "{}:{}: section [{group}] is not used by novajoin and is ignored",
                     info.file.display(),
@@ -414,6 +414,12 @@ fn strip_quotes(v: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::schema::{OptionKind as K, OptionSpec as O};
+
+    const DOMAIN: O = O::new("DEFAULT", "domain", K::Str, None, "");
+    const PORT: O = O::new("DEFAULT", "join_listen_port", K::Port, Some("9090"), "");
+    const SUBDOMAIN: O = O::new("DEFAULT", "project_subdomain", K::Bool, Some("false"), "");
+    const DECLARED: Catalog = Catalog(&[&[DOMAIN, PORT, SUBDOMAIN]]);
 
     fn parse(text: &str) -> Result<ConfigFiles, ConfigError> {
         let mut c = ConfigFiles::default();
@@ -424,14 +430,14 @@ mod tests {
     #[test]
     fn later_values_win_and_lines_are_kept() {
         let c = parse("[DEFAULT]\ndomain = a.com\n\n# c\ndomain = b.com\n").unwrap();
-        let v = c.raw(&crate::config::DOMAIN).unwrap();
+        let v = c.raw(&DOMAIN).unwrap();
         assert_eq!((v.value.as_str(), v.line), ("b.com", 5));
     }
 
     #[test]
     fn continuation_lines_join_the_value() {
         let c = parse("[DEFAULT]\ndomain = a\n  b\n").unwrap();
-        assert_eq!(c.string(&crate::config::DOMAIN).unwrap(), "a\nb");
+        assert_eq!(c.string(&DOMAIN).unwrap(), "a\nb");
     }
 
     #[test]
@@ -447,13 +453,13 @@ mod tests {
     #[test]
     fn bad_values_name_file_line_and_option() {
         let c = parse("[DEFAULT]\n\njoin_listen_port = 99999\n").unwrap();
-        let e = c.validate().unwrap_err().to_string();
+        let e = c.validate(&DECLARED).unwrap_err().to_string();
         assert!(
             e.contains("join.conf:3") && e.contains("join_listen_port"),
             "{e}"
         );
         let c = parse("[DEFAULT]\nproject_subdomain = maybe\n").unwrap();
-        let e = c.validate().unwrap_err().to_string();
+        let e = c.validate(&DECLARED).unwrap_err().to_string();
         assert!(
             e.contains("join.conf:2") && e.contains("project_subdomain"),
             "{e}"
@@ -466,7 +472,7 @@ mod tests {
             "[DEFAULT]\nbogus = 1\n[oslo_concurrency]\nlock_path = /x\n[tenantA]\nallowed_classes = web\n",
         )
         .unwrap();
-        let w = c.validate().unwrap();
+        let w = c.validate(&DECLARED).unwrap();
         let text: Vec<String> = w.iter().map(|w| w.to_string()).collect();
         assert!(
             text.iter()

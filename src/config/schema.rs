@@ -1,8 +1,9 @@
 //! The declared join.conf options: name, group, type, default and help.
 //!
-//! Every option the service reads is declared here, once. The loader uses
-//! the declarations to validate values and to warn about unknown options;
-//! `novajoin config-sample` prints them.
+//! Every option the service reads is declared once, by the component that
+//! reads it, as an [`OptionSpec`]. The loader uses the declarations to
+//! validate values and to warn about unknown options; `novajoin
+//! config-sample` prints them.
 
 /// The type of an option's value, with its bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,39 +79,34 @@ impl OptionSpec {
 /// A section of options that some part of the service owns.
 pub type OptionGroup = &'static [OptionSpec];
 
-/// Every group the service declares, in the order the sample prints them.
-/// A part of the service that reads join.conf adds its group here.
-pub fn all_groups() -> Vec<OptionGroup> {
-    vec![
-        crate::config::DEFAULT_OPTIONS,
-        crate::config::SERVICE_CREDENTIALS_OPTIONS,
-        crate::keystone::options::KEYSTONE_AUTHTOKEN_OPTIONS,
-        crate::config::IPA_OPTIONS,
-        crate::config::MIDDLEWARE_OPTIONS,
-        crate::config::CORS_OPTIONS,
-        crate::config::HEALTHCHECK_OPTIONS,
-        crate::policy::OSLO_POLICY_OPTIONS,
-        crate::notify::options::DEFAULT_MESSAGING_OPTIONS,
-        crate::notify::options::NOTIFICATIONS_OPTIONS,
-        crate::notify::options::RABBIT_OPTIONS,
-        crate::notify::options::NOTIFY_OPTIONS,
-        crate::cache::options::CACHE_OPTIONS,
-        crate::metrics::METRICS_OPTIONS,
-    ]
-}
+/// The option groups a program declares: what [`ConfigFiles::validate`]
+/// checks a join.conf against and `novajoin config-sample` prints. The
+/// service's own list is [`crate::option_catalog::CATALOG`]; this module
+/// knows no component.
+///
+/// [`ConfigFiles::validate`]: super::ConfigFiles::validate
+#[derive(Clone, Copy, Debug)]
+pub struct Catalog(pub &'static [OptionGroup]);
 
-/// Looks an option up by group and name (or a deprecated name).
-pub fn find(group: &str, name: &str) -> Option<&'static OptionSpec> {
-    all_groups()
-        .into_iter()
-        .flat_map(|g| g.iter())
-        .find(|o| o.group == group && (o.name == name || o.deprecated_names.contains(&name)))
-}
+impl Catalog {
+    /// The groups, in the order the sample prints them.
+    pub fn groups(&self) -> &'static [OptionGroup] {
+        self.0
+    }
 
-/// Whether any option is declared for this section.
-pub fn is_known_group(group: &str) -> bool {
-    all_groups()
-        .into_iter()
-        .flat_map(|g| g.iter())
-        .any(|o| o.group == group)
+    /// Looks an option up by group and name (or a deprecated name).
+    pub fn find(&self, group: &str, name: &str) -> Option<&'static OptionSpec> {
+        self.0
+            .iter()
+            .flat_map(|g| g.iter())
+            .find(|o| o.group == group && (o.name == name || o.deprecated_names.contains(&name)))
+    }
+
+    /// Whether any option is declared for this section.
+    pub fn is_known_group(&self, group: &str) -> bool {
+        self.0
+            .iter()
+            .flat_map(|g| g.iter())
+            .any(|o| o.group == group)
+    }
 }

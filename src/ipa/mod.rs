@@ -77,6 +77,7 @@ pub mod error;
 pub mod health;
 pub mod host_lock;
 pub mod kerberos;
+pub mod options;
 pub mod secret;
 pub mod settings;
 pub mod wire;

@@ -25,10 +25,11 @@ use super::default_conf::{DefaultConfError, IpaDefaultConf};
 use super::kerberos::{default_principal, keytab_readable, local_hostname, KerberosAuth};
 use super::secret::Secret;
 use crate::config::schema::OptionSpec;
-use crate::config::{
-    ConfigError, ConfigFiles, CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE,
-    IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL,
-    IPA_REALM, IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
+use crate::config::{ConfigError, ConfigFiles};
+use crate::ipa::options::{
+    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE, IPA_DEFAULT_CONF,
+    IPA_DETACHED_CALL_TIMEOUT, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM,
+    IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
 };
 
 /// Why the IPA client cannot be configured.

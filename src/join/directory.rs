@@ -7,8 +7,9 @@ use url::Url;
 
 use super::JoinError;
 use crate::cloud::CloudLookups;
-use crate::config::{ConfigFiles, GLANCE_API_SERVERS, GLANCE_NUM_RETRIES};
+use crate::config::ConfigFiles;
 use crate::glance::{GlanceClient, GlanceError};
+use crate::glance::{GLANCE_API_SERVERS, GLANCE_NUM_RETRIES};
 use crate::keystone::session::ServiceSession;
 
 /// Keystone and glance, reached with `[service_credentials]`.

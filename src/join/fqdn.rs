@@ -3,8 +3,9 @@
 //! same IPA host).
 
 use super::JoinError;
-use crate::config::{ConfigError, ConfigFiles, DOMAIN, NORMALIZE_PROJECT, PROJECT_SUBDOMAIN};
+use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::IpaDefaultConf;
+use crate::join::options::{DOMAIN, NORMALIZE_PROJECT, PROJECT_SUBDOMAIN};
 
 /// How FQDNs are built (`[DEFAULT] domain`, `project_subdomain`,
 /// `normalize_project`).

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::secret::Password;
-use crate::config::{self, ConfigError, ConfigFiles};
+use crate::config::{ConfigError, ConfigFiles};
 
 /// The password plugin's options as written in one config section.
 #[derive(Clone, Debug, Default)]
@@ -103,17 +103,19 @@ impl PasswordAuthOptions {
     pub fn from_service_credentials(cfg: &ConfigFiles) -> Result<Self, ConfigError> {
         Self::from_lookup(|name| {
             Ok(match name {
-                "auth_type" => cfg.choice(&config::SC_AUTH_TYPE)?,
-                "auth_url" => cfg.string(&config::SC_AUTH_URL),
-                "username" => cfg.string(&config::SC_USERNAME),
-                "user_id" => cfg.string(&config::SC_USER_ID),
-                "password" => cfg.string(&config::SC_PASSWORD),
-                "user_domain_name" => cfg.string(&config::SC_USER_DOMAIN_NAME),
-                "user_domain_id" => cfg.string(&config::SC_USER_DOMAIN_ID),
-                "project_name" => cfg.string(&config::SC_PROJECT_NAME),
-                "project_id" => cfg.string(&config::SC_PROJECT_ID),
-                "project_domain_name" => cfg.string(&config::SC_PROJECT_DOMAIN_NAME),
-                "project_domain_id" => cfg.string(&config::SC_PROJECT_DOMAIN_ID),
+                "auth_type" => cfg.choice(&crate::keystone::options::SC_AUTH_TYPE)?,
+                "auth_url" => cfg.string(&crate::keystone::options::SC_AUTH_URL),
+                "username" => cfg.string(&crate::keystone::options::SC_USERNAME),
+                "user_id" => cfg.string(&crate::keystone::options::SC_USER_ID),
+                "password" => cfg.string(&crate::keystone::options::SC_PASSWORD),
+                "user_domain_name" => cfg.string(&crate::keystone::options::SC_USER_DOMAIN_NAME),
+                "user_domain_id" => cfg.string(&crate::keystone::options::SC_USER_DOMAIN_ID),
+                "project_name" => cfg.string(&crate::keystone::options::SC_PROJECT_NAME),
+                "project_id" => cfg.string(&crate::keystone::options::SC_PROJECT_ID),
+                "project_domain_name" => {
+                    cfg.string(&crate::keystone::options::SC_PROJECT_DOMAIN_NAME)
+                }
+                "project_domain_id" => cfg.string(&crate::keystone::options::SC_PROJECT_DOMAIN_ID),
                 // Not declared for [service_credentials]; read if written.
                 other => cfg
                     .raw_undeclared("service_credentials", other)

@@ -470,3 +470,173 @@ pub const KEYSTONE_AUTHTOKEN_OPTIONS: OptionGroup = &[
     KA_JWS_PUBLIC_KEY_REPOSITORY,
     KA_JWS_ACCEPTED_ALGORITHMS,
 ];
+
+/// `[service_credentials] auth_type`.
+pub const SC_AUTH_TYPE: O = O::new(
+    "service_credentials",
+    "auth_type",
+    K::Choice(&["password", "v3password"]),
+    None,
+    "keystoneauth plugin; only password (v3) is supported.",
+)
+.with_deprecated(&["auth_plugin"]);
+/// `auth_url`.
+pub const SC_AUTH_URL: O = O::new(
+    "service_credentials",
+    "auth_url",
+    K::Str,
+    None,
+    "Keystone URL, e.g. http://keystone:5000/v3.",
+);
+/// `username`.
+pub const SC_USERNAME: O = O::new(
+    "service_credentials",
+    "username",
+    K::Str,
+    None,
+    "Service user name.",
+);
+/// `user_id`.
+pub const SC_USER_ID: O = O::new(
+    "service_credentials",
+    "user_id",
+    K::Str,
+    None,
+    "Service user id (instead of username).",
+);
+/// `password`.
+pub const SC_PASSWORD: O = O::new(
+    "service_credentials",
+    "password",
+    K::Secret,
+    None,
+    "Service user password.",
+);
+/// `project_name`.
+pub const SC_PROJECT_NAME: O = O::new(
+    "service_credentials",
+    "project_name",
+    K::Str,
+    None,
+    "Project to scope to.",
+)
+.with_deprecated(&["tenant_name"]);
+/// `project_id`.
+pub const SC_PROJECT_ID: O = O::new(
+    "service_credentials",
+    "project_id",
+    K::Str,
+    None,
+    "Project id to scope to.",
+)
+.with_deprecated(&["tenant_id"]);
+/// `user_domain_name`.
+pub const SC_USER_DOMAIN_NAME: O = O::new(
+    "service_credentials",
+    "user_domain_name",
+    K::Str,
+    None,
+    "Domain of the user.",
+);
+/// `user_domain_id`.
+pub const SC_USER_DOMAIN_ID: O = O::new(
+    "service_credentials",
+    "user_domain_id",
+    K::Str,
+    None,
+    "Domain id of the user.",
+);
+/// `project_domain_name`.
+pub const SC_PROJECT_DOMAIN_NAME: O = O::new(
+    "service_credentials",
+    "project_domain_name",
+    K::Str,
+    None,
+    "Domain of the project.",
+);
+/// `project_domain_id`.
+pub const SC_PROJECT_DOMAIN_ID: O = O::new(
+    "service_credentials",
+    "project_domain_id",
+    K::Str,
+    None,
+    "Domain id of the project.",
+);
+/// `interface`.
+pub const SC_INTERFACE: O = O::new(
+    "service_credentials",
+    "interface",
+    K::Choice(&["public", "internal", "admin"]),
+    Some("public"),
+    "Catalog interface for glance, nova and neutron endpoints.",
+);
+/// `region_name`.
+pub const SC_REGION_NAME: O = O::new(
+    "service_credentials",
+    "region_name",
+    K::Str,
+    None,
+    "Catalog region.",
+);
+/// `cafile`.
+pub const SC_CAFILE: O = O::new(
+    "service_credentials",
+    "cafile",
+    K::Str,
+    None,
+    "CA bundle for keystone and catalog endpoints.",
+);
+/// `certfile`.
+pub const SC_CERTFILE: O = O::new(
+    "service_credentials",
+    "certfile",
+    K::Str,
+    None,
+    "Client certificate (PEM).",
+);
+/// `keyfile`.
+pub const SC_KEYFILE: O = O::new(
+    "service_credentials",
+    "keyfile",
+    K::Str,
+    None,
+    "Client key (PEM).",
+);
+/// `insecure`.
+pub const SC_INSECURE: O = O::new(
+    "service_credentials",
+    "insecure",
+    K::Bool,
+    Some("false"),
+    "Skip TLS verification (never in production).",
+);
+/// `timeout`.
+pub const SC_TIMEOUT: O = O::new(
+    "service_credentials",
+    "timeout",
+    K::Float,
+    Some("30"),
+    "HTTP timeout in seconds.",
+);
+
+/// The `[service_credentials]` group.
+pub const SERVICE_CREDENTIALS_OPTIONS: OptionGroup = &[
+    SC_AUTH_TYPE,
+    SC_AUTH_URL,
+    SC_USERNAME,
+    SC_USER_ID,
+    SC_PASSWORD,
+    SC_PROJECT_NAME,
+    SC_PROJECT_ID,
+    SC_USER_DOMAIN_NAME,
+    SC_USER_DOMAIN_ID,
+    SC_PROJECT_DOMAIN_NAME,
+    SC_PROJECT_DOMAIN_ID,
+    SC_INTERFACE,
+    SC_REGION_NAME,
+    SC_CAFILE,
+    SC_CERTFILE,
+    SC_KEYFILE,
+    SC_INSECURE,
+    SC_TIMEOUT,
+];

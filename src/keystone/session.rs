@@ -16,7 +16,7 @@ use super::auth::{v3_base, JoinPath, PasswordAuth, PasswordAuthOptions};
 use super::catalog::Catalog;
 use super::error::{redact_url, KeystoneError};
 use super::secret::Token;
-use crate::config::{self, ConfigError, ConfigFiles};
+use crate::config::{ConfigError, ConfigFiles};
 
 /// keystoneauth re-authenticates when the token is this close to expiry.
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(120);
@@ -207,29 +207,29 @@ impl ServiceSession {
         let auth = PasswordAuth::from_options(&opts, G)?;
         let http = HttpSettings {
             cafile: cfg
-                .string(&config::SC_CAFILE)
+                .string(&crate::keystone::options::SC_CAFILE)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
             certfile: cfg
-                .string(&config::SC_CERTFILE)
+                .string(&crate::keystone::options::SC_CERTFILE)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
             keyfile: cfg
-                .string(&config::SC_KEYFILE)
+                .string(&crate::keystone::options::SC_KEYFILE)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
-            insecure: cfg.bool(&config::SC_INSECURE)?,
+            insecure: cfg.bool(&crate::keystone::options::SC_INSECURE)?,
             timeout: cfg
-                .float(&config::SC_TIMEOUT)?
+                .float(&crate::keystone::options::SC_TIMEOUT)?
                 .filter(|t| *t > 0.0)
                 .map(Duration::from_secs_f64),
             connect_retries: 0,
         };
         let interface = cfg
-            .choice(&config::SC_INTERFACE)?
+            .choice(&crate::keystone::options::SC_INTERFACE)?
             .unwrap_or_else(|| "public".into());
         let region = cfg
-            .string(&config::SC_REGION_NAME)
+            .string(&crate::keystone::options::SC_REGION_NAME)
             .filter(|s| !s.is_empty());
         Self::new(auth, &http, G, &interface, region)
             .map(Some)

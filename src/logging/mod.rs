@@ -16,6 +16,7 @@ pub mod access_log;
 mod batching_writer;
 mod json_lines;
 mod latency_text;
+pub mod options;
 
 pub use access_log::AccessEntry;
 pub use batching_writer::{BatchingWriter, FlushGuard};
@@ -30,7 +31,8 @@ use tracing_subscriber::EnvFilter;
 /// Keeps the logging thread alive; dropped by [`shutdown`].
 static WRITER_GUARD: Mutex<Option<FlushGuard>> = Mutex::new(None);
 
-use crate::config::{ConfigFiles, DEBUG, LOG_FORMAT};
+use crate::config::ConfigFiles;
+use crate::logging::options::{DEBUG, LOG_FORMAT};
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init(debug: bool, style: &str) {

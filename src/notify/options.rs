@@ -394,3 +394,32 @@ pub const NOTIFY_OPTIONS: OptionGroup = &[
     SHUTDOWN_TIMEOUT,
     RECONCILE_INTERVAL,
 ];
+
+/// `notification_format`.
+pub const NOTIFICATION_FORMAT: O = O::new(
+    "DEFAULT",
+    "notification_format",
+    K::Choice(&["unversioned", "versioned"]),
+    Some("unversioned"),
+    "Which nova notification format the listener consumes.",
+);
+/// `notifications_topic`.
+pub const NOTIFICATIONS_TOPIC: O = O::new(
+    "DEFAULT",
+    "notifications_topic",
+    K::Str,
+    Some("novajoin_notifications"),
+    "Topic (routing key prefix) the listener consumes.",
+);
+/// `transport_url` in [DEFAULT].
+pub const TRANSPORT_URL: O = O::new(
+    "DEFAULT",
+    "transport_url",
+    K::Secret,
+    None,
+    "oslo.messaging transport URL: rabbit://user:pass@host:port[,user:pass@host2:port]/vhost",
+);
+
+/// The listener's `[DEFAULT]` options.
+pub const DEFAULT_NOTIFY_OPTIONS: OptionGroup =
+    &[NOTIFICATION_FORMAT, NOTIFICATIONS_TOPIC, TRANSPORT_URL];

@@ -14,7 +14,7 @@ use super::options as opt;
 use super::transport::{TransportUrl, TransportUrlError};
 use crate::config::files::parse_bool;
 use crate::config::schema::{OptionKind, OptionSpec};
-use crate::config::{self, ConfigError, ConfigFiles};
+use crate::config::{ConfigError, ConfigFiles};
 
 /// Which nova notification format the listener handles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,7 +166,10 @@ impl ListenerSettings {
                 &opt::NOTIFICATIONS_TRANSPORT_URL,
                 cfg.string(&opt::NOTIFICATIONS_TRANSPORT_URL),
             ),
-            None => (&config::TRANSPORT_URL, cfg.string(&config::TRANSPORT_URL)),
+            None => (
+                &crate::notify::options::TRANSPORT_URL,
+                cfg.string(&crate::notify::options::TRANSPORT_URL),
+            ),
         };
         let url_text =
             url_text
@@ -257,11 +260,16 @@ impl ListenerSettings {
             0 => max_concurrent as u16,
             n => n as u16,
         };
-        let format = match cfg.choice(&config::NOTIFICATION_FORMAT)?.as_deref() {
+        let format = match cfg
+            .choice(&crate::notify::options::NOTIFICATION_FORMAT)?
+            .as_deref()
+        {
             Some("versioned") => NotificationFormat::Versioned,
             _ => NotificationFormat::Unversioned,
         };
-        let topic = cfg.string(&config::NOTIFICATIONS_TOPIC).unwrap_or_default();
+        let topic = cfg
+            .string(&crate::notify::options::NOTIFICATIONS_TOPIC)
+            .unwrap_or_default();
         if topic.trim().is_empty() {
             return Err(ConfigError::Missing {
                 group: "DEFAULT".into(),

@@ -162,7 +162,7 @@ pub fn read_options(
         Some(n) => Some(n),
         None => opts
             .config()
-            .int(&crate::config::OTP_REUSE_SECONDS)
+            .int(&crate::join::options::OTP_REUSE_SECONDS)
             .map_err(|e| PipelineFileError {
                 file: "join.conf".into(),
                 line: 0,

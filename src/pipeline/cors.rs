@@ -16,10 +16,8 @@ use tower::{Layer, Service};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
-use crate::config::{
-    CORS_ALLOWED_ORIGIN, CORS_ALLOW_CREDENTIALS, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS,
-    CORS_EXPOSE_HEADERS, CORS_MAX_AGE,
-};
+
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
 /// The simple headers a preflight may always request.
 const SIMPLE_HEADERS: &[&str] = &[
@@ -251,6 +249,68 @@ pub fn build(
         Ok(f)
     })
 }
+
+/// `[cors] allowed_origin`.
+pub const CORS_ALLOWED_ORIGIN: O = O::new(
+    "cors",
+    "allowed_origin",
+    K::List,
+    None,
+    "Origins allowed to make cross-site requests (scheme://host[:port], or *).",
+);
+/// `[cors] allow_credentials`.
+pub const CORS_ALLOW_CREDENTIALS: O = O::new(
+    "cors",
+    "allow_credentials",
+    K::Bool,
+    Some("true"),
+    "Send Access-Control-Allow-Credentials.",
+);
+/// `[cors] expose_headers`.
+pub const CORS_EXPOSE_HEADERS: O = O::new(
+    "cors",
+    "expose_headers",
+    K::List,
+    Some(""),
+    "Headers exposed to the browser.",
+);
+/// `[cors] max_age`.
+pub const CORS_MAX_AGE: O = O::new(
+    "cors",
+    "max_age",
+    K::Int {
+        min: 0,
+        max: 1 << 31,
+    },
+    Some("3600"),
+    "Preflight cache lifetime, seconds.",
+);
+/// `[cors] allow_methods`.
+pub const CORS_ALLOW_METHODS: O = O::new(
+    "cors",
+    "allow_methods",
+    K::List,
+    Some("OPTIONS,GET,HEAD,POST,PUT,DELETE,TRACE,PATCH"),
+    "Methods allowed in preflight.",
+);
+/// `[cors] allow_headers`.
+pub const CORS_ALLOW_HEADERS: O = O::new(
+    "cors",
+    "allow_headers",
+    K::List,
+    Some(""),
+    "Non-simple headers allowed in preflight.",
+);
+
+/// The `[cors]` group.
+pub const CORS_OPTIONS: OptionGroup = &[
+    CORS_ALLOWED_ORIGIN,
+    CORS_ALLOW_CREDENTIALS,
+    CORS_EXPOSE_HEADERS,
+    CORS_MAX_AGE,
+    CORS_ALLOW_METHODS,
+    CORS_ALLOW_HEADERS,
+];
 
 #[cfg(test)]
 mod tests {

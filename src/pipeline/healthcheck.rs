@@ -18,7 +18,8 @@ use tower::{Layer, Service};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
-use crate::config::{HC_BACKENDS, HC_DETAILED, HC_DISABLE_BY_FILE_PATH, HC_ENABLE_BY_FILE_PATHS};
+
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 use crate::health::{HealthRegistry, HealthState};
 
 /// Health check settings.
@@ -212,6 +213,47 @@ pub fn build(
         Ok(f)
     })
 }
+
+/// `[healthcheck] backends`.
+pub const HC_BACKENDS: O = O::new(
+    "healthcheck",
+    "backends",
+    K::List,
+    Some(""),
+    "Health check backends: disable_by_file, enable_by_files.",
+);
+/// `[healthcheck] detailed`.
+pub const HC_DETAILED: O = O::new(
+    "healthcheck",
+    "detailed",
+    K::Bool,
+    Some("false"),
+    "Show details (dependencies' state) in the health check.",
+);
+/// `[healthcheck] disable_by_file_path`.
+pub const HC_DISABLE_BY_FILE_PATH: O = O::new(
+    "healthcheck",
+    "disable_by_file_path",
+    K::Str,
+    None,
+    "When this file exists the service reports 503.",
+);
+/// `[healthcheck] enable_by_file_paths`.
+pub const HC_ENABLE_BY_FILE_PATHS: O = O::new(
+    "healthcheck",
+    "enable_by_file_paths",
+    K::List,
+    Some(""),
+    "The service reports 503 unless all these files exist.",
+);
+
+/// The `[healthcheck]` group.
+pub const HEALTHCHECK_OPTIONS: OptionGroup = &[
+    HC_BACKENDS,
+    HC_DETAILED,
+    HC_DISABLE_BY_FILE_PATH,
+    HC_ENABLE_BY_FILE_PATHS,
+];
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,8 @@ use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
-use crate::config::ENABLE_PROXY_HEADERS_PARSING;
+
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
 /// The layer.
 #[derive(Clone, Copy, Debug)]
@@ -149,6 +150,18 @@ pub fn build(
         Ok(f)
     })
 }
+
+/// `[oslo_middleware] enable_proxy_headers_parsing`.
+pub const ENABLE_PROXY_HEADERS_PARSING: O = O::new(
+    "oslo_middleware",
+    "enable_proxy_headers_parsing",
+    K::Bool,
+    Some("false"),
+    "Trust Forwarded / X-Forwarded-* headers (only behind a proxy that sets them).",
+);
+
+/// This filter's `[oslo_middleware]` option.
+pub const PROXY_HEADERS_OPTIONS: OptionGroup = &[ENABLE_PROXY_HEADERS_PARSING];
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,8 @@ use super::body::BoxError;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
-use crate::config::MAX_REQUEST_BODY_SIZE;
+
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
 /// The layer, with the limit in bytes.
 #[derive(Clone, Copy, Debug)]
@@ -103,6 +104,22 @@ pub fn build(
         Ok(f)
     })
 }
+
+/// `[oslo_middleware] max_request_body_size`.
+pub const MAX_REQUEST_BODY_SIZE: O = O::new(
+    "oslo_middleware",
+    "max_request_body_size",
+    K::Int {
+        min: 1,
+        max: 1 << 30,
+    },
+    Some("114688"),
+    "Largest request body accepted, in bytes (413 above).",
+)
+.with_deprecated(&["osapi_max_request_body_size"]);
+
+/// This filter's `[oslo_middleware]` option.
+pub const SIZELIMIT_OPTIONS: OptionGroup = &[MAX_REQUEST_BODY_SIZE];
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! `novajoin server`: load configuration, build the pipeline, serve HTTP.
 
 pub mod lingering_close;
+pub mod options;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,14 +18,13 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::cli::ConfigArgs;
 use crate::config::pipeline_file::{PipelineFile, PipelineFileError};
-use crate::config::{
-    ConfigError, ConfigFiles, API_PASTE_CONFIG, AUTH_STRATEGY, JOIN_LISTEN, JOIN_LISTEN_PORT,
-};
+use crate::config::{ConfigError, ConfigFiles};
 use crate::health::HealthRegistry;
 use crate::pipeline::body::BoxError;
 use crate::pipeline::extensions::{AccessNotes, PeerAddr};
 use crate::pipeline::registry::BuildContext;
 use crate::pipeline::{builder, HttpService, RespBody};
+use crate::server::options::{API_PASTE_CONFIG, AUTH_STRATEGY, JOIN_LISTEN, JOIN_LISTEN_PORT};
 use lingering_close::LingeringClose;
 use tower::ServiceExt;
 
@@ -64,7 +64,7 @@ pub enum ListenAddr {
 pub fn load_config(args: &ConfigArgs) -> Result<Arc<ConfigFiles>, ConfigError> {
     let cfg = ConfigFiles::load(&args.config_file, &args.config_dir)?;
     crate::logging::init_from_config(&cfg);
-    for w in cfg.validate()? {
+    for w in cfg.validate(&crate::option_catalog::CATALOG)? {
         tracing::warn!("{w}");
     }
     Ok(Arc::new(cfg))

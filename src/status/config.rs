@@ -40,7 +40,7 @@ pub fn check(files: &[PathBuf], dirs: &[PathBuf]) -> (CheckResult, Option<Arc<Co
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    let warnings = match cfg.validate() {
+    let warnings = match cfg.validate(&crate::option_catalog::CATALOG) {
         Ok(w) => w,
         Err(e) => return (CheckResult::failure(NAME, e.to_string()), Some(cfg)),
     };

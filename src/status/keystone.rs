@@ -75,7 +75,7 @@ pub async fn token_validation(cfg: &Arc<ConfigFiles>) -> CheckResult {
         .chain(file.routes.iter().flat_map(|r| r.filters.iter()))
         .any(|f| f.name == "authtoken");
     let noauth = cfg
-        .choice(&crate::config::AUTH_STRATEGY)
+        .choice(&crate::server::options::AUTH_STRATEGY)
         .ok()
         .flatten()
         .as_deref()

@@ -1,0 +1,141 @@
+//! The options of the IPA client: `[ipa]` and the `[DEFAULT]` ones the
+//! original novajoin read.
+
+use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
+
+/// `keytab`.
+pub const KEYTAB: O = O::new(
+    "DEFAULT",
+    "keytab",
+    K::Str,
+    Some("/etc/novajoin/krb5.keytab"),
+    "Kerberos keytab used to authenticate to IPA.",
+);
+/// `connect_retries`.
+pub const CONNECT_RETRIES: O = O::new(
+    "DEFAULT",
+    "connect_retries",
+    K::Int { min: 0, max: 100 },
+    Some("2"),
+    "How many times to retry connecting to IPA (attempts = retries + 1), with backoff.",
+);
+/// `url`.
+pub const URL: O = O::new("DEFAULT", "url", K::Str, None,
+    "IPA JSON-RPC URL, e.g. https://ipa.example.com/ipa/json. Defaults to the server named in /etc/ipa/default.conf.");
+/// `[ipa] auth_method`.
+pub const IPA_AUTH_METHOD: O = O::new(
+    "ipa",
+    "auth_method",
+    K::Choice(&["kerberos", "password"]),
+    Some("kerberos"),
+    "How to log in to IPA: kerberos (the keytab in [DEFAULT] keytab) or password.",
+);
+/// `[ipa] principal`.
+pub const IPA_PRINCIPAL: O = O::new(
+    "ipa",
+    "principal",
+    K::Str,
+    None,
+    "Kerberos principal; defaults to nova/<host>@<realm> from /etc/ipa/default.conf.",
+);
+/// `[ipa] username`.
+pub const IPA_USERNAME: O = O::new(
+    "ipa",
+    "username",
+    K::Str,
+    None,
+    "IPA user for auth_method = password.",
+);
+/// `[ipa] password`.
+pub const IPA_PASSWORD: O = O::new(
+    "ipa",
+    "password",
+    K::Secret,
+    None,
+    "IPA password for auth_method = password.",
+);
+/// `[ipa] ca_file`.
+pub const IPA_CA_FILE: O = O::new(
+    "ipa",
+    "ca_file",
+    K::Str,
+    Some("/etc/ipa/ca.crt"),
+    "CA bundle that signs the IPA server's certificate.",
+);
+/// `[ipa] realm`.
+pub const IPA_REALM: O = O::new(
+    "ipa",
+    "realm",
+    K::Str,
+    None,
+    "Kerberos realm; defaults to [global] realm in /etc/ipa/default.conf.",
+);
+/// `[ipa] server`.
+pub const IPA_SERVER: O = O::new(
+    "ipa",
+    "server",
+    K::Str,
+    None,
+    "IPA server host; defaults to [global] server in /etc/ipa/default.conf.",
+);
+/// `[ipa] ipa_conf`.
+pub const IPA_DEFAULT_CONF: O = O::new(
+    "ipa",
+    "default_conf",
+    K::Str,
+    Some("/etc/ipa/default.conf"),
+    "The IPA client configuration to read host, realm, domain and server from.",
+);
+/// `[ipa] api_version`.
+pub const IPA_API_VERSION: O = O::new(
+    "ipa",
+    "api_version",
+    K::Str,
+    Some("2.146"),
+    "The API version sent with every call (2.146 = IPA 4.2, what novajoin always sent).",
+);
+/// `[ipa] timeout`.
+pub const IPA_TIMEOUT: O = O::new(
+    "ipa",
+    "timeout",
+    K::Float,
+    Some("20"),
+    "Seconds one IPA call may take; keep below nova's vendordata_dynamic_read_timeout.",
+);
+/// `[ipa] detached_call_timeout`.
+pub const IPA_DETACHED_CALL_TIMEOUT: O = O::new(
+    "ipa",
+    "detached_call_timeout",
+    K::Float,
+    Some("300"),
+    "Seconds an enrollment call to IPA may go on after the request stopped waiting for it \
+     ([ipa] timeout); later enrollments of the same host wait for it, so that its late \
+     answer cannot replace the OTP they hand out. At least [ipa] timeout.",
+);
+/// `[ipa] max_concurrent_calls`.
+pub const IPA_MAX_CONCURRENT: O = O::new(
+    "ipa",
+    "max_concurrent_calls",
+    K::Int { min: 1, max: 10000 },
+    Some("16"),
+    "Cap on IPA calls in flight from this process, to protect IPA from a boot storm.",
+);
+
+/// The `[DEFAULT]` options of the IPA client.
+pub const DEFAULT_IPA_OPTIONS: OptionGroup = &[KEYTAB, CONNECT_RETRIES, URL];
+
+/// The `[ipa]` group.
+pub const IPA_OPTIONS: OptionGroup = &[
+    IPA_AUTH_METHOD,
+    IPA_PRINCIPAL,
+    IPA_USERNAME,
+    IPA_PASSWORD,
+    IPA_CA_FILE,
+    IPA_REALM,
+    IPA_SERVER,
+    IPA_DEFAULT_CONF,
+    IPA_API_VERSION,
+    IPA_TIMEOUT,
+    IPA_DETACHED_CALL_TIMEOUT,
+    IPA_MAX_CONCURRENT,
+];
