@@ -213,11 +213,23 @@ impl ConfigFiles {
             .unwrap_or(&[])
     }
 
-    /// A value in a section nobody declares (per-project `allowed_classes`).
+    /// A value of an option nobody declares (a keystoneauth plugin's own
+    /// options).
     pub fn raw_undeclared(&self, group: &str, name: &str) -> Option<&Located> {
         self.values
             .get(&(group.to_string(), name.to_string()))
             .and_then(|v| v.last())
+    }
+
+    /// Every section that sets `name`, with the last value it sets there:
+    /// for options of sections nobody declares (per-project
+    /// `allowed_classes`).
+    pub fn sections_setting(&self, name: &str) -> Vec<(&str, &Located)> {
+        self.values
+            .iter()
+            .filter(|((_, n), _)| n == name)
+            .filter_map(|((g, _), v)| Some((g.as_str(), v.last()?)))
+            .collect()
     }
 
     fn bad_value(spec: &OptionSpec, at: &Located, problem: String) -> ConfigError {

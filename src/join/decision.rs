@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 
 use super::enrollment::{Enrollment, Issued};
 use super::fqdn::FqdnPolicy;
+use super::host_classes::HostClassRules;
 use super::request::{is_enroll_flag, VendordataRequest};
 use super::services::requested_services;
 use super::{new_otp, JoinError};
-use crate::config::ConfigFiles;
 use crate::ipa::{IpaClient, NewHost, Secret};
 use crate::join::directory::CloudDirectory;
 use crate::otp_lifetime::{unix_seconds, OtpLifetime, OTPS_ISSUED};
@@ -85,8 +85,8 @@ pub struct JoinHandler {
     pub ipa: IpaClient,
     /// Keystone (project names) and glance (image properties).
     pub directory: CloudDirectory,
-    /// join.conf, for the per-project `allowed_classes` sections.
-    pub config: Arc<ConfigFiles>,
+    /// The host classes each project may use.
+    pub host_classes: HostClassRules,
     /// `[DEFAULT] region_name`, recorded in every binding.
     pub region: Option<String>,
     /// The policy, for managed services on hosts the instance does not own.
@@ -117,17 +117,6 @@ impl JoinHandler {
         } else {
             Ok(EnrollmentDecision::NotRequested)
         }
-    }
-
-    /// The allowed host classes of a project: `[<project name>]
-    /// allowed_classes`, `*` meaning any.
-    fn hostclass_allowed(&self, project_name: &str, hostclass: &str) -> bool {
-        let classes = self
-            .config
-            .raw_undeclared(project_name, "allowed_classes")
-            .map(|v| crate::config::files::split_list(&v.value))
-            .unwrap_or_default();
-        classes.iter().any(|c| c == hostclass || c == "*")
     }
 
     /// Runs the whole sequence for one request.
@@ -163,7 +152,7 @@ impl JoinHandler {
             None
         };
         if let (Some(hc), Some(project)) = (&hostclass, &project_name) {
-            if !self.hostclass_allowed(project, hc) {
+            if !self.host_classes.allows(project, hc) {
                 return Err(JoinError::Forbidden(format!(
                     "Not allowed to add to hostclass '{hc}'"
                 )));

@@ -15,6 +15,7 @@ pub mod decision;
 pub mod directory;
 mod enrollment;
 pub mod fqdn;
+pub mod host_classes;
 pub mod options;
 pub mod request;
 pub mod service;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::decision::JoinHandler;
 use super::directory::CloudDirectory;
 use super::fqdn::FqdnPolicy;
+use super::host_classes::HostClassRules;
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::settings::{load_default_conf, IpaConfigError};
 use crate::ipa::{IpaClient, IpaClientConfig};
@@ -92,7 +93,7 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
         realm,
         ipa,
         directory,
-        config,
+        host_classes: HostClassRules::from_config(&config),
         region,
         enforcer,
         otp_lifetime,
