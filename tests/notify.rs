@@ -1727,7 +1727,7 @@ async fn update_of_an_instance_nova_no_longer_has_adds_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_evicts_the_instance_from_the_shared_response_cache() {
     let _broker = BROKER.read().await;
-    use novajoin::cache::{CacheSettings, Fingerprint, RawCacheOptions, RequestKey, ResponseCache};
+    use novajoin::cache::{CacheSettings, Fingerprint, RequestKey, ResponseCache};
 
     let ns = support::redis::RedisNamespace::new("notify-evict");
     let secret = "0123456789abcdef0123456789abcdef0123456789";
@@ -1739,10 +1739,7 @@ async fn delete_evicts_the_instance_from_the_shared_response_cache() {
     files
         .add_text(std::path::Path::new("join.conf"), &cache_conf)
         .unwrap();
-    let settings: CacheSettings = RawCacheOptions::from_config(&files)
-        .unwrap()
-        .resolve()
-        .unwrap();
+    let settings: CacheSettings = CacheSettings::read(&mut &files).unwrap();
     let cache = ResponseCache::new(&settings).unwrap();
     let (kept, gone) = (new_id(), new_id());
     for id in [&kept, &gone] {

@@ -48,7 +48,7 @@ use http::{Response, StatusCode};
 pub use answer::StoredAnswer;
 pub use key::{Fingerprint, RequestKey};
 pub use key_memo::KeyMemo;
-pub use options::{CacheSettings, RawCacheOptions, RedisFailureMode, RedisSettings};
+pub use options::{CacheSettings, RedisFailureMode, RedisSettings};
 pub use stats::{CacheStats, CacheStatsSnapshot};
 
 use self::memory::MemoryStore;

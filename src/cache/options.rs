@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
-use crate::config::{ConfigError, ConfigFiles};
+use crate::config::{ConfigError, OptionSource};
+use crate::join::options::OTP_REUSE_SECONDS;
 
 /// `[cache] backend`.
 pub const BACKEND: O = O::new(
@@ -177,32 +178,6 @@ impl CacheSettings {
     }
 }
 
-/// Raw option values, however they were looked up (join.conf alone, or a
-/// pipeline table over join.conf).
-#[derive(Clone, Debug, Default)]
-pub struct RawCacheOptions {
-    /// `backend`.
-    pub backend: Option<String>,
-    /// `ttl`, seconds.
-    pub ttl: Option<i64>,
-    /// `capacity`.
-    pub capacity: Option<i64>,
-    /// `redis_url`.
-    pub redis_url: Option<String>,
-    /// `secret_key`.
-    pub secret_key: Option<String>,
-    /// `key_prefix`.
-    pub key_prefix: Option<String>,
-    /// `claim_timeout`, seconds.
-    pub claim_timeout: Option<f64>,
-    /// `wait_timeout`, seconds.
-    pub wait_timeout: Option<f64>,
-    /// `on_redis_failure`.
-    pub on_redis_failure: Option<String>,
-    /// `redis_timeout`, seconds.
-    pub redis_timeout: Option<f64>,
-}
-
 /// Why the cache settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheSettingsError {
@@ -226,33 +201,44 @@ fn invalid(option: &'static str, problem: impl Into<String>) -> CacheSettingsErr
     }
 }
 
-impl RawCacheOptions {
-    /// Reads every `[cache]` option from join.conf (for processes that have
-    /// no pipeline, such as the notification listener that evicts entries).
-    pub fn from_config(config: &ConfigFiles) -> Result<Self, CacheSettingsError> {
-        let ttl = match config.int(&TTL)? {
-            Some(n) => Some(n),
-            None => config.int(&crate::join::options::OTP_REUSE_SECONDS)?,
+impl CacheSettings {
+    /// Reads and checks the `[cache]` options from `source`: join.conf
+    /// (the listener, the status check) or the `cache` filter's table in
+    /// front of it (the server). `ttl` falls back to `[DEFAULT]
+    /// otp_reuse_seconds`, the original's window.
+    pub fn read(source: &mut impl OptionSource) -> Result<Self, CacheSettingsError> {
+        let ttl = match source.int(&TTL)? {
+            Some(n) => n,
+            None => source.int_or_default(&OTP_REUSE_SECONDS)?,
         };
-        Ok(Self {
-            backend: config.choice(&BACKEND)?,
-            ttl,
-            capacity: config.int(&CAPACITY)?,
-            redis_url: config.string(&REDIS_URL),
-            secret_key: config.string(&SECRET_KEY),
-            key_prefix: config.string(&KEY_PREFIX),
-            claim_timeout: config.float(&CLAIM_TIMEOUT)?,
-            wait_timeout: config.float(&WAIT_TIMEOUT)?,
-            on_redis_failure: config.choice(&ON_REDIS_FAILURE)?,
-            redis_timeout: config.float(&REDIS_TIMEOUT)?,
+        let capacity = source.int_or_default(&CAPACITY)?;
+        let redis = match source.choice_or_default(&BACKEND)?.as_str() {
+            "redis" => Some(RedisSettings::read(source)?),
+            _ => None,
+        };
+        // Each option of the pipeline table must be taken, whatever the
+        // backend, so that a misspelt one is reported and a valid one is not.
+        if redis.is_none() {
+            for spec in [&REDIS_URL, &SECRET_KEY, &KEY_PREFIX] {
+                source.string(spec)?;
+            }
+            for spec in [&CLAIM_TIMEOUT, &WAIT_TIMEOUT, &REDIS_TIMEOUT] {
+                source.float(spec)?;
+            }
+            source.choice(&ON_REDIS_FAILURE)?;
+        }
+        Ok(CacheSettings {
+            ttl: Duration::from_secs(ttl as u64),
+            capacity: capacity as u64,
+            redis,
         })
     }
+}
 
-    /// Applies defaults and checks the values.
-    pub fn resolve(self) -> Result<CacheSettings, CacheSettingsError> {
-        let seconds = |option: &'static str, v: Option<f64>, default: f64, min: f64| {
-            let v = v.unwrap_or(default);
-            if !v.is_finite() || v < min || v > 86400.0 {
+impl RedisSettings {
+    fn read(source: &mut impl OptionSource) -> Result<Self, CacheSettingsError> {
+        let seconds = |option: &'static str, v: f64, min: f64| {
+            if v < min || v > 86400.0 {
                 return Err(invalid(
                     option,
                     format!("{v} is out of range; use {min} to 86400 seconds"),
@@ -260,78 +246,57 @@ impl RawCacheOptions {
             }
             Ok(Duration::from_secs_f64(v))
         };
-        let ttl_secs = self.ttl.unwrap_or(30);
-        if !(0..=86400).contains(&ttl_secs) {
+        let url = source
+            .string(&REDIS_URL)?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    "redis_url",
+                    "is not set; backend = redis needs the Redis server, e.g. redis://127.0.0.1:6379",
+                )
+            })?;
+        // The parse error may quote the URL (and its password): not echoed.
+        if ::redis::Client::open(url.as_str()).is_err() {
             return Err(invalid(
-                "ttl",
-                format!("{ttl_secs} is out of range; use 0 to 86400 seconds"),
+                "redis_url",
+                "is not a valid Redis URL; use redis://[:password@]host:port[/db]",
             ));
         }
-        let capacity = self.capacity.unwrap_or(100_000);
-        if capacity < 1 {
+        let secret_key = source.string(&SECRET_KEY)?.unwrap_or_default();
+        if secret_key.len() < MIN_SECRET_LEN {
             return Err(invalid(
-                "capacity",
-                format!("{capacity} must be at least 1"),
-            ));
-        }
-        let backend = self.backend.as_deref().unwrap_or("memory");
-        let redis = match backend {
-            "memory" => None,
-            "redis" => {
-                let url = self.redis_url.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                    invalid("redis_url", "is not set; backend = redis needs the Redis server, e.g. redis://127.0.0.1:6379")
-                })?;
-                // The parse error may quote the URL (and its password): not echoed.
-                if ::redis::Client::open(url.as_str()).is_err() {
-                    return Err(invalid(
-                        "redis_url",
-                        "is not a valid Redis URL; use redis://[:password@]host:port[/db]",
-                    ));
-                }
-                let secret_key = self.secret_key.unwrap_or_default();
-                if secret_key.len() < MIN_SECRET_LEN {
-                    return Err(invalid(
-                        "secret_key",
-                        format!(
-                        "{} for backend = redis; set at least {MIN_SECRET_LEN} random characters \
-                         (e.g. the output of `openssl rand -hex 32`), the same on every replica",
-                        if secret_key.is_empty() { "is not set" } else { "is too short" }),
-                    ));
-                }
-                let claim_timeout = seconds("claim_timeout", self.claim_timeout, 10.0, 0.1)?;
-                let wait_timeout = seconds("wait_timeout", self.wait_timeout, 25.0, 0.0)?;
-                let timeout = seconds("redis_timeout", self.redis_timeout, 2.0, 0.01)?;
-                let on_failure = match self.on_redis_failure.as_deref().unwrap_or("local") {
-                    "local" => RedisFailureMode::Local,
-                    "fail_closed" => RedisFailureMode::FailClosed,
-                    other => {
-                        return Err(invalid(
-                            "on_redis_failure",
-                            format!("{other:?} is not one of: local, fail_closed"),
-                        ))
+                "secret_key",
+                format!(
+                    "{} for backend = redis; set at least {MIN_SECRET_LEN} random characters \
+                     (e.g. the output of `openssl rand -hex 32`), the same on every replica",
+                    if secret_key.is_empty() {
+                        "is not set"
+                    } else {
+                        "is too short"
                     }
-                };
-                Some(RedisSettings {
-                    url,
-                    secret_key,
-                    key_prefix: self.key_prefix.unwrap_or_else(|| "novajoin:cache:".into()),
-                    claim_timeout,
-                    wait_timeout,
-                    on_failure,
-                    timeout,
-                })
-            }
-            other => {
-                return Err(invalid(
-                    "backend",
-                    format!("{other:?} is not one of: memory, redis"),
-                ))
-            }
+                ),
+            ));
+        }
+        let on_failure = match source.choice_or_default(&ON_REDIS_FAILURE)?.as_str() {
+            "fail_closed" => RedisFailureMode::FailClosed,
+            _ => RedisFailureMode::Local,
         };
-        Ok(CacheSettings {
-            ttl: Duration::from_secs(ttl_secs as u64),
-            capacity: capacity as u64,
-            redis,
+        Ok(RedisSettings {
+            url,
+            secret_key,
+            key_prefix: source.string(&KEY_PREFIX)?.unwrap_or_default(),
+            claim_timeout: seconds(
+                "claim_timeout",
+                source.float_or_default(&CLAIM_TIMEOUT)?,
+                0.1,
+            )?,
+            wait_timeout: seconds("wait_timeout", source.float_or_default(&WAIT_TIMEOUT)?, 0.0)?,
+            on_failure,
+            timeout: seconds(
+                "redis_timeout",
+                source.float_or_default(&REDIS_TIMEOUT)?,
+                0.01,
+            )?,
         })
     }
 }
@@ -339,6 +304,7 @@ impl RawCacheOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ConfigFiles;
 
     fn conf(text: &str) -> ConfigFiles {
         let mut c = ConfigFiles::default();
@@ -348,10 +314,7 @@ mod tests {
 
     #[test]
     fn defaults_are_memory_with_the_original_window() {
-        let s = RawCacheOptions::from_config(&conf("[DEFAULT]\n"))
-            .unwrap()
-            .resolve()
-            .unwrap();
+        let s = CacheSettings::read(&mut &conf("[DEFAULT]\n")).unwrap();
         assert!(s.redis.is_none());
         assert_eq!(s.ttl, Duration::from_secs(30));
         assert_eq!(s.capacity, 100_000);
@@ -359,51 +322,39 @@ mod tests {
 
     #[test]
     fn ttl_falls_back_to_otp_reuse_seconds() {
-        let s = RawCacheOptions::from_config(&conf("[DEFAULT]\notp_reuse_seconds = 45\n"))
-            .unwrap()
-            .resolve()
-            .unwrap();
+        let s = CacheSettings::read(&mut &conf("[DEFAULT]\notp_reuse_seconds = 45\n")).unwrap();
         assert_eq!(s.ttl, Duration::from_secs(45));
-        let s = RawCacheOptions::from_config(&conf(
+        let s = CacheSettings::read(&mut &conf(
             "[DEFAULT]\notp_reuse_seconds = 45\n[cache]\nttl = 7\n",
         ))
-        .unwrap()
-        .resolve()
         .unwrap();
         assert_eq!(s.ttl, Duration::from_secs(7));
     }
 
     #[test]
     fn redis_needs_url_and_a_long_secret() {
-        let e = RawCacheOptions::from_config(&conf("[cache]\nbackend = redis\n"))
-            .unwrap()
-            .resolve()
-            .unwrap_err();
+        let e = CacheSettings::read(&mut &conf("[cache]\nbackend = redis\n")).unwrap_err();
         assert!(e.to_string().contains("redis_url"), "{e}");
-        let e = RawCacheOptions::from_config(&conf(
+        let e = CacheSettings::read(&mut &conf(
             "[cache]\nbackend = redis\nredis_url = redis://127.0.0.1:6379\n",
         ))
-        .unwrap()
-        .resolve()
         .unwrap_err();
         assert!(
             e.to_string().contains("secret_key") && e.to_string().contains("not set"),
             "{e}"
         );
-        let e = RawCacheOptions::from_config(&conf(
+        let e = CacheSettings::read(&mut &conf(
             "[cache]\nbackend = redis\nredis_url = redis://127.0.0.1:6379\nsecret_key = tooshort-s3cr3t\n"))
-            .unwrap().resolve().unwrap_err();
+            .unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("too short") && !msg.contains("tooshort-s3cr3t"),
             "{msg}"
         );
-        let e = RawCacheOptions::from_config(&conf(&format!(
+        let e = CacheSettings::read(&mut &conf(&format!(
             "[cache]\nbackend = redis\nredis_url = http://nope\nsecret_key = {}\n",
             "k".repeat(40)
         )))
-        .unwrap()
-        .resolve()
         .unwrap_err();
         assert!(e.to_string().contains("redis_url"), "{e}");
     }
@@ -411,11 +362,9 @@ mod tests {
     #[test]
     fn redis_settings_resolve_and_hide_secrets_in_debug() {
         let s =
-            RawCacheOptions::from_config(&conf(&format!(
+            CacheSettings::read(&mut &conf(&format!(
             "[cache]\nbackend = redis\nredis_url = redis://:pw@127.0.0.1:6379\nsecret_key = {}\n\
              on_redis_failure = fail_closed\nclaim_timeout = 2.5\n", "k".repeat(40))))
-            .unwrap()
-            .resolve()
             .unwrap();
         let r = s.redis.unwrap();
         assert_eq!(r.on_failure, RedisFailureMode::FailClosed);
@@ -427,7 +376,7 @@ mod tests {
 
     #[test]
     fn bad_choice_is_an_error_naming_file_and_line() {
-        let e = RawCacheOptions::from_config(&conf("[cache]\nbackend = memcached\n")).unwrap_err();
+        let e = CacheSettings::read(&mut &conf("[cache]\nbackend = memcached\n")).unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("join.conf:2") && msg.contains("backend"),

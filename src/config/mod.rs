@@ -9,10 +9,12 @@
 pub mod files;
 pub mod pipeline_file;
 pub mod schema;
+pub mod source;
 
 use std::path::PathBuf;
 
 pub use files::{ConfigFiles, ConfigWarning, Located};
+pub use source::OptionSource;
 
 /// Why the configuration cannot be used. Every variant names where to look.
 #[derive(Debug, thiserror::Error)]

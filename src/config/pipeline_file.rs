@@ -101,6 +101,35 @@ pub struct PipelineFile {
     pub options: BTreeMap<String, BTreeMap<String, OptionAt>>,
 }
 
+impl From<super::ConfigError> for PipelineFileError {
+    /// A join.conf problem met while building a filter, at the file and
+    /// line of the value when the error has them.
+    fn from(e: super::ConfigError) -> Self {
+        use super::ConfigError as E;
+        let (file, line, problem) = match e {
+            E::Pipeline(p) => return p,
+            E::BadValue {
+                file,
+                line,
+                group,
+                option,
+                problem,
+            } => (file, line, format!("[{group}] {option}: {problem}")),
+            E::Syntax {
+                file,
+                line,
+                problem,
+            } => (file, line, problem),
+            other => (PathBuf::from("join.conf"), 0, other.to_string()),
+        };
+        PipelineFileError {
+            file,
+            line,
+            problem,
+        }
+    }
+}
+
 impl PipelineFile {
     /// Whether any chain names `filter`.
     pub fn mentions(&self, filter: &str) -> bool {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::handlers::{InstanceEviction, IpaEventHandler};
 use super::naming::FqdnPolicy;
-use crate::cache::{RawCacheOptions, ResponseCache};
+use crate::cache::{CacheSettings, ResponseCache};
 use crate::cloud::CloudLookups;
 use crate::config::ConfigFiles;
 use crate::ipa::{load_default_conf, IpaClient, IpaClientConfig};
@@ -78,9 +78,7 @@ impl Cleanup {
 /// cache lives inside the server process, out of reach, and its entries
 /// expire after `[cache] ttl` on their own.
 fn response_cache(cfg: &ConfigFiles) -> Result<Option<Arc<dyn InstanceEviction>>, String> {
-    let settings = RawCacheOptions::from_config(cfg)
-        .and_then(RawCacheOptions::resolve)
-        .map_err(|e| e.to_string())?;
+    let settings = CacheSettings::read(&mut &*cfg).map_err(|e| e.to_string())?;
     if settings.redis.is_none() {
         tracing::debug!("[cache] backend is memory: nothing to evict from this process");
         return Ok(None);

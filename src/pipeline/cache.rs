@@ -22,9 +22,9 @@ use super::body::{self, BodyReadError};
 use super::extensions::{AccessNotes, Authorized, CacheOutcome};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
-use crate::cache::options as opt;
-use crate::cache::{KeyMemo, RawCacheOptions, ResponseCache};
-use crate::config::pipeline_file::{OptionAt, PipelineFileError};
+use crate::cache::options::CacheSettingsError;
+use crate::cache::{CacheSettings, KeyMemo, ResponseCache};
+use crate::config::pipeline_file::PipelineFileError;
 
 /// The filter's service: reads the body, looks the instance up, and calls
 /// the inner service only when the cache cannot answer.
@@ -121,68 +121,6 @@ fn with_outcome(mut resp: Response<RespBody>, outcome: CacheOutcome) -> Response
     resp
 }
 
-/// A seconds option that may be written as a whole or decimal number.
-fn seconds(
-    opts: &mut FilterOptions,
-    spec: &crate::config::schema::OptionSpec,
-    file: &std::path::Path,
-) -> Result<Option<f64>, PipelineFileError> {
-    match opts.raw(spec.name) {
-        Some(OptionAt {
-            value: toml::Value::Integer(n),
-            ..
-        }) => Ok(Some(n as f64)),
-        Some(OptionAt {
-            value: toml::Value::Float(f),
-            ..
-        }) => Ok(Some(f)),
-        Some(at) => Err(PipelineFileError {
-            file: file.to_path_buf(),
-            line: at.line,
-            problem: format!(
-                "filter 'cache' option '{}' must be a number of seconds",
-                spec.name
-            ),
-        }),
-        None => opts.config().float(spec).map_err(|e| PipelineFileError {
-            file: "join.conf".into(),
-            line: 0,
-            problem: e.to_string(),
-        }),
-    }
-}
-
-/// Reads the filter's options: the pipeline table first, then `[cache]` in
-/// join.conf.
-pub fn read_options(
-    opts: &mut FilterOptions,
-    file: &std::path::Path,
-) -> Result<RawCacheOptions, PipelineFileError> {
-    let ttl = match opts.int(&opt::TTL)? {
-        Some(n) => Some(n),
-        None => opts
-            .config()
-            .int(&crate::join::options::OTP_REUSE_SECONDS)
-            .map_err(|e| PipelineFileError {
-                file: "join.conf".into(),
-                line: 0,
-                problem: e.to_string(),
-            })?,
-    };
-    Ok(RawCacheOptions {
-        backend: opts.string(&opt::BACKEND)?,
-        ttl,
-        capacity: opts.int(&opt::CAPACITY)?,
-        redis_url: opts.string(&opt::REDIS_URL)?,
-        secret_key: opts.string(&opt::SECRET_KEY)?,
-        key_prefix: opts.string(&opt::KEY_PREFIX)?,
-        claim_timeout: seconds(opts, &opt::CLAIM_TIMEOUT, file)?,
-        wait_timeout: seconds(opts, &opt::WAIT_TIMEOUT, file)?,
-        on_redis_failure: opts.string(&opt::ON_REDIS_FAILURE)?,
-        redis_timeout: seconds(opts, &opt::REDIS_TIMEOUT, file)?,
-    })
-}
-
 /// Builds the filter from its options.
 pub fn build(
     mut opts: FilterOptions,
@@ -190,13 +128,15 @@ pub fn build(
 ) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
         let file = std::path::PathBuf::from("pipeline.toml");
-        let raw = read_options(&mut opts, &file)?;
-        opts.finish()?;
-        let settings = raw.resolve().map_err(|e| PipelineFileError {
-            file: file.clone(),
-            line: 0,
-            problem: e.to_string(),
+        let settings = CacheSettings::read(&mut opts).map_err(|e| match e {
+            CacheSettingsError::Config(e) => PipelineFileError::from(e),
+            e => PipelineFileError {
+                file: file.clone(),
+                line: 0,
+                problem: e.to_string(),
+            },
         })?;
+        opts.finish()?;
         let cache = ResponseCache::new(&settings).map_err(|e| PipelineFileError {
             file,
             line: 0,

@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 
 use super::HttpService;
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
-use crate::config::schema::OptionSpec;
-use crate::config::ConfigFiles;
+use crate::config::schema::{OptionKind, OptionSpec};
+use crate::config::{ConfigError, ConfigFiles, OptionSource};
 use crate::health::HealthRegistry;
 
 /// What a filter puts in the request for inner filters, or needs from outer
@@ -216,6 +216,71 @@ impl FilterOptions {
                 "unknown option '{k}' for filter '{}'; remove it or check the filter's documentation",
                 self.filter))),
             None => Ok(()),
+        }
+    }
+}
+
+impl OptionSource for FilterOptions {
+    fn string(&mut self, spec: &OptionSpec) -> Result<Option<String>, ConfigError> {
+        Ok(FilterOptions::string(self, spec)?)
+    }
+
+    fn bool(&mut self, spec: &OptionSpec) -> Result<bool, ConfigError> {
+        Ok(FilterOptions::bool(self, spec)?)
+    }
+
+    fn int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, ConfigError> {
+        Ok(FilterOptions::int(self, spec)?)
+    }
+
+    /// A number of seconds may be written as a whole or a decimal number.
+    fn float(&mut self, spec: &OptionSpec) -> Result<Option<f64>, ConfigError> {
+        match self.table.remove(spec.name) {
+            Some(OptionAt {
+                value: toml::Value::Integer(n),
+                ..
+            }) if n >= 0 => Ok(Some(n as f64)),
+            Some(OptionAt {
+                value: toml::Value::Float(f),
+                ..
+            }) if f.is_finite() && f >= 0.0 => Ok(Some(f)),
+            Some(at) => Err(self
+                .err(
+                    at.line,
+                    format!(
+                        "filter '{}' option '{}' must be a non-negative number",
+                        self.filter, spec.name
+                    ),
+                )
+                .into()),
+            None => self.config.float(spec),
+        }
+    }
+
+    fn list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, ConfigError> {
+        Ok(FilterOptions::list(self, spec)?)
+    }
+
+    fn choice(&mut self, spec: &OptionSpec) -> Result<Option<String>, ConfigError> {
+        let line = self.table.get(spec.name).map(|at| at.line);
+        let value = FilterOptions::string(self, spec)?;
+        match (spec.kind, &value, line) {
+            (OptionKind::Choice(words), Some(v), Some(line)) if !words.contains(&v.as_str()) => {
+                Err(self
+                    .err(
+                        line,
+                        format!(
+                            "filter '{}' option '{}' = {v:?} is not one of: {}",
+                            self.filter,
+                            spec.name,
+                            words.join(", ")
+                        ),
+                    )
+                    .into())
+            }
+            // From join.conf: checked there.
+            (_, _, None) => self.config.choice(spec),
+            _ => Ok(value),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::report::CheckResult;
 use super::within;
 use crate::cache::redis::RedisStore;
-use crate::cache::{CacheStats, RawCacheOptions};
+use crate::cache::{CacheSettings, CacheStats};
 use crate::config::ConfigFiles;
 
 /// The check's name.
@@ -13,7 +13,7 @@ pub const NAME: &str = "Shared cache";
 
 /// `PING` through the client the service uses.
 pub async fn check(cfg: &ConfigFiles) -> CheckResult {
-    let settings = match RawCacheOptions::from_config(cfg).and_then(RawCacheOptions::resolve) {
+    let settings = match CacheSettings::read(&mut &*cfg) {
         Ok(s) => s,
         Err(e) => return CheckResult::failure(NAME, e.to_string()),
     };
