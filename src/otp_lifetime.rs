@@ -22,7 +22,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{ConfigError, ConfigFiles};
+use crate::config::{ConfigError, ConfigFiles, OptionSource};
 use crate::ipa::{HostEntry, IpaClient, IpaCommand, IpaError, Secret};
 use crate::join::options::OTP_LIFETIME;
 use crate::ownership::{HostBinding, HostRole};
@@ -53,7 +53,8 @@ impl OtpLifetime {
 
     /// Reads `[DEFAULT] otp_lifetime`.
     pub fn from_config(cfg: &ConfigFiles) -> Result<Self, ConfigError> {
-        let seconds = cfg.int(&OTP_LIFETIME)?.unwrap_or(0).max(0);
+        let mut src = cfg;
+        let seconds = src.int_or_default(&OTP_LIFETIME)?.max(0);
         Ok(Self::new(Duration::from_secs(seconds as u64)))
     }
 

@@ -25,6 +25,7 @@ use super::default_conf::{DefaultConfError, IpaDefaultConf};
 use super::kerberos::{default_principal, keytab_readable, local_hostname, KerberosAuth};
 use super::secret::Secret;
 use crate::config::schema::OptionSpec;
+use crate::config::OptionSource;
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::options::{
     CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE, IPA_DEFAULT_CONF,
@@ -127,6 +128,7 @@ impl IpaClientConfig {
         conf: &ConfigFiles,
         dc: Option<&IpaDefaultConf>,
     ) -> Result<Self, IpaConfigError> {
+        let mut src = conf;
         let server = conf
             .string(&IPA_SERVER)
             .filter(|s| !s.is_empty())
@@ -186,11 +188,11 @@ impl IpaClientConfig {
             .into());
         }
 
-        let timeout = conf.float(&IPA_TIMEOUT)?.unwrap_or(20.0);
+        let timeout = src.float_or_default(&IPA_TIMEOUT)?;
         if timeout <= 0.0 {
             return Err(bad(conf, &IPA_TIMEOUT, "must be more than 0 seconds".into()).into());
         }
-        let detached = conf.float(&IPA_DETACHED_CALL_TIMEOUT)?.unwrap_or(300.0);
+        let detached = src.float_or_default(&IPA_DETACHED_CALL_TIMEOUT)?;
         if detached < timeout {
             return Err(bad(
                 conf,
@@ -206,8 +208,8 @@ impl IpaClientConfig {
         cfg.api_version = api_version;
         cfg.timeout = Duration::from_secs_f64(timeout);
         cfg.detached_call_timeout = Duration::from_secs_f64(detached);
-        cfg.connect_retries = conf.int(&CONNECT_RETRIES)?.unwrap_or(2) as u32;
-        cfg.max_concurrent_calls = conf.int(&IPA_MAX_CONCURRENT)?.unwrap_or(16) as usize;
+        cfg.connect_retries = src.int_or_default(&CONNECT_RETRIES)? as u32;
+        cfg.max_concurrent_calls = src.int_or_default(&IPA_MAX_CONCURRENT)? as usize;
         Ok(cfg)
     }
 }

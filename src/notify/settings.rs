@@ -14,6 +14,7 @@ use super::options as opt;
 use super::transport::{TransportUrl, TransportUrlError};
 use crate::config::files::parse_bool;
 use crate::config::schema::{OptionKind, OptionSpec};
+use crate::config::OptionSource;
 use crate::config::{ConfigError, ConfigFiles};
 
 /// Which nova notification format the listener handles.
@@ -161,6 +162,7 @@ impl ListenerSettings {
 
     /// Reads and validates the settings.
     pub fn from_config(cfg: &ConfigFiles) -> Result<Self, ConfigError> {
+        let mut src = cfg;
         let (url_spec, url_text) = match cfg.raw(&opt::NOTIFICATIONS_TRANSPORT_URL) {
             Some(_) => (
                 &opt::NOTIFICATIONS_TRANSPORT_URL,
@@ -255,7 +257,7 @@ impl ListenerSettings {
             interval_max: secs(&opt::RABBIT_INTERVAL_MAX)?,
         };
 
-        let max_concurrent = cfg.int(&opt::MAX_CONCURRENT_MESSAGES)?.unwrap_or(8) as usize;
+        let max_concurrent = src.int_or_default(&opt::MAX_CONCURRENT_MESSAGES)? as usize;
         let prefetch = match ov.int(&opt::RABBIT_QOS_PREFETCH_COUNT)? {
             0 => max_concurrent as u16,
             n => n as u16,
@@ -282,10 +284,10 @@ impl ListenerSettings {
             .unwrap_or_else(|| "openstack".into());
         let retry = RetryPolicy {
             initial_delay: Duration::from_secs_f64(
-                cfg.float(&opt::RETRY_INITIAL_DELAY)?.unwrap_or(1.0),
+                src.float_or_default(&opt::RETRY_INITIAL_DELAY)?,
             ),
-            max_delay: Duration::from_secs_f64(cfg.float(&opt::RETRY_MAX_DELAY)?.unwrap_or(60.0)),
-            max_attempts: cfg.int(&opt::RETRY_MAX_ATTEMPTS)?.unwrap_or(10) as u32,
+            max_delay: Duration::from_secs_f64(src.float_or_default(&opt::RETRY_MAX_DELAY)?),
+            max_attempts: src.int_or_default(&opt::RETRY_MAX_ATTEMPTS)? as u32,
         };
         Ok(Self {
             shuffle_hosts: transport.hosts.len() > 1
@@ -308,7 +310,7 @@ impl ListenerSettings {
                 .string(&opt::DEAD_LETTER_QUEUE)
                 .filter(|s| !s.trim().is_empty()),
             shutdown_timeout: Duration::from_secs_f64(
-                cfg.float(&opt::SHUTDOWN_TIMEOUT)?.unwrap_or(8.0),
+                src.float_or_default(&opt::SHUTDOWN_TIMEOUT)?,
             ),
         })
     }

@@ -16,6 +16,7 @@ use tower::{Layer, Service};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::config::OptionSource;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
@@ -239,7 +240,7 @@ pub fn build(
             allowed_origin: opts.list(&CORS_ALLOWED_ORIGIN)?,
             allow_credentials: opts.bool(&CORS_ALLOW_CREDENTIALS)?,
             expose_headers: opts.list(&CORS_EXPOSE_HEADERS)?,
-            max_age: opts.int(&CORS_MAX_AGE)?.unwrap_or(3600),
+            max_age: opts.int_or_default(&CORS_MAX_AGE)?,
             allow_methods: opts.list(&CORS_ALLOW_METHODS)?,
             allow_headers: opts.list(&CORS_ALLOW_HEADERS)?,
         };

@@ -19,6 +19,7 @@ use super::body::BoxError;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::config::OptionSource;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
@@ -97,7 +98,7 @@ pub fn build(
     _ctx: BuildContext,
 ) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
     Box::pin(async move {
-        let limit = opts.int(&MAX_REQUEST_BODY_SIZE)?.unwrap_or(114_688) as usize;
+        let limit = opts.int_or_default(&MAX_REQUEST_BODY_SIZE)? as usize;
         opts.finish()?;
         let layer = SizeLimitLayer::new(limit);
         let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::cli::ConfigArgs;
 use crate::config::pipeline_file::{PipelineFile, PipelineFileError};
-use crate::config::{ConfigError, ConfigFiles};
+use crate::config::{ConfigError, ConfigFiles, OptionSource};
 use crate::health::HealthRegistry;
 use crate::pipeline::body::BoxError;
 use crate::pipeline::extensions::{AccessNotes, PeerAddr};
@@ -85,11 +85,12 @@ pub fn pipeline_path(cfg: &ConfigFiles) -> PathBuf {
 
 /// The listening address from `join_listen` / `join_listen_port`.
 pub fn listen_addr(cfg: &ConfigFiles) -> Result<ListenAddr, ConfigError> {
-    let host = cfg.string(&JOIN_LISTEN).unwrap_or_else(|| "0.0.0.0".into());
+    let host = cfg.string(&JOIN_LISTEN).unwrap_or_default();
     if let Some(path) = host.strip_prefix("unix:") {
         return Ok(ListenAddr::Unix(PathBuf::from(path)));
     }
-    let port = cfg.int(&JOIN_LISTEN_PORT)?.unwrap_or(9090) as u16;
+    let mut src = cfg;
+    let port = src.int_or_default(&JOIN_LISTEN_PORT)? as u16;
     let ip: std::net::IpAddr = host
         .trim_matches(|c| c == '[' || c == ']')
         .parse()
