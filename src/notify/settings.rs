@@ -185,7 +185,7 @@ impl ListenerSettings {
                 })?;
         let transport = TransportUrl::parse(&url_text).map_err(|e| url_error(cfg, url_spec, e))?;
         let query = transport.query.clone();
-        let ov = Overrides {
+        let mut ov = Overrides {
             cfg,
             query: &query,
             url_spec,
@@ -196,9 +196,9 @@ impl ListenerSettings {
             durable_queues: ov.bool(&opt::AMQP_DURABLE_QUEUES)?,
             auto_delete: ov.bool(&opt::AMQP_AUTO_DELETE)?,
             quorum: ov.bool(&opt::RABBIT_QUORUM_QUEUE)?,
-            quorum_delivery_limit: ov.int(&opt::RABBIT_QUORUM_DELIVERY_LIMIT)?,
-            quorum_max_memory_length: ov.int(&opt::RABBIT_QUORUM_MAX_MEMORY_LENGTH)?,
-            quorum_max_memory_bytes: ov.int(&opt::RABBIT_QUORUM_MAX_MEMORY_BYTES)?,
+            quorum_delivery_limit: ov.int_or_default(&opt::RABBIT_QUORUM_DELIVERY_LIMIT)?,
+            quorum_max_memory_length: ov.int_or_default(&opt::RABBIT_QUORUM_MAX_MEMORY_LENGTH)?,
+            quorum_max_memory_bytes: ov.int_or_default(&opt::RABBIT_QUORUM_MAX_MEMORY_BYTES)?,
             ha_queues: ov.bool(&opt::RABBIT_HA_QUEUES)?,
         };
         if flags.quorum && flags.ha_queues {
@@ -213,12 +213,16 @@ impl ListenerSettings {
                     "novajoin always verifies the broker's host name; remove this option or set it to true \
                      and give the broker a certificate for the name in transport_url"));
             }
-            let path =
-                |spec: &OptionSpec| ov.string(spec).filter(|s| !s.is_empty()).map(PathBuf::from);
+            let mut path = |spec: &OptionSpec| -> Result<Option<PathBuf>, ConfigError> {
+                Ok(ov
+                    .string(spec)?
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from))
+            };
             let t = TlsSettings {
-                ca_file: path(&opt::SSL_CA_FILE),
-                cert_file: path(&opt::SSL_CERT_FILE),
-                key_file: path(&opt::SSL_KEY_FILE),
+                ca_file: path(&opt::SSL_CA_FILE)?,
+                cert_file: path(&opt::SSL_CERT_FILE)?,
+                key_file: path(&opt::SSL_KEY_FILE)?,
             };
             if t.cert_file.is_some() != t.key_file.is_some() {
                 return Err(ov.bad(
@@ -231,9 +235,9 @@ impl ListenerSettings {
             None
         };
         let mechanism = match ov
-            .string(&opt::RABBIT_LOGIN_METHOD)
-            .as_deref()
-            .unwrap_or("AMQPLAIN")
+            .string(&opt::RABBIT_LOGIN_METHOD)?
+            .unwrap_or_default()
+            .as_str()
         {
             "PLAIN" => SASLMechanism::Plain,
             "AMQPLAIN" => SASLMechanism::AMQPlain,
@@ -247,8 +251,8 @@ impl ListenerSettings {
             }
         };
 
-        let secs = |spec: &OptionSpec| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_secs_f64(ov.float(spec)?))
+        let mut secs = |spec: &OptionSpec| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs_f64(ov.float_or_default(spec)?))
         };
         let reconnect = ReconnectTiming {
             reconnect_delay: secs(&opt::KOMBU_RECONNECT_DELAY)?,
@@ -258,7 +262,7 @@ impl ListenerSettings {
         };
 
         let max_concurrent = src.int_or_default(&opt::MAX_CONCURRENT_MESSAGES)? as usize;
-        let prefetch = match ov.int(&opt::RABBIT_QOS_PREFETCH_COUNT)? {
+        let prefetch = match ov.int_or_default(&opt::RABBIT_QOS_PREFETCH_COUNT)? {
             0 => max_concurrent as u16,
             n => n as u16,
         };
@@ -291,8 +295,8 @@ impl ListenerSettings {
         };
         Ok(Self {
             shuffle_hosts: transport.hosts.len() > 1
-                && ov.string(&opt::KOMBU_FAILOVER_STRATEGY).as_deref() == Some("shuffle"),
-            heartbeat: ov.int(&opt::HEARTBEAT_TIMEOUT_THRESHOLD)? as u16,
+                && ov.string(&opt::KOMBU_FAILOVER_STRATEGY)?.as_deref() == Some("shuffle"),
+            heartbeat: ov.int_or_default(&opt::HEARTBEAT_TIMEOUT_THRESHOLD)? as u16,
             transport,
             tls,
             mechanism,
@@ -380,15 +384,18 @@ impl Overrides<'_> {
             },
         }
     }
+}
 
-    fn string(&self, spec: &OptionSpec) -> Option<String> {
-        match self.query_value(spec) {
+/// The URL's query parameters first, then join.conf.
+impl OptionSource for Overrides<'_> {
+    fn string(&mut self, spec: &OptionSpec) -> Result<Option<String>, ConfigError> {
+        Ok(match self.query_value(spec) {
             Some(v) => Some(v.to_string()),
             None => self.cfg.string(spec),
-        }
+        })
     }
 
-    fn bool(&self, spec: &OptionSpec) -> Result<bool, ConfigError> {
+    fn bool(&mut self, spec: &OptionSpec) -> Result<bool, ConfigError> {
         match self.query_value(spec) {
             Some(v) => parse_bool(v).ok_or_else(|| {
                 self.bad(
@@ -400,28 +407,40 @@ impl Overrides<'_> {
         }
     }
 
-    fn int(&self, spec: &OptionSpec) -> Result<i64, ConfigError> {
+    fn int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, ConfigError> {
         match self.query_value(spec) {
             Some(v) => {
                 let (min, max) = match spec.kind {
                     OptionKind::Int { min, max } => (min, max),
                     _ => (i64::MIN, i64::MAX),
                 };
-                v.trim().parse::<i64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
-                    self.bad(spec, &format!("transport_url ?{}={v:?} is not a whole number between {min} and {max}", spec.name))
-                })
+                v.trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        self.bad(
+                            spec,
+                            &format!(
+                                "transport_url ?{}={v:?} is not a whole number between {min} and {max}",
+                                spec.name
+                            ),
+                        )
+                    })
             }
-            None => Ok(self.cfg.int(spec)?.unwrap_or(0)),
+            None => self.cfg.int(spec),
         }
     }
 
-    fn float(&self, spec: &OptionSpec) -> Result<f64, ConfigError> {
+    fn float(&mut self, spec: &OptionSpec) -> Result<Option<f64>, ConfigError> {
         match self.query_value(spec) {
             Some(v) => v
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|n| n.is_finite() && *n >= 0.0)
+                .map(Some)
                 .ok_or_else(|| {
                     self.bad(
                         spec,
@@ -431,7 +450,29 @@ impl Overrides<'_> {
                         ),
                     )
                 }),
-            None => Ok(self.cfg.float(spec)?.unwrap_or(0.0)),
+            None => self.cfg.float(spec),
+        }
+    }
+
+    fn list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, ConfigError> {
+        Ok(match self.query_value(spec) {
+            Some(v) => crate::config::files::split_list(v),
+            None => self.cfg.list(spec),
+        })
+    }
+
+    fn choice(&mut self, spec: &OptionSpec) -> Result<Option<String>, ConfigError> {
+        match (spec.kind, self.query_value(spec)) {
+            (OptionKind::Choice(words), Some(v)) if !words.contains(&v) => Err(self.bad(
+                spec,
+                &format!(
+                    "transport_url ?{}={v:?} is not one of: {}",
+                    spec.name,
+                    words.join(", ")
+                ),
+            )),
+            (_, Some(v)) => Ok(Some(v.to_string())),
+            (_, None) => self.cfg.choice(spec),
         }
     }
 }
