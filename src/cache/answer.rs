@@ -8,8 +8,13 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::key::Fingerprint;
-use crate::pipeline::extensions::ServeUntil;
 use crate::pipeline::RespBody;
+
+/// Set on a response by the handler when its answer carries a secret that
+/// expires (an enrollment OTP, see [`crate::otp_lifetime`]): the response
+/// cache does not serve the answer at or after this instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeUntil(pub std::time::SystemTime);
 
 /// One answer: status, headers and body, cloned out to every caller that
 /// gets it. Its body holds an OTP, so `Debug` shows only a short hash.

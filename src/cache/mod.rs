@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{BoxFuture, FutureExt};
 use http::{Response, StatusCode};
 
-pub use answer::StoredAnswer;
+pub use answer::{ServeUntil, StoredAnswer};
 pub use key::{Fingerprint, RequestKey};
 pub use key_memo::KeyMemo;
 pub use options::{CacheSettings, RawCacheOptions, RedisFailureMode, RedisSettings};
@@ -55,11 +55,24 @@ use self::memory::MemoryStore;
 use self::redis::{EntryOrClaim, Fetched, RedisProbe, RedisStore};
 use self::single_flight::{Role, SingleFlight};
 use crate::health::HealthProbe;
-use crate::pipeline::extensions::CacheOutcome;
 use crate::pipeline::{response, RespBody};
 
 /// Runs the handler for a request the cache could not answer.
 pub type Compute = Box<dyn FnOnce() -> BoxFuture<'static, Response<RespBody>> + Send>;
+
+/// The response cache's outcome for one request, which the access log and
+/// the request metrics report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Served from the cache.
+    Hit,
+    /// Computed by the handler and stored.
+    Miss,
+    /// Waited for another request's computation of the same instance.
+    Coalesced,
+    /// Not cacheable (error answer or no instance id).
+    Bypass,
+}
 
 /// Why a cache operation outside a request failed.
 #[derive(Debug, thiserror::Error)]

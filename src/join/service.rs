@@ -12,9 +12,11 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use super::decision::{JoinHandler, JoinResponse};
 use super::request::VendordataRequest;
 use super::JoinError;
+use crate::cache::ServeUntil;
 use crate::config::pipeline_file::PipelineFileError;
+use crate::context::RequestContext;
 use crate::pipeline::body::{read_all, BodyReadError};
-use crate::pipeline::extensions::{AccessNotes, RequestContext, ServeUntil};
+use crate::pipeline::extensions::AccessNotes;
 use crate::pipeline::registry::{BuildContext, FilterOptions};
 use crate::pipeline::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 

@@ -29,7 +29,6 @@ use futures::future::BoxFuture;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use super::extensions::{Identity, IdentityStatus};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
@@ -42,7 +41,7 @@ use crate::keystone::options::*;
 use crate::keystone::secret::short_hash;
 use crate::keystone::session::HttpSettings;
 use crate::keystone::validator::{InvalidToken, ValidatorConfig};
-use crate::keystone::{ServiceSession, TokenValidator, ValidationError};
+use crate::keystone::{Identity, IdentityStatus, ServiceSession, TokenValidator, ValidationError};
 
 /// keystonemiddleware's 401 body, byte for byte.
 pub const UNAUTHORIZED_BODY: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;

@@ -19,11 +19,11 @@ use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
 use super::body::{self, BodyReadError};
-use super::extensions::{AccessNotes, Authorized, CacheOutcome};
+use super::extensions::{AccessNotes, Authorized};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options as opt;
-use crate::cache::{KeyMemo, RawCacheOptions, ResponseCache};
+use crate::cache::{CacheOutcome, KeyMemo, RawCacheOptions, ResponseCache};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 
 /// The filter's service: reads the body, looks the instance up, and calls

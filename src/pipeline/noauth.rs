@@ -14,10 +14,12 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
+use super::extensions::RequestId;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::context::RequestContext;
+use crate::keystone::{Identity, IdentityStatus};
 
 /// The layer.
 #[derive(Clone, Copy, Debug, Default)]
