@@ -8,7 +8,6 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::key::Fingerprint;
-use crate::pipeline::RespBody;
 
 /// Set on a response by the handler when its answer carries a secret that
 /// expires (an enrollment OTP, see [`crate::otp_lifetime`]): the response
@@ -53,7 +52,7 @@ pub fn short_digest(bytes: &[u8]) -> String {
 
 impl StoredAnswer {
     /// Takes a handler's response apart (its body is a single buffer).
-    pub async fn from_response(resp: Response<RespBody>, fingerprint: Fingerprint) -> Self {
+    pub async fn from_response(resp: Response<Full<Bytes>>, fingerprint: Fingerprint) -> Self {
         let (parts, body) = resp.into_parts();
         let body = match body.collect().await {
             Ok(c) => c.to_bytes(),
@@ -69,7 +68,7 @@ impl StoredAnswer {
     }
 
     /// A fresh response with the same status, headers and body.
-    pub fn to_response(&self) -> Response<RespBody> {
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
         let mut resp = Response::new(Full::new(self.body.clone()));
         *resp.status_mut() = self.status;
         *resp.headers_mut() = self.headers.clone();
