@@ -30,6 +30,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, Status
 use http_body_util::Full;
 
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::response::UNAUTHORIZED_BODY;
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
@@ -42,9 +43,6 @@ use crate::keystone::secret::short_hash;
 use crate::keystone::session::HttpSettings;
 use crate::keystone::validator::{InvalidToken, ValidatorConfig};
 use crate::keystone::{Identity, IdentityStatus, ServiceSession, TokenValidator, ValidationError};
-
-/// keystonemiddleware's 401 body, byte for byte.
-pub const UNAUTHORIZED_BODY: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
 
 /// Default limit on one keystone call when `http_connect_timeout` is unset.
 pub const DEFAULT_KEYSTONE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -15,6 +15,17 @@ pub struct RequestId {
     pub global: Option<String>,
 }
 
+/// Mints a new request id.
+pub fn new_request_id() -> String {
+    // Encoded straight into the string: `format!` went through the
+    // formatting machinery for every request.
+    let mut id = String::with_capacity(40);
+    id.push_str("req-");
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.push_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text));
+    id
+}
+
 /// Where the client thinks it is talking to, as reconstructed by
 /// `http_proxy_to_wsgi` from `Forwarded` / `X-Forwarded-*` headers; in the
 /// request as `Arc<ForwardedOrigin>`, shared with the response's

@@ -92,7 +92,7 @@ impl Service<Request<ReqBody>> for NoAuth {
             request_id: rid
                 .as_ref()
                 .map(|r| r.local.clone())
-                .unwrap_or_else(crate::pipeline::request_id::new_request_id),
+                .unwrap_or_else(super::extensions::new_request_id),
             global_request_id: rid.and_then(|r| r.global),
         };
         req.extensions_mut()
