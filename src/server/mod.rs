@@ -1,6 +1,6 @@
 //! The vendordata REST service: build the pipeline from join.conf and
 //! pipeline.toml, listen, and serve HTTP until told to stop
-//! (`novajoin server` starts it through [`crate::cli::daemon`]).
+//! (`novajoin server` starts it through the command line's daemon path).
 
 pub mod lingering_close;
 
