@@ -8,7 +8,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
-use novajoin::pipeline::extensions::{Identity, RequestContext};
+use novajoin::context::RequestContext;
+use novajoin::keystone::Identity;
 use novajoin::policy::context::context_dict;
 use novajoin::policy::{Enforcer, PolicyOptions, NOVAJOIN_DEFAULTS};
 

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod context;
 pub mod glance;
 pub mod health;
 pub mod ipa;

@@ -1759,6 +1759,7 @@ async fn delete_evicts_the_instance_from_the_shared_response_cache() {
                 }),
             )
             .await;
+        let resp = resp.expect("the handler's answer, not a refusal");
         assert_eq!(resp.status(), 200);
     }
     let entry = |id: &str| format!("{}entry:{id}", ns.prefix);

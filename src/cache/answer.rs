@@ -8,8 +8,12 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::key::Fingerprint;
-use crate::pipeline::extensions::ServeUntil;
-use crate::pipeline::RespBody;
+
+/// Set on a response by the handler when its answer carries a secret that
+/// expires (an enrollment OTP, see [`crate::otp_lifetime`]): the response
+/// cache does not serve the answer at or after this instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeUntil(pub std::time::SystemTime);
 
 /// One answer: status, headers and body, cloned out to every caller that
 /// gets it. Its body holds an OTP, so `Debug` shows only a short hash.
@@ -48,7 +52,7 @@ pub fn short_digest(bytes: &[u8]) -> String {
 
 impl StoredAnswer {
     /// Takes a handler's response apart (its body is a single buffer).
-    pub async fn from_response(resp: Response<RespBody>, fingerprint: Fingerprint) -> Self {
+    pub async fn from_response(resp: Response<Full<Bytes>>, fingerprint: Fingerprint) -> Self {
         let (parts, body) = resp.into_parts();
         let body = match body.collect().await {
             Ok(c) => c.to_bytes(),
@@ -64,7 +68,7 @@ impl StoredAnswer {
     }
 
     /// A fresh response with the same status, headers and body.
-    pub fn to_response(&self) -> Response<RespBody> {
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
         let mut resp = Response::new(Full::new(self.body.clone()));
         *resp.status_mut() = self.status;
         *resp.headers_mut() = self.headers.clone();

@@ -42,10 +42,12 @@ pub mod stats;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use http::{Response, StatusCode};
+use http_body_util::Full;
 
-pub use answer::StoredAnswer;
+pub use answer::{ServeUntil, StoredAnswer};
 pub use key::{Fingerprint, RequestKey};
 pub use key_memo::KeyMemo;
 pub use options::{CacheSettings, RedisFailureMode, RedisSettings};
@@ -55,11 +57,33 @@ use self::memory::MemoryStore;
 use self::redis::{EntryOrClaim, Fetched, RedisProbe, RedisStore};
 use self::single_flight::{Role, SingleFlight};
 use crate::health::HealthProbe;
-use crate::pipeline::extensions::CacheOutcome;
-use crate::pipeline::{response, RespBody};
 
 /// Runs the handler for a request the cache could not answer.
-pub type Compute = Box<dyn FnOnce() -> BoxFuture<'static, Response<RespBody>> + Send>;
+pub type Compute = Box<dyn FnOnce() -> BoxFuture<'static, Response<Full<Bytes>>> + Send>;
+
+/// An answer the cache gives itself, without the handler's: the caller
+/// answers with a fault of this status and message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The status (503; 500 when the handler's computation panicked).
+    pub status: StatusCode,
+    /// What to tell the client; `None` for the status's usual message.
+    pub message: Option<&'static str>,
+}
+
+/// The response cache's outcome for one request, which the access log and
+/// the request metrics report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Served from the cache.
+    Hit,
+    /// Computed by the handler and stored.
+    Miss,
+    /// Waited for another request's computation of the same instance.
+    Coalesced,
+    /// Not cacheable (error answer or no instance id).
+    Bypass,
+}
 
 /// Why a cache operation outside a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +111,7 @@ enum Source {
 
 #[derive(Clone, Debug)]
 struct Served {
-    answer: Arc<StoredAnswer>,
+    answer: Result<Arc<StoredAnswer>, Refusal>,
     source: Source,
 }
 
@@ -121,33 +145,15 @@ impl std::fmt::Debug for ResponseCache {
     }
 }
 
-fn cache_fault(status: StatusCode, message: &str, fingerprint: Fingerprint) -> Served {
-    let resp = response::fault(status, message);
-    let (parts, body) = resp.into_parts();
-    let body = http_body_util::BodyExt::collect(body)
-        .now_or_never()
-        .map(|c| match c {
-            Ok(c) => c.to_bytes(),
-            Err(never) => match never {},
-        });
+fn refused(status: StatusCode, message: Option<&'static str>) -> Served {
     Served {
-        answer: Arc::new(StoredAnswer {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.unwrap_or_default(),
-            fingerprint,
-            serve_until: None,
-        }),
+        answer: Err(Refusal { status, message }),
         source: Source::Refused,
     }
 }
 
 fn panicked() -> Served {
-    cache_fault(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        response::default_message(StatusCode::INTERNAL_SERVER_ERROR),
-        Fingerprint([[0; 8]; 5]),
-    )
+    refused(StatusCode::INTERNAL_SERVER_ERROR, None)
 }
 
 impl ResponseCache {
@@ -223,7 +229,7 @@ impl ResponseCache {
         &self,
         key: RequestKey,
         compute: Compute,
-    ) -> (Response<RespBody>, CacheOutcome) {
+    ) -> (Result<Response<Full<Bytes>>, Refusal>, CacheOutcome) {
         let inner = &self.inner;
         let mut refused_seen = false;
         // Fast path: a stored, matching answer.
@@ -249,7 +255,7 @@ impl ResponseCache {
         if let Some(answer) = &found {
             if answer.fingerprint == key.fingerprint {
                 inner.stats.hit();
-                return (answer.to_response(), CacheOutcome::Hit);
+                return (Ok(answer.to_response()), CacheOutcome::Hit);
             }
             inner.stats.replaced();
             tracing::info!(instance_id = %key.instance_id,
@@ -282,7 +288,7 @@ impl ResponseCache {
                 CacheOutcome::Bypass
             }
         };
-        (served.answer.to_response(), outcome)
+        (served.answer.map(|a| a.to_response()), outcome)
     }
 
     /// One computation of a key (runs in its own task, see [`single_flight`]).
@@ -305,7 +311,7 @@ impl ResponseCache {
         if let Some(a) = self.inner.local.get(&key.instance_id).await {
             if a.fingerprint == key.fingerprint {
                 return Served {
-                    answer: a,
+                    answer: Ok(a),
                     source: Source::Found { waited: false },
                 };
             }
@@ -316,7 +322,7 @@ impl ResponseCache {
             self.inner.local.put(&key.instance_id, answer.clone()).await;
         }
         Served {
-            answer,
+            answer: Ok(answer),
             source: Source::Computed { stored },
         }
     }
@@ -326,9 +332,9 @@ impl ResponseCache {
     async fn redis_down(&self, r: &RedisStore, key: &RequestKey, compute: Compute) -> Served {
         match r.settings().on_failure {
             RedisFailureMode::Local => self.local_flight(key, compute).await,
-            RedisFailureMode::FailClosed => cache_fault(StatusCode::SERVICE_UNAVAILABLE,
-                "The shared response cache (Redis) is unreachable and [cache] on_redis_failure = fail_closed; \
-                 try again when Redis is back.", key.fingerprint),
+            RedisFailureMode::FailClosed => refused(StatusCode::SERVICE_UNAVAILABLE,
+                Some("The shared response cache (Redis) is unreachable and [cache] on_redis_failure = fail_closed; \
+                 try again when Redis is back.")),
         }
     }
 
@@ -351,7 +357,7 @@ impl ResponseCache {
             let step = match r.entry_or_claim(id, !reported).await {
                 Ok(EntryOrClaim::Entry(Fetched::Valid(a))) if a.fingerprint == key.fingerprint => {
                     return Served {
-                        answer: a,
+                        answer: Ok(a),
                         source: Source::Found { waited },
                     };
                 }
@@ -384,10 +390,9 @@ impl ResponseCache {
                     "response cache: another replica is still computing this instance's answer \
                      (or Redis is too slow); answering 503"
                 );
-                return cache_fault(
+                return refused(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "Another novajoin replica is still enrolling this instance; try again shortly.",
-                    key.fingerprint,
+                    Some("Another novajoin replica is still enrolling this instance; try again shortly."),
                 );
             }
             waited = true;
@@ -438,7 +443,7 @@ impl ResponseCache {
         }
         let _ = r.release(&claim).await;
         Served {
-            answer,
+            answer: Ok(answer),
             source: Source::Computed { stored },
         }
     }

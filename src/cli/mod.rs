@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod config_sample;
+pub mod daemon;
 pub mod install;
 pub mod ipa_setup;
 pub mod manpages;
@@ -12,6 +13,7 @@ pub mod notify;
 pub mod policy_check;
 pub mod policy_sample;
 pub mod reconcile;
+pub mod server;
 pub mod status;
 
 /// novajoin: enroll OpenStack instances into FreeIPA.
@@ -67,7 +69,7 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Server(args) => crate::server::run_cli(args),
+        Command::Server(args) => server::run_cli(args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
         Command::Notify(args) => notify::run_cli(args),

@@ -31,16 +31,17 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-use super::auth::{
-    cookie_header, error_chain, http_error, is_transient_status, json_content_type,
-    rejection_reason, AttemptError, Endpoints, IpaAuth,
-};
+use super::auth::IpaAuth;
 use super::command::{
     CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
 };
 use super::error::IpaError;
 use super::health::IpaHealth;
 use super::host_lock::HostLocks;
+use super::http::{
+    cookie_header, error_chain, http_error, is_transient_status, json_content_type,
+    rejection_reason, AttemptError, Endpoints,
+};
 use super::secret::Secret;
 use super::wire;
 

@@ -6,6 +6,7 @@
 //! operator but never used to decide anything (it is translated by IPA
 //! according to `Accept-Language`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -117,14 +118,14 @@ pub enum IpaError {
     /// Kerberos login failed (keytab, KDC, service ticket, or IPA refused
     /// the token); the message names what to check.
     #[error("Kerberos login to IPA failed: {0}")]
-    Kerberos(Box<super::kerberos::KerberosError>),
+    Kerberos(Box<KerberosError>),
     /// The client could not be built (CA bundle, URL, auth settings).
     #[error("IPA client setup: {0}")]
     Setup(String),
 }
 
-impl From<super::kerberos::KerberosError> for IpaError {
-    fn from(e: super::kerberos::KerberosError) -> Self {
+impl From<KerberosError> for IpaError {
+    fn from(e: KerberosError) -> Self {
         Self::Kerberos(Box::new(e))
     }
 }
@@ -180,6 +181,118 @@ impl IpaError {
     /// command may or may not have run, and IPA itself said nothing.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout(_))
+    }
+}
+
+/// Why a Kerberos login failed. Each message names what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum KerberosError {
+    /// The keytab file cannot be opened.
+    #[error(
+        "cannot read the keytab {}: {source}; check [DEFAULT] keytab (the file must be readable by the \
+         user novajoin runs as; `novajoin ipa-setup` fetches it)", path.display()
+    )]
+    KeytabUnreadable {
+        /// The keytab.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No initial ticket could be obtained from the keytab.
+    #[error(
+        "cannot obtain a Kerberos ticket for {principal} from the keytab {}: {detail}; check that \
+         [DEFAULT] keytab holds the current keys of {principal} (`klist -k -t {}`; fetching a keytab \
+         again with ipa-getkeytab rotates the keys and makes older copies useless) and [ipa] principal",
+         keytab.display(), keytab.display()
+    )]
+    Credentials {
+        /// The principal asked for.
+        principal: String,
+        /// The keytab used.
+        keytab: PathBuf,
+        /// What GSSAPI/krb5 said.
+        detail: String,
+        /// The KDC could not be reached (worth retrying).
+        kdc_unreachable: bool,
+    },
+    /// No usable credentials in the default credential cache (when no
+    /// keytab is configured, e.g. `ipa-setup` after `kinit admin`).
+    #[error(
+        "no usable Kerberos credentials in the default credential cache: {detail}; run kinit first"
+    )]
+    DefaultCredentials {
+        /// What GSSAPI/krb5 said.
+        detail: String,
+        /// The KDC could not be reached.
+        kdc_unreachable: bool,
+    },
+    /// A password login to the KDC failed (`ipa-setup` as an administrator).
+    #[error("cannot obtain a Kerberos ticket for {principal} with its password: {detail}")]
+    PasswordLogin {
+        /// The administrator's principal.
+        principal: String,
+        /// What GSSAPI/krb5 said.
+        detail: String,
+        /// The KDC could not be reached.
+        kdc_unreachable: bool,
+    },
+    /// A ticket for IPA's HTTP service could not be obtained.
+    #[error(
+        "cannot get a Kerberos service ticket for {target} as {principal}: {detail}; the IPA \
+         server's principal HTTP/<server fqdn> must exist in the realm and the IPA URL (or \
+         [ipa] server) must name the server by that FQDN"
+    )]
+    ServiceTicket {
+        /// Who asked.
+        principal: String,
+        /// `HTTP@<fqdn>`.
+        target: String,
+        /// What GSSAPI/krb5 said.
+        detail: String,
+        /// The KDC could not be reached.
+        kdc_unreachable: bool,
+    },
+    /// IPA's web server answered 401 to a fresh Negotiate token, twice.
+    #[error(
+        "IPA rejected the Kerberos login of {principal} to {target} (HTTP 401{reason}); check that \
+         the principal is enabled in IPA, that the server's HTTP keytab is current and that the \
+         clocks agree"
+    )]
+    Rejected {
+        /// Who logged in.
+        principal: String,
+        /// `HTTP@<fqdn>`.
+        target: String,
+        /// `: <X-IPA-Rejection-Reason>` when IPA sent one, else empty.
+        reason: String,
+    },
+    /// The server's mutual-authentication token did not verify.
+    #[error("IPA's Kerberos answer failed mutual authentication: {0}")]
+    MutualAuth(String),
+    /// The blocking GSSAPI task could not run.
+    #[error("internal error running GSSAPI: {0}")]
+    Internal(String),
+}
+
+impl KerberosError {
+    /// Whether another attempt later may succeed (the KDC was unreachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Credentials {
+                kdc_unreachable: true,
+                ..
+            } | Self::DefaultCredentials {
+                kdc_unreachable: true,
+                ..
+            } | Self::ServiceTicket {
+                kdc_unreachable: true,
+                ..
+            } | Self::PasswordLogin {
+                kdc_unreachable: true,
+                ..
+            }
+        )
     }
 }
 

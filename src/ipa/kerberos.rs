@@ -39,129 +39,18 @@ use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
 use libgssapi_sys as sys;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, REFERER, WWW_AUTHENTICATE};
 
-use super::auth::{
+use super::error::{IpaError, KerberosError};
+use super::http::{
     http_error, is_transient_status, rejection_reason, session_cookie, AttemptError, Endpoints,
 };
-use super::error::IpaError;
 use super::secret::Secret;
 
-/// Why a Kerberos login failed. Each message names what to check.
-#[derive(Debug, thiserror::Error)]
-pub enum KerberosError {
-    /// The keytab file cannot be opened.
-    #[error(
-        "cannot read the keytab {}: {source}; check [DEFAULT] keytab (the file must be readable by the \
-         user novajoin runs as; `novajoin ipa-setup` fetches it)", path.display()
-    )]
-    KeytabUnreadable {
-        /// The keytab.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// No initial ticket could be obtained from the keytab.
-    #[error(
-        "cannot obtain a Kerberos ticket for {principal} from the keytab {}: {detail}; check that \
-         [DEFAULT] keytab holds the current keys of {principal} (`klist -k -t {}`; fetching a keytab \
-         again with ipa-getkeytab rotates the keys and makes older copies useless) and [ipa] principal",
-         keytab.display(), keytab.display()
-    )]
-    Credentials {
-        /// The principal asked for.
-        principal: String,
-        /// The keytab used.
-        keytab: PathBuf,
-        /// What GSSAPI/krb5 said.
-        detail: String,
-        /// The KDC could not be reached (worth retrying).
-        kdc_unreachable: bool,
-    },
-    /// No usable credentials in the default credential cache (when no
-    /// keytab is configured, e.g. `ipa-setup` after `kinit admin`).
-    #[error(
-        "no usable Kerberos credentials in the default credential cache: {detail}; run kinit first"
-    )]
-    DefaultCredentials {
-        /// What GSSAPI/krb5 said.
-        detail: String,
-        /// The KDC could not be reached.
-        kdc_unreachable: bool,
-    },
-    /// A password login to the KDC failed (`ipa-setup` as an administrator).
-    #[error("cannot obtain a Kerberos ticket for {principal} with its password: {detail}")]
-    PasswordLogin {
-        /// The administrator's principal.
-        principal: String,
-        /// What GSSAPI/krb5 said.
-        detail: String,
-        /// The KDC could not be reached.
-        kdc_unreachable: bool,
-    },
-    /// A ticket for IPA's HTTP service could not be obtained.
-    #[error(
-        "cannot get a Kerberos service ticket for {target} as {principal}: {detail}; the IPA \
-         server's principal HTTP/<server fqdn> must exist in the realm and the IPA URL (or \
-         [ipa] server) must name the server by that FQDN"
-    )]
-    ServiceTicket {
-        /// Who asked.
-        principal: String,
-        /// `HTTP@<fqdn>`.
-        target: String,
-        /// What GSSAPI/krb5 said.
-        detail: String,
-        /// The KDC could not be reached.
-        kdc_unreachable: bool,
-    },
-    /// IPA's web server answered 401 to a fresh Negotiate token, twice.
-    #[error(
-        "IPA rejected the Kerberos login of {principal} to {target} (HTTP 401{reason}); check that \
-         the principal is enabled in IPA, that the server's HTTP keytab is current and that the \
-         clocks agree"
-    )]
-    Rejected {
-        /// Who logged in.
-        principal: String,
-        /// `HTTP@<fqdn>`.
-        target: String,
-        /// `: <X-IPA-Rejection-Reason>` when IPA sent one, else empty.
-        reason: String,
-    },
-    /// The server's mutual-authentication token did not verify.
-    #[error("IPA's Kerberos answer failed mutual authentication: {0}")]
-    MutualAuth(String),
-    /// The blocking GSSAPI task could not run.
-    #[error("internal error running GSSAPI: {0}")]
-    Internal(String),
-}
-
-impl KerberosError {
-    /// Whether another attempt later may succeed (the KDC was unreachable).
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Credentials {
-                kdc_unreachable: true,
-                ..
-            } | Self::DefaultCredentials {
-                kdc_unreachable: true,
-                ..
-            } | Self::ServiceTicket {
-                kdc_unreachable: true,
-                ..
-            } | Self::PasswordLogin {
-                kdc_unreachable: true,
-                ..
-            }
-        )
-    }
-
-    fn attempt(self) -> AttemptError {
-        if self.is_transient() {
-            AttemptError::Transient(self.to_string())
-        } else {
-            AttemptError::Fatal(self.into())
-        }
+/// How a failed Kerberos step counts as an attempt at logging in.
+fn attempt(e: KerberosError) -> AttemptError {
+    if e.is_transient() {
+        AttemptError::Transient(e.to_string())
+    } else {
+        AttemptError::Fatal(e.into())
     }
 }
 
@@ -282,7 +171,7 @@ impl KerberosAuth {
             let t = target.clone();
             let (ctx, token) = blocking(move || inner.initiate(&t))
                 .await
-                .map_err(KerberosError::attempt)?;
+                .map_err(attempt)?;
             let mut auth = HeaderValue::from_str(&format!(
                 "Negotiate {}",
                 base64::engine::general_purpose::STANDARD.encode(&token)
@@ -314,7 +203,7 @@ impl KerberosAuth {
                                     .map_err(|e| KerberosError::MutualAuth(gss_detail(&e)))
                             })
                             .await
-                            .map_err(KerberosError::attempt)?;
+                            .map_err(attempt)?;
                         }
                         None => tracing::debug!(
                             "IPA's Kerberos login answer carried no mutual-authentication token"

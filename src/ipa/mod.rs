@@ -76,22 +76,24 @@ pub mod enrollment;
 pub mod error;
 pub mod health;
 pub mod host_lock;
+pub mod http;
 pub mod kerberos;
 pub mod options;
 pub mod secret;
 pub mod settings;
 pub mod wire;
 
-pub use auth::{Endpoints, IpaAuth};
+pub use auth::IpaAuth;
 pub use client::{IpaClient, IpaClientConfig, DEFAULT_API_VERSION};
 pub use command::{
     CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
 };
 pub use default_conf::IpaDefaultConf;
 pub use enrollment::{EnrollmentBatch, EnrollmentOutcome, HostOutcome, HostWrite, ItemFailure};
-pub use error::{IpaError, RemoteError};
+pub use error::{IpaError, KerberosError, RemoteError};
 pub use health::IpaHealth;
 pub use host_lock::HostLocks;
-pub use kerberos::{KerberosAuth, KerberosError};
+pub use http::Endpoints;
+pub use kerberos::KerberosAuth;
 pub use secret::Secret;
 pub use settings::{load_default_conf, IpaConfigError};

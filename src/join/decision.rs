@@ -13,11 +13,11 @@ use super::host_classes::HostClassRules;
 use super::request::{is_enroll_flag, VendordataRequest};
 use super::services::requested_services;
 use super::{new_otp, JoinError};
+use crate::context::RequestContext;
 use crate::ipa::{IpaClient, NewHost, Secret};
 use crate::join::directory::CloudDirectory;
 use crate::otp_lifetime::{unix_seconds, OtpLifetime, OTPS_ISSUED};
 use crate::ownership::HostBinding;
-use crate::pipeline::extensions::RequestContext;
 use crate::policy::Enforcer;
 
 /// Why (or why not) an instance enrolls.

@@ -8,8 +8,10 @@
 //! * [`services`]: `managed_service_*` / `compact_service_*` metadata;
 //! * [`decision`]: the decision sequence, in the original's order;
 //! * `enrollment`: the IPA writes, each checked against the host's owner
-//!   first ([`crate::ownership`]);
-//! * [`service`]: the tower service at the end of the pipeline.
+//!   first ([`crate::ownership`]).
+//!
+//! The tower service that answers HTTP with it is the pipeline's
+//! `join_app`.
 
 pub mod decision;
 pub mod directory;
@@ -18,14 +20,12 @@ pub mod fqdn;
 pub mod host_classes;
 pub mod options;
 pub mod request;
-pub mod service;
 pub mod services;
 pub mod setup;
 
 use http::StatusCode;
 
 pub use decision::{EnrollmentDecision, JoinHandler, JoinResponse};
-pub use service::build_app;
 
 /// Why a join request was not answered with 200. Each variant maps to the
 /// status and fault body the original (or, where it crashed, a sensible

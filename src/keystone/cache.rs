@@ -18,9 +18,9 @@ use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::cache_crypt::CacheSecret;
+use super::identity::Identity;
 use super::token::TokenData;
 use crate::health::{HealthProbe, HealthState};
-use crate::pipeline::extensions::Identity;
 
 /// A validated token: keystone's data and the identity it proves.
 #[derive(Debug)]

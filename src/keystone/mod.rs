@@ -5,12 +5,14 @@
 pub mod auth;
 pub mod catalog;
 pub mod error;
+pub mod identity;
 pub mod options;
 pub mod secret;
 pub mod session;
 pub mod token;
 
 pub use error::KeystoneError;
+pub use identity::{Identity, IdentityStatus};
 pub use secret::Token;
 pub use session::{HttpSettings, ServiceSession};
 pub mod cache;

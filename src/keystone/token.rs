@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::Catalog;
-use crate::pipeline::extensions::Identity;
+use super::identity::Identity;
 
 /// `{"id", "name"}` of a domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,10 +31,10 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+use crate::cache::CacheOutcome;
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::IpaError;
-use crate::pipeline::extensions::CacheOutcome;
 
 mod request_handles;
 pub use request_handles::RequestMetrics;

@@ -20,7 +20,7 @@ use super::{
     cache_label, method_index, record_request, route_label, CACHE_LOOKUPS, HTTP_DURATION,
     HTTP_REQUESTS, KNOWN_STATUSES, METHOD_LABELS,
 };
-use crate::pipeline::extensions::CacheOutcome;
+use crate::cache::CacheOutcome;
 
 /// The `route` label's values.
 const ROUTES: [&str; 3] = ["join", "healthcheck", "other"];

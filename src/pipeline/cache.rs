@@ -19,11 +19,11 @@ use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
 use super::body::{self, BodyReadError};
-use super::extensions::{AccessNotes, Authorized, CacheOutcome};
+use super::extensions::{AccessNotes, Authorized};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options::CacheSettingsError;
-use crate::cache::{CacheSettings, KeyMemo, ResponseCache};
+use crate::cache::{CacheOutcome, CacheSettings, KeyMemo, Refusal, ResponseCache};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The filter's service: reads the body, looks the instance up, and calls
@@ -100,7 +100,8 @@ impl Service<Request<ReqBody>> for CacheService {
             };
             let instance_id = key.instance_id.clone();
             let compute: crate::cache::Compute = Box::new(move || Box::pin(call_inner(inner, req)));
-            let (mut resp, outcome) = cache.get_or_compute(key, compute).await;
+            let (answer, outcome) = cache.get_or_compute(key, compute).await;
+            let mut resp = answer.unwrap_or_else(refusal_fault);
             let notes = AccessNotes::of(&mut resp);
             notes.instance_id.get_or_insert(instance_id);
             notes.cache = Some(outcome);
@@ -114,6 +115,14 @@ async fn call_inner(mut inner: HttpService, req: Request<ReqBody>) -> Response<R
         Ok(r) => r,
         Err(never) => match never {},
     }
+}
+
+/// The fault a refusal of the cache answers with.
+fn refusal_fault(refusal: Refusal) -> Response<RespBody> {
+    let message = refusal
+        .message
+        .unwrap_or_else(|| response::default_message(refusal.status));
+    response::fault(refusal.status, message)
 }
 
 fn with_outcome(mut resp: Response<RespBody>, outcome: CacheOutcome) -> Response<RespBody> {

@@ -24,11 +24,13 @@ use futures::future::BoxFuture;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use super::authtoken::UNAUTHORIZED_BODY;
-use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
+use super::extensions::RequestId;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::response::UNAUTHORIZED_BODY;
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::context::RequestContext;
+use crate::keystone::{Identity, IdentityStatus};
 use crate::policy::enforcer::{Decision, Enforcer};
 use crate::policy::memo::{DecisionMemo, SharedKey};
 

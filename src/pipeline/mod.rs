@@ -24,6 +24,7 @@ pub mod cache;
 pub mod cors;
 pub mod healthcheck;
 pub mod http_proxy_to_wsgi;
+pub mod join_app;
 pub mod keystonecontext;
 pub mod noauth;
 pub mod policy;

@@ -14,10 +14,12 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use super::extensions::{Identity, IdentityStatus, RequestContext, RequestId};
+use super::extensions::RequestId;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::context::RequestContext;
+use crate::keystone::{Identity, IdentityStatus};
 
 /// The layer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -90,7 +92,7 @@ impl Service<Request<ReqBody>> for NoAuth {
             request_id: rid
                 .as_ref()
                 .map(|r| r.local.clone())
-                .unwrap_or_else(crate::pipeline::request_id::new_request_id),
+                .unwrap_or_else(super::extensions::new_request_id),
             global_request_id: rid.and_then(|r| r.global),
         };
         req.extensions_mut()

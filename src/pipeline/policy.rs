@@ -20,10 +20,12 @@ use tower::Service;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
-use super::extensions::{Authorized, Identity, RequestContext};
+use super::extensions::Authorized;
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
+use crate::context::RequestContext;
+use crate::keystone::Identity;
 use crate::policy::context::{context_dict, PER_REQUEST_KEYS};
 use crate::policy::eval::{may_read_any, RuleLookup};
 use crate::policy::memo::{DecisionMemo, SharedKey};
@@ -170,8 +172,8 @@ mod tests {
     use super::*;
     use crate::config::ConfigFiles;
     use crate::health::HealthRegistry;
+    use crate::keystone::Identity;
     use crate::pipeline::boxed;
-    use crate::pipeline::extensions::Identity;
     use http_body_util::BodyExt;
     use std::collections::BTreeMap;
     use std::convert::Infallible;

@@ -388,6 +388,6 @@ pub fn apps() -> Vec<AppEntry> {
     vec![AppEntry {
         name: "join",
         requires: &[BodyLimit, Context],
-        build: crate::join::build_app,
+        build: super::join_app::build_app,
     }]
 }

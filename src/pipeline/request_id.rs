@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::extensions::{AccessNotes, RequestId};
+use super::extensions::{new_request_id, AccessNotes, RequestId};
 use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
@@ -34,17 +34,6 @@ pub fn is_valid_request_id(s: &str) -> bool {
                 && g.bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         })
-}
-
-/// Mints a new request id.
-pub fn new_request_id() -> String {
-    // Encoded straight into the string: `format!` went through the
-    // formatting machinery for every request.
-    let mut id = String::with_capacity(40);
-    id.push_str("req-");
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.push_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text));
-    id
 }
 
 /// The layer.

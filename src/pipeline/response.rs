@@ -8,6 +8,10 @@ use http_body_util::Full;
 /// documents, so a single buffer is enough.
 pub type RespBody = Full<Bytes>;
 
+/// keystonemiddleware's 401 body, byte for byte (`authtoken` and
+/// `keystonecontext` answer with it).
+pub const UNAUTHORIZED_BODY: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
+
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<RespBody> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());

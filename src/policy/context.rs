@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Enforcer;
-use crate::pipeline::extensions::RequestContext;
+use crate::context::RequestContext;
 
 /// The `context_is_admin` question as the keystonecontext filter's admin
 /// check (`KeystoneContextLayer::with_admin_check(Arc::new(admin_check(e)))`):
@@ -105,7 +105,7 @@ pub fn context_dict(ctx: &RequestContext) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::extensions::Identity;
+    use crate::keystone::Identity;
 
     #[test]
     fn has_the_original_keys() {

@@ -1,4 +1,6 @@
-//! `novajoin server`: load configuration, build the pipeline, serve HTTP.
+//! The vendordata REST service: build the pipeline from join.conf and
+//! pipeline.toml, listen, and serve HTTP until told to stop
+//! (`novajoin server` starts it through the command line's daemon path).
 
 pub mod lingering_close;
 pub mod options;
@@ -16,7 +18,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::cli::ConfigArgs;
 use crate::config::pipeline_file::{PipelineFile, PipelineFileError};
 use crate::config::{ConfigError, ConfigFiles, OptionSource};
 use crate::health::HealthRegistry;
@@ -37,9 +38,6 @@ pub enum ServerError {
     /// pipeline.toml is wrong, or a component could not be set up.
     #[error(transparent)]
     Pipeline(#[from] PipelineFileError),
-    /// The metrics endpoint could not start.
-    #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}; check [DEFAULT] join_listen and join_listen_port")]
     Listen {
@@ -57,17 +55,6 @@ pub enum ListenAddr {
     Tcp(SocketAddr),
     /// A Unix socket path (`join_listen = unix:/run/novajoin/join.sock`).
     Unix(PathBuf),
-}
-
-/// Reads join.conf from the command line's files, sets up logging from
-/// it, then validates it and logs its warnings.
-pub fn load_config(args: &ConfigArgs) -> Result<Arc<ConfigFiles>, ConfigError> {
-    let cfg = ConfigFiles::load(&args.config_file, &args.config_dir)?;
-    crate::logging::init_from_config(&cfg);
-    for w in cfg.validate(&crate::option_catalog::CATALOG)? {
-        tracing::warn!("{w}");
-    }
-    Ok(Arc::new(cfg))
 }
 
 /// The pipeline file named by `api_paste_config`. An old
@@ -133,56 +120,32 @@ pub async fn build_stack(
     .await?)
 }
 
-/// Runs the server from the command line; returns the exit status.
-pub fn run_cli(args: ConfigArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("novajoin: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async move {
-        let cfg = match load_config(&args) {
-            Ok(c) => c,
-            Err(e) => {
-                crate::logging::init(false, "auto");
-                tracing::error!("{e}");
-                eprintln!("novajoin: configuration error: {e}");
-                return 2;
-            }
-        };
-        match serve(cfg).await {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!("{e}");
-                eprintln!("novajoin: {e}");
-                2
-            }
-        }
-    })
+/// The server, set up and listening; [`Server::run`] serves.
+pub struct Server {
+    stack: HttpService,
+    addr: ListenAddr,
+    listener: Listener,
 }
 
-/// Starts serving and returns when a shutdown signal has been handled.
-pub async fn serve(cfg: Arc<ConfigFiles>) -> Result<(), ServerError> {
-    let health = HealthRegistry::default();
-    let stack = build_stack(cfg.clone(), health).await?;
-    let addr = listen_addr(&cfg)?;
-    let _metrics =
-        crate::metrics::start_from_config(&cfg, crate::metrics::MetricsRole::Server).await?;
-    let shutdown = shutdown_signal();
-    run(stack, addr, shutdown).await
-}
+impl Server {
+    /// Builds the stack from join.conf and the pipeline file, and opens the
+    /// listening socket.
+    pub async fn start(cfg: Arc<ConfigFiles>) -> Result<Self, ServerError> {
+        let health = HealthRegistry::default();
+        let stack = build_stack(cfg.clone(), health).await?;
+        let addr = listen_addr(&cfg)?;
+        let listener = Listener::bind(&addr).await?;
+        Ok(Self {
+            stack,
+            addr,
+            listener,
+        })
+    }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; finishing in-flight requests"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; finishing in-flight requests"),
+    /// Serves until `shutdown` completes, then drains in-flight requests
+    /// (up to 30 s).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        serve(self.stack, self.listener, &self.addr, shutdown).await;
     }
 }
 
@@ -244,22 +207,20 @@ impl Listener {
     }
 }
 
-/// Serves `stack` on `addr` until `shutdown` completes, then drains
+/// Serves `stack` on `listener` until `shutdown` completes, then drains
 /// in-flight requests (up to 30 s).
-pub async fn run(
+async fn serve(
     stack: HttpService,
-    addr: ListenAddr,
+    listener: Listener,
+    addr: &ListenAddr,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), ServerError> {
-    let listener = Listener::bind(&addr).await?;
+) {
     tracing::info!(listen = %listener.describe(), version = env!("CARGO_PKG_VERSION"), "novajoin server ready");
-    crate::logging::notify_ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     let responder = Arc::new(Responder {
         stack,
-        // Handles are resolved at first use, when `serve` has installed the
-        // recorder.
+        // Handles are resolved at first use, once the recorder is installed.
         metrics: crate::metrics::RequestMetrics::new(),
     });
     tokio::pin!(shutdown);
@@ -295,15 +256,13 @@ pub async fn run(
         });
     }
     drop(listener);
-    crate::logging::notify_stopping();
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(DRAIN) => tracing::warn!("in-flight requests still running after {}s; exiting", DRAIN.as_secs()),
     }
-    if let ListenAddr::Unix(p) = &addr {
+    if let ListenAddr::Unix(p) = addr {
         let _ = std::fs::remove_file(p);
     }
-    Ok(())
 }
 
 /// A byte stream a connection is served on (TCP or Unix).

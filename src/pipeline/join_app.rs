@@ -1,4 +1,5 @@
-//! The `join` app: the tower service at the end of the `/v1` pipeline.
+//! The `join` app: the tower service at the end of the `/v1` pipeline,
+//! answering nova's vendordata requests with [`crate::join`]'s handler.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -9,14 +10,16 @@ use tower::Service;
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
-use super::decision::{JoinHandler, JoinResponse};
-use super::request::VendordataRequest;
-use super::JoinError;
+use super::body::{read_all, BodyReadError};
+use super::extensions::AccessNotes;
+use super::registry::{BuildContext, FilterOptions};
+use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use crate::cache::ServeUntil;
 use crate::config::pipeline_file::PipelineFileError;
-use crate::pipeline::body::{read_all, BodyReadError};
-use crate::pipeline::extensions::{AccessNotes, RequestContext, ServeUntil};
-use crate::pipeline::registry::{BuildContext, FilterOptions};
-use crate::pipeline::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use crate::context::RequestContext;
+use crate::join::decision::{JoinHandler, JoinResponse};
+use crate::join::request::VendordataRequest;
+use crate::join::JoinError;
 
 /// The service.
 #[derive(Clone)]
@@ -119,7 +122,7 @@ pub fn build_app(
     Box::pin(async move {
         let config = opts.config().clone();
         opts.finish()?;
-        let handler = super::setup::join_handler(config)
+        let handler = crate::join::setup::join_handler(config)
             .await
             .map_err(PipelineFileError::component)?;
         ctx.health.register(Arc::new(handler.ipa.health()));
