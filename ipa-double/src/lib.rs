@@ -659,6 +659,11 @@ impl IpaDouble {
         self.counters().round_trips
     }
 
+    /// Commands carried by the JSON-RPC calls (each `batch` item counts).
+    pub fn commands_carried(&self) -> u64 {
+        self.counters().commands
+    }
+
     /// Round trips whose top-level method was `method` (`batch`, `host_mod`...).
     pub fn round_trips_for(&self, method: &str) -> u64 {
         self.counters()
@@ -729,6 +734,13 @@ impl IpaDouble {
     }
 
     // ---- faults ----
+
+    /// Makes every JSON-RPC call take `per_call`, plus `per_item` for each
+    /// command it carries (a `batch` counts its items), before it runs:
+    /// IPA's fixed cost per request and its cost per command.
+    pub fn set_cost_model(&self, per_call: Duration, per_item: Duration) {
+        self.shared.faults.lock().expect("faults").cost = server::CostModel { per_call, per_item };
+    }
 
     /// Adds a fixed delay before every answer.
     pub fn set_latency(&self, latency: Duration) {

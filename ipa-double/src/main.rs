@@ -38,6 +38,13 @@ struct Args {
     /// Added latency per request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Time every JSON-RPC call takes, in milliseconds (IPA's fixed cost).
+    #[arg(long, default_value_t = 0)]
+    call_cost_ms: u64,
+    /// Time each command of a call takes, in milliseconds (a batch counts
+    /// its items).
+    #[arg(long, default_value_t = 0)]
+    item_cost_ms: u64,
     /// Serve HTTPS and write the CA certificate to this file.
     #[arg(long, value_name = "PATH")]
     tls_ca_out: Option<std::path::PathBuf>,
@@ -77,6 +84,10 @@ async fn main() {
         }
     }
     double.set_latency(Duration::from_millis(a.latency_ms));
+    double.set_cost_model(
+        Duration::from_millis(a.call_cost_ms),
+        Duration::from_millis(a.item_cost_ms),
+    );
     println!("ipa-double listening on {}", double.url());
     let _ = tokio::signal::ctrl_c().await;
 }

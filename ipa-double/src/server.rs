@@ -34,6 +34,19 @@ pub(crate) struct Faults {
     pub mode: Option<Fault>,
     /// Run a request to the end even when its client has gone away.
     pub finish_abandoned: bool,
+    /// What a JSON-RPC call costs (see [`crate::IpaDouble::set_cost_model`]).
+    pub cost: CostModel,
+}
+
+/// The time a JSON-RPC call takes, shaped like IPA's: a fixed cost per
+/// call (Apache, session, API dispatch) and a cost per command it carries
+/// (one, or each item of a `batch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CostModel {
+    /// Per call.
+    pub per_call: Duration,
+    /// Per command.
+    pub per_item: Duration,
 }
 
 /// Request counters.
@@ -47,6 +60,8 @@ pub(crate) struct Counters {
     pub injected: u64,
     pub in_flight: u64,
     pub max_in_flight: u64,
+    /// Commands carried by JSON-RPC calls (each `batch` item counts).
+    pub commands: u64,
 }
 
 /// Everything the connection tasks share.
@@ -512,9 +527,27 @@ async fn json_rpc(shared: &Shared, req: Request<Incoming>, principal: String) ->
         let (method, args, options, rid) = unmarshal(&body)?;
         id = rid;
         method_name = method.clone();
-        let mut st = shared.state.lock().expect("state");
-        execute(&mut st, &shared.cfg, &method, &args, &options)
+        Ok((method, args, options))
     })();
+    let outcome = match outcome {
+        Ok((method, args, options)) => {
+            // `methods*` arrives as one list argument or as the items.
+            let items = match (method.as_str(), args.as_slice()) {
+                ("batch", [Value::Array(calls)]) => calls.len() as u64,
+                ("batch", calls) => calls.len() as u64,
+                _ => 1,
+            };
+            shared.counters.lock().expect("counters").commands += items;
+            let cost = shared.faults.lock().expect("faults").cost;
+            let spent = cost.per_call + cost.per_item * items as u32;
+            if !spent.is_zero() {
+                tokio::time::sleep(spent).await;
+            }
+            let mut st = shared.state.lock().expect("state");
+            execute(&mut st, &shared.cfg, &method, &args, &options)
+        }
+        Err(e) => Err(e),
+    };
     {
         let mut c = shared.counters.lock().expect("counters");
         c.round_trips += 1;

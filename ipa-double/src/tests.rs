@@ -1,6 +1,8 @@
 //! Unit tests: the commands run in-process through IPA's executor
 //! ([`IpaDouble::call`]), and over HTTP where the wire shape matters.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1318,4 +1320,25 @@ async fn krblastpwdchange_is_returned_with_all_once_the_host_has_keys() {
             .unwrap()
             >= t0
     );
+}
+
+#[tokio::test]
+async fn the_cost_model_charges_each_call_and_each_command() {
+    let ipa = double().await;
+    let cookie = login(&ipa).await;
+    ipa.reset_counters();
+    ipa.set_cost_model(Duration::from_millis(40), Duration::from_millis(10));
+    let started = std::time::Instant::now();
+    let batch = json!([[
+        {"method": "ping", "params": [[], {}]},
+        {"method": "ping", "params": [[], {}]},
+        {"method": "ping", "params": [[], {}]},
+        {"method": "ping", "params": [[], {}]}
+    ]]);
+    rpc(&ipa, &cookie, "batch", batch, json!({})).await;
+    // A lower bound only: the double sleeps at least this long.
+    assert!(started.elapsed() >= Duration::from_millis(80));
+    rpc(&ipa, &cookie, "ping", json!([]), json!({})).await;
+    assert_eq!(ipa.commands_carried(), 5, "four batch items and one ping");
+    assert_eq!(ipa.round_trips(), 2);
 }
