@@ -1,9 +1,8 @@
 //! The `novajoin` command (and `novajoin-status`); everything else is in
 //! the library.
 
-// mimalloc: many small, short-lived allocations per request across two
-// worker threads; glibc's malloc spent a fifth of the cache-hit path on
-// them (docs/PERFORMANCE.md).
+// mimalloc: many small, short-lived allocations per request across the
+// worker threads, on which glibc's malloc contends.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -827,8 +827,8 @@ async fn a_thousand_deletes_survive_a_broker_restart_and_flaky_ipa() {
         || ipa.hosts().iter().all(|h| !h.fqdn.starts_with("storm")),
     )
     .await;
-    // Failed once in about ten full runs with one delivery left unacked
-    // (session 4): the listener's warnings and errors say why.
+    // A delivery left unacked fails the test with the listener's warnings
+    // and errors, which say why.
     if let Err(last) = queue_settles(&names, Duration::from_secs(120)).await {
         let log = listener.log_text();
         let notable: Vec<&str> = log

@@ -75,7 +75,7 @@ pub struct Authorized {
 /// *response* as it passes back out through the filters that know it.
 ///
 /// One extension rather than one per fact: every extension inserted is an
-/// allocation, and a fourth one grows the map (docs/PERFORMANCE.md).
+/// allocation, and a fourth one grows the map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccessNotes {
     /// The caller's global request id (`request_id`).

@@ -95,9 +95,8 @@ pub(super) const X_STORAGE_TOKEN: HeaderName = HeaderName::from_static("x-storag
 
 /// The first of `names` the request carries, trimmed. A value that is not
 /// UTF-8 comes back as U+FFFD, which validation refuses as malformed, as it
-/// refuses any byte outside printable ASCII. (`HeaderValue::to_str` would
-/// check the same bytes again, one at a time: a long token made that a
-/// visible cost.)
+/// refuses any byte outside printable ASCII (so `HeaderValue::to_str`
+/// would only check the same bytes twice).
 pub(super) fn token_header<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
     names.iter().find_map(|n| headers.get(n)).map(|v| {
         std::str::from_utf8(v.as_bytes())
