@@ -11,6 +11,7 @@ pub const CATALOG: Catalog = Catalog(&[
     crate::server::options::SERVER_OPTIONS,
     crate::ipa::options::DEFAULT_IPA_OPTIONS,
     crate::join::options::JOIN_OPTIONS,
+    crate::cache::options::DEFAULT_CACHE_OPTIONS,
     crate::glance::GLANCE_OPTIONS,
     crate::logging::options::LOGGING_OPTIONS,
     crate::notify::options::DEFAULT_NOTIFY_OPTIONS,

@@ -16,7 +16,7 @@ use novajoin::config::ConfigFiles;
 use novajoin::context::RequestContext;
 use novajoin::health::HealthRegistry;
 use novajoin::keystone::cache_crypt::{CacheSecret, Strategy};
-use novajoin::pipeline::registry::{BuildContext, FilterOptions};
+use novajoin::pipeline::build::{BuildContext, FilterOptions};
 use novajoin::pipeline::{authtoken, boxed, keystonecontext, HttpService, ReqBody, RespBody};
 use serde_json::{json, Value};
 use support::keystone::{Keystone, Provider};

@@ -982,7 +982,8 @@ async fn redis_outage_and_recovery_are_seen_by_requests_and_health() {
 async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
     use novajoin::config::pipeline_file::OptionAt;
     use novajoin::config::ConfigFiles;
-    use novajoin::pipeline::registry::{filters, BuildContext, FilterOptions};
+    use novajoin::pipeline::build::{BuildContext, FilterOptions};
+    use novajoin::pipeline::registry::filters;
     let ns = RedisNamespace::new("build");
     let mut config = ConfigFiles::default();
     config
@@ -1100,7 +1101,7 @@ async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
 async fn the_pipeline_refuses_cache_without_the_filters_it_needs_in_front() {
     use novajoin::config::pipeline_file::PipelineFile;
     use novajoin::config::ConfigFiles;
-    use novajoin::pipeline::registry::BuildContext;
+    use novajoin::pipeline::build::BuildContext;
     let file = PipelineFile::parse(
         std::path::Path::new("pipeline.toml"),
         "filters = []\n\n[[route]]\npath = \"/v1\"\nfilters = [\"cache\"]\napp = \"join\"\n",

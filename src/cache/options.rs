@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 use crate::config::{ConfigError, OptionSource};
-use crate::join::options::OTP_REUSE_SECONDS;
 
 /// `[cache] backend`.
 pub const BACKEND: O = O::new(
@@ -96,6 +95,20 @@ pub const REDIS_TIMEOUT: O = O::new(
     Some("2"),
     "Seconds to connect to Redis or wait for one reply before it counts as unreachable.",
 );
+
+/// `[DEFAULT] otp_reuse_seconds`: the original's name for the answer
+/// cache's lifetime, read when `[cache] ttl` is not set.
+pub const OTP_REUSE_SECONDS: O = O::new(
+    "DEFAULT",
+    "otp_reuse_seconds",
+    K::Int { min: 0, max: 86400 },
+    Some("30"),
+    "Within this many seconds, a repeated request for the same host gets the same OTP \
+     without a new IPA call (the original's 30 s window).",
+);
+
+/// The `[DEFAULT]` option of the cache.
+pub const DEFAULT_CACHE_OPTIONS: OptionGroup = &[OTP_REUSE_SECONDS];
 
 /// The `[cache]` group.
 pub const CACHE_OPTIONS: OptionGroup = &[

@@ -28,15 +28,6 @@ pub const NORMALIZE_PROJECT: O = O::new(
     "With project_subdomain, replace every run of characters outside [0-9A-Za-z] in the project \
      name by '-' and strip leading and trailing '-' (the documented rule; 1.1.1 never applied it).",
 );
-/// `ipa_otp_ttl`: new option.
-pub const OTP_REUSE_SECONDS: O = O::new(
-    "DEFAULT",
-    "otp_reuse_seconds",
-    K::Int { min: 0, max: 86400 },
-    Some("30"),
-    "Within this many seconds, a repeated request for the same host gets the same OTP \
-     without a new IPA call (the original's 30 s window).",
-);
 /// `otp_lifetime`: new option.
 pub const OTP_LIFETIME: O = O::new(
     "DEFAULT",
@@ -68,7 +59,6 @@ pub const JOIN_OPTIONS: OptionGroup = &[
     DOMAIN,
     PROJECT_SUBDOMAIN,
     NORMALIZE_PROJECT,
-    OTP_REUSE_SECONDS,
     OTP_LIFETIME,
     REGION_NAME,
 ];

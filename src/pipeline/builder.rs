@@ -9,7 +9,8 @@ use tower::{Service, ServiceExt};
 
 use http::{Request, Response, StatusCode};
 
-use super::registry::{self, BuildContext, Capability, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::registry::{self, Capability};
 use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{NamedAt, PipelineFile, PipelineFileError};
 

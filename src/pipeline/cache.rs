@@ -19,8 +19,8 @@ use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
 use super::body::{self, BodyReadError};
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::{AccessNotes, Authorized};
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options::CacheSettingsError;
 use crate::cache::{CacheOutcome, CacheSettings, KeyMemo, Refusal, ResponseCache};

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 

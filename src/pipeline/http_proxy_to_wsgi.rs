@@ -18,8 +18,8 @@ use futures::future::BoxFuture;
 use http::{header, HeaderMap, HeaderName, Request, Response};
 use tower::Layer;
 
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 

@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use super::body::{read_all, BodyReadError};
+use super::build::{BuildContext, FilterOptions};
 use super::extensions::AccessNotes;
-use super::registry::{BuildContext, FilterOptions};
 use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::ServeUntil;
 use crate::config::pipeline_file::PipelineFileError;

@@ -24,8 +24,8 @@ use futures::future::BoxFuture;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::RequestId;
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::response::UNAUTHORIZED_BODY;
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;

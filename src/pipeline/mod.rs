@@ -14,6 +14,7 @@
 //! oslo.middleware (tests/oslo_middleware_parity.rs shows each difference).
 
 pub mod body;
+pub mod build;
 pub mod builder;
 pub mod extensions;
 pub mod registry;

@@ -14,8 +14,8 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::RequestId;
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::context::RequestContext;

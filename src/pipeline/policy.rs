@@ -20,8 +20,8 @@ use tower::Service;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::Authorized;
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::context::RequestContext;

@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::{new_request_id, AccessNotes, RequestId};
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
 
 use super::body::BoxError;
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::OptionSource;

@@ -13,7 +13,7 @@ use crate::config::pipeline_file::PipelineFile;
 use crate::config::ConfigFiles;
 use crate::health::HealthRegistry;
 use crate::keystone::{ServiceSession, ValidationError};
-use crate::pipeline::registry::{BuildContext, FilterOptions};
+use crate::pipeline::build::{BuildContext, FilterOptions};
 
 /// Name of the service-credentials check.
 pub const SERVICE_CREDENTIALS: &str = "Keystone service credentials";

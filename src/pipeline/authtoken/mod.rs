@@ -36,7 +36,7 @@ use tower::Service;
 
 pub use settings::{from_options, AuthTokenSettings, BindMode, DEFAULT_KEYSTONE_TIMEOUT};
 
-use super::registry::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::keystone::cache::ValidatedToken;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use super::super::registry::{BuildContext, FilterOptions};
+use super::super::build::{BuildContext, FilterOptions};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
 use crate::keystone::auth::{PasswordAuth, PasswordAuthOptions};
