@@ -95,7 +95,7 @@ type RouteHash = (http::Method, Box<str>, [u8; 8]);
 
 thread_local! {
     /// Method, path and their [`short_hash`]: every cache hit needs its
-    /// route's, and a SHA-256 per request was a twentieth of the hit path.
+    /// route's, and a SHA-256 per request costs a twentieth of the hit path.
     static ROUTE_HASHES: std::cell::RefCell<Vec<RouteHash>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }

@@ -13,7 +13,7 @@ use super::stats::CacheStats;
 pub struct MemoryStore {
     // foldhash rather than SipHash: only requests that passed authtoken and
     // policy (nova) reach the cache, so there is no flooding to defend
-    // against, and SipHash was a cost on every request.
+    // against, and SipHash is a cost on every request.
     cache: moka::future::Cache<String, Arc<StoredAnswer>, foldhash::fast::RandomState>,
     ttl: Duration,
 }

@@ -75,7 +75,7 @@ pub struct TokenKey {
 ///
 /// Hashed with foldhash rather than SipHash: keys are BLAKE3 digests and
 /// only tokens keystone accepted are stored, so there is no flooding to
-/// defend against, and SipHash was a cost on every request.
+/// defend against, and SipHash is a cost on every request.
 pub type MemoryCache =
     moka::future::Cache<TokenKey, Arc<ValidatedToken>, foldhash::fast::RandomState>;
 

@@ -4,10 +4,9 @@
 //! With JSON lines installed (the service's format when stderr is not a
 //! terminal), [`record`] writes the line straight into the logging
 //! thread's buffer, byte for byte the line [`super::JsonLines`] makes of
-//! the same `tracing` event; otherwise (human format, no logger, tests
-//! with their own subscriber) it emits that event. The generic path (a
-//! field visitor, an escape check per key, a second buffer) was a tenth of
-//! the cache-hit path's instructions (docs/PERFORMANCE.md).
+//! the same `tracing` event, skipping the generic path's field visitor,
+//! escape check per key and second buffer; otherwise (human format, no
+//! logger, tests with their own subscriber) it emits that event.
 //!
 //! Either way `tracing` decides whether the line is wanted, so `RUST_LOG`
 //! (say `novajoin::access=off`) and `debug` keep working.

@@ -4,10 +4,10 @@
 //! A thread that logs only appends its line to a shared buffer; the logging
 //! thread wakes when the buffer stops being empty, waits [`WINDOW`] for more
 //! lines, and writes them all with one call. Under load that is one wake-up
-//! and one `write` per window instead of one per line (with an access-log
-//! line per request, waking a thread per line cost more than formatting
-//! it). A line is on its way to stderr at most [`WINDOW`] after it was
-//! logged, plus the time to write what came before it.
+//! and one `write` per window instead of one per line (waking a thread per
+//! line costs more than formatting the line). A line is on its way to
+//! stderr at most [`WINDOW`] after it was logged, plus the time to write
+//! what came before it.
 //!
 //! Nothing is dropped: when [`CAPACITY`] bytes wait unwritten (stderr is
 //! slower than the service logs), a thread that logs waits until the

@@ -1,6 +1,6 @@
 //! A request's latency as the access log writes it: milliseconds with two
 //! decimals (`"1.50"`), formatted without the float formatting machinery,
-//! which cost as much as the rest of the line's fields together.
+//! which costs as much as the rest of the line's fields together.
 
 use std::time::Duration;
 

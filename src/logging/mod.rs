@@ -4,13 +4,14 @@
 //! `[DEFAULT] log_format_style` says). `debug = true` lowers the level to
 //! debug; `RUST_LOG` overrides both.
 //!
-//! Lines are written by a logging thread, not by the thread that logs: a
-//! write to stderr per access-log line cost the cache-hit path a third of
-//! its throughput, and waking a thread per line still cost more than
-//! formatting it. The thread gathers lines for a few milliseconds and
-//! writes them together ([`BatchingWriter`]); a full buffer makes the
-//! logger wait rather than drop lines, and [`shutdown`] writes the rest
-//! before the process exits.
+//! Lines are written by a logging thread, not by the thread that logs: it
+//! gathers lines for a few milliseconds and writes them together
+//! ([`BatchingWriter`]); a full buffer makes the logger wait rather than
+//! drop lines, and [`shutdown`] writes the rest before the process exits.
+//! This writer, the JSON line built in one buffer ([`JsonLines`],
+//! [`access_log`]) and [`LatencyText`] are ours, not tracing-appender and
+//! tracing-subscriber's JSON format: bench/ab.sh gives them 17 % of the
+//! cache-hit path's requests/s (docs/PERFORMANCE.md).
 
 pub mod access_log;
 mod batching_writer;

@@ -14,7 +14,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::OptionSource;
 
@@ -210,7 +210,7 @@ impl Service<Request<ReqBody>> for Cors {
         if req.method() == Method::OPTIONS {
             let policy = self.policy.clone();
             let headers = req.headers().clone();
-            let fut = take_ready(&mut self.inner).call(req);
+            let fut = self.inner.call(req);
             return Box::pin(async move { Ok(preflight(&policy, &headers, fut.await?)) });
         }
         // An actual request gets CORS headers only when it names an
@@ -222,10 +222,10 @@ impl Service<Request<ReqBody>> for Cors {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
         else {
-            return take_ready(&mut self.inner).call(req);
+            return self.inner.call(req);
         };
         let policy = self.policy.clone();
-        let fut = take_ready(&mut self.inner).call(req);
+        let fut = self.inner.call(req);
         Box::pin(async move { Ok(actual(&policy, Some(&origin), fut.await?)) })
     }
 }

@@ -16,7 +16,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
@@ -115,7 +115,7 @@ impl Service<Request<ReqBody>> for Healthcheck {
         let ours = req.uri().path() == self.settings.path
             && (req.method() == Method::GET || req.method() == Method::HEAD);
         if !ours {
-            return take_ready(&mut self.inner).call(req);
+            return self.inner.call(req);
         }
         let settings = self.settings.clone();
         let registry = self.registry.clone();

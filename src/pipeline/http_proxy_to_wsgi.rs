@@ -20,7 +20,7 @@ use tower::Layer;
 
 use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
-use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
@@ -127,7 +127,7 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
             .map(str::to_string);
         let origin = Arc::new(origin_from(req.headers(), peer, self.enabled));
         req.extensions_mut().insert(origin.clone());
-        let fut = take_ready(&mut self.inner).call(req);
+        let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             AccessNotes::of(&mut resp).origin = Some(origin);

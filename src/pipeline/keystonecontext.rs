@@ -27,7 +27,7 @@ use http_body_util::Full;
 use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::RequestId;
 use super::response::UNAUTHORIZED_BODY;
-use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::context::RequestContext;
 use crate::keystone::{Identity, IdentityStatus};
@@ -137,7 +137,7 @@ impl Service<Request<ReqBody>> for KeystoneContext {
             return Box::pin(async { Ok(unauthenticated()) });
         };
         req.extensions_mut().insert(ctx);
-        take_ready(&mut self.inner).call(req)
+        self.inner.call(req)
     }
 }
 

@@ -62,8 +62,10 @@ where
 }
 
 /// The inner service a filter's `poll_ready` made ready, with a clone left
-/// in its place: tower's way for a service to hand its request on from
-/// `call` (a clone may not be ready; the one polled is).
+/// in its place, for a filter that calls it later from its future (after
+/// an await): tower's way, since a clone may not be ready and the one
+/// polled is. A filter that decides in `call` calls its inner service
+/// there, which clones nothing.
 pub fn take_ready(inner: &mut HttpService) -> HttpService {
     let fresh = inner.clone();
     std::mem::replace(inner, fresh)

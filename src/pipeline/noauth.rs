@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::RequestId;
-use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::context::RequestContext;
 use crate::keystone::{Identity, IdentityStatus};
@@ -98,7 +98,7 @@ impl Service<Request<ReqBody>> for NoAuth {
         req.extensions_mut()
             .insert(IdentityStatus::Confirmed(identity));
         req.extensions_mut().insert(ctx);
-        take_ready(&mut self.inner).call(req)
+        self.inner.call(req)
     }
 }
 

@@ -22,7 +22,7 @@ use http::{Request, Response, StatusCode};
 
 use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::Authorized;
-use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::context::RequestContext;
 use crate::keystone::Identity;
@@ -163,7 +163,7 @@ impl Service<Request<ReqBody>> for PolicyService {
         req.extensions_mut().insert(Authorized {
             action: self.action.clone(),
         });
-        take_ready(&mut self.inner).call(req)
+        self.inner.call(req)
     }
 }
 

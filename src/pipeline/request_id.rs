@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 
 use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::{new_request_id, AccessNotes, RequestId};
-use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The response header name, spelled as oslo adds it.
@@ -75,7 +75,7 @@ impl Service<Request<ReqBody>> for RequestIdService {
             global: global.clone(),
         };
         req.extensions_mut().insert(id);
-        let fut = take_ready(&mut self.inner).call(req);
+        let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             AccessNotes::of(&mut resp).global_request_id = global;

@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 
 use super::body::BoxError;
 use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::OptionSource;
 
@@ -87,7 +87,7 @@ impl Service<Request<ReqBody>> for SizeLimit {
             return Box::pin(async move { Ok(too_large(limit)) });
         }
         let req = req.map(|b| Limited::new(b, limit).map_err(BoxError::new).boxed_unsync());
-        take_ready(&mut self.inner).call(req)
+        self.inner.call(req)
     }
 }
 

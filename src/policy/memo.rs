@@ -18,7 +18,7 @@
 //!
 //! Identities are keyed as [`SharedKey`]: the one shared value each
 //! validated token carries, found by address rather than by hashing a dozen
-//! strings (which was most of a memo lookup's cost).
+//! strings (most of a memo lookup's cost).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -12,6 +12,7 @@ use http::HeaderValue;
 use super::super::build::{BuildContext, FilterOptions};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
+use crate::config::OptionSource;
 use crate::keystone::auth::{PasswordAuth, PasswordAuthOptions};
 use crate::keystone::cache::SharedCache;
 use crate::keystone::cache_crypt::{CacheSecret, Strategy};
@@ -177,7 +178,7 @@ pub async fn from_options(
         .int(&KA_HTTP_CONNECT_TIMEOUT)?
         .map(|s| Duration::from_secs(s as u64))
         .unwrap_or(DEFAULT_KEYSTONE_TIMEOUT);
-    let retries = opts.int(&KA_HTTP_REQUEST_MAX_RETRIES)?.unwrap_or(3) as u32;
+    let retries = opts.int_or_default(&KA_HTTP_REQUEST_MAX_RETRIES)? as u32;
     let path = |v: Option<String>| v.filter(|s| !s.is_empty()).map(PathBuf::from);
     let http = HttpSettings {
         cafile: path(opts.string(&KA_CAFILE)?),
@@ -211,11 +212,11 @@ pub async fn from_options(
         })?;
 
     // Caches.
-    let cache_time = match opts.int(&KA_TOKEN_CACHE_TIME)?.unwrap_or(300) {
+    let cache_time = match opts.int_or_default(&KA_TOKEN_CACHE_TIME)? {
         n if n < 0 => None,
         n => Some(Duration::from_secs(n as u64)),
     };
-    let memory_capacity = opts.int(&KA_MEMORY_CACHE_SIZE)?.unwrap_or(100_000) as u64;
+    let memory_capacity = opts.int_or_default(&KA_MEMORY_CACHE_SIZE)? as u64;
     let strategy_text = opts
         .string(&KA_MEMCACHE_SECURITY_STRATEGY)?
         .unwrap_or_default();
@@ -237,7 +238,7 @@ pub async fn from_options(
         .string(&KA_REDIS_KEY_PREFIX)?
         .unwrap_or_else(|| "novajoin:".into());
     let op_timeout =
-        Duration::from_secs(opts.int(&KA_MEMCACHE_POOL_SOCKET_TIMEOUT)?.unwrap_or(3) as u64);
+        Duration::from_secs(opts.int_or_default(&KA_MEMCACHE_POOL_SOCKET_TIMEOUT)? as u64);
     if !memcached.is_empty() && redis_url.is_none() {
         tracing::warn!("[keystone_authtoken] memcached_servers is ignored: novajoin shares its token cache through \
                         Redis (redis_url); tokens are cached in this process's memory only");
