@@ -13,8 +13,8 @@ use novajoin::otp_lifetime::{settle, OtpState};
 use novajoin::ownership::HostBinding;
 use serde_json::{json, Value};
 use support::ipa::IpaDouble;
-use support::notify::{join_conf, legacy_instance_of, publish, wait_queue_settled, NotifyProcess};
-use support::rabbit::{OsloMessage, RabbitNames};
+use support::notify::{join_conf, nova_delete, publish, wait_queue_settled, NotifyProcess};
+use support::rabbit::RabbitNames;
 use support::redis::RedisNamespace;
 use support::vendordata::{new_instance_id, nova_body_with, ServiceEnv};
 use support::wait_until;
@@ -307,17 +307,7 @@ async fn a_forged_binding_in_tenant_metadata_changes_nothing() {
         &names,
         &names.nova_exchange,
         "",
-        vec![OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance_of(
-                "compute.instance.delete.end",
-                &victim,
-                "victim1",
-                PROJECT,
-                json!({"ipa_enroll": "True"}),
-            ),
-        )],
+        vec![nova_delete("unversioned", &victim, "victim1", PROJECT)],
     )
     .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;

@@ -15,10 +15,7 @@ use novajoin::ownership::HostBinding;
 use serde_json::{json, Value};
 use support::ipa::IpaDouble;
 use support::keystone::{Keystone, Provider};
-use support::notify::{
-    join_conf, legacy_instance_of, publish, versioned_instance_of, wait_queue_settled,
-    NotifyProcess,
-};
+use support::notify::{join_conf, nova_delete, publish, wait_queue_settled, NotifyProcess};
 use support::nova_neutron::NovaNeutron;
 use support::rabbit::{OsloMessage, RabbitNames};
 use support::vendordata::{new_instance_id, nova_body_with, ServiceEnv};
@@ -84,37 +81,6 @@ async fn listener(
     NotifyProcess::start(&join_conf(ipa, names, format, extra)).await
 }
 
-/// nova's delete of `instance` (named `hostname`, project `project`,
-/// metadata asking for enrollment) in `format`.
-fn delete_message(format: &str, instance: &str, hostname: &str, project: &str) -> OsloMessage {
-    if format == "versioned" {
-        OsloMessage::info(
-            "nova-compute:cmp-1",
-            "instance.delete.end",
-            versioned_instance_of(
-                "instance.delete.end",
-                "1.9",
-                instance,
-                hostname,
-                project,
-                enroll(),
-            ),
-        )
-    } else {
-        OsloMessage::info(
-            "compute.cmp-1",
-            "compute.instance.delete.end",
-            legacy_instance_of(
-                "compute.instance.delete.end",
-                instance,
-                hostname,
-                project,
-                enroll(),
-            ),
-        )
-    }
-}
-
 /// Publishes nova's messages and waits until the listener has settled them.
 async fn deliver(names: &RabbitNames, messages: Vec<OsloMessage>) {
     publish(names, &names.nova_exchange, "", messages).await;
@@ -159,8 +125,8 @@ async fn an_instance_named_like_an_infrastructure_host_changes_nothing_in_ipa() 
         deliver(
             &names,
             vec![
-                delete_message(format, &new_instance_id(), "db1", PROJECT_B),
-                delete_message(format, &new_instance_id(), "controller-0", PROJECT_B),
+                nova_delete(format, &new_instance_id(), "db1", PROJECT_B),
+                nova_delete(format, &new_instance_id(), "controller-0", PROJECT_B),
             ],
         )
         .await;
@@ -231,8 +197,8 @@ async fn deleting_another_instance_of_the_same_name_leaves_the_host() {
         deliver(
             &names,
             vec![
-                delete_message(format, &new_instance_id(), "app", PROJECT_B),
-                delete_message(format, &new_instance_id(), "app", PROJECT_A),
+                nova_delete(format, &new_instance_id(), "app", PROJECT_B),
+                nova_delete(format, &new_instance_id(), "app", PROJECT_A),
             ],
         )
         .await;
@@ -252,12 +218,7 @@ async fn deleting_another_instance_of_the_same_name_leaves_the_host() {
     let _listener = listener(ipa, &names, "versioned", "").await;
     deliver(
         &names,
-        vec![delete_message(
-            "versioned",
-            &owner,
-            "renamed-app",
-            PROJECT_A,
-        )],
+        vec![nova_delete("versioned", &owner, "renamed-app", PROJECT_A)],
     )
     .await;
     wait_until("the owner's host removed", Duration::from_secs(10), || {
@@ -412,7 +373,7 @@ async fn an_ipa_permission_error_in_the_listener_is_retried_then_dead_lettered()
     .await;
     deliver(
         &names,
-        vec![delete_message("unversioned", &owner, "locked", PROJECT_A)],
+        vec![nova_delete("unversioned", &owner, "locked", PROJECT_A)],
     )
     .await;
     assert!(ipa.host(&host).is_some(), "IPA refused the delete");
@@ -432,7 +393,7 @@ async fn an_ipa_permission_error_in_the_listener_is_retried_then_dead_lettered()
     ipa.allow_all();
     deliver(
         &names,
-        vec![delete_message("unversioned", &owner, "locked", PROJECT_A)],
+        vec![nova_delete("unversioned", &owner, "locked", PROJECT_A)],
     )
     .await;
     assert!(ipa.host(&host).is_none());

@@ -68,7 +68,7 @@ impl FilterOptions {
     }
 
     /// A text option: pipeline table first, then join.conf (`spec`).
-    pub fn string(&mut self, spec: &OptionSpec) -> Result<Option<String>, PipelineFileError> {
+    fn table_string(&mut self, spec: &OptionSpec) -> Result<Option<String>, PipelineFileError> {
         match self.table.remove(spec.name) {
             Some(OptionAt {
                 value: toml::Value::String(s),
@@ -88,7 +88,7 @@ impl FilterOptions {
     }
 
     /// A boolean option.
-    pub fn bool(&mut self, spec: &OptionSpec) -> Result<bool, PipelineFileError> {
+    fn table_bool(&mut self, spec: &OptionSpec) -> Result<bool, PipelineFileError> {
         match self.table.remove(spec.name) {
             Some(OptionAt {
                 value: toml::Value::Boolean(b),
@@ -106,7 +106,7 @@ impl FilterOptions {
     }
 
     /// An integer option, checked against the spec's bounds.
-    pub fn int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, PipelineFileError> {
+    fn table_int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, PipelineFileError> {
         match self.table.remove(spec.name) {
             Some(OptionAt {
                 value: toml::Value::Integer(n),
@@ -137,7 +137,7 @@ impl FilterOptions {
     }
 
     /// A list option: a TOML array of strings or a comma-separated string.
-    pub fn list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, PipelineFileError> {
+    fn table_list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, PipelineFileError> {
         match self.table.remove(spec.name) {
             Some(OptionAt {
                 value: toml::Value::String(s),
@@ -194,15 +194,15 @@ impl FilterOptions {
 
 impl OptionSource for FilterOptions {
     fn string(&mut self, spec: &OptionSpec) -> Result<Option<String>, ConfigError> {
-        Ok(FilterOptions::string(self, spec)?)
+        Ok(self.table_string(spec)?)
     }
 
     fn bool(&mut self, spec: &OptionSpec) -> Result<bool, ConfigError> {
-        Ok(FilterOptions::bool(self, spec)?)
+        Ok(self.table_bool(spec)?)
     }
 
     fn int(&mut self, spec: &OptionSpec) -> Result<Option<i64>, ConfigError> {
-        Ok(FilterOptions::int(self, spec)?)
+        Ok(self.table_int(spec)?)
     }
 
     /// A number of seconds may be written as a whole or a decimal number.
@@ -230,12 +230,12 @@ impl OptionSource for FilterOptions {
     }
 
     fn list(&mut self, spec: &OptionSpec) -> Result<Vec<String>, ConfigError> {
-        Ok(FilterOptions::list(self, spec)?)
+        Ok(self.table_list(spec)?)
     }
 
     fn choice(&mut self, spec: &OptionSpec) -> Result<Option<String>, ConfigError> {
         let line = self.table.get(spec.name).map(|at| at.line);
-        let value = FilterOptions::string(self, spec)?;
+        let value = self.table_string(spec)?;
         match (spec.kind, &value, line) {
             (OptionKind::Choice(words), Some(v), Some(line)) if !words.contains(&v.as_str()) => {
                 Err(self

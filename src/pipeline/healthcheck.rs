@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::config::OptionSource;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 use crate::health::{HealthRegistry, HealthState};

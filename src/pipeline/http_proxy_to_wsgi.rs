@@ -22,6 +22,7 @@ use super::build::{BuildContext, FilterFactory, FilterOptions};
 use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
 use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
+use crate::config::OptionSource;
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 

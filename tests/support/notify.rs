@@ -388,3 +388,36 @@ pub fn neutron_port_deleted(port: &str) -> Value {
 pub fn neutron(event: &str, payload: Value) -> OsloMessage {
     OsloMessage::info("network.ctl-1", event, payload)
 }
+
+/// nova's delete of `instance` (named `hostname`, project `project`,
+/// metadata asking for enrollment) in `format` (`versioned` or not), as
+/// nova-compute publishes it.
+pub fn nova_delete(format: &str, instance: &str, hostname: &str, project: &str) -> OsloMessage {
+    let metadata = json!({"ipa_enroll": "True"});
+    if format == "versioned" {
+        OsloMessage::info(
+            "nova-compute:cmp-1",
+            "instance.delete.end",
+            versioned_instance_of(
+                "instance.delete.end",
+                "1.9",
+                instance,
+                hostname,
+                project,
+                metadata,
+            ),
+        )
+    } else {
+        OsloMessage::info(
+            "compute.cmp-1",
+            "compute.instance.delete.end",
+            legacy_instance_of(
+                "compute.instance.delete.end",
+                instance,
+                hostname,
+                project,
+                metadata,
+            ),
+        )
+    }
+}
