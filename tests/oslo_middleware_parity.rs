@@ -36,6 +36,22 @@ fn theirs(req: Request<Bytes>) -> Request<Full<Bytes>> {
     req.map(Full::new)
 }
 
+/// A response's body as text.
+async fn body_text<B: http_body::Body>(resp: Response<B>) -> String
+where
+    B::Error: std::fmt::Debug,
+{
+    String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
 const INBOUND_ID: &str = "req-0b8f1a52-3c1d-4e2f-9a7b-6c5d4e3f2a1b";
 
 #[tokio::test]
@@ -99,15 +115,7 @@ async fn sizelimit_oslo_answers_its_fault_naming_the_option_tower_http_plain_tex
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let text = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = body_text(resp).await;
     assert!(
         text.contains("Larger than max_request_body_size (10)"),
         "{text}"
@@ -124,15 +132,7 @@ async fn sizelimit_oslo_answers_its_fault_naming_the_option_tower_http_plain_tex
         );
     let resp = svc.oneshot(theirs(request())).await.unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let text = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = body_text(resp).await;
     assert!(
         serde_json::from_str::<serde_json::Value>(&text).is_err(),
         "{text}"
