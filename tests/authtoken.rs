@@ -20,7 +20,7 @@ use novajoin::pipeline::build::{BuildContext, FilterOptions};
 use novajoin::pipeline::{authtoken, boxed, keystonecontext, HttpService, ReqBody, RespBody};
 use serde_json::{json, Value};
 use support::keystone::{Keystone, Provider};
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 const BODY_401: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
 
@@ -101,13 +101,9 @@ async fn try_stack(conf: &str) -> Result<(HttpService, HealthRegistry), String> 
             config.clone(),
         )
     };
-    let auth = authtoken::build(opts("authtoken"), ctx.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    let kc = keystonecontext::build(opts("keystonecontext"), ctx)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((auth(kc(echo_app())), health))
+    let auth = authtoken::build(opts("authtoken"), &ctx).map_err(|e| e.to_string())?;
+    let kc = keystonecontext::build(opts("keystonecontext"), &ctx).map_err(|e| e.to_string())?;
+    Ok((auth.layer(kc.layer(echo_app())), health))
 }
 
 async fn stack(conf: &str) -> HttpService {

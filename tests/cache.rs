@@ -24,7 +24,7 @@ use novajoin::pipeline::extensions::{AccessNotes, Authorized};
 use novajoin::pipeline::{boxed, response, HttpService, RespBody};
 use serde_json::{json, Value};
 use support::redis::{closed_url, PrivateRedis, RedisNamespace};
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 // ---------- log capture (one global subscriber; tests search their own ids) ----------
 
@@ -1017,15 +1017,14 @@ async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
     let opts = FilterOptions::new("cache", "pipeline.toml".into(), table, config.clone());
     let factory = build(
         opts,
-        BuildContext {
+        &BuildContext {
             config: config.clone(),
             health: health.clone(),
         },
     )
-    .await
     .unwrap();
     let h = Handler::new(0);
-    let svc = factory(handler_service(h.clone()));
+    let svc = factory.layer(handler_service(h.clone()));
     let id = new_id();
     post(&svc, &nova_body(&id, "vm1")).await;
     assert_eq!(
@@ -1053,12 +1052,11 @@ async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
     let opts = FilterOptions::new("cache", "pipeline.toml".into(), table, config.clone());
     let err = build(
         opts,
-        BuildContext {
+        &BuildContext {
             config: config.clone(),
             health: HealthRegistry::default(),
         },
     )
-    .await
     .err()
     .unwrap();
     assert!(
@@ -1082,12 +1080,11 @@ async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
     );
     let err = build(
         opts,
-        BuildContext {
+        &BuildContext {
             config: bad,
             health: HealthRegistry::default(),
         },
     )
-    .await
     .err()
     .unwrap();
     let msg = err.to_string();
@@ -1111,7 +1108,7 @@ async fn the_pipeline_refuses_cache_without_the_filters_it_needs_in_front() {
         config: Arc::new(ConfigFiles::default()),
         health: HealthRegistry::default(),
     };
-    let Err(err) = novajoin::pipeline::builder::build(&file, &ctx).await else {
+    let Err(err) = novajoin::pipeline::builder::build(&file, &ctx) else {
         panic!("a pipeline with cache but no sizelimit/policy in front was accepted");
     };
     let msg = err.to_string();

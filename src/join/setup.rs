@@ -65,16 +65,16 @@ pub fn binding_region(config: &ConfigFiles) -> Result<Option<String>, ConfigErro
 }
 
 /// Builds the handler: FQDN rules, realm, IPA client, keystone and glance.
-pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinSetupError> {
-    let default_conf = load_default_conf(&config)?;
-    let fqdn = FqdnPolicy::from_config(&config, default_conf.as_ref())?;
+pub fn join_handler(config: &Arc<ConfigFiles>) -> Result<JoinHandler, JoinSetupError> {
+    let default_conf = load_default_conf(config)?;
+    let fqdn = FqdnPolicy::from_config(config, default_conf.as_ref())?;
     if fqdn.project_subdomain {
         tracing::warn!(
             "project_subdomain is on: instance hosts are named <host>.<project>.{}",
             fqdn.domain
         );
     }
-    let ipa_cfg = IpaClientConfig::from_conf_with(&config, default_conf.as_ref())?;
+    let ipa_cfg = IpaClientConfig::from_conf_with(config, default_conf.as_ref())?;
     let realm = ipa_cfg.realm.clone().ok_or_else(|| ConfigError::Missing {
         group: "ipa".into(),
         option: "realm".into(),
@@ -83,17 +83,17 @@ pub async fn join_handler(config: Arc<ConfigFiles>) -> Result<JoinHandler, JoinS
                 .into(),
     })?;
     let ipa = IpaClient::new(ipa_cfg).map_err(|e| JoinSetupError::IpaClient(e.to_string()))?;
-    let directory = CloudDirectory::from_config(&config)
+    let directory = CloudDirectory::from_config(config)
         .map_err(|e| JoinSetupError::Directory(e.to_string()))?;
-    let region = binding_region(&config)?;
-    let enforcer = Enforcer::shared(&config).map_err(|e| JoinSetupError::Policy(e.to_string()))?;
-    let otp_lifetime = OtpLifetime::from_config(&config)?;
+    let region = binding_region(config)?;
+    let enforcer = Enforcer::shared(config).map_err(|e| JoinSetupError::Policy(e.to_string()))?;
+    let otp_lifetime = OtpLifetime::from_config(config)?;
     Ok(JoinHandler {
         fqdn,
         realm,
         ipa,
         directory,
-        host_classes: HostClassRules::from_config(&config),
+        host_classes: HostClassRules::from_config(config),
         region,
         enforcer,
         otp_lifetime,

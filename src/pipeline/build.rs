@@ -1,21 +1,18 @@
 //! What building a filter or app from pipeline.toml takes: its options
-//! ([`FilterOptions`], an [`OptionSource`]), the shared [`BuildContext`],
-//! and what a build returns ([`FilterFactory`]).
+//! ([`FilterOptions`], an [`OptionSource`]) and the shared
+//! [`BuildContext`]. A build reads its typed settings from the options and
+//! returns its layer ([`FilterBuild`]) or service ([`AppBuild`]); nothing in
+//! it waits on the network, so start-up errors are configuration errors.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-
-use super::HttpService;
+use super::{HttpLayer, HttpService};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::config::schema::{OptionKind, OptionSpec};
 use crate::config::{ConfigError, ConfigFiles, OptionSource};
 use crate::health::HealthRegistry;
-
-/// Wraps an inner service with one filter.
-pub type FilterFactory = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
 
 /// What a filter or app builder gets: shared, owned, cheap to clone.
 #[derive(Clone)]
@@ -257,10 +254,8 @@ impl OptionSource for FilterOptions {
     }
 }
 
-/// Builds a filter from its options.
-pub type FilterBuild =
-    fn(FilterOptions, BuildContext) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>>;
+/// Builds a filter's layer from its options.
+pub type FilterBuild = fn(FilterOptions, &BuildContext) -> Result<HttpLayer, PipelineFileError>;
 
 /// Builds an app from its options.
-pub type AppBuild =
-    fn(FilterOptions, BuildContext) -> BoxFuture<'static, Result<HttpService, PipelineFileError>>;
+pub type AppBuild = fn(FilterOptions, &BuildContext) -> Result<HttpService, PipelineFileError>;

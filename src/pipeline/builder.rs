@@ -5,38 +5,32 @@ use std::task::{Context, Poll};
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 use http::{Request, Response, StatusCode};
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterOptions};
 use super::registry::{self, Capability};
-use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed, response, HttpFuture, HttpLayer, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{NamedAt, PipelineFile, PipelineFileError};
 
 /// Checks a pipeline file against the filters this binary has, and builds
 /// the stack. Every mistake names the file, the line and the fix.
-pub async fn build(
-    file: &PipelineFile,
-    ctx: &BuildContext,
-) -> Result<HttpService, PipelineFileError> {
+///
+/// The stack reads in pipeline order: the outer filters' layers, then a
+/// router whose routes are each their own filters' layers around the app.
+pub fn build(file: &PipelineFile, ctx: &BuildContext) -> Result<HttpService, PipelineFileError> {
     let filters = registry::filters();
     let apps = registry::apps();
-    let mut outer_factories: Vec<FilterFactory> = Vec::new();
-    let mut provided: Vec<Capability> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut outer = Chain::default();
     for f in &file.filters {
-        outer_factories.push(build_filter(file, f, &filters, &mut provided, &mut seen, ctx).await?);
+        outer.push(file, f, &filters, ctx)?;
     }
     let mut routes = Vec::new();
     for route in &file.routes {
-        let mut route_provided = provided.clone();
-        let mut route_seen = seen.clone();
-        let mut factories = Vec::new();
+        let mut chain = outer.for_route();
         for f in &route.filters {
-            factories.push(
-                build_filter(file, f, &filters, &mut route_provided, &mut route_seen, ctx).await?,
-            );
+            chain.push(file, f, &filters, ctx)?;
         }
         let Some(app) = apps.iter().find(|a| a.name == route.app.name) else {
             let known: Vec<_> = apps.iter().map(|a| a.name).collect();
@@ -49,70 +43,92 @@ pub async fn build(
                 ),
             ));
         };
-        check_requires(file, &route.app, app.requires, &route_provided)?;
-        let opts = FilterOptions::new(
-            app.name,
-            file.path.clone(),
-            file.options.get(app.name).cloned().unwrap_or_default(),
-            ctx.config.clone(),
-        );
-        let mut svc = (app.build)(opts, ctx.clone()).await?;
-        for f in factories.iter().rev() {
-            svc = f(svc);
-        }
-        routes.push((route.path.clone(), svc));
+        check_requires(file, &route.app, app.requires, &chain.provided)?;
+        let app_svc = (app.build)(options_for(file, app.name, ctx), ctx)?;
+        routes.push((route.path.clone(), chain.wrap(app_svc)));
     }
-    let mut svc = boxed(Router {
+    let router = boxed(Router {
         routes: Arc::new(routes),
     });
-    for f in outer_factories.iter().rev() {
-        svc = f(svc);
-    }
-    Ok(svc)
+    Ok(outer.wrap(router))
 }
 
-async fn build_filter(
-    file: &PipelineFile,
-    at: &NamedAt,
-    known: &[registry::FilterEntry],
-    provided: &mut Vec<Capability>,
-    seen: &mut HashSet<String>,
-    ctx: &BuildContext,
-) -> Result<FilterFactory, PipelineFileError> {
-    let Some(entry) = known.iter().find(|e| e.name == at.name) else {
-        let names: Vec<_> = known.iter().map(|e| e.name).collect();
-        return Err(file.error(
-            at.line,
-            format!(
-                "unknown filter '{}'; known filters: {}",
-                at.name,
-                names.join(", ")
-            ),
-        ));
-    };
-    if !seen.insert(at.name.clone()) {
-        return Err(file.error(
-            at.line,
-            format!(
-                "filter '{}' appears twice in this request's path; keep one",
-                at.name
-            ),
-        ));
+/// Layers in pipeline order (outermost first), with what they provide and
+/// which names they used.
+#[derive(Default)]
+struct Chain {
+    layers: Vec<HttpLayer>,
+    provided: Vec<Capability>,
+    seen: HashSet<String>,
+}
+
+impl Chain {
+    /// A route's chain: what the outer filters provide, none of their
+    /// layers (those wrap the router).
+    fn for_route(&self) -> Chain {
+        Chain {
+            layers: Vec::new(),
+            provided: self.provided.clone(),
+            seen: self.seen.clone(),
+        }
     }
-    check_requires(file, at, entry.requires, provided)?;
-    let Some(build) = entry.build else {
-        return Err(file.error(at.line, format!(
-            "filter '{}' is not available in this build of novajoin; remove it from the pipeline", at.name)));
-    };
-    let opts = FilterOptions::new(
-        entry.name,
+
+    /// Checks and builds the filter named at `at`, innermost so far.
+    fn push(
+        &mut self,
+        file: &PipelineFile,
+        at: &NamedAt,
+        known: &[registry::FilterEntry],
+        ctx: &BuildContext,
+    ) -> Result<(), PipelineFileError> {
+        let Some(entry) = known.iter().find(|e| e.name == at.name) else {
+            let names: Vec<_> = known.iter().map(|e| e.name).collect();
+            return Err(file.error(
+                at.line,
+                format!(
+                    "unknown filter '{}'; known filters: {}",
+                    at.name,
+                    names.join(", ")
+                ),
+            ));
+        };
+        if !self.seen.insert(at.name.clone()) {
+            return Err(file.error(
+                at.line,
+                format!(
+                    "filter '{}' appears twice in this request's path; keep one",
+                    at.name
+                ),
+            ));
+        }
+        check_requires(file, at, entry.requires, &self.provided)?;
+        let Some(build) = entry.build else {
+            return Err(file.error(at.line, format!(
+                "filter '{}' is not available in this build of novajoin; remove it from the pipeline", at.name)));
+        };
+        self.layers
+            .push(build(options_for(file, entry.name, ctx), ctx)?);
+        self.provided.extend_from_slice(entry.provides);
+        Ok(())
+    }
+
+    /// `inner` behind every layer: the first one pushed is outermost.
+    fn wrap(&self, inner: HttpService) -> HttpService {
+        self.layers
+            .iter()
+            .rev()
+            .fold(inner, |svc, layer| layer.layer(svc))
+    }
+}
+
+/// The options pipeline.toml gives `name`, over join.conf's.
+fn options_for(file: &PipelineFile, name: &str, ctx: &BuildContext) -> FilterOptions {
+    FilterOptions::new(
+        name,
         file.path.clone(),
-        file.options.get(entry.name).cloned().unwrap_or_default(),
+        file.options.get(name).cloned().unwrap_or_default(),
         ctx.config.clone(),
-    );
-    let factory = build(opts, ctx.clone()).await?;
-    provided.extend_from_slice(entry.provides);
-    Ok(factory)
+    )
 }
 
 fn check_requires(

@@ -13,15 +13,15 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use std::sync::Arc;
-use tower::Service;
+use tower::{Layer, Service};
 
-use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
 use super::body::{self, BodyReadError};
-use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterOptions};
 use super::extensions::{AccessNotes, Authorized};
-use super::{boxed, response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed_layer, HttpLayer};
+use super::{response, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::cache::options::CacheSettingsError;
 use crate::cache::{CacheOutcome, CacheSettings, KeyMemo, Refusal, ResponseCache};
 use crate::config::pipeline_file::PipelineFileError;
@@ -131,37 +131,40 @@ fn with_outcome(mut resp: Response<RespBody>, outcome: CacheOutcome) -> Response
 }
 
 /// Builds the filter from its options.
-pub fn build(
-    mut opts: FilterOptions,
-    ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        let file = std::path::PathBuf::from("pipeline.toml");
-        let settings = CacheSettings::read(&mut opts).map_err(|e| match e {
-            CacheSettingsError::Config(e) => PipelineFileError::from(e),
-            e => PipelineFileError {
-                file: file.clone(),
-                line: 0,
-                problem: e.to_string(),
-            },
-        })?;
-        opts.finish()?;
-        let cache = ResponseCache::new(&settings).map_err(|e| PipelineFileError {
-            file,
-            line: 0,
-            problem: e.to_string(),
-        })?;
-        if let Some(probe) = cache.health_probe() {
-            ctx.health.register(probe);
-        }
-        tracing::info!(
-            backend = cache.backend(),
-            ttl_s = settings.ttl.as_secs(),
-            capacity = settings.capacity,
-            "response cache ready"
-        );
-        let factory: FilterFactory =
-            Arc::new(move |inner| boxed(CacheService::new(inner, cache.clone())));
-        Ok(factory)
-    })
+pub fn build(mut opts: FilterOptions, ctx: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let plain = |problem: String| PipelineFileError {
+        file: "pipeline.toml".into(),
+        line: 0,
+        problem,
+    };
+    let settings = CacheSettings::read(&mut opts).map_err(|e| match e {
+        CacheSettingsError::Config(e) => PipelineFileError::from(e),
+        e => plain(e.to_string()),
+    })?;
+    opts.finish()?;
+    let cache = ResponseCache::new(&settings).map_err(|e| plain(e.to_string()))?;
+    if let Some(probe) = cache.health_probe() {
+        ctx.health.register(probe);
+    }
+    tracing::info!(
+        backend = cache.backend(),
+        ttl_s = settings.ttl.as_secs(),
+        capacity = settings.capacity,
+        "response cache ready"
+    );
+    Ok(boxed_layer(CacheLayer { cache }))
+}
+
+/// The layer: answers from `cache`, or asks the inner service and keeps its
+/// answer.
+#[derive(Clone)]
+pub struct CacheLayer {
+    cache: ResponseCache,
+}
+
+impl Layer<HttpService> for CacheLayer {
+    type Service = CacheService;
+    fn layer(&self, inner: HttpService) -> CacheService {
+        CacheService::new(inner, self.cache.clone())
+    }
 }

@@ -9,14 +9,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use super::build::{BuildContext, FilterOptions};
+use super::{boxed_layer, HttpLayer};
+use super::{response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
-use crate::config::OptionSource;
+use crate::config::{ConfigError, OptionSource};
 
 use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
@@ -50,6 +50,18 @@ pub struct CorsPolicy {
 }
 
 impl CorsPolicy {
+    /// The `[cors]` options.
+    pub fn read(opts: &mut impl OptionSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            allowed_origin: opts.list(&CORS_ALLOWED_ORIGIN)?,
+            allow_credentials: opts.bool(&CORS_ALLOW_CREDENTIALS)?,
+            expose_headers: opts.list(&CORS_EXPOSE_HEADERS)?,
+            max_age: opts.int_or_default(&CORS_MAX_AGE)?,
+            allow_methods: opts.list(&CORS_ALLOW_METHODS)?,
+            allow_headers: opts.list(&CORS_ALLOW_HEADERS)?,
+        })
+    }
+
     /// The configured key matching `origin`: the origin itself or `*`.
     fn matched(&self, origin: &str) -> Option<String> {
         if self.allowed_origin.iter().any(|o| o == origin) {
@@ -231,24 +243,10 @@ impl Service<Request<ReqBody>> for Cors {
 }
 
 /// Builds the filter from `[cors]` (or the pipeline table).
-pub fn build(
-    mut opts: FilterOptions,
-    _ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        let policy = CorsPolicy {
-            allowed_origin: opts.list(&CORS_ALLOWED_ORIGIN)?,
-            allow_credentials: opts.bool(&CORS_ALLOW_CREDENTIALS)?,
-            expose_headers: opts.list(&CORS_EXPOSE_HEADERS)?,
-            max_age: opts.int_or_default(&CORS_MAX_AGE)?,
-            allow_methods: opts.list(&CORS_ALLOW_METHODS)?,
-            allow_headers: opts.list(&CORS_ALLOW_HEADERS)?,
-        };
-        opts.finish()?;
-        let layer = CorsLayer::new(policy);
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
-        Ok(f)
-    })
+pub fn build(mut opts: FilterOptions, _: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let policy = CorsPolicy::read(&mut opts)?;
+    opts.finish()?;
+    Ok(boxed_layer(CorsLayer::new(policy)))
 }
 
 /// `[cors] allowed_origin`.

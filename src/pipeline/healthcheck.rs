@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use super::build::{BuildContext, FilterOptions};
+use super::{boxed_layer, HttpLayer};
+use super::{response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::OptionSource;
 
@@ -150,13 +150,9 @@ impl Service<Request<ReqBody>> for Healthcheck {
     }
 }
 
-/// Builds the filter: `path` (pipeline table only), and the `[healthcheck]`
-/// options.
-pub fn build(
-    mut opts: FilterOptions,
-    ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
+impl HealthcheckSettings {
+    /// `path` (pipeline table only) and the `[healthcheck]` options.
+    pub fn read(opts: &mut FilterOptions) -> Result<Self, PipelineFileError> {
         let path =
             match opts.raw("path") {
                 Some(at) => match at.value.as_str() {
@@ -175,22 +171,22 @@ pub fn build(
         for b in &backends {
             if !matches!(b.as_str(), "disable_by_file" | "enable_by_files") {
                 return Err(PipelineFileError {
-                    file: "pipeline.toml".into(),
-                    line: 0,
-                    problem: format!("[healthcheck] backends: unknown backend '{b}'; use disable_by_file or enable_by_files"),
-                });
+                file: "pipeline.toml".into(),
+                line: 0,
+                problem: format!("[healthcheck] backends: unknown backend '{b}'; use disable_by_file or enable_by_files"),
+            });
             }
         }
         if backends.iter().any(|b| b == "disable_by_file")
             && backends.iter().any(|b| b == "enable_by_files")
         {
             return Err(PipelineFileError {
-                file: "pipeline.toml".into(),
-                line: 0,
-                problem: "[healthcheck] backends: disable_by_file and enable_by_files cannot be used together".into(),
-            });
+            file: "pipeline.toml".into(),
+            line: 0,
+            problem: "[healthcheck] backends: disable_by_file and enable_by_files cannot be used together".into(),
+        });
         }
-        let settings = HealthcheckSettings {
+        Ok(HealthcheckSettings {
             path,
             detailed: opts.bool(&HC_DETAILED)?,
             disable_by_file: if backends.iter().any(|b| b == "disable_by_file") {
@@ -207,12 +203,18 @@ pub fn build(
                     Vec::new()
                 }
             },
-        };
-        opts.finish()?;
-        let layer = HealthcheckLayer::new(settings, ctx.health.clone());
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
-        Ok(f)
-    })
+        })
+    }
+}
+
+/// Builds the filter.
+pub fn build(mut opts: FilterOptions, ctx: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let settings = HealthcheckSettings::read(&mut opts)?;
+    opts.finish()?;
+    Ok(boxed_layer(HealthcheckLayer::new(
+        settings,
+        ctx.health.clone(),
+    )))
 }
 
 /// `[healthcheck] backends`.
@@ -270,7 +272,7 @@ mod tests {
         fn name(&self) -> &str {
             "redis"
         }
-        fn check(&self) -> BoxFuture<'_, HealthState> {
+        fn check(&self) -> futures::future::BoxFuture<'_, HealthState> {
             Box::pin(async { HealthState::Failed("connection refused".into()) })
         }
     }

@@ -14,13 +14,13 @@ use std::task::{Context, Poll};
 use std::sync::Arc;
 use tower::Service;
 
-use futures::future::BoxFuture;
 use http::{header, HeaderMap, HeaderName, Request, Response};
 use tower::Layer;
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterOptions};
 use super::extensions::{AccessNotes, ForwardedOrigin, PeerAddr};
-use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed_layer, HttpLayer};
+use super::{HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::OptionSource;
 
@@ -139,17 +139,10 @@ impl Service<Request<ReqBody>> for ProxyHeaders {
 
 /// Builds the filter: option `enable_proxy_headers_parsing` (pipeline table
 /// or `[oslo_middleware]`).
-pub fn build(
-    mut opts: FilterOptions,
-    _ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        let enabled = opts.bool(&ENABLE_PROXY_HEADERS_PARSING)?;
-        opts.finish()?;
-        let layer = ProxyHeadersLayer::new(enabled);
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
-        Ok(f)
-    })
+pub fn build(mut opts: FilterOptions, _: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let enabled = opts.bool(&ENABLE_PROXY_HEADERS_PARSING)?;
+    opts.finish()?;
+    Ok(boxed_layer(ProxyHeadersLayer::new(enabled)))
 }
 
 /// `[oslo_middleware] enable_proxy_headers_parsing`.

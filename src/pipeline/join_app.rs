@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use std::sync::Arc;
 use tower::Service;
 
-use futures::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use super::body::{read_all, BodyReadError};
@@ -117,15 +116,12 @@ impl Service<Request<ReqBody>> for JoinService {
 /// access, FQDN rules and realm.
 pub fn build_app(
     opts: FilterOptions,
-    ctx: BuildContext,
-) -> BoxFuture<'static, Result<HttpService, PipelineFileError>> {
-    Box::pin(async move {
-        let config = opts.config().clone();
-        opts.finish()?;
-        let handler = crate::join::setup::join_handler(config)
-            .await
-            .map_err(PipelineFileError::component)?;
-        ctx.health.register(Arc::new(handler.ipa.health()));
-        Ok(boxed(JoinService::new(Arc::new(handler))))
-    })
+    ctx: &BuildContext,
+) -> Result<HttpService, PipelineFileError> {
+    let config = opts.config().clone();
+    opts.finish()?;
+    let handler =
+        crate::join::setup::join_handler(&config).map_err(PipelineFileError::component)?;
+    ctx.health.register(Arc::new(handler.ipa.health()));
+    Ok(boxed(JoinService::new(Arc::new(handler))))
 }

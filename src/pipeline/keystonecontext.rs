@@ -20,14 +20,15 @@ use std::sync::Arc;
 use tower::Service;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
+
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterOptions};
 use super::extensions::RequestId;
 use super::response::UNAUTHORIZED_BODY;
-use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed_layer, HttpLayer};
+use super::{HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::context::RequestContext;
 use crate::keystone::{Identity, IdentityStatus};
@@ -188,23 +189,16 @@ const ADMIN_RULE: &str = "context_is_admin";
 
 /// Builds the filter (registry entry). It has no options; the policy file
 /// comes from join.conf's `[oslo_policy]`, shared with the `policy` filter.
-pub fn build(
-    opts: FilterOptions,
-    ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        opts.finish()?;
-        let enforcer = Enforcer::shared(&ctx.config).map_err(|e| PipelineFileError {
-            file: "join.conf".into(),
-            line: 0,
-            problem: format!("keystonecontext needs the policy (rule context_is_admin): {e}"),
-        })?;
-        let layer =
-            KeystoneContextLayer::with_admin_check(Arc::new(PolicyAdminCheck::new(enforcer)));
-        let factory: FilterFactory =
-            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
-        Ok(factory)
-    })
+pub fn build(opts: FilterOptions, ctx: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    opts.finish()?;
+    let enforcer = Enforcer::shared(&ctx.config).map_err(|e| PipelineFileError {
+        file: "join.conf".into(),
+        line: 0,
+        problem: format!("keystonecontext needs the policy (rule context_is_admin): {e}"),
+    })?;
+    Ok(boxed_layer(KeystoneContextLayer::with_admin_check(
+        Arc::new(PolicyAdminCheck::new(enforcer)),
+    )))
 }
 
 #[cfg(test)]

@@ -45,6 +45,32 @@ pub type HttpFuture =
 pub type HttpService =
     tower::util::BoxCloneSyncService<http::Request<ReqBody>, http::Response<RespBody>, Infallible>;
 
+/// A type-erased filter: what every filter's build returns, and what the
+/// builder stacks in pipeline order.
+pub type HttpLayer = tower::util::BoxCloneSyncServiceLayer<
+    HttpService,
+    http::Request<ReqBody>,
+    http::Response<RespBody>,
+    Infallible,
+>;
+
+/// Boxes a filter's layer into an [`HttpLayer`].
+pub fn boxed_layer<L>(layer: L) -> HttpLayer
+where
+    L: tower::Layer<HttpService> + Send + Sync + 'static,
+    L::Service: tower::Service<
+            http::Request<ReqBody>,
+            Response = http::Response<RespBody>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<http::Request<ReqBody>>>::Future: Send + 'static,
+{
+    HttpLayer::new(layer)
+}
+
 /// Boxes a filter, an app or any suitable service into an [`HttpService`].
 pub fn boxed<S>(svc: S) -> HttpService
 where

@@ -15,14 +15,14 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use std::sync::Arc;
-use tower::Service;
+use tower::{Layer, Service};
 
-use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterOptions};
 use super::extensions::Authorized;
-use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed_layer, HttpLayer};
+use super::{response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::{OptionAt, PipelineFileError};
 use crate::context::RequestContext;
 use crate::keystone::Identity;
@@ -49,44 +49,54 @@ fn policy_error(e: PolicyError) -> PipelineFileError {
     }
 }
 
-/// Builds the filter from its options.
-pub fn build(
-    mut opts: FilterOptions,
-    ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        let (action, action_line) =
-            match opts.raw("action") {
-                None => (DEFAULT_ACTION.to_string(), 0),
-                Some(OptionAt {
-                    value: toml::Value::String(s),
-                    line,
-                }) => (s, line),
-                Some(OptionAt { line, .. }) => return Err(PipelineFileError {
-                    file: "pipeline.toml".into(),
-                    line,
-                    problem:
-                        "filter 'policy' option 'action' must be a string such as \"join:create\""
-                            .into(),
-                }),
-            };
-        opts.finish()?;
-        let enforcer = Enforcer::shared(&ctx.config).map_err(policy_error)?;
-        if !enforcer.is_defined(&action) {
+/// Builds the filter from its options: `action` (pipeline table only,
+/// default [`DEFAULT_ACTION`]) and the shared policy.
+pub fn build(mut opts: FilterOptions, ctx: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let (action, action_line) = match opts.raw("action") {
+        None => (DEFAULT_ACTION.to_string(), 0),
+        Some(OptionAt {
+            value: toml::Value::String(s),
+            line,
+        }) => (s, line),
+        Some(OptionAt { line, .. }) => {
             return Err(PipelineFileError {
                 file: "pipeline.toml".into(),
-                line: action_line,
-                problem: format!(
-                    "filter 'policy' action {action:?} is neither a registered default nor defined in the policy file; \
-                     use \"{DEFAULT_ACTION}\" or define the rule"
-                ),
-            });
+                line,
+                problem: "filter 'policy' option 'action' must be a string such as \"join:create\""
+                    .into(),
+            })
         }
-        let factory: FilterFactory = Arc::new(move |inner: HttpService| {
-            boxed(PolicyService::new(inner, enforcer.clone(), &action))
+    };
+    opts.finish()?;
+    let enforcer = Enforcer::shared(&ctx.config).map_err(policy_error)?;
+    if !enforcer.is_defined(&action) {
+        return Err(PipelineFileError {
+            file: "pipeline.toml".into(),
+            line: action_line,
+            problem: format!(
+                "filter 'policy' action {action:?} is neither a registered default nor defined in the policy file; \
+                 use \"{DEFAULT_ACTION}\" or define the rule"
+            ),
         });
-        Ok(factory)
-    })
+    }
+    Ok(boxed_layer(PolicyLayer {
+        enforcer,
+        action: Arc::from(action),
+    }))
+}
+
+/// The layer: checks `action` with `enforcer`.
+#[derive(Clone)]
+pub struct PolicyLayer {
+    enforcer: Arc<Enforcer>,
+    action: Arc<str>,
+}
+
+impl Layer<HttpService> for PolicyLayer {
+    type Service = PolicyService;
+    fn layer(&self, inner: HttpService) -> PolicyService {
+        PolicyService::new(inner, self.enforcer.clone(), &self.action)
+    }
 }
 
 /// Decisions per caller identity and `is_admin`, reused while the rule does
@@ -211,15 +221,14 @@ mod tests {
         table: BTreeMap<String, OptionAt>,
     ) -> Result<HttpService, PipelineFileError> {
         let opts = FilterOptions::new("policy", "pipeline.toml".into(), table, config.clone());
-        let factory = build(
+        let layer = build(
             opts,
-            BuildContext {
+            &BuildContext {
                 config,
                 health: HealthRegistry::default(),
             },
-        )
-        .await?;
-        Ok(factory(echo()))
+        )?;
+        Ok(layer.layer(echo()))
     }
 
     fn request(user: &str, project: &str) -> Request<ReqBody> {

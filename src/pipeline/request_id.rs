@@ -6,16 +6,15 @@
 //! global request id; anything else is ignored, and it is never echoed.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
+use super::build::{BuildContext, FilterOptions};
 use super::extensions::{new_request_id, AccessNotes, RequestId};
-use super::{boxed, HttpFuture, HttpService, ReqBody, RespBody};
+use super::{boxed_layer, HttpLayer};
+use super::{HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 
 /// The response header name, spelled as oslo adds it.
@@ -90,15 +89,9 @@ impl Service<Request<ReqBody>> for RequestIdService {
 }
 
 /// Builds the filter; it has no options.
-pub fn build(
-    opts: FilterOptions,
-    _ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        opts.finish()?;
-        let f: FilterFactory = Arc::new(|inner| boxed(RequestIdLayer.layer(inner)));
-        Ok(f)
-    })
+pub fn build(opts: FilterOptions, _: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    opts.finish()?;
+    Ok(boxed_layer(RequestIdLayer))
 }
 
 #[cfg(test)]

@@ -7,17 +7,16 @@
 //! exactly the limit is accepted.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
 
 use super::body::BoxError;
-use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, response, HttpFuture, HttpService, ReqBody, RespBody};
+use super::build::{BuildContext, FilterOptions};
+use super::{boxed_layer, HttpLayer};
+use super::{response, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::OptionSource;
 
@@ -93,17 +92,10 @@ impl Service<Request<ReqBody>> for SizeLimit {
 
 /// Builds the filter: option `max_request_body_size` (pipeline table or
 /// `[oslo_middleware]`).
-pub fn build(
-    mut opts: FilterOptions,
-    _ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        let limit = opts.int_or_default(&MAX_REQUEST_BODY_SIZE)? as usize;
-        opts.finish()?;
-        let layer = SizeLimitLayer::new(limit);
-        let f: FilterFactory = Arc::new(move |inner| boxed(layer.layer(inner)));
-        Ok(f)
-    })
+pub fn build(mut opts: FilterOptions, _: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let limit = opts.int_or_default(&MAX_REQUEST_BODY_SIZE)? as usize;
+    opts.finish()?;
+    Ok(boxed_layer(SizeLimitLayer::new(limit)))
 }
 
 /// `[oslo_middleware] max_request_body_size`.
@@ -143,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn declared_length_over_the_limit_is_413_without_calling_the_app() {
-        let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let c = called.clone();
         let app = boxed(tower::service_fn(move |_req: Request<ReqBody>| {
             c.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -95,7 +95,7 @@ pub fn listen_addr(cfg: &ConfigFiles) -> Result<ListenAddr, ConfigError> {
 }
 
 /// Builds the whole request stack from join.conf and the pipeline file.
-pub async fn build_stack(
+pub fn build_stack(
     cfg: Arc<ConfigFiles>,
     health: HealthRegistry,
 ) -> Result<HttpService, ServerError> {
@@ -116,8 +116,7 @@ pub async fn build_stack(
             config: cfg,
             health,
         },
-    )
-    .await?)
+    )?)
 }
 
 /// The server, set up and listening; [`Server::run`] serves.
@@ -132,7 +131,7 @@ impl Server {
     /// listening socket.
     pub async fn start(cfg: Arc<ConfigFiles>) -> Result<Self, ServerError> {
         let health = HealthRegistry::default();
-        let stack = build_stack(cfg.clone(), health).await?;
+        let stack = build_stack(cfg.clone(), health)?;
         let addr = listen_addr(&cfg)?;
         let listener = Listener::bind(&addr).await?;
         Ok(Self {

@@ -101,7 +101,7 @@ pub async fn token_validation(cfg: &Arc<ConfigFiles>) -> CheckResult {
         config: cfg.clone(),
         health: HealthRegistry::default(),
     };
-    let validator = match crate::pipeline::authtoken::from_options(opts, &ctx).await {
+    let validator = match crate::pipeline::authtoken::from_options(opts, &ctx) {
         Ok((v, _)) => v,
         Err(e) => return CheckResult::failure(N, e.to_string()),
     };

@@ -30,14 +30,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
 use tower::Service;
 
 pub use settings::{from_options, AuthTokenSettings, BindMode, DEFAULT_KEYSTONE_TIMEOUT};
 
-use super::build::{BuildContext, FilterFactory, FilterOptions};
-use super::{boxed, take_ready, HttpFuture, HttpService, ReqBody, RespBody};
+use super::build::{BuildContext, FilterOptions};
+use super::{boxed_layer, HttpLayer};
+use super::{take_ready, HttpFuture, HttpService, ReqBody, RespBody};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::keystone::cache::ValidatedToken;
 use crate::keystone::{Identity, IdentityStatus, KeystoneError, TokenValidator};
@@ -249,15 +249,7 @@ async fn call_inner(
 }
 
 /// Builds the filter from its options (registry entry).
-pub fn build(
-    opts: FilterOptions,
-    ctx: BuildContext,
-) -> BoxFuture<'static, Result<FilterFactory, PipelineFileError>> {
-    Box::pin(async move {
-        let (validator, settings) = from_options(opts, &ctx).await?;
-        let layer = AuthTokenLayer::new(validator, settings);
-        let factory: FilterFactory =
-            Arc::new(move |inner| boxed(tower::Layer::layer(&layer, inner)));
-        Ok(factory)
-    })
+pub fn build(opts: FilterOptions, ctx: &BuildContext) -> Result<HttpLayer, PipelineFileError> {
+    let (validator, settings) = from_options(opts, ctx)?;
+    Ok(boxed_layer(AuthTokenLayer::new(validator, settings)))
 }

@@ -116,7 +116,7 @@ fn ka_spec(name: &str) -> Option<&'static OptionSpec> {
 }
 
 /// Reads the options and builds the validator and settings.
-pub async fn from_options(
+pub fn from_options(
     mut opts: FilterOptions,
     ctx: &BuildContext,
 ) -> Result<(Arc<TokenValidator>, AuthTokenSettings), PipelineFileError> {
