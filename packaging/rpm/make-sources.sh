@@ -20,7 +20,7 @@ git -C "$here" archive --format=tar.gz --prefix="novajoin-$version/" \
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$out/novajoin-$version.tar.gz" -C "$work"
-(cd "$work/novajoin-$version" && cargo vendor --locked --versioned-dirs vendor >/dev/null)
+(cd "$work/novajoin-$version" && cargo vendor --quiet --locked --versioned-dirs vendor >/dev/null)
 tar -czf "$out/novajoin-$version-vendor.tar.gz" -C "$work/novajoin-$version" vendor
 echo "$out/novajoin-$version.tar.gz"
 echo "$out/novajoin-$version-vendor.tar.gz"
