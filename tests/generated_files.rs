@@ -68,7 +68,7 @@ fn nova_conf_snippet_is_what_install_prints() {
         user_domain_name: "Default".into(),
         project_domain_name: "Default".into(),
         domain: "example.com".into(),
-        notification_format: NotificationFormat::Versioned,
+        notification_format: NotificationFormat::Both,
     });
     assert_generated(
         "packaging/nova/nova.conf.snippet",
@@ -81,6 +81,7 @@ fn nova_conf_snippet_is_what_install_prints() {
         "vendordata_dynamic_read_timeout = 30",
         "[vendordata_dynamic_auth]",
         "notify_on_state_change = vm_state",
+        "notification_format = both",
         "versioned_notifications_topics = versioned_notifications,novajoin_notifications",
         "driver = messagingv2",
     ] {

@@ -92,6 +92,26 @@ fn install_writes_join_conf_once_and_dry_run_writes_nothing() {
     assert!(cfg
         .bool(&novajoin::pipeline::http_proxy_to_wsgi::ENABLE_PROXY_HEADERS_PARSING)
         .unwrap());
+    // nova sends both formats; the listener reads the versioned ones.
+    assert_eq!(
+        cfg.string(&novajoin::notify::options::NOTIFICATION_FORMAT)
+            .as_deref(),
+        Some("versioned")
+    );
+    let nova = nova_part(&first);
+    assert!(nova.contains("\nnotification_format = both\n"), "{nova}");
+    assert!(
+        nova.contains(
+            "\nversioned_notifications_topics = versioned_notifications,novajoin_notifications\n"
+        ),
+        "{nova}"
+    );
+    // The legacy notifications stay on nova's default topic only, so one
+    // event never reaches the listener twice and ceilometer keeps its own.
+    assert!(
+        !nova.contains("topics = notifications,novajoin_notifications"),
+        "{nova}"
+    );
     assert_eq!(
         std::fs::read_to_string(etc.join("cloud-config-novajoin.json")).unwrap(),
         shipped("packaging/cloud-config-novajoin.json")
@@ -123,6 +143,23 @@ fn install_writes_join_conf_once_and_dry_run_writes_nothing() {
         "# my own pipeline\n"
     );
 
+    // Unversioned on request: the legacy topic carries novajoin's copy.
+    let unversioned = install(&["--dry-run", "--notification-format", "unversioned"]);
+    assert!(
+        unversioned.contains("[DEFAULT] notification_format = unversioned"),
+        "{unversioned}"
+    );
+    let nova = nova_part(&unversioned);
+    assert!(
+        nova.contains("\nnotification_format = unversioned\n"),
+        "{nova}"
+    );
+    assert!(
+        nova.contains("\ntopics = notifications,novajoin_notifications\n"),
+        "{nova}"
+    );
+    assert!(!nova.contains("versioned_notifications_topics"), "{nova}");
+
     // Without a password anywhere, it says what to give.
     let out = Command::new(env!("CARGO_BIN_EXE_novajoin"))
         .args(["install", "--dry-run", "--config-dir"])
@@ -134,4 +171,15 @@ fn install_writes_join_conf_once_and_dry_run_writes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--nova-password-file"));
+}
+
+/// The nova.conf part of the printed changes (before neutron's).
+fn nova_part(report: &str) -> &str {
+    let start = report
+        .find("# nova.conf on every host")
+        .expect("the nova.conf changes");
+    let end = report
+        .find("# neutron.conf")
+        .expect("the neutron.conf changes");
+    &report[start..end]
 }

@@ -1841,3 +1841,45 @@ async fn an_ipa_outage_delays_deletes_without_losing_them() {
     .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
 }
+
+// ---------------------------------------------------------------------------
+// nova's `notification_format = both` (what `novajoin install` sets): nova
+// sends every event in both formats. install routes only the versioned copy
+// to novajoin's topic; when the legacy copy reaches it too (an operator who
+// also added the topic to [oslo_messaging_notifications] topics), the
+// versioned listener acknowledges it without acting, and a second copy of
+// the versioned delete (a redelivery) finds nothing left to do.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_formats_of_one_delete_remove_the_host_once_and_reject_nothing() {
+    let _broker = BROKER.read().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("both");
+    let vm = new_id();
+    let other = new_id();
+    seed_bound_host(&ipa, "vm1.example.test", &vm, TENANT);
+    seed_bound_host(&ipa, "vm2.example.test", &other, TENANT);
+    let listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "",
+        vec![
+            support::notify::nova_delete("unversioned", &vm, "vm1", TENANT),
+            support::notify::nova_delete("versioned", &vm, "vm1", TENANT),
+            support::notify::nova_delete("versioned", &vm, "vm1", TENANT),
+        ],
+    )
+    .await;
+    wait_until("vm1 gone", Duration::from_secs(30), || {
+        ipa.host("vm1.example.test").is_none()
+    })
+    .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    assert_eq!(ipa.commands("host_del"), 1, "one removal for one instance");
+    assert_eq!(listener.count_log("notification rejected"), 0);
+    assert!(
+        ipa.host("vm2.example.test").is_some(),
+        "another instance's host is kept"
+    );
+}

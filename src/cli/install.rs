@@ -49,19 +49,35 @@ pub fn cloud_config_json() -> String {
     out
 }
 
-/// nova's notification formats.
+/// nova's notification formats (`[notifications] notification_format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum NotificationFormat {
-    /// `instance.*` events on `versioned_notifications`.
+    /// Both kinds: the legacy ones on `notifications` stay for ceilometer
+    /// and other consumers; novajoin reads the versioned ones.
+    Both,
+    /// `instance.*` events on `versioned_notifications` only (the legacy
+    /// notifications other services consume stop).
     Versioned,
-    /// `compute.instance.*` events on `notifications`.
+    /// `compute.instance.*` events on `notifications` (nova's default).
     Unversioned,
 }
 
 impl NotificationFormat {
-    fn word(self) -> &'static str {
+    /// The value in nova.conf.
+    fn nova_word(self) -> &'static str {
         match self {
+            NotificationFormat::Both => "both",
             NotificationFormat::Versioned => "versioned",
+            NotificationFormat::Unversioned => "unversioned",
+        }
+    }
+
+    /// The value in join.conf: the one format the listener consumes. With
+    /// `both`, only the versioned notifications are routed to novajoin's
+    /// topic, so no event reaches the listener twice.
+    fn listener_word(self) -> &'static str {
+        match self {
+            NotificationFormat::Both | NotificationFormat::Versioned => "versioned",
             NotificationFormat::Unversioned => "unversioned",
         }
     }
@@ -108,8 +124,9 @@ pub struct InstallArgs {
     /// DNS domain of enrolled instances; default: the domain in --ipa-conf.
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
-    /// Which notifications nova is set to send and novajoin notify reads.
-    #[arg(long, value_enum, default_value_t = NotificationFormat::Versioned)]
+    /// Which notifications nova is set to send; novajoin notify reads the
+    /// versioned ones unless this is `unversioned`.
+    #[arg(long, value_enum, default_value_t = NotificationFormat::Both)]
     pub notification_format: NotificationFormat,
     /// nova.conf to copy transport_url from when NOVAJOIN_TRANSPORT_URL is unset.
     #[arg(long, value_name = "PATH", default_value = "/etc/nova/nova.conf")]
@@ -373,7 +390,7 @@ pub fn join_settings(args: &InstallArgs, existing: &str) -> Result<Vec<Setting>,
     s.push(set(
         "DEFAULT",
         "notification_format",
-        args.notification_format.word(),
+        args.notification_format.listener_word(),
     ));
     s.push(set(
         "DEFAULT",
@@ -509,9 +526,19 @@ pub fn nova_conf_changes(i: &NovaConfInputs) -> String {
         i.project,
         i.user_domain_name,
         i.project_domain_name,
-        i.notification_format.word()
+        i.notification_format.nova_word()
     );
     match i.notification_format {
+        NotificationFormat::Both => {
+            let _ = writeln!(
+                s,
+                "# novajoin reads the versioned notifications; the legacy ones keep going\n\
+                 # to `notifications` (ceilometer and other consumers), not to novajoin.\n\
+                 versioned_notifications_topics = versioned_notifications,novajoin_notifications\n\n\
+                 [oslo_messaging_notifications]\n\
+                 driver = messagingv2"
+            );
+        }
         NotificationFormat::Versioned => {
             let _ = writeln!(
                 s,
