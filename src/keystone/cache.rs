@@ -9,12 +9,11 @@
 //! keystone call each time, as upstream.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::cache_crypt::CacheSecret;
@@ -31,11 +30,6 @@ pub struct ValidatedToken {
     pub identity: Arc<Identity>,
     /// Cache entries for this validation end here.
     pub cache_until: DateTime<Utc>,
-    /// The keystonemiddleware `X-*` headers of this identity, built on
-    /// first use by `authtoken` and reused by every request with the token.
-    pub user_headers: OnceLock<HeaderMap>,
-    /// `X-Service-Catalog` (the v2 form), likewise built once.
-    pub catalog_header: OnceLock<Option<HeaderValue>>,
 }
 
 impl ValidatedToken {
@@ -48,8 +42,6 @@ impl ValidatedToken {
             data,
             identity,
             cache_until,
-            user_headers: OnceLock::new(),
-            catalog_header: OnceLock::new(),
         }
     }
 
@@ -72,12 +64,7 @@ pub struct TokenKey {
 }
 
 /// The in-process cache, each entry expiring at its `cache_until`.
-///
-/// Hashed with foldhash rather than SipHash: keys are BLAKE3 digests and
-/// only tokens keystone accepted are stored, so there is no flooding to
-/// defend against, and SipHash is a cost on every request.
-pub type MemoryCache =
-    moka::future::Cache<TokenKey, Arc<ValidatedToken>, foldhash::fast::RandomState>;
+pub type MemoryCache = moka::future::Cache<TokenKey, Arc<ValidatedToken>>;
 
 struct UntilExpiry;
 
@@ -97,7 +84,7 @@ pub fn memory_cache(capacity: u64) -> MemoryCache {
     moka::future::Cache::builder()
         .max_capacity(capacity)
         .expire_after(UntilExpiry)
-        .build_with_hasher(foldhash::fast::RandomState::default())
+        .build()
 }
 
 /// What is stored in Redis (inside the MAC/encryption envelope).

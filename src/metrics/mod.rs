@@ -36,9 +36,6 @@ use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::IpaError;
 
-mod request_handles;
-pub use request_handles::RequestMetrics;
-
 // ---- names ----
 
 /// Requests answered, by route, method and status.

@@ -22,7 +22,7 @@ fn spoofable_headers() -> &'static [HeaderName] {
 /// Whether `name` is one of [`spoofable_headers`] (a set lookup: the
 /// check runs on every header of every request).
 fn is_spoofable(name: &HeaderName) -> bool {
-    static SET: LazyLock<HashSet<HeaderName, foldhash::fast::RandomState>> =
+    static SET: LazyLock<HashSet<HeaderName>> =
         LazyLock::new(|| spoofable_headers().iter().cloned().collect());
     SET.contains(name)
 }
@@ -119,34 +119,16 @@ fn set_opt(headers: &mut HeaderMap, name: &'static str, value: &Option<String>) 
     }
 }
 
-/// How many headers the cached identity map has room for: its twenty or so
-/// plus what nova sends (about ten).
-const IDENTITY_HEADER_ROOM: usize = 48;
-
-/// Sets the identity headers of a validated user token. They are built once
-/// per validated token (cached with it); the request's headers become a copy
-/// of that map with the request's own added to it, which costs a third of
-/// inserting some twenty headers one by one. None of the request's names can
-/// clash: each identity header is in [`spoofable_headers`], removed before
-/// validation.
+/// Sets the identity headers of a validated user token, and
+/// `X-Service-Catalog` (the v2 form) when asked to.
 pub(super) fn decorate_user(headers: &mut HeaderMap, v: &ValidatedToken, include_catalog: bool) {
-    let built = v.user_headers.get_or_init(|| {
-        // Room for a request's own headers, so adding them does not grow it.
-        let mut h = HeaderMap::with_capacity(IDENTITY_HEADER_ROOM);
-        user_headers(&mut h, v);
-        h
-    });
-    let own = std::mem::replace(headers, built.clone());
-    headers.extend(own);
+    user_headers(headers, v);
     if include_catalog {
-        let catalog = v.catalog_header.get_or_init(|| {
-            v.data
-                .catalog
-                .as_ref()
-                .and_then(|c| HeaderValue::from_str(&c.to_v2_json().to_string()).ok())
-        });
-        if let Some(c) = catalog {
-            headers.insert(HeaderName::from_static("x-service-catalog"), c.clone());
+        let catalog = v.data.catalog.as_ref();
+        if let Some(c) =
+            catalog.and_then(|c| HeaderValue::from_str(&c.to_v2_json().to_string()).ok())
+        {
+            headers.insert(HeaderName::from_static("x-service-catalog"), c);
         }
     }
 }
