@@ -221,6 +221,15 @@ pub struct ServerPool {
     policy: BreakerPolicy,
 }
 
+impl std::fmt::Debug for ServerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerPool")
+            .field("configured", &self.fixed)
+            .field("discovery", &self.discovery)
+            .finish()
+    }
+}
+
 impl ServerPool {
     /// The configured servers (at least one, unless `discovery` is set)
     /// and, when set, where to discover more.
