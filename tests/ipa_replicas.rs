@@ -12,8 +12,7 @@ use std::time::Duration;
 use novajoin::config::ConfigFiles;
 use novajoin::ipa::discovery::{discover, DiscoveryConfig};
 use novajoin::ipa::{
-    BreakerPolicy, BreakerState, IpaClient, IpaClientConfig, IpaError, IpaDefaultConf,
-    ServerSource,
+    BreakerPolicy, BreakerState, IpaClient, IpaClientConfig, IpaDefaultConf, IpaError, ServerSource,
 };
 use serde_json::Value;
 use support::dns::{Dnsmasq, Srv};
@@ -67,9 +66,11 @@ async fn stopping_one_replica_mid_burst_loses_no_enrollment() {
         }));
     }
     // Stop the first server once a part of the burst went through it.
-    support::wait_until("a quarter of the burst enrolled", Duration::from_secs(60), || {
-        env.ipa.round_trips() >= (N / 4) as u64
-    })
+    support::wait_until(
+        "a quarter of the burst enrolled",
+        Duration::from_secs(60),
+        || env.ipa.round_trips() >= (N / 4) as u64,
+    )
     .await;
     env.ipa.go_down().await;
     let before_stop = env.ipa.round_trips();
@@ -82,10 +83,16 @@ async fn stopping_one_replica_mid_burst_loses_no_enrollment() {
     for (host, (status, body)) in &answers {
         assert_eq!(*status, 200, "{host}: {body}");
         let v: Value = serde_json::from_str(body).unwrap();
-        let otp = v["ipaotp"].as_str().unwrap_or_else(|| panic!("{host}: no OTP in {body}"));
+        let otp = v["ipaotp"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{host}: no OTP in {body}"));
         let fqdn = format!("{host}.{}", replica.domain());
         let held = replica.host(&fqdn).and_then(|h| h.otp);
-        assert_eq!(held.as_deref(), Some(otp), "{host}: the OTP handed out is the directory's");
+        assert_eq!(
+            held.as_deref(),
+            Some(otp),
+            "{host}: the OTP handed out is the directory's"
+        );
         replica
             .ipa_join(&fqdn, otp)
             .unwrap_or_else(|e| panic!("{host}: ipa-join with the OTP handed out: {e}"));
@@ -161,9 +168,15 @@ async fn a_refused_connection_fails_over_and_all_down_is_a_clear_error() {
     assert!(summary.contains("IPA server version"), "{summary}");
     ipa2.go_down().await;
     let e = client.ping().await.unwrap_err();
-    assert!(matches!(e, IpaError::Unreachable { attempts: 2, .. }), "{e:?}");
+    assert!(
+        matches!(e, IpaError::Unreachable { attempts: 2, .. }),
+        "{e:?}"
+    );
     let text = e.to_string();
-    assert!(text.contains("ipa.example.test") || text.contains("ipa2.example.test"), "{text}");
+    assert!(
+        text.contains("ipa.example.test") || text.contains("ipa2.example.test"),
+        "{text}"
+    );
 }
 
 /// A 4xx is an answer: no failover (it would only repeat the refusal).
@@ -205,18 +218,34 @@ fn servers_and_urls_from_join_conf() {
     assert_eq!(
         shown,
         [
-            ("http://127.0.0.1:1/ipa/json".into(), Some("ipa1.example.test".into())),
-            ("http://127.0.0.1:2/ipa/json".into(), Some("ipa2.example.test".into())),
-            ("https://ipa3.example.test/ipa/json".into(), Some("ipa3.example.test".into())),
+            (
+                "http://127.0.0.1:1/ipa/json".into(),
+                Some("ipa1.example.test".into())
+            ),
+            (
+                "http://127.0.0.1:2/ipa/json".into(),
+                Some("ipa2.example.test".into())
+            ),
+            (
+                "https://ipa3.example.test/ipa/json".into(),
+                Some("ipa3.example.test".into())
+            ),
         ]
     );
-    assert!(cfg.discovery.is_none(), "servers are configured: no discovery");
+    assert!(
+        cfg.discovery.is_none(),
+        "servers are configured: no discovery"
+    );
     let one = conf(&format!("[ipa]\nserver = ipa.example.test\n{LOGIN}"));
     let cfg = IpaClientConfig::from_conf_with(&one, None).unwrap();
     assert_eq!(cfg.url.as_str(), "https://ipa.example.test/ipa/json");
     assert!(cfg.replicas.is_empty());
-    let bad = conf(&format!("[DEFAULT]\nurl = ipa1, http://x/ipa/json\n[ipa]\n{LOGIN}"));
-    let e = IpaClientConfig::from_conf_with(&bad, None).unwrap_err().to_string();
+    let bad = conf(&format!(
+        "[DEFAULT]\nurl = ipa1, http://x/ipa/json\n[ipa]\n{LOGIN}"
+    ));
+    let e = IpaClientConfig::from_conf_with(&bad, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("join.conf:2") && e.contains("\"ipa1\""), "{e}");
 }
 
@@ -246,22 +275,32 @@ fn default_conf_without_server_turns_discovery_on() {
         "[global]\ndomain = example.test\nserver = ipa1.example.test\n",
     )
     .unwrap();
-    let cfg = IpaClientConfig::from_conf_with(&conf(&format!("[ipa]\n{LOGIN}")), Some(&fixed)).unwrap();
+    let cfg =
+        IpaClientConfig::from_conf_with(&conf(&format!("[ipa]\n{LOGIN}")), Some(&fixed)).unwrap();
     assert!(cfg.discovery.is_none());
     let on = conf(&format!("[ipa]\n{LOGIN}discover_servers = true\n"));
     assert!(IpaClientConfig::from_conf_with(&on, Some(&fixed))
         .unwrap()
         .discovery
         .is_some());
-    let no_domain = conf(&format!("[ipa]\n{LOGIN}server = ipa1.example.test\ndiscover_servers = true\n"));
-    let e = IpaClientConfig::from_conf_with(&no_domain, None).unwrap_err().to_string();
+    let no_domain = conf(&format!(
+        "[ipa]\n{LOGIN}server = ipa1.example.test\ndiscover_servers = true\n"
+    ));
+    let e = IpaClientConfig::from_conf_with(&no_domain, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("[ipa] domain"), "{e}");
     let bad_ns = conf(&format!(
         "[ipa]\n{LOGIN}server = a.example.test\ndomain = example.test\ndiscover_servers = true\n\
          discovery_nameservers = dns.example.test\n"
     ));
-    let e = IpaClientConfig::from_conf_with(&bad_ns, None).unwrap_err().to_string();
-    assert!(e.contains("discovery_nameservers") && e.contains("dns.example.test"), "{e}");
+    let e = IpaClientConfig::from_conf_with(&bad_ns, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("discovery_nameservers") && e.contains("dns.example.test"),
+        "{e}"
+    );
 }
 
 // ---- DNS SRV discovery against a real DNS server ----
@@ -286,7 +325,13 @@ async fn srv_discovery_orders_by_priority_and_falls_back_to_kerberos() {
             Srv::new("_ldap._tcp.example.test", "ipa2.example.test", 389, 10, 100),
             Srv::new("_ldap._tcp.example.test", "ipa1.example.test", 389, 0, 5),
             Srv::new("_ldap._tcp.example.test", "ipa3.example.test", 636, 20, 0),
-            Srv::new("_kerberos._tcp.example.test", "kdc-only.example.test", 88, 0, 100),
+            Srv::new(
+                "_kerberos._tcp.example.test",
+                "kdc-only.example.test",
+                88,
+                0,
+                100,
+            ),
             Srv::new("_kerberos._tcp.krb.test", "ipa1.krb.test", 88, 0, 100),
         ],
         &[("ipa1.example.test", "127.0.0.1")],
@@ -294,7 +339,14 @@ async fn srv_discovery_orders_by_priority_and_falls_back_to_kerberos() {
     let found = discover(&dns_config(&dns, "example.test")).await.unwrap();
     assert_eq!(found.name.as_deref(), Some("_ldap._tcp.example.test"));
     let hosts: Vec<&str> = found.targets.iter().map(|t| t.host.as_str()).collect();
-    assert_eq!(hosts, ["ipa1.example.test", "ipa2.example.test", "ipa3.example.test"]);
+    assert_eq!(
+        hosts,
+        [
+            "ipa1.example.test",
+            "ipa2.example.test",
+            "ipa3.example.test"
+        ]
+    );
     assert_eq!(found.targets[2].port, 636);
 
     let krb = discover(&dns_config(&dns, "krb.test")).await.unwrap();
@@ -338,7 +390,10 @@ async fn discovered_servers_follow_the_configured_ones() {
     let cfg = IpaClientConfig::from_conf_with(&c, None).unwrap();
     let client = IpaClient::new(cfg).unwrap();
     let servers = client.servers().servers().await;
-    assert_eq!(hosts_of(&servers), ["ipa.example.test", "ipa9.example.test"]);
+    assert_eq!(
+        hosts_of(&servers),
+        ["ipa.example.test", "ipa9.example.test"]
+    );
     assert_eq!(servers[1].addr().source, ServerSource::Dns);
     assert_eq!(
         servers[1].endpoints().session_json.as_str(),
@@ -349,7 +404,10 @@ async fn discovered_servers_follow_the_configured_ones() {
     // one (which does not resolve here): the error names it.
     ipa1.go_down().await;
     let e = client.ping().await.unwrap_err().to_string();
-    assert!(e.contains("ipa9.example.test") || e.contains("ipa.example.test"), "{e}");
+    assert!(
+        e.contains("ipa9.example.test") || e.contains("ipa.example.test"),
+        "{e}"
+    );
     let first = &client.servers().servers().await[0];
     assert!(first.last_problem().is_some());
 }

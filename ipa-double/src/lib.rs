@@ -206,42 +206,46 @@ impl IpaDouble {
             dns_enabled: opts.dns_enabled,
         };
         let directory = state;
-        let mut guard = directory.lock().expect("state");
-        let state: &mut State = &mut guard;
-        for (u, p) in &opts.users {
-            state.users.insert(
-                u.clone(),
-                User {
-                    password: p.clone(),
-                    state: UserState::Active,
+        {
+            let mut guard = directory.lock().expect("state");
+            let state: &mut State = &mut guard;
+            for (u, p) in &opts.users {
+                state.users.insert(
+                    u.clone(),
+                    User {
+                        password: p.clone(),
+                        state: UserState::Active,
+                    },
+                );
+            }
+            for z in &opts.dns_zones {
+                let z = z.to_lowercase();
+                let z = if z.ends_with('.') { z } else { format!("{z}.") };
+                state.zones.entry(z).or_default();
+            }
+            for p in state::MANAGED_PERMISSIONS {
+                state
+                    .permissions
+                    .entry(p.to_lowercase())
+                    .or_insert_with(|| PermissionView {
+                        name: (*p).into(),
+                        ..Default::default()
+                    });
+            }
+            // The IPA server itself is a host.
+            state.hosts.insert(
+                cfg.fqdn.clone(),
+                Host {
+                    fqdn: cfg.fqdn.clone(),
+                    has_keytab: true,
+                    keys_changed_at: Some(state::whole_seconds(std::time::SystemTime::now())),
+                    krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
+                    managedby: [cfg.fqdn.clone()].into(),
+                    uniqueid: uuid::Uuid::new_v4().to_string(),
+                    ..Default::default()
                 },
             );
         }
-        for z in &opts.dns_zones {
-            let z = z.to_lowercase();
-            let z = if z.ends_with('.') { z } else { format!("{z}.") };
-            state.zones.entry(z).or_default();
-        }
-        for p in state::MANAGED_PERMISSIONS {
-            state.permissions.entry(p.to_lowercase()).or_insert_with(|| PermissionView {
-                name: (*p).into(),
-                ..Default::default()
-            });
-        }
-        // The IPA server itself is a host.
-        state.hosts.insert(
-            cfg.fqdn.clone(),
-            Host {
-                fqdn: cfg.fqdn.clone(),
-                has_keytab: true,
-                keys_changed_at: Some(state::whole_seconds(std::time::SystemTime::now())),
-                krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
-                managedby: [cfg.fqdn.clone()].into(),
-                uniqueid: uuid::Uuid::new_v4().to_string(),
-                ..Default::default()
-            },
-        );
-        drop(guard);
         let (tls, ca_pem) = if opts.tls {
             let m = tls::make(&opts.fqdn).map_err(std::io::Error::other)?;
             (Some(m.acceptor), Some(m.ca_pem))
@@ -811,7 +815,12 @@ impl IpaDouble {
     pub fn expire_sessions(&self) {
         let now = Instant::now();
         let me = self.shared.cfg.fqdn.clone();
-        for s in self.state().sessions.values_mut().filter(|s| s.server == me) {
+        for s in self
+            .state()
+            .sessions
+            .values_mut()
+            .filter(|s| s.server == me)
+        {
             s.expires = now;
         }
     }

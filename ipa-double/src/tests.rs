@@ -1355,10 +1355,7 @@ async fn a_replica_shares_the_directory_but_not_the_sessions() {
         })
         .await
         .expect("replica");
-    assert!(ipa1
-        .start_replica(DoubleOptions::default())
-        .await
-        .is_err());
+    assert!(ipa1.start_replica(DoubleOptions::default()).await.is_err());
     // A write on one is read on the other; both servers are hosts.
     let c1 = login(&ipa1).await;
     let added = rpc(
@@ -1392,8 +1389,18 @@ async fn a_replica_shares_the_directory_but_not_the_sessions() {
     assert_eq!(status, 401, "{head}");
     assert_eq!((ipa1.session_count(), ipa2.session_count()), (1, 0));
     let c2 = login(&ipa2).await;
-    let shown = rpc(&ipa2, &c2, "host_show", json!(["vm1.example.test"]), json!({"version": V})).await;
-    assert_eq!(shown["result"]["result"]["fqdn"][0], "vm1.example.test", "{shown}");
+    let shown = rpc(
+        &ipa2,
+        &c2,
+        "host_show",
+        json!(["vm1.example.test"]),
+        json!({"version": V}),
+    )
+    .await;
+    assert_eq!(
+        shown["result"]["result"]["fqdn"][0], "vm1.example.test",
+        "{shown}"
+    );
     // Stopping one leaves the other serving the same directory.
     ipa1.go_down().await;
     let c2b = login(&ipa2).await;

@@ -37,8 +37,8 @@ use super::auth::IpaAuth;
 use super::command::{
     CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
 };
-use super::error::IpaError;
 use super::discovery::DiscoveryConfig;
+use super::error::IpaError;
 use super::health::IpaHealth;
 use super::host_lock::HostLocks;
 use super::http::{
@@ -719,7 +719,11 @@ impl IpaClient {
     }
 
     /// One request to `server`, logging in again once on 401.
-    async fn attempt(&self, server: &Server, bytes: &bytes::Bytes) -> Result<bytes::Bytes, AttemptError> {
+    async fn attempt(
+        &self,
+        server: &Server,
+        bytes: &bytes::Bytes,
+    ) -> Result<bytes::Bytes, AttemptError> {
         let mut relogged = false;
         loop {
             let (cookie, generation) = self.session(server).await?;

@@ -179,7 +179,10 @@ pub async fn discover(cfg: &DiscoveryConfig) -> Result<Discovered, DiscoveryErro
             }
         }
     }
-    tracing::warn!(domain, "no _ldap._tcp or _kerberos._tcp SRV record names an IPA server");
+    tracing::warn!(
+        domain,
+        "no _ldap._tcp or _kerberos._tcp SRV record names an IPA server"
+    );
     Ok(Discovered {
         name: None,
         targets: Vec::new(),
@@ -196,7 +199,10 @@ pub fn order(mut records: Vec<SrvTarget>, rng: &mut impl Rng) -> Vec<SrvTarget> 
     let mut out = Vec::with_capacity(records.len());
     let mut rest = records.as_slice();
     while let Some(first) = rest.first() {
-        let n = rest.iter().take_while(|r| r.priority == first.priority).count();
+        let n = rest
+            .iter()
+            .take_while(|r| r.priority == first.priority)
+            .count();
         let (group, tail) = rest.split_at(n);
         out.extend(weighted_shuffle(group.to_vec(), rng));
         rest = tail;

@@ -20,10 +20,15 @@ pub const CONNECT_RETRIES: O = O::new(
     "How many times to retry connecting to IPA (attempts = retries + 1), with backoff.",
 );
 /// `url`.
-pub const URL: O = O::new("DEFAULT", "url", K::List, None,
+pub const URL: O = O::new(
+    "DEFAULT",
+    "url",
+    K::List,
+    None,
     "IPA JSON-RPC URL, e.g. https://ipa.example.com/ipa/json, or several (one per IPA server, \
      tried in order; the Nth goes with the Nth [ipa] server). Defaults to the server named in \
-     /etc/ipa/default.conf.");
+     /etc/ipa/default.conf.",
+);
 /// `[ipa] auth_method`.
 pub const IPA_AUTH_METHOD: O = O::new(
     "ipa",

@@ -307,11 +307,7 @@ impl ServerPool {
                 .filter(|s| !s.is_open(&self.policy))
                 .cloned(),
         );
-        order.extend(
-            all.iter()
-                .filter(|s| s.is_open(&self.policy))
-                .cloned(),
-        );
+        order.extend(all.iter().filter(|s| s.is_open(&self.policy)).cloned());
         order
     }
 
@@ -379,7 +375,11 @@ impl ServerPool {
                     servers.push(server);
                 }
                 dns.servers = servers;
-                dns.refresh_at = Some(found.valid_until.max(Instant::now() + discovery::MIN_REFRESH));
+                dns.refresh_at = Some(
+                    found
+                        .valid_until
+                        .max(Instant::now() + discovery::MIN_REFRESH),
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "IPA server discovery failed; using the servers known");
@@ -416,22 +416,36 @@ mod tests {
             open_for: Duration::from_secs(60),
         };
         let pool = ServerPool::new(
-            vec![addr("a.test"), addr("b.test"), addr("c.test"), addr("A.test")],
+            vec![
+                addr("a.test"),
+                addr("b.test"),
+                addr("c.test"),
+                addr("A.test"),
+            ],
             None,
             policy,
         )
         .unwrap();
-        assert_eq!(hosts(&pool.attempt_order().await), ["a.test", "b.test", "c.test"]);
+        assert_eq!(
+            hosts(&pool.attempt_order().await),
+            ["a.test", "b.test", "c.test"]
+        );
         let order = pool.attempt_order().await;
         pool.make_current(&order[1]);
-        assert_eq!(hosts(&pool.attempt_order().await), ["b.test", "a.test", "c.test"]);
+        assert_eq!(
+            hosts(&pool.attempt_order().await),
+            ["b.test", "a.test", "c.test"]
+        );
         // One failure is not enough to open it.
         order[1].record_failure(&policy, "connection refused");
         assert_eq!(order[1].breaker(&policy), BreakerState::Closed);
         assert_eq!(hosts(&pool.attempt_order().await)[0], "b.test");
         order[1].record_failure(&policy, "connection refused");
         assert!(matches!(order[1].breaker(&policy), BreakerState::Open(_)));
-        assert_eq!(hosts(&pool.attempt_order().await), ["a.test", "c.test", "b.test"]);
+        assert_eq!(
+            hosts(&pool.attempt_order().await),
+            ["a.test", "c.test", "b.test"]
+        );
         order[1].record_success();
         assert_eq!(order[1].breaker(&policy), BreakerState::Closed);
         assert_eq!(hosts(&pool.attempt_order().await)[0], "b.test");

@@ -31,17 +31,17 @@ use super::auth::IpaAuth;
 use super::client::IpaClientConfig;
 use super::default_conf::{DefaultConfError, IpaDefaultConf};
 use super::discovery::{parse_nameserver, DiscoveryConfig};
-use super::servers::{BreakerPolicy, ServerAddr, ServerSource};
 use super::kerberos::{default_principal, keytab_readable, local_hostname, KerberosAuth};
 use super::secret::Secret;
+use super::servers::{BreakerPolicy, ServerAddr, ServerSource};
 use crate::config::schema::OptionSpec;
 use crate::config::OptionSource;
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::options::{
-    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_BREAKER_FAILURES,
-    IPA_BREAKER_OPEN_TIME, IPA_CA_FILE, IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT,
-    IPA_DISCOVERY_NAMESERVERS, IPA_DISCOVER_SERVERS, IPA_DOMAIN, IPA_MAX_CONCURRENT, IPA_PASSWORD,
-    IPA_PRINCIPAL, IPA_REALM, IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
+    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_BREAKER_FAILURES, IPA_BREAKER_OPEN_TIME,
+    IPA_CA_FILE, IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT, IPA_DISCOVERY_NAMESERVERS,
+    IPA_DISCOVER_SERVERS, IPA_DOMAIN, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM,
+    IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
 };
 
 /// Why the IPA client cannot be configured.
@@ -141,7 +141,9 @@ fn server_addrs(
     let join_servers = conf.list(&IPA_SERVER);
     let join_urls = conf.list(&URL);
     let servers: Vec<String> = if join_servers.is_empty() {
-        dc.and_then(IpaDefaultConf::server_fqdn).into_iter().collect()
+        dc.and_then(IpaDefaultConf::server_fqdn)
+            .into_iter()
+            .collect()
     } else {
         join_servers
     };
@@ -168,7 +170,11 @@ fn server_addrs(
             (None, Some(s)) => (format!("https://{s}/ipa/json"), server_source),
             (None, None) => unreachable!("i is below the longer list"),
         };
-        let spec = if urls.get(i).is_some() { &URL } else { &IPA_SERVER };
+        let spec = if urls.get(i).is_some() {
+            &URL
+        } else {
+            &IPA_SERVER
+        };
         let url = Url::parse(&text)
             .map_err(|e| bad(conf, spec, format!("{text:?} is not a URL: {e}")))?;
         if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
@@ -202,7 +208,9 @@ fn discovery(
     dc: Option<&IpaDefaultConf>,
     timeout: f64,
 ) -> Result<Option<DiscoveryConfig>, ConfigError> {
-    let mode = conf.choice(&IPA_DISCOVER_SERVERS)?.unwrap_or_else(|| "auto".into());
+    let mode = conf
+        .choice(&IPA_DISCOVER_SERVERS)?
+        .unwrap_or_else(|| "auto".into());
     let domain = conf
         .string(&IPA_DOMAIN)
         .filter(|d| !d.trim().is_empty())
@@ -232,7 +240,8 @@ fn discovery(
     };
     let mut nameservers: Vec<SocketAddr> = Vec::new();
     for n in conf.list(&IPA_DISCOVERY_NAMESERVERS) {
-        nameservers.push(parse_nameserver(&n).map_err(|p| bad(conf, &IPA_DISCOVERY_NAMESERVERS, p))?);
+        nameservers
+            .push(parse_nameserver(&n).map_err(|p| bad(conf, &IPA_DISCOVERY_NAMESERVERS, p))?);
     }
     Ok(Some(DiscoveryConfig {
         domain,

@@ -36,8 +36,8 @@ use crate::ipa::servers::Server;
 use crate::ipa::{
     load_default_conf, BreakerState, IpaAuth, IpaClient, IpaClientConfig, IpaError, ServerSource,
 };
-use std::sync::Arc;
 use crate::ownership::HOST_DESCRIPTION;
+use std::sync::Arc;
 
 /// Name of the login check.
 pub const LOGIN: &str = "IPA login";
@@ -142,10 +142,7 @@ async fn servers(client: &IpaClient, all: &[Arc<Server>]) -> CheckResult {
             .iter()
             .filter(|s| s.addr().source == ServerSource::Dns)
             .count();
-        lines.push(format!(
-            "DNS SRV of {}: {found} more server(s)",
-            d.domain
-        ));
+        lines.push(format!("DNS SRV of {}: {found} more server(s)", d.domain));
     }
     for s in all {
         let fqdn = &s.endpoints().server_fqdn;
