@@ -35,9 +35,11 @@ fn hosts_of(servers: &[Arc<novajoin::ipa::servers::Server>]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_one_replica_mid_burst_loses_no_enrollment() {
     const N: usize = 90;
+    let metrics_port = support::server::free_port();
     let env = Arc::new(
         ServiceEnv::builder()
             .ipa_replica()
+            .sections(&format!("[metrics]\nlisten = 127.0.0.1:{metrics_port}\n"))
             .ipa_cap(4)
             .ipa_latency(Duration::from_millis(40))
             .rust_log("warn")
@@ -110,6 +112,20 @@ async fn stopping_one_replica_mid_burst_loses_no_enrollment() {
     assert!(
         logs.contains("IPA calls fail over to another server"),
         "the failover is logged"
+    );
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        support::prometheus_sample(
+            &text,
+            &format!("novajoin_ipa_failovers_total{{server=\"{}\"}}", replica.fqdn())
+        ),
+        Some(1.0),
+        "one move, to the replica:\n{text}"
     );
 }
 

@@ -322,6 +322,7 @@ impl ServerPool {
                     to = %server.endpoints.server_fqdn,
                     "IPA calls fail over to another server"
                 );
+                crate::metrics::ipa_failover(&server.endpoints.server_fqdn);
             }
             *cur = Some(server.clone());
         }
