@@ -122,7 +122,10 @@ async fn stopping_one_replica_mid_burst_loses_no_enrollment() {
     assert_eq!(
         support::prometheus_sample(
             &text,
-            &format!("novajoin_ipa_failovers_total{{server=\"{}\"}}", replica.fqdn())
+            &format!(
+                "novajoin_ipa_failovers_total{{server=\"{}\"}}",
+                replica.fqdn()
+            )
         ),
         Some(1.0),
         "one move, to the replica:\n{text}"

@@ -207,16 +207,20 @@ impl Server {
     }
 }
 
+#[derive(Default)]
 struct DnsServers {
     servers: Vec<Arc<Server>>,
+    /// When the answer is due again; `None` before the first lookup.
     refresh_at: Option<Instant>,
+    /// A background refresh is running.
+    refreshing: bool,
 }
 
 /// The servers of one client.
 pub struct ServerPool {
     fixed: Vec<Arc<Server>>,
     discovery: Option<DiscoveryConfig>,
-    dns: Mutex<DnsServers>,
+    dns: Arc<Mutex<DnsServers>>,
     current: StdMutex<Option<Arc<Server>>>,
     policy: BreakerPolicy,
 }
@@ -253,10 +257,7 @@ impl ServerPool {
         Ok(Self {
             fixed,
             discovery,
-            dns: Mutex::new(DnsServers {
-                servers: Vec::new(),
-                refresh_at: None,
-            }),
+            dns: Arc::new(Mutex::new(DnsServers::default())),
             current: StdMutex::new(None),
             policy,
         })
@@ -328,67 +329,97 @@ impl ServerPool {
         }
     }
 
+    /// The servers found in DNS. The first time, the lookup is waited for
+    /// (concurrent callers share it); later, a due refresh runs in the
+    /// background and calls go on with the servers known meanwhile, so
+    /// that a slow or failing DNS server never holds up IPA calls.
     async fn dns_servers(&self) -> Vec<Arc<Server>> {
         let Some(cfg) = &self.discovery else {
             return Vec::new();
         };
         let mut dns = self.dns.lock().await;
-        if dns.refresh_at.is_some_and(|at| Instant::now() < at) {
-            return dns.servers.clone();
-        }
-        match discovery::discover(cfg).await {
-            Ok(found) => {
-                let path = self
-                    .fixed
-                    .first()
-                    .map(|s| s.addr.url.path().to_string())
-                    .filter(|p| p.len() > 1)
-                    .unwrap_or_else(|| "/ipa/json".into());
-                let mut servers = Vec::new();
-                for t in found.targets {
-                    let Ok(url) = Url::parse(&format!("https://{}{path}", t.host)) else {
-                        tracing::warn!(target = %t.host, "SRV target is not a host name; skipped");
-                        continue;
-                    };
-                    let addr = ServerAddr {
-                        url,
-                        fqdn: None,
-                        source: ServerSource::Dns,
-                    };
-                    let known = self.fixed.iter().any(|s| {
-                        s.addr.key() == addr.key()
-                            || s.endpoints.server_fqdn.eq_ignore_ascii_case(&t.host)
-                    });
-                    if known {
-                        continue;
+        match dns.refresh_at {
+            Some(at) if Instant::now() < at || dns.refreshing => dns.servers.clone(),
+            Some(_) => {
+                dns.refreshing = true;
+                let (cfg, fixed, state) = (cfg.clone(), self.fixed.clone(), self.dns.clone());
+                let known = dns.servers.clone();
+                tokio::spawn(async move {
+                    let (servers, refresh_at) = lookup(&cfg, &fixed, &known).await;
+                    let mut dns = state.lock().await;
+                    if let Some(servers) = servers {
+                        dns.servers = servers;
                     }
-                    // Keep the session and breaker of a server found again.
-                    let server = match dns.servers.iter().find(|s| s.addr.key() == addr.key()) {
-                        Some(s) => s.clone(),
-                        None => match Server::new(addr) {
-                            Ok(s) => Arc::new(s),
-                            Err(e) => {
-                                tracing::warn!(target = %t.host, error = %e, "SRV target skipped");
-                                continue;
-                            }
-                        },
-                    };
-                    servers.push(server);
-                }
-                dns.servers = servers;
-                dns.refresh_at = Some(
-                    found
-                        .valid_until
-                        .max(Instant::now() + discovery::MIN_REFRESH),
-                );
+                    dns.refresh_at = Some(refresh_at);
+                    dns.refreshing = false;
+                });
+                dns.servers.clone()
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "IPA server discovery failed; using the servers known");
-                dns.refresh_at = Some(Instant::now() + discovery::MIN_REFRESH);
+            None => {
+                let (servers, refresh_at) = lookup(cfg, &self.fixed, &dns.servers).await;
+                if let Some(servers) = servers {
+                    dns.servers = servers;
+                }
+                dns.refresh_at = Some(refresh_at);
+                dns.servers.clone()
             }
         }
-        dns.servers.clone()
     }
+}
+
+/// Looks the servers up in DNS: the servers not already configured, in
+/// DNS order (`None` when the lookup failed: keep the known ones), and
+/// when to ask again. A server found again keeps its session and breaker.
+async fn lookup(
+    cfg: &DiscoveryConfig,
+    fixed: &[Arc<Server>],
+    known: &[Arc<Server>],
+) -> (Option<Vec<Arc<Server>>>, Instant) {
+    let found = match discovery::discover(cfg).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "IPA server discovery failed; using the servers known");
+            return (None, Instant::now() + discovery::MIN_REFRESH);
+        }
+    };
+    let path = fixed
+        .first()
+        .map(|s| s.addr.url.path().to_string())
+        .filter(|p| p.len() > 1)
+        .unwrap_or_else(|| "/ipa/json".into());
+    let mut servers = Vec::new();
+    for t in found.targets {
+        let Ok(url) = Url::parse(&format!("https://{}{path}", t.host)) else {
+            tracing::warn!(target = %t.host, "SRV target is not a host name; skipped");
+            continue;
+        };
+        let addr = ServerAddr {
+            url,
+            fqdn: None,
+            source: ServerSource::Dns,
+        };
+        let configured = fixed.iter().any(|s| {
+            s.addr.key() == addr.key() || s.endpoints.server_fqdn.eq_ignore_ascii_case(&t.host)
+        });
+        if configured {
+            continue;
+        }
+        let server = match known.iter().find(|s| s.addr.key() == addr.key()) {
+            Some(s) => s.clone(),
+            None => match Server::new(addr) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::warn!(target = %t.host, error = %e, "SRV target skipped");
+                    continue;
+                }
+            },
+        };
+        servers.push(server);
+    }
+    let refresh_at = found
+        .valid_until
+        .max(Instant::now() + discovery::MIN_REFRESH);
+    (Some(servers), refresh_at)
 }
 
 #[cfg(test)]
