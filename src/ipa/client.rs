@@ -188,7 +188,7 @@ impl IpaClient {
             // Apache closes idle keep-alive connections after 30 s; drop
             // ours first rather than reuse a socket that is being closed.
             .pool_idle_timeout(Duration::from_secs(25))
-            .connect_timeout(cfg.timeout)
+            .connect_timeout(connect_timeout(&cfg))
             // The per-call bound is applied around the call (`timeout` or,
             // for a detached enrollment, `detached_call_timeout`).
             .timeout(cfg.detached_call_timeout.max(cfg.timeout))
@@ -827,6 +827,18 @@ impl IpaClient {
     }
 }
 
+/// How long a connection to one server may take: the whole `timeout` with
+/// one server; with several, a quarter of it (at least 1 s), so that a
+/// server whose host is down (its packets dropped, no refusal) leaves time
+/// to fail over to the next one.
+fn connect_timeout(cfg: &IpaClientConfig) -> Duration {
+    if cfg.replicas.is_empty() && cfg.discovery.is_none() {
+        cfg.timeout
+    } else {
+        (cfg.timeout / 4).max(Duration::from_secs(1)).min(cfg.timeout)
+    }
+}
+
 fn log_outcome(what: &str, started: Instant, outcome: Result<(), &IpaError>) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
@@ -845,4 +857,24 @@ fn service_entry(out: &CommandOutput) -> Result<ServiceEntry, IpaError> {
     out.entry()
         .and_then(ServiceEntry::from_entry)
         .ok_or_else(|| IpaError::Protocol("service command returned no service entry".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_servers_leave_time_to_fail_over_when_a_connection_hangs() {
+        let url = Url::parse("https://ipa1.example.test/ipa/json").unwrap();
+        let mut cfg = IpaClientConfig::new(url, IpaAuth::password("a", Secret::new("b")));
+        assert_eq!(connect_timeout(&cfg), Duration::from_secs(20));
+        cfg.replicas.push(ServerAddr {
+            url: Url::parse("https://ipa2.example.test/ipa/json").unwrap(),
+            fqdn: None,
+            source: ServerSource::Configured,
+        });
+        assert_eq!(connect_timeout(&cfg), Duration::from_secs(5));
+        cfg.timeout = Duration::from_millis(400);
+        assert_eq!(connect_timeout(&cfg), Duration::from_millis(400));
+    }
 }

@@ -68,12 +68,16 @@ pub(crate) enum AttemptError {
 }
 
 impl AttemptError {
-    /// Classifies a reqwest send error. A timeout is not retried: the
-    /// request may have run, and the call's deadline is what bounds it.
+    /// Classifies a reqwest send error. A failed connection (its timeout
+    /// included: nothing was sent) is worth another attempt; any other
+    /// timeout is not retried: the request may have run, and the call's
+    /// deadline is what bounds it.
     pub(crate) fn from_send(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
+        if e.is_connect() {
+            Self::Transient(error_chain(&e))
+        } else if e.is_timeout() {
             Self::Fatal(IpaError::Timeout(std::time::Duration::ZERO))
-        } else if e.is_connect() || e.is_request() {
+        } else if e.is_request() {
             Self::Transient(error_chain(&e))
         } else {
             Self::Fatal(IpaError::Protocol(error_chain(&e)))
