@@ -835,7 +835,9 @@ fn connect_timeout(cfg: &IpaClientConfig) -> Duration {
     if cfg.replicas.is_empty() && cfg.discovery.is_none() {
         cfg.timeout
     } else {
-        (cfg.timeout / 4).max(Duration::from_secs(1)).min(cfg.timeout)
+        (cfg.timeout / 4)
+            .max(Duration::from_secs(1))
+            .min(cfg.timeout)
     }
 }
 
