@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh machine of this kind:
 # Debian packages (KDC, Apache with mod_auth_gssapi, build deps for GSSAPI,
 # wrk, shellcheck, systemd-analyze, promtool from prometheus, rpmbuild and
-# the SELinux module compilers checkmodule and semodule_package), cargo-machete,
+# the SELinux module compilers checkmodule and semodule_package, dnsmasq for
+# SRV discovery), cargo-machete,
 # and the Python venv with the real
 # keystone, keystonemiddleware, oslo.policy and oslo.messaging.
 # Idempotent: a second run only checks.
@@ -12,7 +13,7 @@ venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
           libkrb5-dev libclang-dev wrk shellcheck systemd redis-server rabbitmq-server openssl logrotate
-          man-db curl python3 prometheus rpm checkpolicy semodule-utils)
+          man-db curl python3 prometheus rpm checkpolicy semodule-utils dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

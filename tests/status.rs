@@ -469,3 +469,40 @@ async fn an_authtoken_user_without_the_service_role_cannot_validate_tokens() {
     out.assert_failure("Keystone token validation", "HTTP 403");
     out.assert_others_succeed(&["Keystone token validation"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_ipa_replica_is_a_warning_naming_it() {
+    let (env, conf) = Env::good("status-replicas").await;
+    let replica = support::ipa::start_replica(&env.ipa).await;
+    let conf = conf
+        .replace(
+            &format!("url = {}\n", env.ipa.json_url()),
+            &format!("url = {}, {}\n", env.ipa.json_url(), replica.json_url()),
+        )
+        .replace(
+            &format!("server = {}\n", env.ipa.fqdn()),
+            &format!("server = {}, {}\n", env.ipa.fqdn(), replica.fqdn()),
+        );
+    let out = tokio::task::block_in_place(|| env.run(&conf, &[], &[]));
+    let (result, details) = out.check("IPA servers");
+    assert_eq!(result, 0, "{details}");
+    assert!(
+        details.contains("ipa.example.test (join.conf)")
+            && details.contains("ipa2.example.test (join.conf)"),
+        "{details}"
+    );
+    out.assert_others_succeed(&[]);
+
+    env.ipa.go_down().await;
+    let out = tokio::task::block_in_place(|| env.run(&conf, &[], &[]));
+    let (result, details) = out.check("IPA servers");
+    eprintln!("IPA servers: {details}");
+    assert_eq!(result, 1, "{details}");
+    assert!(
+        details.contains("ipa.example.test (join.conf): FAILED")
+            && !details.contains("ipa2.example.test (join.conf): FAILED"),
+        "{details}"
+    );
+    assert_eq!(out.code, 1, "{}", out.json);
+    out.assert_others_succeed(&["IPA servers"]);
+}

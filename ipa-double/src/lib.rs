@@ -43,6 +43,12 @@
 //! fails without the permission (`ACIError` 2100 and friends);
 //! [`IpaDouble::retrieve_keytab`] models who may run `ipa-getkeytab`.
 //!
+//! Replication: [`IpaDouble::start_replica`] starts a second server (its
+//! own FQDN, address, sessions, faults and counters) on the same directory,
+//! as IPA replicas share one replicated LDAP tree. Replication here has no
+//! lag: a write on one is seen at once on the other. A session cookie is
+//! only valid on the server that issued it, as in IPA.
+//!
 //! Start it in-process with [`IpaDouble::start`], or as the `ipa-double`
 //! binary for demos and benchmarks.
 
@@ -157,6 +163,26 @@ impl Drop for IpaDouble {
 impl IpaDouble {
     /// Starts the double on a Tokio runtime.
     pub async fn start(opts: DoubleOptions) -> std::io::Result<Self> {
+        Self::start_on(opts, Arc::new(Mutex::new(State::default()))).await
+    }
+
+    /// Starts a replica of this double: another server, named by
+    /// `opts.fqdn` (which must differ), on the same directory. Users,
+    /// zones and the server's own host entry of `opts` are added to it;
+    /// realm and domain are this double's.
+    pub async fn start_replica(&self, mut opts: DoubleOptions) -> std::io::Result<Self> {
+        if opts.fqdn.eq_ignore_ascii_case(&self.shared.cfg.fqdn) {
+            return Err(std::io::Error::other(format!(
+                "a replica needs its own FQDN, not {}",
+                opts.fqdn
+            )));
+        }
+        opts.realm = self.shared.cfg.realm.clone();
+        opts.domain = self.shared.cfg.domain.clone();
+        Self::start_on(opts, self.shared.state.clone()).await
+    }
+
+    async fn start_on(opts: DoubleOptions, state: Arc<Mutex<State>>) -> std::io::Result<Self> {
         if commands::parse_version(&opts.api_version).is_none() {
             return Err(std::io::Error::other(format!(
                 "api_version {:?} is not 2.N",
@@ -179,43 +205,47 @@ impl IpaDouble {
             strict_minor_version: opts.strict_minor_version,
             dns_enabled: opts.dns_enabled,
         };
-        let mut state = State::default();
-        for (u, p) in &opts.users {
-            state.users.insert(
-                u.clone(),
-                User {
-                    password: p.clone(),
-                    state: UserState::Active,
-                },
-            );
-        }
-        for z in &opts.dns_zones {
-            let z = z.to_lowercase();
-            let z = if z.ends_with('.') { z } else { format!("{z}.") };
-            state.zones.insert(z, BTreeMap::new());
-        }
-        for p in state::MANAGED_PERMISSIONS {
-            state.permissions.insert(
-                p.to_lowercase(),
-                PermissionView {
-                    name: (*p).into(),
+        let directory = state;
+        {
+            let mut guard = directory.lock().expect("state");
+            let state: &mut State = &mut guard;
+            for (u, p) in &opts.users {
+                state.users.insert(
+                    u.clone(),
+                    User {
+                        password: p.clone(),
+                        state: UserState::Active,
+                    },
+                );
+            }
+            for z in &opts.dns_zones {
+                let z = z.to_lowercase();
+                let z = if z.ends_with('.') { z } else { format!("{z}.") };
+                state.zones.entry(z).or_default();
+            }
+            for p in state::MANAGED_PERMISSIONS {
+                state
+                    .permissions
+                    .entry(p.to_lowercase())
+                    .or_insert_with(|| PermissionView {
+                        name: (*p).into(),
+                        ..Default::default()
+                    });
+            }
+            // The IPA server itself is a host.
+            state.hosts.insert(
+                cfg.fqdn.clone(),
+                Host {
+                    fqdn: cfg.fqdn.clone(),
+                    has_keytab: true,
+                    keys_changed_at: Some(state::whole_seconds(std::time::SystemTime::now())),
+                    krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
+                    managedby: [cfg.fqdn.clone()].into(),
+                    uniqueid: uuid::Uuid::new_v4().to_string(),
                     ..Default::default()
                 },
             );
         }
-        // The IPA server itself is a host.
-        state.hosts.insert(
-            cfg.fqdn.clone(),
-            Host {
-                fqdn: cfg.fqdn.clone(),
-                has_keytab: true,
-                keys_changed_at: Some(state::whole_seconds(std::time::SystemTime::now())),
-                krbprincipalname: Some(format!("host/{}@{}", cfg.fqdn, cfg.realm)),
-                managedby: [cfg.fqdn.clone()].into(),
-                uniqueid: uuid::Uuid::new_v4().to_string(),
-                ..Default::default()
-            },
-        );
         let (tls, ca_pem) = if opts.tls {
             let m = tls::make(&opts.fqdn).map_err(std::io::Error::other)?;
             (Some(m.acceptor), Some(m.ca_pem))
@@ -226,7 +256,7 @@ impl IpaDouble {
             cfg,
             session_lifetime: opts.session_lifetime,
             trusted_user_header: opts.trusted_user_header.clone(),
-            state: Mutex::new(state),
+            state: directory,
             faults: Mutex::new(Faults::default()),
             counters: Mutex::new(Counters::default()),
             tls,
@@ -342,9 +372,15 @@ impl IpaDouble {
         self.state().roles.get(&name.to_lowercase()).cloned()
     }
 
-    /// Sessions currently stored (valid or not yet noticed expired).
+    /// Sessions this server issued that are stored (valid or not yet
+    /// noticed expired).
     pub fn session_count(&self) -> usize {
-        self.state().sessions.len()
+        let me = &self.shared.cfg.fqdn;
+        self.state()
+            .sessions
+            .values()
+            .filter(|s| &s.server == me)
+            .count()
     }
 
     // ---- test hooks that change state ----
@@ -774,10 +810,17 @@ impl IpaDouble {
         *self.shared.faults.lock().expect("faults") = Faults::default();
     }
 
-    /// Invalidates every session: the next call with a cookie gets 401.
+    /// Invalidates every session of this server: the next call with its
+    /// cookie gets 401.
     pub fn expire_sessions(&self) {
         let now = Instant::now();
-        for s in self.state().sessions.values_mut() {
+        let me = self.shared.cfg.fqdn.clone();
+        for s in self
+            .state()
+            .sessions
+            .values_mut()
+            .filter(|s| s.server == me)
+        {
             s.expires = now;
         }
     }

@@ -69,7 +69,8 @@ pub(crate) struct Shared {
     pub cfg: ServerConfig,
     pub session_lifetime: Duration,
     pub trusted_user_header: Option<String>,
-    pub state: Mutex<State>,
+    /// The directory; replicas share it ([`crate::IpaDouble::start_replica`]).
+    pub state: Arc<Mutex<State>>,
     pub faults: Mutex<Faults>,
     pub counters: Mutex<Counters>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
@@ -219,6 +220,7 @@ fn new_session(shared: &Shared, principal: String) -> HeaderValue {
         Session {
             principal,
             expires: Instant::now() + shared.session_lifetime,
+            server: shared.cfg.fqdn.clone(),
         },
     );
     shared.counters.lock().expect("counters").logins += 1;
@@ -470,7 +472,11 @@ async fn session_json(shared: &Shared, req: Request<Incoming>) -> Resp {
     let principal = {
         let mut st = shared.state.lock().expect("state");
         let token = session_token(&req);
-        match token.as_ref().and_then(|t| st.sessions.get(t).cloned()) {
+        let own = token
+            .as_ref()
+            .and_then(|t| st.sessions.get(t).cloned())
+            .filter(|s| s.server == shared.cfg.fqdn);
+        match own {
             Some(s) if s.expires > Instant::now() => Some(s.principal),
             Some(_) => {
                 st.sessions.remove(token.as_deref().unwrap_or_default());

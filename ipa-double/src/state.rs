@@ -159,6 +159,9 @@ pub(crate) struct User {
 pub(crate) struct Session {
     pub principal: String,
     pub expires: Instant,
+    /// The FQDN of the server that issued it: a session cookie is only
+    /// valid on its own server (each IPA server keeps its session key).
+    pub server: String,
 }
 
 /// A host as tests see it.

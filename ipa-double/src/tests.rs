@@ -1342,3 +1342,79 @@ async fn the_cost_model_charges_each_call_and_each_command() {
     assert_eq!(ipa.commands_carried(), 5, "four batch items and one ping");
     assert_eq!(ipa.round_trips(), 2);
 }
+
+// ---- replicas ----
+
+#[tokio::test]
+async fn a_replica_shares_the_directory_but_not_the_sessions() {
+    let ipa1 = double().await;
+    let ipa2 = ipa1
+        .start_replica(DoubleOptions {
+            fqdn: "ipa2.example.test".into(),
+            ..DoubleOptions::default()
+        })
+        .await
+        .expect("replica");
+    assert!(ipa1.start_replica(DoubleOptions::default()).await.is_err());
+    // A write on one is read on the other; both servers are hosts.
+    let c1 = login(&ipa1).await;
+    let added = rpc(
+        &ipa1,
+        &c1,
+        "host_add",
+        json!(["vm1.example.test"]),
+        json!({"force": true, "userpassword": "otp-1", "version": V}),
+    )
+    .await;
+    assert!(added["error"].is_null(), "{added}");
+    assert_eq!(
+        ipa2.host("vm1.example.test").and_then(|h| h.otp).as_deref(),
+        Some("otp-1")
+    );
+    assert!(ipa2.host("ipa.example.test").is_some() && ipa1.host("ipa2.example.test").is_some());
+    // The cookie of one server is refused by the other, as in IPA.
+    let referer = ipa2.referer();
+    let cookie = format!("ipa_session={c1}");
+    let (status, head, _) = http(
+        &ipa2,
+        "/ipa/session/json",
+        &[
+            ("Referer", &referer),
+            ("Cookie", &cookie),
+            ("Content-Type", "application/json"),
+        ],
+        &json!({"method": "ping", "params": [[], {}], "id": 0}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 401, "{head}");
+    assert_eq!((ipa1.session_count(), ipa2.session_count()), (1, 0));
+    let c2 = login(&ipa2).await;
+    let shown = rpc(
+        &ipa2,
+        &c2,
+        "host_show",
+        json!(["vm1.example.test"]),
+        json!({"version": V}),
+    )
+    .await;
+    assert_eq!(
+        shown["result"]["result"]["fqdn"][0], "vm1.example.test",
+        "{shown}"
+    );
+    // Stopping one leaves the other serving the same directory.
+    ipa1.go_down().await;
+    let c2b = login(&ipa2).await;
+    let dup = rpc(
+        &ipa2,
+        &c2b,
+        "host_add",
+        json!(["vm1.example.test"]),
+        json!({"force": true, "userpassword": "otp-2", "version": V}),
+    )
+    .await;
+    assert_eq!(dup["error"]["name"], "DuplicateEntry", "{dup}");
+    assert_eq!(
+        ipa1.host("vm1.example.test").and_then(|h| h.otp).as_deref(),
+        Some("otp-1")
+    );
+}

@@ -6,10 +6,12 @@
 //!   second 401 is an error. Concurrent callers share one login.
 //! * Sends `Referer: https://<server fqdn>/ipa` and `version` on every call
 //!   (batch sub-calls inherit the batch's version, as IPA defines).
-//! * Connection failures and 502/503/504 are retried `connect_retries`
-//!   times with exponential back-off (bounded by `retry_backoff_max`); the
-//!   whole call, including waiting for a slot, retries and back-off, is
-//!   bounded by `timeout`. A timeout is not retried.
+//! * Several servers ([`ServerPool`]): a connection failure or a 5xx goes
+//!   to the next server at once; when every server failed, the round starts
+//!   again after a back-off, `connect_retries` times (bounded by
+//!   `retry_backoff_max`); the whole call, including waiting for a slot,
+//!   failovers, retries and back-off, is bounded by `timeout`. A timeout is
+//!   not retried. Each server keeps its own session; see [`super::servers`].
 //! * An enrollment ([`IpaClient::enroll`]) that exceeds `timeout` is not
 //!   cut off: the caller gets [`IpaError::Timeout`], the call goes on for up
 //!   to `detached_call_timeout`, and the next enrollment of the same host
@@ -28,13 +30,14 @@ use reqwest::header::{ACCEPT, COOKIE, REFERER};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::auth::IpaAuth;
 use super::command::{
     CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
 };
+use super::discovery::DiscoveryConfig;
 use super::error::IpaError;
 use super::health::IpaHealth;
 use super::host_lock::HostLocks;
@@ -43,6 +46,7 @@ use super::http::{
     rejection_reason, AttemptError, Endpoints,
 };
 use super::secret::Secret;
+use super::servers::{BreakerPolicy, Server, ServerAddr, ServerPool, ServerSource};
 use super::wire;
 
 /// The API version novajoin always sent (IPA 4.2); every IPA since accepts it.
@@ -70,7 +74,8 @@ pub struct IpaClientConfig {
     /// How long an enrollment call may go on after its caller stopped
     /// waiting (`timeout`). At least `timeout`.
     pub detached_call_timeout: Duration,
-    /// Extra attempts after a connection failure or 502/503/504.
+    /// Extra rounds over the servers after every server failed to connect
+    /// or answered a 5xx.
     pub connect_retries: u32,
     /// First back-off pause; doubles on each retry.
     pub retry_backoff: Duration,
@@ -78,6 +83,14 @@ pub struct IpaClientConfig {
     pub retry_backoff_max: Duration,
     /// Cap on round trips in flight from this client.
     pub max_concurrent_calls: usize,
+    /// Where `url` came from.
+    pub url_source: ServerSource,
+    /// More servers after `url`, in order (replicas).
+    pub replicas: Vec<ServerAddr>,
+    /// Where to find more servers in DNS, when on.
+    pub discovery: Option<DiscoveryConfig>,
+    /// When a failing server is tried last.
+    pub breaker: BreakerPolicy,
 }
 
 impl IpaClientConfig {
@@ -96,30 +109,50 @@ impl IpaClientConfig {
             retry_backoff: Duration::from_millis(500),
             retry_backoff_max: Duration::from_secs(8),
             max_concurrent_calls: 16,
+            url_source: ServerSource::Configured,
+            replicas: Vec::new(),
+            discovery: None,
+            breaker: BreakerPolicy::default(),
         }
     }
-}
 
-#[derive(Default)]
-struct SessionState {
-    cookie: Option<Secret>,
-    /// Bumped on every login, so that a 401 only drops the cookie it was
-    /// answered for, not a newer one another caller just obtained.
-    generation: u64,
+    /// Every configured server, `url` first.
+    pub fn server_addrs(&self) -> Vec<ServerAddr> {
+        let first = ServerAddr {
+            url: self.url.clone(),
+            fqdn: self.server_fqdn.clone(),
+            source: self.url_source,
+        };
+        std::iter::once(first)
+            .chain(self.replicas.iter().cloned())
+            .collect()
+    }
+
+    /// This configuration for one of its servers only (no replicas, no
+    /// discovery): what the status report checks each server with.
+    pub fn for_server(&self, addr: &ServerAddr) -> Self {
+        let mut one = self.clone();
+        one.url = addr.url.clone();
+        one.server_fqdn = addr.fqdn.clone();
+        one.url_source = addr.source;
+        one.replicas.clear();
+        one.discovery = None;
+        one
+    }
 }
 
 struct Inner {
     http: reqwest::Client,
     cfg: IpaClientConfig,
     endpoints: Endpoints,
-    session: Mutex<SessionState>,
+    servers: ServerPool,
     slots: Arc<Semaphore>,
     host_locks: HostLocks,
     health: IpaHealth,
 }
 
-/// A client for one IPA server. Cheap to clone; clones share the session,
-/// the connection pool and the concurrency cap.
+/// A client for one IPA deployment (its servers). Cheap to clone; clones
+/// share the sessions, the connection pool and the concurrency cap.
 #[derive(Clone)]
 pub struct IpaClient {
     inner: Arc<Inner>,
@@ -143,6 +176,7 @@ impl IpaClient {
     /// Builds the client (reads the CA bundle); does not contact IPA.
     pub fn new(cfg: IpaClientConfig) -> Result<Self, IpaError> {
         let endpoints = Endpoints::new(&cfg.url, cfg.server_fqdn.as_deref())?;
+        let servers = ServerPool::new(cfg.server_addrs(), cfg.discovery.clone(), cfg.breaker)?;
         if cfg.url.scheme() == "http" {
             // Real IPA redirects plain http to https; only the test double
             // answers it, and the password would cross the network in clear.
@@ -154,7 +188,7 @@ impl IpaClient {
             // Apache closes idle keep-alive connections after 30 s; drop
             // ours first rather than reuse a socket that is being closed.
             .pool_idle_timeout(Duration::from_secs(25))
-            .connect_timeout(cfg.timeout)
+            .connect_timeout(connect_timeout(&cfg))
             // The per-call bound is applied around the call (`timeout` or,
             // for a detached enrollment, `detached_call_timeout`).
             .timeout(cfg.detached_call_timeout.max(cfg.timeout))
@@ -193,7 +227,7 @@ impl IpaClient {
                 http,
                 cfg,
                 endpoints,
-                session: Mutex::new(SessionState::default()),
+                servers,
                 slots,
                 host_locks: HostLocks::default(),
                 health: IpaHealth::default(),
@@ -206,9 +240,14 @@ impl IpaClient {
         &self.inner.cfg
     }
 
-    /// The endpoints and Referer in use.
+    /// The endpoints and Referer of the first configured server.
     pub fn endpoints(&self) -> &Endpoints {
         &self.inner.endpoints
+    }
+
+    /// The servers, their sessions and breakers.
+    pub fn servers(&self) -> &ServerPool {
+        &self.inner.servers
     }
 
     /// The realm, when configured.
@@ -224,8 +263,10 @@ impl IpaClient {
 
     /// Logs in now (normally done on first use), e.g. to fail fast at start-up.
     pub async fn login(&self) -> Result<(), IpaError> {
-        let gen = self.inner.session.lock().await.generation;
-        self.invalidate(gen).await;
+        if let Some(server) = self.inner.servers.attempt_order().await.first() {
+            let gen = server.session.lock().await.generation;
+            self.invalidate(server, gen).await;
+        }
         self.ping().await.map(|_| ())
     }
 
@@ -618,52 +659,86 @@ impl IpaClient {
         self.exchange(body, slot).await
     }
 
-    /// Sends `body` with retries, holding `_slot` (one of the
-    /// `max_concurrent_calls`) throughout.
+    /// Sends `body` with failover and retries, holding `_slot` (one of the
+    /// `max_concurrent_calls`) throughout. A round tries each server once
+    /// (a server whose breaker is open last); a connection failure or 5xx
+    /// moves on to the next server; after a round in which every server
+    /// failed, the next round starts after a back-off, `connect_retries`
+    /// times.
     async fn exchange(&self, body: &Value, _slot: OwnedSemaphorePermit) -> Result<Value, IpaError> {
         let bytes = bytes::Bytes::from(
             serde_json::to_vec(body).map_err(|e| IpaError::Protocol(e.to_string()))?,
         );
-        let attempts = self.inner.cfg.connect_retries + 1;
-        let mut failures = 0u32;
-        let mut relogged = false;
+        let pool = &self.inner.servers;
+        let rounds = self.inner.cfg.connect_retries + 1;
+        let mut round = 0u32;
         let mut last = String::new();
-        while failures < attempts {
-            if failures > 0 {
-                tokio::time::sleep(self.backoff(failures)).await;
+        let mut last_url = self.inner.endpoints.base.to_string();
+        while round < rounds {
+            if round > 0 {
+                tokio::time::sleep(self.backoff(round)).await;
             }
-            let step = async {
-                let (cookie, generation) = self.session().await?;
-                Ok::<_, AttemptError>((self.post_json(bytes.clone(), &cookie).await?, generation))
-            };
-            match step.await {
-                Ok((Reply::Json(body), _)) => return wire::parse_response(&body),
-                Ok((Reply::Unauthorized(detail), generation)) => {
+            round += 1;
+            for server in pool.attempt_order().await {
+                let ep = server.endpoints();
+                match self.attempt(&server, &bytes).await {
+                    Ok(body) => {
+                        server.record_success();
+                        pool.make_current(&server);
+                        return wire::parse_response(&body);
+                    }
+                    Err(AttemptError::Transient(why)) => {
+                        server.record_failure(pool.policy(), &why);
+                        tracing::debug!(
+                            server = %ep.server_fqdn,
+                            round,
+                            of = rounds,
+                            "IPA attempt failed: {why}"
+                        );
+                        last = format!("{}: {why}", ep.server_fqdn);
+                        last_url = ep.base.to_string();
+                    }
+                    Err(AttemptError::Fatal(e)) => {
+                        // The server answered (4xx, a bad body, a timeout):
+                        // not a reason to try another one.
+                        if !matches!(e, IpaError::Timeout(_)) {
+                            server.record_success();
+                            pool.make_current(&server);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        tracing::warn!(url = %last_url, attempts = rounds, "IPA unreachable: {last}");
+        Err(IpaError::Unreachable {
+            url: last_url,
+            attempts: rounds,
+            last,
+        })
+    }
+
+    /// One request to `server`, logging in again once on 401.
+    async fn attempt(
+        &self,
+        server: &Server,
+        bytes: &bytes::Bytes,
+    ) -> Result<bytes::Bytes, AttemptError> {
+        let mut relogged = false;
+        loop {
+            let (cookie, generation) = self.session(server).await?;
+            match self.post_json(server, bytes.clone(), &cookie).await? {
+                Reply::Json(body) => return Ok(body),
+                Reply::Unauthorized(detail) => {
                     if relogged {
-                        return Err(IpaError::Unauthorized { detail });
+                        return Err(AttemptError::Fatal(IpaError::Unauthorized { detail }));
                     }
                     tracing::debug!("IPA session rejected ({detail}); logging in again");
                     relogged = true;
-                    self.invalidate(generation).await;
+                    self.invalidate(server, generation).await;
                 }
-                Err(AttemptError::Transient(why)) => {
-                    failures += 1;
-                    tracing::debug!(
-                        attempt = failures,
-                        of = attempts,
-                        "IPA attempt failed: {why}"
-                    );
-                    last = why;
-                }
-                Err(AttemptError::Fatal(e)) => return Err(e),
             }
         }
-        tracing::warn!(url = %self.inner.endpoints.session_json, attempts, "IPA unreachable: {last}");
-        Err(IpaError::Unreachable {
-            url: self.inner.endpoints.base.to_string(),
-            attempts,
-            last,
-        })
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -679,10 +754,11 @@ impl IpaClient {
             .min(cfg.retry_backoff_max.max(cfg.retry_backoff))
     }
 
-    /// The current cookie, logging in first when there is none. The lock is
-    /// held during the login so that concurrent callers share it.
-    async fn session(&self) -> Result<(Secret, u64), AttemptError> {
-        let mut st = self.inner.session.lock().await;
+    /// The current cookie of `server`, logging in first when there is
+    /// none. The lock is held during the login so that concurrent callers
+    /// share it.
+    async fn session(&self, server: &Server) -> Result<(Secret, u64), AttemptError> {
+        let mut st = server.session.lock().await;
         if let Some(c) = &st.cookie {
             return Ok((c.clone(), st.generation));
         }
@@ -691,11 +767,12 @@ impl IpaClient {
             .inner
             .cfg
             .auth
-            .login(&self.inner.http, &self.inner.endpoints)
+            .login(&self.inner.http, server.endpoints())
             .await?;
         st.generation += 1;
         st.cookie = Some(cookie.clone());
         tracing::info!(
+            server = %server.endpoints().server_fqdn,
             auth = %self.inner.cfg.auth.describe(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "logged in to IPA"
@@ -703,15 +780,20 @@ impl IpaClient {
         Ok((cookie, st.generation))
     }
 
-    async fn invalidate(&self, generation: u64) {
-        let mut st = self.inner.session.lock().await;
+    async fn invalidate(&self, server: &Server, generation: u64) {
+        let mut st = server.session.lock().await;
         if st.generation == generation {
             st.cookie = None;
         }
     }
 
-    async fn post_json(&self, body: bytes::Bytes, cookie: &Secret) -> Result<Reply, AttemptError> {
-        let ep = &self.inner.endpoints;
+    async fn post_json(
+        &self,
+        server: &Server,
+        body: bytes::Bytes,
+        cookie: &Secret,
+    ) -> Result<Reply, AttemptError> {
+        let ep = server.endpoints();
         let (ct, ctv) = json_content_type();
         let mut req = self
             .inner
@@ -745,6 +827,20 @@ impl IpaClient {
     }
 }
 
+/// How long a connection to one server may take: the whole `timeout` with
+/// one server; with several, a quarter of it (at least 1 s), so that a
+/// server whose host is down (its packets dropped, no refusal) leaves time
+/// to fail over to the next one.
+fn connect_timeout(cfg: &IpaClientConfig) -> Duration {
+    if cfg.replicas.is_empty() && cfg.discovery.is_none() {
+        cfg.timeout
+    } else {
+        (cfg.timeout / 4)
+            .max(Duration::from_secs(1))
+            .min(cfg.timeout)
+    }
+}
+
 fn log_outcome(what: &str, started: Instant, outcome: Result<(), &IpaError>) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
@@ -763,4 +859,24 @@ fn service_entry(out: &CommandOutput) -> Result<ServiceEntry, IpaError> {
     out.entry()
         .and_then(ServiceEntry::from_entry)
         .ok_or_else(|| IpaError::Protocol("service command returned no service entry".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_servers_leave_time_to_fail_over_when_a_connection_hangs() {
+        let url = Url::parse("https://ipa1.example.test/ipa/json").unwrap();
+        let mut cfg = IpaClientConfig::new(url, IpaAuth::password("a", Secret::new("b")));
+        assert_eq!(connect_timeout(&cfg), Duration::from_secs(20));
+        cfg.replicas.push(ServerAddr {
+            url: Url::parse("https://ipa2.example.test/ipa/json").unwrap(),
+            fqdn: None,
+            source: ServerSource::Configured,
+        });
+        assert_eq!(connect_timeout(&cfg), Duration::from_secs(5));
+        cfg.timeout = Duration::from_millis(400);
+        assert_eq!(connect_timeout(&cfg), Duration::from_millis(400));
+    }
 }

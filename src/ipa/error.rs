@@ -99,7 +99,7 @@ pub enum IpaError {
         /// What it usually means.
         hint: String,
     },
-    /// Every attempt failed to connect or got a transient answer (502/503/504).
+    /// Every attempt on every server failed to connect or got a 5xx.
     #[error("cannot reach IPA at {url} after {attempts} attempt(s): {last}")]
     Unreachable {
         /// The endpoint.

@@ -59,19 +59,25 @@ impl Endpoints {
 /// One failed attempt: worth retrying or not.
 #[derive(Debug)]
 pub(crate) enum AttemptError {
-    /// Connection failure or 502/503/504: the command did not run; retry.
+    /// Connection failure or a 5xx: IPA's web server could not run the
+    /// command (or lost its answer); another attempt, on this server or
+    /// another one, is worth it (see the resend argument in [`super`]).
     Transient(String),
     /// Anything else: report it.
     Fatal(IpaError),
 }
 
 impl AttemptError {
-    /// Classifies a reqwest send error. A timeout is not retried: the
-    /// request may have run, and the call's deadline is what bounds it.
+    /// Classifies a reqwest send error. A failed connection (its timeout
+    /// included: nothing was sent) is worth another attempt; any other
+    /// timeout is not retried: the request may have run, and the call's
+    /// deadline is what bounds it.
     pub(crate) fn from_send(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
+        if e.is_connect() {
+            Self::Transient(error_chain(&e))
+        } else if e.is_timeout() {
             Self::Fatal(IpaError::Timeout(std::time::Duration::ZERO))
-        } else if e.is_connect() || e.is_request() {
+        } else if e.is_request() {
             Self::Transient(error_chain(&e))
         } else {
             Self::Fatal(IpaError::Protocol(error_chain(&e)))
@@ -92,9 +98,10 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// 502, 503 (IPA's LDAP is down) and 504 are worth another attempt.
+/// A 5xx is worth another attempt: 503 when IPA's LDAP is down, 500 when
+/// the IPA framework behind Apache fails, 502/504 from a proxy in front.
 pub(crate) fn is_transient_status(status: u16) -> bool {
-    matches!(status, 502..=504)
+    matches!(status, 500..=599)
 }
 
 /// An HTTP status that is not an IPA answer, with what it usually means.

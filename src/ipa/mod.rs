@@ -15,6 +15,9 @@
 //! * [`IpaClientConfig::from_conf_with`] ([`settings`]) and [`default_conf`]:
 //!   configuration from join.conf and `/etc/ipa/default.conf`.
 //! * [`Secret`] ([`secret`]): passwords and OTPs, redacted in `Debug`.
+//! * [`ServerPool`] ([`servers`]): several IPA servers (replicas), the
+//!   current one, a circuit breaker per server; [`discovery`]: more servers
+//!   from DNS SRV records, as ipa-client finds them.
 //! * [`IpaHealth`] ([`health`]): the client's state for `healthcheck`.
 //! * [`HostLocks`] ([`host_lock`]): one write at a time per host, so that an
 //!   enrollment IPA finishes late cannot replace a newer OTP.
@@ -63,15 +66,43 @@
 //! only for names it has read and found absent or its own.
 //!
 //! Why the batch may be sent again after a lost answer (the client retries
-//! connection failures and 502/503/504; the caller may retry a timeout):
+//! connection failures and 5xx answers; the caller may retry a timeout):
 //! a second `host_add` finds the host present ([`HostOutcome::Exists`]), the
 //! caller reads it, finds its own binding and the same OTP, and items 2–4
 //! are idempotent.
+//!
+//! # Failover between replicas never yields two OTPs
+//!
+//! A connection failure or 5xx of one server sends the *same* request body
+//! to the next server ([`servers`]). The OTP is chosen by the caller before
+//! the first attempt and is part of that body, so every server that runs
+//! the batch writes the same OTP: a resend cannot create a second one.
+//! What the second server finds depends on whether the first one ran the
+//! batch and whether that write reached the second through replication:
+//!
+//! | first server | second server sees | its answer | outcome |
+//! |---|---|---|---|
+//! | did not run it (refused connection, 503 before the command) | no host | `host_add` creates it with OTP *X* | `Created`: the caller hands out *X* |
+//! | ran it, answer lost, write replicated | the host, binding *B*, OTP *X* | `DuplicateEntry` | `Exists`: the caller reads the host, finds *B* (its own) and sends `host_mod` with *X* again: `Updated`, hands out *X* |
+//! | ran it, answer lost, write not replicated yet | no host | creates it with *X* | `Created`, *X*; when the first server's add replicates later, 389-ds keeps one entry and turns the other into a replication-conflict entry, both with *X* and *B* |
+//!
+//! In every row the directory ends with OTP *X* for the host and the
+//! caller hands out *X*: one valid OTP. Two more guards hold across
+//! servers because they live in this process, not in a server: the host
+//! lock ([`HostLocks`]) keeps a second enrollment of the host from
+//! starting while the first is running (on whichever server), and a
+//! timeout is never resent by the client (the request may still run; the
+//! call goes on detached and holds the host).
+//!
+//! The sessions are per server (IPA's session cookie is only valid on the
+//! server that issued it), so a failover logs in once on the new server,
+//! and calls stay there while it answers ([`servers`]).
 
 pub mod auth;
 pub mod client;
 pub mod command;
 pub mod default_conf;
+pub mod discovery;
 pub mod enrollment;
 pub mod error;
 pub mod health;
@@ -80,6 +111,7 @@ pub mod http;
 pub mod kerberos;
 pub mod options;
 pub mod secret;
+pub mod servers;
 pub mod settings;
 pub mod wire;
 
@@ -96,4 +128,5 @@ pub use host_lock::HostLocks;
 pub use http::Endpoints;
 pub use kerberos::KerberosAuth;
 pub use secret::Secret;
+pub use servers::{BreakerPolicy, BreakerState, ServerAddr, ServerPool, ServerSource};
 pub use settings::{load_default_conf, IpaConfigError};

@@ -20,8 +20,15 @@ pub const CONNECT_RETRIES: O = O::new(
     "How many times to retry connecting to IPA (attempts = retries + 1), with backoff.",
 );
 /// `url`.
-pub const URL: O = O::new("DEFAULT", "url", K::Str, None,
-    "IPA JSON-RPC URL, e.g. https://ipa.example.com/ipa/json. Defaults to the server named in /etc/ipa/default.conf.");
+pub const URL: O = O::new(
+    "DEFAULT",
+    "url",
+    K::List,
+    None,
+    "IPA JSON-RPC URL, e.g. https://ipa.example.com/ipa/json, or several (one per IPA server, \
+     tried in order; the Nth goes with the Nth [ipa] server). Defaults to the server named in \
+     /etc/ipa/default.conf.",
+);
 /// `[ipa] auth_method`.
 pub const IPA_AUTH_METHOD: O = O::new(
     "ipa",
@@ -74,9 +81,58 @@ pub const IPA_REALM: O = O::new(
 pub const IPA_SERVER: O = O::new(
     "ipa",
     "server",
+    K::List,
+    None,
+    "IPA server FQDN, or several (replicas, tried in order: calls stay on one server while it \
+     answers and fail over to the next on a connection failure or an HTTP 5xx). A server \
+     without a [DEFAULT] url at its position is called at https://<server>/ipa/json. Defaults \
+     to [global] server in /etc/ipa/default.conf.",
+);
+/// `[ipa] discover_servers`.
+pub const IPA_DISCOVER_SERVERS: O = O::new(
+    "ipa",
+    "discover_servers",
+    K::Choice(&["auto", "true", "false"]),
+    Some("auto"),
+    "Add the IPA servers named by the _ldap._tcp (else _kerberos._tcp) SRV records of the IPA \
+     domain after the configured ones, as ipa-client does. auto: only when neither join.conf \
+     nor /etc/ipa/default.conf names a server (an IPA client installed without a fixed server).",
+);
+/// `[ipa] domain`.
+pub const IPA_DOMAIN: O = O::new(
+    "ipa",
+    "domain",
     K::Str,
     None,
-    "IPA server host; defaults to [global] server in /etc/ipa/default.conf.",
+    "The IPA DNS domain whose SRV records name its servers; defaults to [global] domain in \
+     /etc/ipa/default.conf.",
+);
+/// `[ipa] discovery_nameservers`.
+pub const IPA_DISCOVERY_NAMESERVERS: O = O::new(
+    "ipa",
+    "discovery_nameservers",
+    K::List,
+    None,
+    "Name servers (IP or IP:port) asked for the SRV records; defaults to those of \
+     /etc/resolv.conf.",
+);
+/// `[ipa] breaker_failures`.
+pub const IPA_BREAKER_FAILURES: O = O::new(
+    "ipa",
+    "breaker_failures",
+    K::Int { min: 1, max: 1000 },
+    Some("3"),
+    "Connection failures or HTTP 5xx answers in a row after which an IPA server is tried only \
+     after the other servers, for [ipa] breaker_open_time.",
+);
+/// `[ipa] breaker_open_time`.
+pub const IPA_BREAKER_OPEN_TIME: O = O::new(
+    "ipa",
+    "breaker_open_time",
+    K::Float,
+    Some("30"),
+    "Seconds a failing IPA server is tried only after the other servers; then one attempt \
+     decides whether it is used in its turn again.",
 );
 /// `[ipa] ipa_conf`.
 pub const IPA_DEFAULT_CONF: O = O::new(
@@ -133,6 +189,11 @@ pub const IPA_OPTIONS: OptionGroup = &[
     IPA_CA_FILE,
     IPA_REALM,
     IPA_SERVER,
+    IPA_DISCOVER_SERVERS,
+    IPA_DOMAIN,
+    IPA_DISCOVERY_NAMESERVERS,
+    IPA_BREAKER_FAILURES,
+    IPA_BREAKER_OPEN_TIME,
     IPA_DEFAULT_CONF,
     IPA_API_VERSION,
     IPA_TIMEOUT,

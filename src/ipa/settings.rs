@@ -4,8 +4,10 @@
 //!
 //! | value | join.conf | default.conf | default |
 //! |---|---|---|---|
-//! | URL | `[DEFAULT] url` | `xmlrpc_uri` (`/xml` → `/json`), else `https://<server>/ipa/json` | `https://<[ipa] server>/ipa/json` |
-//! | server FQDN (Referer) | `[ipa] server` | `server`, else host of `xmlrpc_uri` | host of the URL |
+//! | URLs | `[DEFAULT] url` (a list) | `xmlrpc_uri` (`/xml` → `/json`), else `https://<server>/ipa/json` | `https://<[ipa] server>/ipa/json` |
+//! | server FQDNs (Referer) | `[ipa] server` (a list) | `server`, else host of `xmlrpc_uri` | host of the URL |
+//! | more servers | | | DNS SRV of `[ipa] domain` (default.conf `domain`), see `[ipa] discover_servers` |
+//! | breaker | `[ipa] breaker_failures`, `breaker_open_time` | | 3, 30 s |
 //! | realm | `[ipa] realm` | `realm` | — |
 //! | login | `[ipa] auth_method`, `username`, `password` | | kerberos |
 //! | Kerberos principal | `[ipa] principal` | `nova/<host>@<realm>` | `nova/<gethostname()>@<realm>` |
@@ -13,7 +15,13 @@
 //! | CA bundle | `[ipa] ca_file` | | `/etc/ipa/ca.crt` (https only) |
 //! | version, timeout, cap | `[ipa] api_version`, `timeout`, `detached_call_timeout`, `max_concurrent_calls` | | 2.146, 20 s, 300 s, 16 |
 //! | retries | `[DEFAULT] connect_retries` | | 2 |
+//!
+//! Several servers: the Nth URL goes with the Nth server FQDN; a URL
+//! beyond the servers has its host as FQDN, a server beyond the URLs is
+//! called at `https://<server>/ipa/json`. join.conf's lists replace
+//! default.conf's values (each list on its own, as for one server).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,14 +30,17 @@ use url::Url;
 use super::auth::IpaAuth;
 use super::client::IpaClientConfig;
 use super::default_conf::{DefaultConfError, IpaDefaultConf};
+use super::discovery::{parse_nameserver, DiscoveryConfig};
 use super::kerberos::{default_principal, keytab_readable, local_hostname, KerberosAuth};
 use super::secret::Secret;
+use super::servers::{BreakerPolicy, ServerAddr, ServerSource};
 use crate::config::schema::OptionSpec;
 use crate::config::OptionSource;
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::options::{
-    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE, IPA_DEFAULT_CONF,
-    IPA_DETACHED_CALL_TIMEOUT, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM,
+    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_BREAKER_FAILURES, IPA_BREAKER_OPEN_TIME,
+    IPA_CA_FILE, IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT, IPA_DISCOVERY_NAMESERVERS,
+    IPA_DISCOVER_SERVERS, IPA_DOMAIN, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM,
     IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
 };
 
@@ -121,6 +132,124 @@ fn kerberos_auth(
     )))
 }
 
+/// The configured servers, in order (at least one); see the module
+/// documentation for how URLs and FQDNs pair.
+fn server_addrs(
+    conf: &ConfigFiles,
+    dc: Option<&IpaDefaultConf>,
+) -> Result<Vec<ServerAddr>, ConfigError> {
+    let join_servers = conf.list(&IPA_SERVER);
+    let join_urls = conf.list(&URL);
+    let servers: Vec<String> = if join_servers.is_empty() {
+        dc.and_then(IpaDefaultConf::server_fqdn)
+            .into_iter()
+            .collect()
+    } else {
+        join_servers
+    };
+    let (urls, url_source) = if join_urls.is_empty() {
+        let dc_url: Vec<String> = dc.and_then(IpaDefaultConf::json_url).into_iter().collect();
+        let source = if dc_url.is_empty() {
+            ServerSource::Configured
+        } else {
+            ServerSource::DefaultConf
+        };
+        (dc_url, source)
+    } else {
+        (join_urls, ServerSource::Configured)
+    };
+    let server_source = if conf.raw(&IPA_SERVER).is_some() {
+        ServerSource::Configured
+    } else {
+        ServerSource::DefaultConf
+    };
+    let mut out = Vec::new();
+    for i in 0..urls.len().max(servers.len()) {
+        let (text, source) = match (urls.get(i), servers.get(i)) {
+            (Some(u), _) => (u.clone(), url_source),
+            (None, Some(s)) => (format!("https://{s}/ipa/json"), server_source),
+            (None, None) => unreachable!("i is below the longer list"),
+        };
+        let spec = if urls.get(i).is_some() {
+            &URL
+        } else {
+            &IPA_SERVER
+        };
+        let url = Url::parse(&text)
+            .map_err(|e| bad(conf, spec, format!("{text:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err(bad(
+                conf,
+                spec,
+                format!("{text:?} must be https://<ipa server fqdn>/ipa/json"),
+            ));
+        }
+        out.push(ServerAddr {
+            url,
+            fqdn: servers.get(i).cloned(),
+            source,
+        });
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Missing {
+            group: "DEFAULT".into(),
+            option: "url".into(),
+            why: "no IPA server is known: set [DEFAULT] url or [ipa] server, or make this host an IPA \
+                  client (/etc/ipa/default.conf, see [ipa] default_conf)"
+                .into(),
+        });
+    }
+    Ok(out)
+}
+
+/// `[ipa] discover_servers`: where to look for more servers, or `None`.
+fn discovery(
+    conf: &ConfigFiles,
+    dc: Option<&IpaDefaultConf>,
+    timeout: f64,
+) -> Result<Option<DiscoveryConfig>, ConfigError> {
+    let mode = conf
+        .choice(&IPA_DISCOVER_SERVERS)?
+        .unwrap_or_else(|| "auto".into());
+    let domain = conf
+        .string(&IPA_DOMAIN)
+        .filter(|d| !d.trim().is_empty())
+        .or_else(|| dc.and_then(|d| d.domain.clone()));
+    let on = match mode.as_str() {
+        "true" => true,
+        "false" => false,
+        // ipa-client relies on DNS when no server is fixed.
+        _ => {
+            conf.raw(&IPA_SERVER).is_none()
+                && conf.raw(&URL).is_none()
+                && dc.is_some_and(|d| d.server.is_none())
+                && domain.is_some()
+        }
+    };
+    if !on {
+        return Ok(None);
+    }
+    let Some(domain) = domain else {
+        return Err(bad(
+            conf,
+            &IPA_DISCOVER_SERVERS,
+            "DNS discovery needs the IPA domain: set [ipa] domain (or domain in \
+             /etc/ipa/default.conf)"
+                .into(),
+        ));
+    };
+    let mut nameservers: Vec<SocketAddr> = Vec::new();
+    for n in conf.list(&IPA_DISCOVERY_NAMESERVERS) {
+        nameservers
+            .push(parse_nameserver(&n).map_err(|p| bad(conf, &IPA_DISCOVERY_NAMESERVERS, p))?);
+    }
+    Ok(Some(DiscoveryConfig {
+        domain,
+        nameservers,
+        timeout: Duration::from_secs_f64(timeout.min(5.0)),
+    }))
+}
+
 impl IpaClientConfig {
     /// The client configuration from join.conf and default.conf (read by
     /// [`load_default_conf`]).
@@ -129,32 +258,9 @@ impl IpaClientConfig {
         dc: Option<&IpaDefaultConf>,
     ) -> Result<Self, IpaConfigError> {
         let mut src = conf;
-        let server = conf
-            .string(&IPA_SERVER)
-            .filter(|s| !s.is_empty())
-            .or_else(|| dc.and_then(IpaDefaultConf::server_fqdn));
-        let url_text = conf
-            .string(&URL)
-            .filter(|s| !s.is_empty())
-            .or_else(|| dc.and_then(IpaDefaultConf::json_url))
-            .or_else(|| server.as_ref().map(|s| format!("https://{s}/ipa/json")))
-            .ok_or_else(|| ConfigError::Missing {
-                group: "DEFAULT".into(),
-                option: "url".into(),
-                why: "no IPA server is known: set [DEFAULT] url or [ipa] server, or make this host an IPA \
-                      client (/etc/ipa/default.conf, see [ipa] default_conf)"
-                    .into(),
-            })?;
-        let url = Url::parse(&url_text)
-            .map_err(|e| bad(conf, &URL, format!("{url_text:?} is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-            return Err(bad(
-                conf,
-                &URL,
-                format!("{url_text:?} must be https://<ipa server fqdn>/ipa/json"),
-            )
-            .into());
-        }
+        let addrs = server_addrs(conf, dc)?;
+        let url = addrs[0].url.clone();
+        let server = addrs[0].fqdn.clone();
         let realm = conf
             .string(&IPA_REALM)
             .filter(|s| !s.is_empty())
@@ -201,8 +307,19 @@ impl IpaClientConfig {
             )
             .into());
         }
+        let discovery = discovery(conf, dc, timeout)?;
+        let open_time = src.float_or_default(&IPA_BREAKER_OPEN_TIME)?;
+        let breaker = BreakerPolicy {
+            failures: src.int_or_default(&IPA_BREAKER_FAILURES)? as u32,
+            open_for: Duration::from_secs_f64(open_time),
+        };
+        let url_source = addrs[0].source;
         let mut cfg = IpaClientConfig::new(url, auth);
         cfg.server_fqdn = server;
+        cfg.url_source = url_source;
+        cfg.replicas = addrs.into_iter().skip(1).collect();
+        cfg.discovery = discovery;
+        cfg.breaker = breaker;
         cfg.realm = realm;
         cfg.ca_file = ca_file;
         cfg.api_version = api_version;

@@ -48,6 +48,8 @@ pub const CACHE_LOOKUPS: &str = "novajoin_cache_lookups_total";
 pub const IPA_CALLS: &str = "novajoin_ipa_calls_total";
 /// IPA calls that failed, by command and error kind.
 pub const IPA_ERRORS: &str = "novajoin_ipa_call_errors_total";
+/// Failovers from one IPA server to another, by the server calls moved to.
+pub const IPA_FAILOVERS: &str = "novajoin_ipa_failovers_total";
 /// IPA call latency histogram (seconds), by command.
 pub const IPA_DURATION: &str = "novajoin_ipa_call_duration_seconds";
 /// HTTP requests sent to keystone, by status (`error` when none came back).
@@ -94,6 +96,7 @@ pub const EXPORTED: &[(&str, MetricKind)] = &[
     (CACHE_LOOKUPS, MetricKind::Counter),
     (IPA_CALLS, MetricKind::Counter),
     (IPA_ERRORS, MetricKind::Counter),
+    (IPA_FAILOVERS, MetricKind::Counter),
     (IPA_DURATION, MetricKind::Histogram),
     (KEYSTONE_CALLS, MetricKind::Counter),
     (NOTIFY_MESSAGES, MetricKind::Counter),
@@ -347,6 +350,11 @@ pub fn describe() {
         "IPA calls that failed, by command and error kind (not_found is part of the normal \
          host_mod-then-host_add sequence)."
     );
+    describe_counter!(
+        IPA_FAILOVERS,
+        "Times IPA calls moved to another IPA server (replica) after the current one failed, \
+         by the server they moved to."
+    );
     describe_histogram!(
         IPA_DURATION,
         metrics::Unit::Seconds,
@@ -471,6 +479,11 @@ pub fn ipa_call(method: &str, elapsed: Duration, error: Option<&IpaError>) {
     if let Some(e) = error {
         counter!(IPA_ERRORS, "method" => method, "kind" => ipa_error_kind(e)).increment(1);
     }
+}
+
+/// IPA calls moved to `server` (its FQDN) from a failing one.
+pub fn ipa_failover(server: &str) {
+    counter!(IPA_FAILOVERS, "server" => server.to_string()).increment(1);
 }
 
 /// A short, fixed name for an IPA error's class.

@@ -1,5 +1,6 @@
 //! The IPA checks: "IPA login" (server answers, keytab readable and valid
-//! for Kerberos, or the password works), "IPA privileges" (what the service
+//! for Kerberos, or the password works), "IPA servers" (with replicas or
+//! DNS discovery: each server on its own), "IPA privileges" (what the service
 //! needs, proven without changing anything) and "Python novajoin hosts"
 //! (hosts of the Python novajoin not yet bound to their instance).
 //!
@@ -31,11 +32,17 @@ use super::within;
 use crate::config::ConfigFiles;
 use crate::ipa::command::{HostEntry, IpaCommand};
 use crate::ipa::kerberos::{keytab_readable, CredentialSource};
-use crate::ipa::{load_default_conf, IpaAuth, IpaClient, IpaClientConfig, IpaError};
+use crate::ipa::servers::Server;
+use crate::ipa::{
+    load_default_conf, BreakerState, IpaAuth, IpaClient, IpaClientConfig, IpaError, ServerSource,
+};
 use crate::ownership::HOST_DESCRIPTION;
+use std::sync::Arc;
 
 /// Name of the login check.
 pub const LOGIN: &str = "IPA login";
+/// Name of the per-server check (several servers, or DNS discovery).
+pub const SERVERS: &str = "IPA servers";
 /// Name of the privilege check.
 pub const PRIVILEGES: &str = "IPA privileges";
 /// Name of the Python novajoin hosts check.
@@ -76,6 +83,11 @@ pub async fn checks(cfg: &ConfigFiles) -> Vec<CheckResult> {
             return out;
         }
     }
+    let pool = client.servers();
+    let all = pool.servers().await;
+    if all.len() > 1 || pool.discovery().is_some() {
+        out.push(servers(&client, &all).await);
+    }
     out.push(privileges(&client).await);
     out.push(legacy_hosts(&client).await);
     out
@@ -115,6 +127,57 @@ fn login_failure(client: &IpaClient, e: &IpaError) -> String {
         // The error names the user and the options to fix.
         IpaError::LoginRejected { .. } => format!("{e} (IPA at {url})"),
         _ => format!("{} at {url}: {e}", client.config().auth.describe()),
+    }
+}
+
+/// Each server on its own (its own session): whether it answers, where it
+/// came from and its breaker. Success when all answer, a warning when some
+/// do (the others take over), a failure when none does.
+async fn servers(client: &IpaClient, all: &[Arc<Server>]) -> CheckResult {
+    let pool = client.servers();
+    let mut lines = Vec::new();
+    let mut down = 0usize;
+    if let Some(d) = pool.discovery() {
+        let found = all
+            .iter()
+            .filter(|s| s.addr().source == ServerSource::Dns)
+            .count();
+        lines.push(format!("DNS SRV of {}: {found} more server(s)", d.domain));
+    }
+    for s in all {
+        let fqdn = &s.endpoints().server_fqdn;
+        let from = s.addr().source.describe();
+        let breaker = match s.breaker(pool.policy()) {
+            BreakerState::Closed => String::new(),
+            BreakerState::Open(left) => format!(", breaker open for {} s", left.as_secs()),
+            BreakerState::HalfOpen => ", breaker half-open".into(),
+        };
+        let verdict = match IpaClient::new(client.config().for_server(s.addr())) {
+            Err(e) => Err(e.to_string()),
+            Ok(one) => match within(one.ping()).await {
+                Ok(Ok(summary)) => Ok(summary),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(t) => Err(format!("no answer within {t:?}")),
+            },
+        };
+        match verdict {
+            Ok(summary) => lines.push(format!("{fqdn} ({from}{breaker}): {summary}")),
+            Err(e) => {
+                down += 1;
+                lines.push(format!("{fqdn} ({from}{breaker}): FAILED: {e}"));
+            }
+        }
+    }
+    let details = lines.join("; ");
+    if all.is_empty() || down == all.len() {
+        CheckResult::failure(SERVERS, details)
+    } else if down > 0 {
+        CheckResult::warning(
+            SERVERS,
+            format!("{details} (calls fail over to the servers that answer)"),
+        )
+    } else {
+        CheckResult::success(SERVERS, details)
     }
 }
 

@@ -12,7 +12,7 @@
 pub use ipa_double::{DoubleOptions, Fault, HostView, IpaDouble, ServiceView, UserState};
 use std::time::Duration;
 
-use novajoin::ipa::{IpaAuth, IpaClient, IpaClientConfig, Secret};
+use novajoin::ipa::{IpaAuth, IpaClient, IpaClientConfig, Secret, ServerAddr, ServerSource};
 
 /// The password-login user every double has.
 pub const ADMIN: &str = "admin";
@@ -30,6 +30,20 @@ pub async fn start_with(opts: DoubleOptions) -> IpaDouble {
     IpaDouble::start(opts).await.expect("start the IPA double")
 }
 
+/// The FQDN of the replica [`start_replica`] starts.
+pub const REPLICA_FQDN: &str = "ipa2.example.test";
+
+/// Starts a replica of `ipa` named [`REPLICA_FQDN`]: its own address and
+/// sessions, the same directory (replication without lag).
+pub async fn start_replica(ipa: &IpaDouble) -> IpaDouble {
+    ipa.start_replica(DoubleOptions {
+        fqdn: REPLICA_FQDN.into(),
+        ..DoubleOptions::default()
+    })
+    .await
+    .expect("start the IPA replica double")
+}
+
 /// A client configuration for the double: password login as admin, short
 /// back-off so retry tests stay fast.
 pub fn client_config(ipa: &IpaDouble) -> IpaClientConfig {
@@ -40,6 +54,20 @@ pub fn client_config(ipa: &IpaDouble) -> IpaClientConfig {
     cfg.timeout = Duration::from_secs(10);
     cfg.retry_backoff = Duration::from_millis(10);
     cfg.retry_backoff_max = Duration::from_millis(50);
+    cfg
+}
+
+/// A client configuration for `ipa` and its replicas, in that order.
+pub fn replicated_client_config(ipa: &IpaDouble, replicas: &[&IpaDouble]) -> IpaClientConfig {
+    let mut cfg = client_config(ipa);
+    cfg.replicas = replicas
+        .iter()
+        .map(|r| ServerAddr {
+            url: url::Url::parse(&r.json_url()).expect("double URL"),
+            fqdn: Some(r.fqdn().to_string()),
+            source: ServerSource::Configured,
+        })
+        .collect();
     cfg
 }
 

@@ -4,6 +4,7 @@
 // `pub` here means "shared between test files", not library API.
 #![allow(dead_code, unreachable_pub)]
 pub mod apache;
+pub mod dns;
 pub mod glance;
 pub mod ipa;
 pub mod kdc;

@@ -90,6 +90,7 @@ pub struct EnvBuilder {
     private_keystone: bool,
     rust_log: String,
     env: Vec<(String, String)>,
+    ipa_replica: bool,
 }
 
 impl EnvBuilder {
@@ -131,6 +132,14 @@ impl EnvBuilder {
         self
     }
 
+    /// Starts a replica of the IPA double ([`super::ipa::REPLICA_FQDN`],
+    /// sharing its directory) and lists both servers in join.conf, the
+    /// first one first.
+    pub fn ipa_replica(mut self) -> Self {
+        self.ipa_replica = true;
+        self
+    }
+
     /// Start a keystone of the test's own (it may stop it) instead of the
     /// shared one.
     pub fn private_keystone(mut self) -> Self {
@@ -169,8 +178,15 @@ impl EnvBuilder {
         };
         let ipa = super::ipa::start_with(DoubleOptions::default()).await;
         ipa.set_latency(self.ipa_latency);
+        let ipa_replica = if self.ipa_replica {
+            let r = super::ipa::start_replica(&ipa).await;
+            r.set_latency(self.ipa_latency);
+            Some(r)
+        } else {
+            None
+        };
         let glance = GlanceDouble::start().await;
-        let join_conf = join_conf(&self, &ipa, &glance, &keystone);
+        let join_conf = join_conf(&self, &ipa, ipa_replica.as_ref(), &glance, &keystone);
         let mut env = vec![("RUST_LOG".to_string(), self.rust_log.clone())];
         env.extend(self.env.iter().cloned());
         let pipeline = self.pipeline.clone();
@@ -190,6 +206,7 @@ impl EnvBuilder {
             server,
             glance,
             ipa,
+            ipa_replica,
             keystone,
         };
         if env.server_validates_tokens() {
@@ -225,7 +242,20 @@ pub fn nova_client() -> reqwest::Client {
         .expect("client")
 }
 
-fn join_conf(b: &EnvBuilder, ipa: &IpaDouble, glance: &GlanceDouble, ks: &Keystone) -> String {
+fn join_conf(
+    b: &EnvBuilder,
+    ipa: &IpaDouble,
+    replica: Option<&IpaDouble>,
+    glance: &GlanceDouble,
+    ks: &Keystone,
+) -> String {
+    let (url, fqdn) = match replica {
+        Some(r) => (
+            format!("{}, {}", ipa.json_url(), r.json_url()),
+            format!("{}, {}", ipa.fqdn(), r.fqdn()),
+        ),
+        None => (ipa.json_url(), ipa.fqdn().to_string()),
+    };
     let nova = ks.user("nova");
     let novajoin = ks.user("novajoin");
     format!(
@@ -239,11 +269,11 @@ fn join_conf(b: &EnvBuilder, ipa: &IpaDouble, glance: &GlanceDouble, ks: &Keysto
          user_domain_name = Default\nproject_name = service\nproject_domain_name = Default\n\
          www_authenticate_uri = {public}\n\n\
          [demo]\nallowed_classes = web,db\n\n[service]\nallowed_classes = *\n\n{sections}",
-        url = ipa.json_url(),
+        url = url,
         domain = ipa.domain(),
         glance = glance.url,
         default_lines = b.default_lines,
-        fqdn = ipa.fqdn(),
+        fqdn = fqdn,
         realm = ipa.realm(),
         timeout = b.ipa_timeout,
         cap = b.ipa_cap,
@@ -267,6 +297,8 @@ pub struct ServiceEnv {
     pub glance: GlanceDouble,
     /// The IPA double.
     pub ipa: IpaDouble,
+    /// Its replica, when the builder asked for one.
+    pub ipa_replica: Option<IpaDouble>,
     /// Keystone.
     pub keystone: KeystoneRef,
 }
@@ -285,6 +317,7 @@ impl ServiceEnv {
             private_keystone: false,
             rust_log: "info".into(),
             env: Vec::new(),
+            ipa_replica: false,
         }
     }
 
