@@ -13,6 +13,7 @@
 //! | CA bundle | `[ipa] ca_file` | | `/etc/ipa/ca.crt` (https only) |
 //! | version, timeout, cap | `[ipa] api_version`, `timeout`, `detached_call_timeout`, `max_concurrent_calls` | | 2.146, 20 s, 300 s, 16 |
 //! | retries | `[DEFAULT] connect_retries` | | 2 |
+//! | queue | `[ipa] batch_max`, `batch_window_ms`, `queue_deadline` | | 50, 0 ms, 4 s |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::auth::IpaAuth;
+use super::batcher::QueueSettings;
 use super::client::IpaClientConfig;
 use super::default_conf::{DefaultConfError, IpaDefaultConf};
 use super::kerberos::{default_principal, keytab_readable, local_hostname, KerberosAuth};
@@ -28,9 +30,10 @@ use crate::config::schema::OptionSpec;
 use crate::config::OptionSource;
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::options::{
-    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_CA_FILE, IPA_DEFAULT_CONF,
-    IPA_DETACHED_CALL_TIMEOUT, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM,
-    IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
+    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_BATCH_MAX, IPA_BATCH_WINDOW_MS,
+    IPA_CA_FILE, IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT, IPA_MAX_CONCURRENT, IPA_PASSWORD,
+    IPA_PRINCIPAL, IPA_QUEUE_DEADLINE, IPA_REALM, IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB,
+    URL,
 };
 
 /// Why the IPA client cannot be configured.
@@ -210,6 +213,20 @@ impl IpaClientConfig {
         cfg.detached_call_timeout = Duration::from_secs_f64(detached);
         cfg.connect_retries = src.int_or_default(&CONNECT_RETRIES)? as u32;
         cfg.max_concurrent_calls = src.int_or_default(&IPA_MAX_CONCURRENT)? as usize;
+        let queue_deadline = src.float_or_default(&IPA_QUEUE_DEADLINE)?;
+        if !(queue_deadline >= 0.0 && queue_deadline.is_finite()) {
+            return Err(bad(
+                conf,
+                &IPA_QUEUE_DEADLINE,
+                "must be 0 (never refuse) or more seconds".into(),
+            )
+            .into());
+        }
+        cfg.queue = QueueSettings {
+            batch_max: src.int_or_default(&IPA_BATCH_MAX)? as usize,
+            window: Duration::from_millis(src.int_or_default(&IPA_BATCH_WINDOW_MS)? as u64),
+            deadline: (queue_deadline > 0.0).then(|| Duration::from_secs_f64(queue_deadline)),
+        };
         Ok(cfg)
     }
 }
@@ -246,6 +263,7 @@ mod tests {
         assert_eq!(cfg.api_version, "2.146");
         assert_eq!(cfg.connect_retries, 4);
         assert_eq!(cfg.max_concurrent_calls, 16);
+        assert_eq!(cfg.queue, QueueSettings::default());
         assert_eq!(cfg.ca_file.as_deref(), Some(Path::new("/etc/ipa/ca.crt")));
         assert!(!format!("{cfg:?}").contains("Secret123"));
     }
