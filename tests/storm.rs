@@ -8,6 +8,11 @@
 //!   per instance, no OTP handed to two instances, fewer IPA calls than
 //!   instances (enrollments shared calls), never more than the cap in
 //!   flight.
+//! * `twins_claiming_one_name_in_shared_calls_get_one_owner`: the hostile
+//!   tenant boots a second instance under each name of a storm at the
+//!   same moment; whichever IPA saw first owns the host, the other gets
+//!   409 on every request and its OTP is never set, though their
+//!   enrollments travel in the same calls as everyone else's.
 //! * `a_queue_that_cannot_serve_in_time_answers_503_with_retry_after`: with
 //!   a tiny `[ipa] queue_deadline`, requests beyond what the slots serve
 //!   at once get 503 with `Retry-After` and leave nothing in IPA; those
@@ -138,6 +143,72 @@ async fn storm_enrolls_each_instance_once_in_shared_calls() {
     );
     assert!(carried > calls, "calls carried several commands");
     assert!(env.ipa.max_in_flight() <= cap as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_claiming_one_name_in_shared_calls_get_one_owner() {
+    let pairs = 100;
+    let env = Arc::new(
+        ServiceEnv::builder()
+            .ipa_cap(2)
+            .ipa_lines("queue_deadline = 0")
+            .rust_log("warn")
+            .start()
+            .await,
+    );
+    env.ipa.set_cost_model(PER_CALL, PER_ITEM);
+    env.ipa.reset_counters();
+    let client = client();
+    let mut tasks = Vec::new();
+    for i in 0..pairs {
+        let host = format!("twin{i}");
+        for twin in 0..2 {
+            let body = nova_body(&host, &new_instance_id(), enroll());
+            let (env, client, host) = (env.clone(), client.clone(), host.clone());
+            tasks.push(tokio::spawn(async move {
+                let posts = (0..3).map(|_| env.try_post(&client, &body));
+                let answers: Vec<(u16, String)> = futures::future::join_all(posts)
+                    .await
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|e| (0, e.to_string())))
+                    .collect();
+                (host, twin, answers)
+            }));
+        }
+    }
+    let mut by_host: HashMap<String, Vec<Vec<(u16, String)>>> = HashMap::new();
+    for t in tasks {
+        let (host, _, answers) = t.await.unwrap();
+        by_host.entry(host).or_default().push(answers);
+    }
+    for (host, twins) in &by_host {
+        let winners: Vec<_> = twins
+            .iter()
+            .filter(|a| a.iter().all(|x| x.0 == 200))
+            .collect();
+        let losers = twins
+            .iter()
+            .filter(|a| a.iter().all(|x| x.0 == 409))
+            .count();
+        assert_eq!(
+            (winners.len(), losers),
+            (1, 1),
+            "{host}: one owner, one refused: {twins:?}"
+        );
+        let v: Value = serde_json::from_str(&winners[0][0].1).unwrap();
+        assert_eq!(
+            v["ipaotp"].as_str(),
+            env.otp_in_ipa(host).as_deref(),
+            "{host}: IPA holds the owner's OTP"
+        );
+    }
+    let requests = (pairs * 2 * 3) as u64;
+    assert!(
+        env.ipa.round_trips() < requests,
+        "enrollments shared calls ({} calls)",
+        env.ipa.round_trips()
+    );
+    assert!(env.ipa.commands_carried() > env.ipa.round_trips());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
