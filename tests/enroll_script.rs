@@ -166,7 +166,11 @@ impl FakeMetadata {
 
     /// Like [`with_meta`](Self::with_meta); every answer that is not a 200
     /// also carries `header` (a whole header line with its CRLF).
-    fn with_header_on_errors(answers: Vec<(u16, String)>, meta: Option<&str>, header: &str) -> Self {
+    fn with_header_on_errors(
+        answers: Vec<(u16, String)>,
+        meta: Option<&str>,
+        header: &str,
+    ) -> Self {
         let header = header.to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
