@@ -381,7 +381,7 @@ async fn main() {
          boot_p99_ms={:.1} requests={} shed={shed} timeouts={timeouts} other={other} \
          answered_after_5s={answered_after_5s} duplicate_otps={duplicate_otps} \
          otp_not_ipas={mismatched} inconsistent={inconsistent} last_enrolled_s={:.2} \
-         enroll_rate={:.0} bound_single={:.0} bound_batched={:.0} time_to_enroll_p99_s={:.2}",
+         enroll_rate={:.0} bound_single={:.0} bound_batched={:.0} enrolled_p99_since_start_s={:.2}",
         calls as f64 / enrolled.max(1) as f64,
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
