@@ -9,6 +9,11 @@
 //! flight at IPA, and a total time within 1.3× of the bound the cap
 //! implies: `ceil(IPA round trips / cap) × 50 ms`.
 //!
+//! Cross-request batching and shedding are off here (`[ipa] batch_max = 1`,
+//! `queue_deadline = 0`): this test holds the one-call-per-enrollment path
+//! to its bound, every request waiting its turn; tests/storm.rs covers
+//! batching and shedding.
+//!
 //! Size: `NOVAJOIN_BURST_INSTANCES` (default 500, the CI size) and
 //! `NOVAJOIN_BURST_CAP` (default 2, so the CI run is about 13 s, yet
 //! dominated by the cap). `bench/run.sh` runs it at full size (5,000
@@ -66,6 +71,7 @@ async fn boot_storm_enrolls_each_instance_once_within_the_cap_bound() {
     let env = Arc::new(
         ServiceEnv::builder()
             .ipa_cap(cap)
+            .ipa_lines("batch_max = 1\nqueue_deadline = 0")
             .ipa_latency(IPA_LATENCY)
             .rust_log(&std::env::var("NOVAJOIN_BURST_RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .start()

@@ -161,6 +161,17 @@ impl FakeMetadata {
     }
 
     fn with_meta(answers: Vec<(u16, String)>, meta: Option<&str>) -> Self {
+        Self::with_header_on_errors(answers, meta, "")
+    }
+
+    /// Like [`with_meta`](Self::with_meta); every answer that is not a 200
+    /// also carries `header` (a whole header line with its CRLF).
+    fn with_header_on_errors(
+        answers: Vec<(u16, String)>,
+        meta: Option<&str>,
+        header: &str,
+    ) -> Self {
+        let header = header.to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -184,9 +195,10 @@ impl FakeMetadata {
                     let i = h.fetch_add(1, Ordering::SeqCst);
                     answers[i.min(answers.len() - 1)].clone()
                 };
+                let extra = if status == 200 { "" } else { header.as_str() };
                 let _ = write!(
                     s,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
             }
@@ -289,6 +301,36 @@ fn enroll_falls_back_to_the_metadata_service_and_retries() {
     assert!(run.calls.contains("blkid"), "looked for a config drive");
     assert!(!run.output.contains(OTP), "OTP printed: {}", run.output);
     assert!(run.output.contains("attempt 3"), "{}", run.output);
+}
+
+#[test]
+fn enroll_waits_as_long_as_a_busy_service_asks_with_retry_after() {
+    let inst = Instance::new();
+    let busy = r#"{"serviceUnavailable": {"code": 503, "message": "busy"}}"#.to_string();
+    let metadata = FakeMetadata::with_header_on_errors(
+        vec![(503, busy), (200, VENDOR_DATA.into())],
+        None,
+        "Retry-After: 1\r\n",
+    );
+    let run = inst.run(
+        &[
+            ("NOVAJOIN_METADATA_URL", metadata.url.clone()),
+            // The back-off's first pause (20 s or more) would pass the
+            // deadline and end the script: only the header's 1 s lets it
+            // ask again.
+            ("NOVAJOIN_METADATA_TIMEOUT", "15".into()),
+            ("NOVAJOIN_RETRY_BASE", "40".into()),
+        ],
+        &[],
+    );
+    assert_eq!(run.status, 0, "{}", run.output);
+    assert_eq!(run.ipa_args, Some(expected_ipa_args(&[])), "{}", run.output);
+    assert_eq!(metadata.hits.load(Ordering::SeqCst), 2);
+    assert!(
+        run.output.contains("asks to retry after 1 s"),
+        "{}",
+        run.output
+    );
 }
 
 #[test]

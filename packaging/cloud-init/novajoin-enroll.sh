@@ -4,7 +4,8 @@
 # nova put novajoin's answer ({"hostname", "krb_realm", "ipaotp"}) under the
 # key "join" of vendor_data2.json. This script reads it from the config
 # drive when there is one, otherwise from the metadata service (retrying
-# with back-off and jitter until it answers), and runs
+# with back-off and jitter until it answers, after the time a Retry-After
+# header names when the service sends one), and runs
 #   ipa-client-install -U -w <otp> --hostname <fqdn> [--realm <realm>] [ARGS...]
 # where ARGS are this script's own arguments (e.g. --mkhomedir).
 #
@@ -110,19 +111,39 @@ jittered() {
     echo $((base / 2 + RANDOM % (base + 1)))
 }
 
+# The seconds of a Retry-After header in the response headers file $1
+# (delta-seconds form, at most 3600); nothing when there is none.
+retry_after() {
+    local value
+    value=$(sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]:[[:space:]]*\([0-9][0-9]*\)[[:space:]]*$/\1/p' "$1" 2>/dev/null | tail -n 1)
+    if [ -n "$value" ] && [ "${#value}" -le 4 ] && [ "$value" -le 3600 ]; then
+        echo "$value"
+    fi
+}
+
 # Fetches $2 from the metadata service into $1, retrying with back-off
-# until it is a JSON object or the deadline passes.
+# until it is a JSON object or the deadline passes. A busy service's
+# Retry-After (e.g. 503 from a proxy in front of it, or novajoin's own when
+# it is reached directly) sets the pause instead of the back-off, spread by
+# up to a second so that instances told the same time do not return together.
 fetch() {
-    local out=$1 url=$2 delay=$retry_base attempt=0 pause
+    local out=$1 url=$2 delay=$retry_base attempt=0 pause wait
     while :; do
         attempt=$((attempt + 1))
-        if curl -fsS --connect-timeout 5 --max-time 60 -o "$out" "$url" 2>"$workdir/curl.err" &&
+        : >"$workdir/headers"
+        if curl -fsS --connect-timeout 5 --max-time 60 -D "$workdir/headers" -o "$out" "$url" 2>"$workdir/curl.err" &&
             is_json_object "$out"; then
             log "read ${url##*/} from the metadata service (attempt $attempt)"
             return 0
         fi
         log "metadata service attempt $attempt failed: $(head -c 300 "$workdir/curl.err" | tr '\n' ' ')"
-        pause=$(jittered "$delay")
+        wait=$(retry_after "$workdir/headers")
+        if [ -n "$wait" ]; then
+            pause=$((wait + RANDOM % 2))
+            log "the metadata service asks to retry after $wait s"
+        else
+            pause=$(jittered "$delay")
+        fi
         if [ $((SECONDS + pause)) -ge "$deadline" ]; then
             log "gave up on $url after $attempt attempts"
             return 1

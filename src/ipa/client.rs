@@ -34,6 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::auth::IpaAuth;
+use super::batcher::{BatchSender, CallQueue, CallResult, QueueSettings};
 use super::command::{
     CommandOutput, DnsRecordEntry, HostEntry, IpaCommand, MemberAddResult, NewHost, ServiceEntry,
 };
@@ -91,6 +92,9 @@ pub struct IpaClientConfig {
     pub discovery: Option<DiscoveryConfig>,
     /// When a failing server is tried last.
     pub breaker: BreakerPolicy,
+    /// How enrollments waiting for a slot are combined and when they are
+    /// refused ([`CallQueue`]).
+    pub queue: QueueSettings,
 }
 
 impl IpaClientConfig {
@@ -113,6 +117,7 @@ impl IpaClientConfig {
             replicas: Vec::new(),
             discovery: None,
             breaker: BreakerPolicy::default(),
+            queue: QueueSettings::default(),
         }
     }
 
@@ -147,6 +152,7 @@ struct Inner {
     endpoints: Endpoints,
     servers: ServerPool,
     slots: Arc<Semaphore>,
+    queue: CallQueue,
     host_locks: HostLocks,
     health: IpaHealth,
 }
@@ -222,6 +228,7 @@ impl IpaClient {
             .build()
             .map_err(|e| IpaError::Setup(error_chain(&e)))?;
         let slots = Arc::new(Semaphore::new(cfg.max_concurrent_calls.max(1)));
+        let queue = CallQueue::new(slots.clone(), cfg.max_concurrent_calls, cfg.queue);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -229,6 +236,7 @@ impl IpaClient {
                 endpoints,
                 servers,
                 slots,
+                queue,
                 host_locks: HostLocks::default(),
                 health: IpaHealth::default(),
             }),
@@ -303,10 +311,12 @@ impl IpaClient {
     }
 
     /// Like [`batch`](Self::batch) for the writes to one host: waits for any
-    /// earlier write to `host` still running at IPA, and when IPA takes
-    /// longer than `timeout` answers [`IpaError::Timeout`] while the call
-    /// goes on (up to `detached_call_timeout`) holding the host, so that no
-    /// later write to it can be overtaken.
+    /// earlier write to `host` still running at IPA, then goes through the
+    /// [`CallQueue`] (alone, or with other enrollments waiting for a slot).
+    /// When IPA takes longer than `timeout` it answers
+    /// [`IpaError::Timeout`] while the call goes on (up to
+    /// `detached_call_timeout`) holding the host, so that no later write to
+    /// it can be overtaken.
     pub(super) async fn batch_for_host(
         &self,
         host: &str,
@@ -323,36 +333,19 @@ impl IpaClient {
                 );
                 IpaError::Timeout(limit)
             })?;
-        let slot = tokio::time::timeout_at(deadline, self.inner.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| IpaError::Timeout(limit))?
-            .map_err(|_| IpaError::Setup("client closed".into()))?;
-        let body = self.batch_body(cmds);
-        let client = self.clone();
-        let cmds_owned = cmds.to_vec();
-        let detached_limit = self.inner.cfg.detached_call_timeout.max(limit);
-        let call = tokio::spawn(async move {
-            let _host_guard = host_guard;
-            let started = Instant::now();
-            let out = client
-                .bounded(detached_limit, client.exchange(&body, slot))
-                .await;
-            Self::batch_results(&cmds_owned, started, out)
-        });
-        match tokio::time::timeout_at(deadline, call).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(join)) => Err(IpaError::Protocol(format!(
-                "the IPA call task failed: {join}"
-            ))),
-            Err(_) => {
-                tracing::warn!(
-                    host,
-                    "IPA did not answer within [ipa] timeout; the call goes on in the \
-                     background and later enrollments of this host wait for it"
-                );
-                Err(IpaError::Timeout(limit))
-            }
+        let out = self
+            .inner
+            .queue
+            .run(self, cmds.to_vec(), Some(host_guard), deadline, limit)
+            .await;
+        if let Err(IpaError::Timeout(_)) = out {
+            tracing::warn!(
+                host,
+                "IPA did not answer within [ipa] timeout; a call already sent goes on in the \
+                 background and later enrollments of this host wait for it"
+            );
         }
+        out
     }
 
     fn batch_body(&self, cmds: &[IpaCommand]) -> Value {
@@ -838,6 +831,28 @@ fn connect_timeout(cfg: &IpaClientConfig) -> Duration {
         (cfg.timeout / 4)
             .max(Duration::from_secs(1))
             .min(cfg.timeout)
+    }
+}
+
+/// The [`CallQueue`] sends its calls through the client's transport.
+impl BatchSender for IpaClient {
+    fn send(
+        &self,
+        cmds: Vec<IpaCommand>,
+        slot: OwnedSemaphorePermit,
+    ) -> futures::future::BoxFuture<'static, CallResult> {
+        let client = self.clone();
+        let limit = self
+            .inner
+            .cfg
+            .detached_call_timeout
+            .max(self.inner.cfg.timeout);
+        Box::pin(async move {
+            let body = client.batch_body(&cmds);
+            let started = Instant::now();
+            let out = client.bounded(limit, client.exchange(&body, slot)).await;
+            Self::batch_results(&cmds, started, out)
+        })
     }
 }
 

@@ -122,6 +122,17 @@ pub enum IpaError {
     /// The client could not be built (CA bundle, URL, auth settings).
     #[error("IPA client setup: {0}")]
     Setup(String),
+    /// The queue of work for IPA is deeper than its call slots can serve
+    /// within `[ipa] queue_deadline`; nothing was sent. Ask again after
+    /// `retry_after`.
+    #[error(
+        "IPA is busy: the queued enrollments cannot be served within [ipa] queue_deadline; \
+         retry in {} s", retry_after.as_secs()
+    )]
+    Overloaded {
+        /// About how long the queue needs to drain.
+        retry_after: Duration,
+    },
 }
 
 impl From<KerberosError> for IpaError {
@@ -178,9 +189,66 @@ impl IpaError {
     }
 
     /// True when IPA could not be reached or did not answer in time: the
-    /// command may or may not have run, and IPA itself said nothing.
+    /// command may or may not have run, and IPA itself said nothing. Also
+    /// for a refusal of ours to queue more work ([`IpaError::Overloaded`]).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::Timeout(_))
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout(_) | Self::Overloaded { .. }
+        )
+    }
+
+    /// The same error for another caller of one failed call (a batch that
+    /// carried several enrollments). A Kerberos failure keeps its message
+    /// and whether another attempt may succeed, as [`IpaError::Unreachable`]
+    /// or [`IpaError::Setup`].
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NotFound(e) => Self::NotFound(e.clone()),
+            Self::DuplicateEntry(e) => Self::DuplicateEntry(e.clone()),
+            Self::Validation(e) => Self::Validation(e.clone()),
+            Self::EmptyModlist(e) => Self::EmptyModlist(e.clone()),
+            Self::AttrValueNotFound(e) => Self::AttrValueNotFound(e.clone()),
+            Self::AccessDenied(e) => Self::AccessDenied(e.clone()),
+            Self::DnsNotARecord(e) => Self::DnsNotARecord(e.clone()),
+            Self::Version(e) => Self::Version(e.clone()),
+            Self::UnknownOption(e) => Self::UnknownOption(e.clone()),
+            Self::Referer(e) => Self::Referer(e.clone()),
+            Self::Remote(e) => Self::Remote(e.clone()),
+            Self::LoginRejected { user, reason } => Self::LoginRejected {
+                user: user.clone(),
+                reason: reason.clone(),
+            },
+            Self::Unauthorized { detail } => Self::Unauthorized {
+                detail: detail.clone(),
+            },
+            Self::Http { status, path, hint } => Self::Http {
+                status: *status,
+                path: path.clone(),
+                hint: hint.clone(),
+            },
+            Self::Unreachable {
+                url,
+                attempts,
+                last,
+            } => Self::Unreachable {
+                url: url.clone(),
+                attempts: *attempts,
+                last: last.clone(),
+            },
+            Self::Timeout(d) => Self::Timeout(*d),
+            Self::Protocol(m) => Self::Protocol(m.clone()),
+            Self::Kerberos(e) if e.is_transient() => Self::Unreachable {
+                url: "the KDC".into(),
+                attempts: 1,
+                last: e.to_string(),
+            },
+            Self::Kerberos(e) => Self::Setup(format!("Kerberos login to IPA failed: {e}")),
+            Self::Setup(m) => Self::Setup(m.clone()),
+            Self::Overloaded { retry_after } => Self::Overloaded {
+                retry_after: *retry_after,
+            },
+        }
     }
 }
 

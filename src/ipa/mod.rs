@@ -21,6 +21,10 @@
 //! * [`IpaHealth`] ([`health`]): the client's state for `healthcheck`.
 //! * [`HostLocks`] ([`host_lock`]): one write at a time per host, so that an
 //!   enrollment IPA finishes late cannot replace a newer OTP.
+//! * [`batcher::CallQueue`] ([`batcher`]): enrollments of different
+//!   instances waiting for a call slot go out together as one `batch`, and
+//!   work the slots cannot serve within `[ipa] queue_deadline` is refused
+//!   at once ([`IpaError::Overloaded`]).
 //!
 //! # One enrollment, one round trip per decision
 //!
@@ -99,6 +103,7 @@
 //! and calls stay there while it answers ([`servers`]).
 
 pub mod auth;
+pub mod batcher;
 pub mod client;
 pub mod command;
 pub mod default_conf;

@@ -176,6 +176,41 @@ pub const IPA_MAX_CONCURRENT: O = O::new(
     Some("16"),
     "Cap on IPA calls in flight from this process, to protect IPA from a boot storm.",
 );
+/// `[ipa] batch_max`.
+pub const IPA_BATCH_MAX: O = O::new(
+    "ipa",
+    "batch_max",
+    K::Int { min: 1, max: 1000 },
+    Some("50"),
+    "Most IPA commands in one call that carries the enrollments of several instances waiting \
+     for a call slot (one IPA batch; IPA pays its fixed cost per call once for all). An \
+     enrollment is never split: one with more commands goes alone. 1 sends one call per \
+     enrollment. IPA runs a batch's commands one after another in one worker, so a large \
+     value makes each call, and the wait of the first instance in it, longer.",
+);
+/// `[ipa] batch_window_ms`.
+pub const IPA_BATCH_WINDOW_MS: O = O::new(
+    "ipa",
+    "batch_window_ms",
+    K::Int { min: 0, max: 1000 },
+    Some("0"),
+    "Milliseconds a freed IPA call slot waits for more enrollments before it sends the queued \
+     ones as one call. 0 sends at once: enrollments are combined only when they already wait \
+     for a slot, and a lone request has no added latency.",
+);
+/// `[ipa] queue_deadline`.
+pub const IPA_QUEUE_DEADLINE: O = O::new(
+    "ipa",
+    "queue_deadline",
+    K::Float,
+    Some("4"),
+    "Seconds within which an enrollment waiting for an IPA call slot must be able to finish. \
+     When the queue is deeper than the slots can serve in that time (judged from the calls' \
+     observed duration), the request is answered 503 with Retry-After at once, and one still \
+     waiting when its time is up is taken out of the queue and answered the same way, instead \
+     of being held until nova gives up. Keep it below nova's [api] \
+     vendordata_dynamic_read_timeout (5 s by default). 0 never refuses.",
+);
 
 /// The `[DEFAULT]` options of the IPA client.
 pub const DEFAULT_IPA_OPTIONS: OptionGroup = &[KEYTAB, CONNECT_RETRIES, URL];
@@ -199,4 +234,7 @@ pub const IPA_OPTIONS: OptionGroup = &[
     IPA_TIMEOUT,
     IPA_DETACHED_CALL_TIMEOUT,
     IPA_MAX_CONCURRENT,
+    IPA_BATCH_MAX,
+    IPA_BATCH_WINDOW_MS,
+    IPA_QUEUE_DEADLINE,
 ];

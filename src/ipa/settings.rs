@@ -15,6 +15,7 @@
 //! | CA bundle | `[ipa] ca_file` | | `/etc/ipa/ca.crt` (https only) |
 //! | version, timeout, cap | `[ipa] api_version`, `timeout`, `detached_call_timeout`, `max_concurrent_calls` | | 2.146, 20 s, 300 s, 16 |
 //! | retries | `[DEFAULT] connect_retries` | | 2 |
+//! | queue | `[ipa] batch_max`, `batch_window_ms`, `queue_deadline` | | 50, 0 ms, 4 s |
 //!
 //! Several servers: the Nth URL goes with the Nth server FQDN; a URL
 //! beyond the servers has its host as FQDN, a server beyond the URLs is
@@ -28,6 +29,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::auth::IpaAuth;
+use super::batcher::QueueSettings;
 use super::client::IpaClientConfig;
 use super::default_conf::{DefaultConfError, IpaDefaultConf};
 use super::discovery::{parse_nameserver, DiscoveryConfig};
@@ -38,10 +40,11 @@ use crate::config::schema::OptionSpec;
 use crate::config::OptionSource;
 use crate::config::{ConfigError, ConfigFiles};
 use crate::ipa::options::{
-    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_BREAKER_FAILURES, IPA_BREAKER_OPEN_TIME,
-    IPA_CA_FILE, IPA_DEFAULT_CONF, IPA_DETACHED_CALL_TIMEOUT, IPA_DISCOVERY_NAMESERVERS,
-    IPA_DISCOVER_SERVERS, IPA_DOMAIN, IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_REALM,
-    IPA_SERVER, IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
+    CONNECT_RETRIES, IPA_API_VERSION, IPA_AUTH_METHOD, IPA_BATCH_MAX, IPA_BATCH_WINDOW_MS,
+    IPA_BREAKER_FAILURES, IPA_BREAKER_OPEN_TIME, IPA_CA_FILE, IPA_DEFAULT_CONF,
+    IPA_DETACHED_CALL_TIMEOUT, IPA_DISCOVERY_NAMESERVERS, IPA_DISCOVER_SERVERS, IPA_DOMAIN,
+    IPA_MAX_CONCURRENT, IPA_PASSWORD, IPA_PRINCIPAL, IPA_QUEUE_DEADLINE, IPA_REALM, IPA_SERVER,
+    IPA_TIMEOUT, IPA_USERNAME, KEYTAB, URL,
 };
 
 /// Why the IPA client cannot be configured.
@@ -327,6 +330,20 @@ impl IpaClientConfig {
         cfg.detached_call_timeout = Duration::from_secs_f64(detached);
         cfg.connect_retries = src.int_or_default(&CONNECT_RETRIES)? as u32;
         cfg.max_concurrent_calls = src.int_or_default(&IPA_MAX_CONCURRENT)? as usize;
+        let queue_deadline = src.float_or_default(&IPA_QUEUE_DEADLINE)?;
+        if !(queue_deadline >= 0.0 && queue_deadline.is_finite()) {
+            return Err(bad(
+                conf,
+                &IPA_QUEUE_DEADLINE,
+                "must be 0 (never refuse) or more seconds".into(),
+            )
+            .into());
+        }
+        cfg.queue = QueueSettings {
+            batch_max: src.int_or_default(&IPA_BATCH_MAX)? as usize,
+            window: Duration::from_millis(src.int_or_default(&IPA_BATCH_WINDOW_MS)? as u64),
+            deadline: (queue_deadline > 0.0).then(|| Duration::from_secs_f64(queue_deadline)),
+        };
         Ok(cfg)
     }
 }
@@ -363,6 +380,7 @@ mod tests {
         assert_eq!(cfg.api_version, "2.146");
         assert_eq!(cfg.connect_retries, 4);
         assert_eq!(cfg.max_concurrent_calls, 16);
+        assert_eq!(cfg.queue, QueueSettings::default());
         assert_eq!(cfg.ca_file.as_deref(), Some(Path::new("/etc/ipa/ca.crt")));
         assert!(!format!("{cfg:?}").contains("Secret123"));
     }

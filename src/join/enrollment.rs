@@ -83,6 +83,14 @@ fn conflict(what: &str, host: &str, owner: &HostOwner, request_owner: &HostBindi
 }
 
 fn unavailable(fqdn: &str, e: IpaError) -> JoinError {
+    // The queue has logged and counted the refusal; under a boot storm
+    // there are many, and they are not faults.
+    if let IpaError::Overloaded { retry_after } = e {
+        return JoinError::Overloaded {
+            message: format!("IPA is busy with other enrollments; {fqdn} was not sent to it: {e}"),
+            retry_after_secs: retry_after.as_secs().max(1),
+        };
+    }
     tracing::error!(host = %fqdn, error = %e, "IPA enrollment failed");
     JoinError::Unavailable(format!("IPA could not be reached to enroll {fqdn}: {e}"))
 }

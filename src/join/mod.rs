@@ -51,6 +51,15 @@ pub enum JoinError {
     /// 500: a fault of ours or of the deployment's configuration.
     #[error("{0}")]
     Internal(String),
+    /// 503 with `Retry-After`: the queue for IPA cannot serve this request
+    /// within `[ipa] queue_deadline`; nothing was sent to IPA.
+    #[error("{message}")]
+    Overloaded {
+        /// What to tell nova.
+        message: String,
+        /// Seconds after which asking again is worthwhile.
+        retry_after_secs: u64,
+    },
 }
 
 impl JoinError {
@@ -60,8 +69,20 @@ impl JoinError {
             JoinError::BadRequestDefault | JoinError::BadRequest(_) => StatusCode::BAD_REQUEST,
             JoinError::Forbidden(_) => StatusCode::FORBIDDEN,
             JoinError::Conflict(_) => StatusCode::CONFLICT,
-            JoinError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            JoinError::Unavailable(_) | JoinError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             JoinError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `Retry-After` seconds to answer with, when there is one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            JoinError::Overloaded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }

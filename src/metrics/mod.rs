@@ -52,6 +52,15 @@ pub const IPA_ERRORS: &str = "novajoin_ipa_call_errors_total";
 pub const IPA_FAILOVERS: &str = "novajoin_ipa_failovers_total";
 /// IPA call latency histogram (seconds), by command.
 pub const IPA_DURATION: &str = "novajoin_ipa_call_duration_seconds";
+/// Gauge: IPA enrollments waiting for a call slot (`ipa::batcher`).
+pub const IPA_QUEUE_DEPTH: &str = "novajoin_ipa_queue_depth";
+/// Histogram: enrollments (requests) carried by one IPA call from the queue.
+pub const IPA_BATCH_REQUESTS: &str = "novajoin_ipa_batch_requests";
+/// Histogram: IPA commands carried by one call from the queue.
+pub const IPA_BATCH_COMMANDS: &str = "novajoin_ipa_batch_commands";
+/// Counter: IPA writes refused at once because the queue could not serve
+/// them within `[ipa] queue_deadline`, by reason.
+pub const IPA_SHED: &str = "novajoin_ipa_shed_total";
 /// HTTP requests sent to keystone, by status (`error` when none came back).
 pub const KEYSTONE_CALLS: &str = "novajoin_keystone_calls_total";
 /// Notifications the listener took off the queue, by outcome (recorded by
@@ -98,6 +107,10 @@ pub const EXPORTED: &[(&str, MetricKind)] = &[
     (IPA_ERRORS, MetricKind::Counter),
     (IPA_FAILOVERS, MetricKind::Counter),
     (IPA_DURATION, MetricKind::Histogram),
+    (IPA_QUEUE_DEPTH, MetricKind::Gauge),
+    (IPA_BATCH_REQUESTS, MetricKind::Histogram),
+    (IPA_BATCH_COMMANDS, MetricKind::Histogram),
+    (IPA_SHED, MetricKind::Counter),
     (KEYSTONE_CALLS, MetricKind::Counter),
     (NOTIFY_MESSAGES, MetricKind::Counter),
     (NOTIFY_RETRIES, MetricKind::Counter),
@@ -291,7 +304,20 @@ pub fn builder() -> PrometheusBuilder {
             crate::otp_lifetime::ENROLLMENT_BUCKETS,
         )
         .expect("bucket list is not empty")
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(IPA_BATCH_REQUESTS.into()),
+            BATCH_BUCKETS,
+        )
+        .expect("bucket list is not empty")
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(IPA_BATCH_COMMANDS.into()),
+            BATCH_BUCKETS,
+        )
+        .expect("bucket list is not empty")
 }
+
+/// Batch size buckets (requests or commands per IPA call).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0];
 
 /// Installs the process-wide recorder (once) and returns its handle.
 pub fn install(role: MetricsRole) -> PrometheusHandle {
@@ -359,6 +385,24 @@ pub fn describe() {
         IPA_DURATION,
         metrics::Unit::Seconds,
         "IPA call latency including retries, by command."
+    );
+    describe_gauge!(
+        IPA_QUEUE_DEPTH,
+        "Enrollments waiting for an IPA call slot ([ipa] max_concurrent_calls)."
+    );
+    describe_histogram!(
+        IPA_BATCH_REQUESTS,
+        "Enrollments (requests) carried by one IPA call from the queue ([ipa] batch_max)."
+    );
+    describe_histogram!(
+        IPA_BATCH_COMMANDS,
+        "IPA commands carried by one call from the queue ([ipa] batch_max)."
+    );
+    describe_counter!(
+        IPA_SHED,
+        "Enrollments answered 503 with Retry-After at once because the queue for IPA could not \
+         serve them within [ipa] queue_deadline, by reason: estimate (refused on arrival), \
+         waited (taken out of the queue at its deadline)."
     );
     describe_counter!(
         KEYSTONE_CALLS,
@@ -486,6 +530,24 @@ pub fn ipa_failover(server: &str) {
     counter!(IPA_FAILOVERS, "server" => server.to_string()).increment(1);
 }
 
+/// The number of enrollments waiting for an IPA call slot.
+pub fn ipa_queue_depth(depth: usize) {
+    gauge!(IPA_QUEUE_DEPTH).set(depth as f64);
+}
+
+/// One IPA call from the queue carrying `requests` enrollments of
+/// `commands` commands in all.
+pub fn ipa_batch(requests: usize, commands: usize) {
+    histogram!(IPA_BATCH_REQUESTS).record(requests as f64);
+    histogram!(IPA_BATCH_COMMANDS).record(commands as f64);
+}
+
+/// An enrollment refused because the queue for IPA could not serve it in
+/// time; `reason` is `estimate` or `waited`.
+pub fn ipa_shed(reason: &'static str) {
+    counter!(IPA_SHED, "reason" => reason).increment(1);
+}
+
 /// A short, fixed name for an IPA error's class.
 pub fn ipa_error_kind(e: &IpaError) -> &'static str {
     match e {
@@ -508,6 +570,7 @@ pub fn ipa_error_kind(e: &IpaError) -> &'static str {
         IpaError::Protocol(_) => "protocol",
         IpaError::Kerberos(_) => "kerberos",
         IpaError::Setup(_) => "setup",
+        IpaError::Overloaded { .. } => "overloaded",
     }
 }
 

@@ -34,7 +34,12 @@ impl JoinService {
 }
 
 fn error_response(e: &JoinError) -> Response<RespBody> {
-    response::fault(e.status(), &e.to_string())
+    let mut resp = response::fault(e.status(), &e.to_string());
+    if let Some(secs) = e.retry_after_secs() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 async fn answer(handler: Arc<JoinHandler>, req: Request<ReqBody>) -> Response<RespBody> {

@@ -87,6 +87,7 @@ pub struct EnvBuilder {
     ipa_timeout: f64,
     ipa_cap: usize,
     ipa_latency: Duration,
+    ipa_lines: String,
     private_keystone: bool,
     rust_log: String,
     env: Vec<(String, String)>,
@@ -123,6 +124,13 @@ impl EnvBuilder {
     /// `[ipa] max_concurrent_calls` (default 16, the shipped default).
     pub fn ipa_cap(mut self, cap: usize) -> Self {
         self.ipa_cap = cap;
+        self
+    }
+
+    /// Extra `key = value` lines for `[ipa]` (e.g. `batch_max = 1`).
+    pub fn ipa_lines(mut self, lines: &str) -> Self {
+        self.ipa_lines.push_str(lines);
+        self.ipa_lines.push('\n');
         self
     }
 
@@ -262,7 +270,7 @@ fn join_conf(
         "[DEFAULT]\njoin_listen = 127.0.0.1\njoin_listen_port = {{port}}\nurl = {url}\ndomain = {domain}\n\
          glance_api_servers = {glance}\n{default_lines}\n\
          [ipa]\nauth_method = password\nusername = {ADMIN}\npassword = {ADMIN_PASSWORD}\nserver = {fqdn}\n\
-         realm = {realm}\ntimeout = {timeout}\nmax_concurrent_calls = {cap}\n\n\
+         realm = {realm}\ntimeout = {timeout}\nmax_concurrent_calls = {cap}\n{ipa_lines}\n\
          [service_credentials]\nauth_type = password\nauth_url = {auth_url}\nusername = nova\npassword = {nova_pw}\n\
          project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\n\
          [keystone_authtoken]\nauth_type = password\nauth_url = {auth_url}\nusername = novajoin\npassword = {nj_pw}\n\
@@ -277,6 +285,7 @@ fn join_conf(
         realm = ipa.realm(),
         timeout = b.ipa_timeout,
         cap = b.ipa_cap,
+        ipa_lines = b.ipa_lines,
         auth_url = ks.auth_url(),
         nova_pw = nova.password,
         nj_pw = novajoin.password,
@@ -314,6 +323,7 @@ impl ServiceEnv {
             ipa_timeout: 20.0,
             ipa_cap: 16,
             ipa_latency: Duration::ZERO,
+            ipa_lines: String::new(),
             private_keystone: false,
             rust_log: "info".into(),
             env: Vec::new(),
@@ -381,6 +391,30 @@ impl ServiceEnv {
             .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.text().await?))
+    }
+
+    /// Like [`try_post`](Self::try_post), also returning the answer's
+    /// `Retry-After` header.
+    pub async fn try_post_retry_after(
+        &self,
+        client: &reqwest::Client,
+        body: &str,
+    ) -> Result<(u16, Option<String>, String), reqwest::Error> {
+        let resp = client
+            .post(self.join_url())
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .header("X-Auth-Token", &self.nova_token)
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((status, retry_after, resp.text().await?))
     }
 
     /// POSTs and parses a JSON answer.
