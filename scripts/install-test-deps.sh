@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine of this kind:
 # Debian packages (KDC, Apache with mod_auth_gssapi, build deps for GSSAPI,
-# wrk, shellcheck, systemd-analyze, promtool from prometheus), cargo-machete,
+# wrk, shellcheck, systemd-analyze, promtool from prometheus, redis-server and
+# memcached), cargo-machete,
 # and the Python venv with the real
 # keystone, keystonemiddleware, oslo.policy and oslo.messaging.
 # Idempotent: a second run only checks.
@@ -10,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
-          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server rabbitmq-server openssl logrotate
+          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server memcached rabbitmq-server openssl logrotate
           man-db curl python3 prometheus)
 missing=()
 for p in "${packages[@]}"; do
