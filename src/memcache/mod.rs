@@ -71,10 +71,10 @@ pub enum ServerListError {
 pub fn parse_server(entry: &str) -> Result<String, ServerListError> {
     let bad = || ServerListError::Malformed(entry.to_string());
     let s = entry.trim();
-    if s.starts_with("inet6:") || s.starts_with('[') || s.matches(':').count() > 1 {
+    let s = s.strip_prefix("inet:").unwrap_or(s);
+    if entry.trim().starts_with("inet6:") || s.starts_with('[') || s.matches(':').count() > 1 {
         return Err(ServerListError::Ipv6(entry.trim().to_string()));
     }
-    let s = s.strip_prefix("inet:").unwrap_or(s);
     if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(bad());
     }
