@@ -42,7 +42,13 @@ impl PrivateMemcached {
     /// (Re)starts it on its port and waits until it answers `version`.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("memcached")
+        let mut cmd = Command::new("memcached");
+        // memcached refuses to run as root unless told which user to be.
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
             .args([
                 "-l",
                 "127.0.0.1",
