@@ -702,7 +702,10 @@ async fn two_servers_share_memcached(strategy: &str) {
     let ks = shared_async(Provider::Fernet).await;
     let mc = PrivateMemcached::start();
     let prefix = "novajoin-test:";
-    let conf = base_conf(ks, &memcached_conf(&mc, prefix, strategy, "shared-secret-1"));
+    let conf = base_conf(
+        ks,
+        &memcached_conf(&mc, prefix, strategy, "shared-secret-1"),
+    );
     let server_a = stack(&conf).await;
     let server_b = stack(&conf).await;
     let token = ks.issue_token("nova").await;
@@ -737,7 +740,10 @@ async fn two_servers_share_memcached(strategy: &str) {
             "ENCRYPT leaves no plaintext"
         );
     } else {
-        assert!(inner.contains("nova"), "MAC authenticates, it does not hide");
+        assert!(
+            inner.contains("nova"),
+            "MAC authenticates, it does not hide"
+        );
     }
 }
 
@@ -802,7 +808,10 @@ async fn memcached_servers_without_a_strategy_are_not_used_and_tokens_stay_in_me
     assert_eq!(json_of(&svc, &token).await["user"], "nova");
     assert_eq!(json_of(&svc, &token).await["user"], "nova");
     assert_eq!(ks.validations_of(&token), 1, "the memory cache works");
-    assert!(mc.keys().is_empty(), "an unprotected entry went to memcached");
+    assert!(
+        mc.keys().is_empty(),
+        "an unprotected entry went to memcached"
+    );
 }
 
 #[tokio::test]
@@ -834,7 +843,10 @@ async fn a_malformed_memcached_server_is_a_start_up_error_naming_it() {
     );
     let err = try_stack(&conf).await.err().expect("refused");
     let msg = err.to_string();
-    assert!(msg.contains("memcached_servers") && msg.contains("mc1:http"), "{msg}");
+    assert!(
+        msg.contains("memcached_servers") && msg.contains("mc1:http"),
+        "{msg}"
+    );
 }
 
 // ---- service tokens, configuration ----

@@ -268,7 +268,10 @@ fn memcached_settings(servers: &[String], prefix: &str) -> CacheSettings {
 /// The memcached key of an instance's entry or claim: the instance id goes
 /// in hashed (BLAKE3, hex).
 fn mc_key(prefix: &str, kind: &str, instance_id: &str) -> String {
-    format!("{prefix}{kind}:{}", blake3::hash(instance_id.as_bytes()).to_hex())
+    format!(
+        "{prefix}{kind}:{}",
+        blake3::hash(instance_id.as_bytes()).to_hex()
+    )
 }
 
 fn assert_no_otp_logged(h: &Handler) {
@@ -1069,7 +1072,12 @@ async fn memcached_2000_concurrent_requests_over_500_instances_on_two_servers_ma
     // instance's entry on exactly one of them.
     let (ka, kb) = (a.keys(), b.keys());
     assert_eq!(ka.len() + kb.len(), 500, "claims left behind?");
-    assert!(ka.len() > 150 && kb.len() > 150, "{} / {}", ka.len(), kb.len());
+    assert!(
+        ka.len() > 150 && kb.len() > 150,
+        "{} / {}",
+        ka.len(),
+        kb.len()
+    );
     for id in &ids {
         let key = mc_key(prefix, "entry", id);
         assert!(ka.contains(&key) != kb.contains(&key), "{id}");
@@ -1095,7 +1103,11 @@ async fn memcached_a_dead_replicas_claim_blocks_the_instance_only_until_it_expir
         t0.elapsed() >= Duration::from_millis(900),
         "the handler ran while the dead replica's claim was still held"
     );
-    assert_eq!(mc.get(&claim_key), None, "the claim is released after the answer is stored");
+    assert_eq!(
+        mc.get(&claim_key),
+        None,
+        "the claim is released after the answer is stored"
+    );
     assert!(mc.get(&mc_key(prefix, "entry", &id)).is_some());
 }
 
@@ -1177,7 +1189,11 @@ async fn memcached_keys_of_distinct_instances_never_collide() {
     let mut otps = Vec::new();
     for id in &ids {
         let a = post(&svc, &nova_body(id, "vm")).await;
-        assert_eq!((a.status, a.outcome), (StatusCode::OK, CacheOutcome::Miss), "{id}");
+        assert_eq!(
+            (a.status, a.outcome),
+            (StatusCode::OK, CacheOutcome::Miss),
+            "{id}"
+        );
         otps.push(a.otp());
     }
     assert_eq!(h.calls(), 4, "every instance was computed on its own");
@@ -1185,7 +1201,10 @@ async fn memcached_keys_of_distinct_instances_never_collide() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 4, "{keys:?}");
-    assert!(keys.iter().all(|k| k.len() <= 250 && k.is_ascii()), "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.len() <= 250 && k.is_ascii()),
+        "{keys:?}"
+    );
     // An entry moved to another instance's key is refused there.
     let victim = &ids[1];
     let forged = mc.get(&mc_key(prefix, "entry", &ids[0])).unwrap();
@@ -1250,7 +1269,9 @@ async fn memcached_unreachable_falls_back_to_the_local_cache_and_reports_degrade
         unreachable!()
     };
     assert!(
-        msg.contains("unreachable") && msg.contains("local cache") && msg.contains(&port.to_string()),
+        msg.contains("unreachable")
+            && msg.contains("local cache")
+            && msg.contains(&port.to_string()),
         "{msg}"
     );
     assert!(cache.stats().memcached_errors > 0);
@@ -1287,7 +1308,11 @@ async fn memcached_outage_with_fail_closed_answers_503_until_it_is_back() {
             .unwrap()
             .contains("memcached"));
     }
-    assert_eq!(h.calls(), 1, "fail_closed never runs the handler without memcached");
+    assert_eq!(
+        h.calls(),
+        1,
+        "fail_closed never runs the handler without memcached"
+    );
     let state = wait_for_probe(&reg, "memcached", |s| matches!(s, HealthState::Failed(_))).await;
     assert!(matches!(state, HealthState::Failed(m) if m.contains("refused")));
 
@@ -1304,7 +1329,8 @@ async fn memcached_outage_with_fail_closed_answers_503_until_it_is_back() {
     );
     assert!(logs()
         .lines()
-        .any(|l| l.contains("memcached server is reachable again") && l.contains(&mc.port.to_string())));
+        .any(|l| l.contains("memcached server is reachable again")
+            && l.contains(&mc.port.to_string())));
 }
 
 // ---------- configuration through the pipeline ----------
@@ -1389,7 +1415,9 @@ async fn a_memory_cache_on_a_cloud_with_several_replicas_is_warned_about_at_star
     .unwrap();
     let warned = logs()
         .lines()
-        .filter(|l| l.contains("WARN") && l.contains("[keystone_authtoken] memcached_servers is set"))
+        .filter(|l| {
+            l.contains("WARN") && l.contains("[keystone_authtoken] memcached_servers is set")
+        })
         .count();
     assert!(warned >= 1, "no multi-replica warning");
 }

@@ -419,7 +419,10 @@ async fn a_memory_cache_with_memcached_servers_configured_is_a_warning() {
     let out = tokio::task::block_in_place(|| env.run(&conf, &[], &[]));
     let (result, details) = out.check("Shared cache");
     assert_eq!(result, 1, "{details}");
-    assert!(details.contains("memcached_servers") && details.contains("two different OTPs"), "{details}");
+    assert!(
+        details.contains("memcached_servers") && details.contains("two different OTPs"),
+        "{details}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,12 +191,20 @@ impl MemcachedStore {
 
     /// The memcached key of an instance's entry.
     pub fn entry_key(&self, instance_id: &str) -> String {
-        format!("{}entry:{}", self.settings.key_prefix, Self::route(instance_id))
+        format!(
+            "{}entry:{}",
+            self.settings.key_prefix,
+            Self::route(instance_id)
+        )
     }
 
     /// The memcached key of an instance's claim.
     pub fn claim_key(&self, instance_id: &str) -> String {
-        format!("{}claim:{}", self.settings.key_prefix, Self::route(instance_id))
+        format!(
+            "{}claim:{}",
+            self.settings.key_prefix,
+            Self::route(instance_id)
+        )
     }
 
     /// Records the outcome of one operation for `instance_id`'s server.
@@ -269,13 +277,11 @@ impl MemcachedStore {
                 self.settings.claim_timeout,
             )
             .await;
-        Ok(self
-            .note(instance_id, "add claim", added)?
-            .then(|| Claim {
-                key,
-                token,
-                instance_id: instance_id.to_string(),
-            }))
+        Ok(self.note(instance_id, "add claim", added)?.then(|| Claim {
+            key,
+            token,
+            instance_id: instance_id.to_string(),
+        }))
     }
 
     async fn entry_or_claim_inner(
@@ -351,7 +357,10 @@ impl MemcachedStore {
         let got = self.mc.get(&route, &claim.key).await;
         let held = match self.note(&claim.instance_id, "get claim", got)? {
             Some(item) if item.value == claim.token.as_bytes() => {
-                let r = self.mc.delete_if_unchanged(&route, &claim.key, item.cas).await;
+                let r = self
+                    .mc
+                    .delete_if_unchanged(&route, &claim.key, item.cas)
+                    .await;
                 self.note(&claim.instance_id, "release claim", r)?
             }
             _ => false,

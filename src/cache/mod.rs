@@ -58,8 +58,8 @@ pub use key_memo::KeyMemo;
 pub use options::{CacheSettings, MemcachedSettings, RedisFailureMode, RedisSettings};
 pub use stats::{CacheStats, CacheStatsSnapshot};
 
-use self::memory::MemoryStore;
 use self::memcached::MemcachedStore;
+use self::memory::MemoryStore;
 use self::redis::RedisStore;
 use self::shared::{Claim, EntryOrClaim, Fetched, SharedStore};
 use self::single_flight::{Role, SingleFlight};
@@ -239,18 +239,20 @@ impl ResponseCache {
         let mut refused_seen = false;
         // Fast path: a stored, matching answer.
         let found = match &inner.shared {
-            Some(r) if !r.circuit_open(&key.instance_id) => match r.fetch(&key.instance_id, true).await {
-                Ok(Fetched::Valid(a)) => Some(a),
-                Ok(Fetched::Refused) => {
-                    refused_seen = true;
-                    None
+            Some(r) if !r.circuit_open(&key.instance_id) => {
+                match r.fetch(&key.instance_id, true).await {
+                    Ok(Fetched::Valid(a)) => Some(a),
+                    Ok(Fetched::Refused) => {
+                        refused_seen = true;
+                        None
+                    }
+                    Ok(Fetched::Absent) => None,
+                    Err(_) if r.on_failure() == RedisFailureMode::Local => {
+                        inner.local.get(&key.instance_id).await
+                    }
+                    Err(_) => None,
                 }
-                Ok(Fetched::Absent) => None,
-                Err(_) if r.on_failure() == RedisFailureMode::Local => {
-                    inner.local.get(&key.instance_id).await
-                }
-                Err(_) => None,
-            },
+            }
             Some(r) if r.on_failure() == RedisFailureMode::Local => {
                 inner.local.get(&key.instance_id).await
             }

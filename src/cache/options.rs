@@ -57,9 +57,14 @@ pub const SECRET_KEY: O = O::new(
      same value. Entries hold OTPs: an entry that does not verify with this key is refused.",
 );
 /// `[cache] key_prefix`.
-pub const KEY_PREFIX: O = O::new("cache", "key_prefix", K::Str, Some("novajoin:cache:"),
+pub const KEY_PREFIX: O = O::new(
+    "cache",
+    "key_prefix",
+    K::Str,
+    Some("novajoin:cache:"),
     "Prefix of every Redis or memcached key this service writes; give each deployment sharing \
-     one Redis or memcached its own.");
+     one Redis or memcached its own.",
+);
 /// `[cache] claim_timeout`.
 pub const CLAIM_TIMEOUT: O = O::new(
     "cache",
@@ -379,7 +384,10 @@ impl CacheSettings {
         // backend, so that a misspelt one is reported and a valid one is not.
         let mut unused_shared_options = Vec::new();
         if redis.is_none() {
-            if source.string(&REDIS_URL)?.is_some_and(|u| !u.trim().is_empty()) {
+            if source
+                .string(&REDIS_URL)?
+                .is_some_and(|u| !u.trim().is_empty())
+            {
                 unused_shared_options.push("redis_url");
             }
             source.float(&REDIS_TIMEOUT)?;
@@ -482,14 +490,15 @@ pub const MAX_MEMCACHED_PREFIX_LEN: usize = 150;
 impl MemcachedSettings {
     fn read(source: &mut impl OptionSource) -> Result<Self, CacheSettingsError> {
         let listed = source.list(&MEMCACHE_SERVERS)?;
-        let servers = crate::memcache::parse_servers(&listed)
-            .map_err(|e| invalid("memcache_servers", format!("{e}; backend = memcached needs the servers")))?;
+        let servers = crate::memcache::parse_servers(&listed).map_err(|e| {
+            invalid(
+                "memcache_servers",
+                format!("{e}; backend = memcached needs the servers"),
+            )
+        })?;
         let common = SharedCommon::read(source, "memcached")?;
         if common.key_prefix.len() > MAX_MEMCACHED_PREFIX_LEN
-            || common
-                .key_prefix
-                .bytes()
-                .any(|b| b <= b' ' || b == 0x7f)
+            || common.key_prefix.bytes().any(|b| b <= b' ' || b == 0x7f)
         {
             return Err(invalid(
                 "key_prefix",
@@ -685,11 +694,17 @@ mod tests {
             .multi_replica_warning(&none)
             .unwrap();
         assert!(w.contains("[cache] memcache_servers is set"), "{w}");
-        let w = read("[cache]\nreplicas = 3\n").multi_replica_warning(&none).unwrap();
-        assert!(w.contains("replicas = 3") && w.contains("backend = memcached"), "{w}");
+        let w = read("[cache]\nreplicas = 3\n")
+            .multi_replica_warning(&none)
+            .unwrap();
+        assert!(
+            w.contains("replicas = 3") && w.contains("backend = memcached"),
+            "{w}"
+        );
         // An operator who states there is one replica is not warned.
         assert_eq!(
-            read("[cache]\nreplicas = 1\nredis_url = redis://r:6379\n").multi_replica_warning(&authtoken),
+            read("[cache]\nreplicas = 1\nredis_url = redis://r:6379\n")
+                .multi_replica_warning(&authtoken),
             None
         );
         let shared = read(&format!(

@@ -90,8 +90,10 @@ pub trait SharedStore: Send + Sync {
     ) -> BoxFuture<'a, Result<EntryOrClaim, Unavailable>>;
 
     /// Tries to take the instance's claim.
-    fn try_claim<'a>(&'a self, instance_id: &'a str)
-        -> BoxFuture<'a, Result<Option<Claim>, Unavailable>>;
+    fn try_claim<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Claim>, Unavailable>>;
 
     /// Stores an instance's answer for `ttl`.
     fn store<'a>(

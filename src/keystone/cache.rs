@@ -168,7 +168,12 @@ impl SharedCache {
             .set_number_of_retries(1);
         let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, cfg)
             .map_err(|e| format!("cannot set up the Redis connection: {e}"))?;
-        Ok(Self::with_backend(Backend::Redis(conn), prefix, secret, op_timeout))
+        Ok(Self::with_backend(
+            Backend::Redis(conn),
+            prefix,
+            secret,
+            op_timeout,
+        ))
     }
 
     /// The cache on the memcached `servers` (normalized `host:port`), as
@@ -265,7 +270,10 @@ impl SharedCache {
                     Err(_) => Err(format!("SET took longer than {:?}", self.op_timeout)),
                 }
             }
-            Backend::Memcached(mc) => mc.set(key, key, value, ttl).await.map_err(|e| e.to_string()),
+            Backend::Memcached(mc) => mc
+                .set(key, key, value, ttl)
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 

@@ -30,7 +30,9 @@ const MAX_IDLE: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum McError {
     /// The server failed shortly before and is not tried again yet.
-    #[error("memcached {server} failed {ago_s} s ago and is left alone until it is retried ({reason})")]
+    #[error(
+        "memcached {server} failed {ago_s} s ago and is left alone until it is retried ({reason})"
+    )]
     MarkedDown {
         /// `host:port`.
         server: String,
@@ -222,7 +224,9 @@ impl Memcache {
 
     fn mark_down(&self, idx: usize, reason: &str) {
         let mut d = lock(&self.servers[idx].dead);
-        if d.as_ref().is_none_or(|d| d.since.elapsed() >= self.dead_retry) {
+        if d.as_ref()
+            .is_none_or(|d| d.since.elapsed() >= self.dead_retry)
+        {
             *d = Some(Dead {
                 since: Instant::now(),
                 reason: reason.to_string(),
@@ -396,7 +400,10 @@ impl Memcache {
         ttl: Duration,
     ) -> Result<bool, McError> {
         let idx = self.server_for(route);
-        match self.store(idx, key, value, ttl, Some(format!("C{cas}"))).await? {
+        match self
+            .store(idx, key, value, ttl, Some(format!("C{cas}")))
+            .await?
+        {
             Outcome::Done(()) => Ok(true),
             Outcome::Refused(Status::Exists | Status::NotFound | Status::NotStored) => Ok(false),
             Outcome::Refused(s) => Err(self.unexpected(idx, s)),

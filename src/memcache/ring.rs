@@ -60,7 +60,11 @@ mod tests {
     fn owners<S: AsRef<str>>(names: &[S], keys: &[String]) -> Vec<String> {
         let ring = Ring::new(names);
         keys.iter()
-            .map(|k| names[ring.server_for(k.as_bytes()).unwrap()].as_ref().to_string())
+            .map(|k| {
+                names[ring.server_for(k.as_bytes()).unwrap()]
+                    .as_ref()
+                    .to_string()
+            })
             .collect()
     }
 

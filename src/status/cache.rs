@@ -26,8 +26,7 @@ pub async fn check(cfg: &ConfigFiles) -> CheckResult {
         return check_memcached(m).await;
     }
     let Some(redis) = settings.redis else {
-        let authtoken =
-            cfg.list(&crate::keystone::options::KA_MEMCACHED_SERVERS);
+        let authtoken = cfg.list(&crate::keystone::options::KA_MEMCACHED_SERVERS);
         return match settings.multi_replica_warning(&authtoken) {
             Some(w) => CheckResult::warning(NAME, w),
             None => CheckResult::success(

@@ -239,8 +239,7 @@ pub async fn from_options(
         .unwrap_or_else(|| "novajoin:".into());
     let op_timeout =
         Duration::from_secs(opts.int_or_default(&KA_MEMCACHE_POOL_SOCKET_TIMEOUT)? as u64);
-    let dead_retry =
-        Duration::from_secs(opts.int_or_default(&KA_MEMCACHE_POOL_DEAD_RETRY)? as u64);
+    let dead_retry = Duration::from_secs(opts.int_or_default(&KA_MEMCACHE_POOL_DEAD_RETRY)? as u64);
     // The memcached client speaks neither TLS nor SASL: a join.conf that
     // asks for them never gets a plain connection instead.
     let memcache_tls = opts.bool(&KA_MEMCACHE_TLS_ENABLED)?;
