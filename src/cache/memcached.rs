@@ -22,7 +22,7 @@
 //! same server. A claim is only kept after a second look finds no entry,
 //! so the holder never recomputes an answer another replica just stored.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -51,12 +51,15 @@ pub struct MemcachedHealth {
     mode: RedisFailureMode,
     /// Wakes the prober when a request finds a server down.
     went_down: tokio::sync::Notify,
+    last_slow_log_ms: AtomicU64,
 }
 
 impl MemcachedHealth {
     fn record_failure(&self, idx: usize, what: &str, err: &McError) {
-        if matches!(err, McError::MarkedDown { .. }) {
-            return;
+        match err {
+            McError::MarkedDown { .. } => return,
+            McError::Slow { .. } => return self.record_slow(idx, what, err),
+            McError::Failed { .. } => {}
         }
         *self.last_error[idx]
             .lock()
@@ -76,6 +79,23 @@ impl MemcachedHealth {
             tracing::error!(server = %self.mc.addr(idx), operation = what, error = %err,
                 "response cache: a memcached server is unreachable; {consequence}");
             self.went_down.notify_one();
+        }
+    }
+
+    /// A slow reply: that request used the `on_redis_failure` behaviour,
+    /// but the server is not reported down. Logged at most every 10 s.
+    fn record_slow(&self, idx: usize, what: &str, err: &McError) {
+        let now = now_ms();
+        let last = self.last_slow_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000
+            && self
+                .last_slow_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(server = %self.mc.addr(idx), operation = what, error = %err,
+                "response cache: a memcached reply was too slow ([cache] memcache_socket_timeout); that \
+                 request used the on_redis_failure behaviour (further slow replies in the next 10 s are not logged)");
         }
     }
 
@@ -162,6 +182,7 @@ impl MemcachedStore {
             last_error: (0..n).map(|_| Mutex::new(String::new())).collect(),
             mode: settings.on_failure,
             went_down: tokio::sync::Notify::new(),
+            last_slow_log_ms: AtomicU64::new(0),
         });
         let store = Arc::new(Self {
             mc,
@@ -221,7 +242,7 @@ impl MemcachedStore {
                 Ok(v)
             }
             Err(e) => {
-                if matches!(e, McError::Failed { .. }) {
+                if !matches!(e, McError::MarkedDown { .. }) {
                     self.stats.memcached_error();
                 }
                 self.health.record_failure(idx, what, &e);

@@ -41,8 +41,17 @@ pub enum McError {
         /// The failure that marked it.
         reason: String,
     },
-    /// The operation failed: connection refused or lost, no reply in time,
-    /// or an error reply.
+    /// No reply within the timeout; the server is not marked down for
+    /// one slow reply (a loaded host).
+    #[error("memcached {server}: no reply within {timeout:?}")]
+    Slow {
+        /// `host:port`.
+        server: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The operation failed: connection refused or lost, no reply to the
+    /// probe in time, or an error reply.
     #[error("memcached {server}: {reason}")]
     Failed {
         /// `host:port`.
@@ -289,9 +298,9 @@ impl Memcache {
         match tokio::time::timeout(self.timeout, op(&mut client)).await {
             // One slow reply (a loaded host) does not make a server dead;
             // an unanswered probe does.
-            Err(_) if !force => Err(McError::Failed {
+            Err(_) if !force => Err(McError::Slow {
                 server: server.addr.clone(),
-                reason: format!("no reply within {:?}", self.timeout),
+                timeout: self.timeout,
             }),
             Err(_) => Err(fail(format!("no reply within {:?}", self.timeout))),
             Ok(Err(ClientError::Protocol(Status::Error(e)))) => {
