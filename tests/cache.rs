@@ -1333,6 +1333,41 @@ async fn memcached_outage_with_fail_closed_answers_503_until_it_is_back() {
             && l.contains(&mc.port.to_string())));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memcached_that_stops_answering_is_declared_down_by_the_probe_and_back_when_it_answers() {
+    log_buf();
+    let mc = PrivateMemcached::start();
+    let h = Handler::new(0);
+    let mut settings = memcached_settings(&[mc.addr()], "novajoin-test:frozen:");
+    let m = settings.memcached.as_mut().unwrap();
+    m.on_failure = RedisFailureMode::FailClosed;
+    m.socket_timeout = Duration::from_millis(300);
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    assert_eq!(
+        post(&svc, &nova_body(&new_id(), "vm1")).await.status,
+        StatusCode::OK
+    );
+
+    mc.pause();
+    // Slow replies alone do not make it down; the probe's unanswered
+    // `version` does, and the waiting request is then refused.
+    let during = post(&svc, &nova_body(&new_id(), "vm1")).await;
+    assert_eq!(during.status, StatusCode::SERVICE_UNAVAILABLE);
+    wait_for_probe(&reg, "memcached", |s| matches!(s, HealthState::Failed(_))).await;
+    assert_eq!(h.calls(), 1, "no handler call while memcached is frozen");
+
+    mc.resume();
+    wait_for_probe(&reg, "memcached", |s| *s == HealthState::Ok).await;
+    assert_eq!(
+        post(&svc, &nova_body(&new_id(), "vm1")).await.status,
+        StatusCode::OK
+    );
+    assert!(cache.stats().memcached_errors > 0);
+}
+
 // ---------- configuration through the pipeline ----------
 
 /// Builds the `cache` filter from `join_conf` alone.

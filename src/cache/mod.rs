@@ -117,7 +117,7 @@ enum Source {
     Found { waited: bool },
     /// The handler ran; `stored` when its answer was kept.
     Computed { stored: bool },
-    /// The cache answered itself (503: Redis down with fail_closed, or
+    /// The cache answered itself (503: the shared store down with fail_closed, or
     /// another replica held the claim too long).
     Refused,
 }
@@ -229,7 +229,7 @@ impl ResponseCache {
 
     /// Answers a request: from a stored answer, from a concurrent
     /// computation of the same request, or by running `compute` (at most
-    /// once per key at a time, across replicas with Redis).
+    /// once per key at a time, across replicas with Redis or memcached).
     pub async fn get_or_compute(
         &self,
         key: RequestKey,
@@ -300,7 +300,7 @@ impl ResponseCache {
 
     /// One computation of a key (runs in its own task, see [`single_flight`]).
     /// `refused_seen`: the caller's fast path already reported a refused
-    /// Redis entry for this instance.
+    /// shared entry for this instance.
     async fn flight(self, key: RequestKey, compute: Compute, refused_seen: bool) -> Served {
         match self.inner.shared.clone() {
             None => self.local_flight(&key, compute).await,

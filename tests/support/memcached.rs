@@ -34,9 +34,31 @@ impl PrivateMemcached {
     /// Stops it (an outage); `restart` brings it back, empty, on the same port.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // SAFETY: as in `signal`; a paused server must be thawed to die cleanly.
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Freezes it (SIGSTOP): connections are accepted, nothing is answered.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("memcached running").id();
+        // SAFETY: kill(2) on the pid of a child this guard owns.
+        assert_eq!(
+            unsafe { libc::kill(pid as i32, sig) },
+            0,
+            "signal memcached"
+        );
     }
 
     /// (Re)starts it on its port and waits until it answers `version`.
