@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine of this kind:
 # Debian packages (KDC, Apache with mod_auth_gssapi, build deps for GSSAPI,
-# wrk, shellcheck, systemd-analyze, promtool from prometheus, rpmbuild and
-# the SELinux module compilers checkmodule and semodule_package, dnsmasq for
-# SRV discovery), cargo-machete,
+# wrk, shellcheck, systemd-analyze, promtool from prometheus, redis-server,
+# memcached, rpmbuild and the SELinux module compilers checkmodule and
+# semodule_package, dnsmasq for SRV discovery), cargo-machete,
 # and the Python venv with the real
 # keystone, keystonemiddleware, oslo.policy and oslo.messaging.
 # Idempotent: a second run only checks.
@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${NOVAJOIN_TEST_VENV:-$here/target/test-venv}
 
 packages=(krb5-kdc krb5-admin-server krb5-user apache2 libapache2-mod-auth-gssapi
-          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server rabbitmq-server openssl logrotate
+          libkrb5-dev libclang-dev wrk shellcheck systemd redis-server memcached rabbitmq-server openssl logrotate
           man-db curl python3 prometheus rpm checkpolicy semodule-utils dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do

@@ -14,6 +14,7 @@ pub mod ipa;
 pub mod join;
 pub mod keystone;
 pub mod logging;
+pub mod memcache;
 pub mod metrics;
 pub mod notify;
 pub mod option_catalog;

@@ -20,6 +20,7 @@ use novajoin::pipeline::build::{BuildContext, FilterOptions};
 use novajoin::pipeline::{authtoken, boxed, keystonecontext, HttpService, ReqBody, RespBody};
 use serde_json::{json, Value};
 use support::keystone::{Keystone, Provider};
+use support::memcached::PrivateMemcached;
 use tower::{Layer, ServiceExt};
 
 const BODY_401: &str = r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#;
@@ -680,6 +681,167 @@ async fn redis_down_degrades_to_memory_and_reports_it() {
         states.iter().any(|(n, s)| n == "redis-token-cache"
             && matches!(s, novajoin::health::HealthState::Degraded(_))),
         "{states:?}"
+    );
+}
+
+// ---- memcached shared by two servers (keystonemiddleware's memcached_servers) ----
+
+fn memcached_conf(mc: &PrivateMemcached, prefix: &str, strategy: &str, secret: &str) -> String {
+    format!(
+        "memcached_servers = {}\nredis_key_prefix = {prefix}\n\
+         memcache_security_strategy = {strategy}\nmemcache_secret_key = {secret}\n",
+        mc.addr()
+    )
+}
+
+async fn two_servers_share_memcached(strategy: &str) {
+    let ks = shared_async(Provider::Fernet).await;
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:";
+    let conf = base_conf(
+        ks,
+        &memcached_conf(&mc, prefix, strategy, "shared-secret-1"),
+    );
+    let server_a = stack(&conf).await;
+    let server_b = stack(&conf).await;
+    let token = ks.issue_token("nova").await;
+    assert_eq!(json_of(&server_a, &token).await["user"], "nova");
+    assert_eq!(ks.validations_of(&token), 1);
+    // B has never seen the token: its memory cache is empty, memcached has it.
+    let v = json_of(&server_b, &token).await;
+    assert_eq!(v["user"], "nova");
+    assert_eq!(v["project"], "service");
+    assert_eq!(ks.validations_of(&token), 1, "B was served from memcached");
+    // What is in memcached: one entry under the name keystonemiddleware's
+    // derivation gives, never the token itself.
+    let keys = mc.keys();
+    let st = if strategy == "ENCRYPT" {
+        Strategy::Encrypt
+    } else {
+        Strategy::Mac
+    };
+    let name = CacheSecret::new("shared-secret-1", st).keys(&token).name;
+    assert_eq!(keys, vec![format!("{prefix}tokens/{name}")]);
+    assert!(!keys[0].contains(&token));
+    let raw = mc.get(&keys[0]).expect("entry");
+    assert!(!String::from_utf8_lossy(&raw).contains(&token));
+    use base64::Engine;
+    let inner = base64::engine::general_purpose::STANDARD
+        .decode(&raw[64..])
+        .unwrap();
+    let inner = String::from_utf8_lossy(&inner);
+    if strategy == "ENCRYPT" {
+        assert!(
+            !inner.contains("nova") && !inner.contains("expires_at"),
+            "ENCRYPT leaves no plaintext"
+        );
+    } else {
+        assert!(
+            inner.contains("nova"),
+            "MAC authenticates, it does not hide"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_servers_share_the_memcached_cache_mac() {
+    two_servers_share_memcached("MAC").await;
+}
+
+#[tokio::test]
+async fn two_servers_share_the_memcached_cache_encrypt() {
+    two_servers_share_memcached("ENCRYPT").await;
+}
+
+#[tokio::test]
+async fn memcached_entries_written_without_the_key_are_refused() {
+    let ks = shared_async(Provider::Fernet).await;
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:";
+    let secret = "shared-secret-2";
+    let conf = base_conf(ks, &memcached_conf(&mc, prefix, "ENCRYPT", secret));
+    let demo_token = ks.issue_token("demo").await;
+    // Whoever can write to memcached (every control-plane service can)
+    // plants nova's identity under the key the service reads for demo's token.
+    let key = format!(
+        "{prefix}tokens/{}",
+        CacheSecret::new(secret, Strategy::Encrypt)
+            .keys(&demo_token)
+            .name
+    );
+    let nova_token = ks.issue_token("nova").await;
+    let nova_body = ks
+        .issue_with(
+            json!({"auth": {"identity": {"methods": ["token"], "token": {"id": nova_token}},
+        "scope": {"project": {"id": ks.user("nova").project_id}}}}),
+        )
+        .await
+        .1;
+    let entry = json!({"v": 1, "cache_until": chrono::Utc::now().timestamp() + 300, "token": nova_body["token"]});
+    let plain = serde_json::to_vec(&entry).unwrap();
+    for forged in [
+        CacheSecret::new("guessed", Strategy::Encrypt)
+            .keys(&demo_token)
+            .seal(&plain),
+        plain.clone(),
+    ] {
+        mc.set(&key, &forged, 300);
+        let fresh = stack(&conf).await;
+        let v = json_of(&fresh, &demo_token).await;
+        assert_eq!(v["user"], "demo", "the planted identity must not be used");
+    }
+    assert_eq!(ks.validations_of(&demo_token), 2);
+}
+
+#[tokio::test]
+async fn memcached_servers_without_a_strategy_are_not_used_and_tokens_stay_in_memory() {
+    let ks = shared_async(Provider::Fernet).await;
+    let mc = PrivateMemcached::start();
+    // A join.conf as the Python novajoin's: memcached_servers, no strategy.
+    let conf = base_conf(ks, &format!("memcached_servers = {}\n", mc.addr()));
+    let svc = stack(&conf).await;
+    let token = ks.issue_token("nova").await;
+    assert_eq!(json_of(&svc, &token).await["user"], "nova");
+    assert_eq!(json_of(&svc, &token).await["user"], "nova");
+    assert_eq!(ks.validations_of(&token), 1, "the memory cache works");
+    assert!(
+        mc.keys().is_empty(),
+        "an unprotected entry went to memcached"
+    );
+}
+
+#[tokio::test]
+async fn memcached_down_degrades_to_memory_and_reports_it() {
+    let ks = shared_async(Provider::Fernet).await;
+    let port = support::server::free_port();
+    let conf = base_conf(ks, &format!(
+        "memcached_servers = 127.0.0.1:{port}\nmemcache_security_strategy = MAC\nmemcache_secret_key = k\n\
+         memcache_pool_socket_timeout = 1\n"));
+    let (svc, health) = try_stack(&conf).await.unwrap();
+    let token = ks.issue_token("nova").await;
+    assert_eq!(json_of(&svc, &token).await["user"], "nova");
+    assert_eq!(json_of(&svc, &token).await["user"], "nova");
+    assert_eq!(ks.validations_of(&token), 1, "the memory cache still works");
+    let states = health.check_all().await;
+    assert!(
+        states.iter().any(|(n, s)| n == "memcached-token-cache"
+            && matches!(s, novajoin::health::HealthState::Degraded(m) if m.contains(&port.to_string()))),
+        "{states:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_memcached_server_is_a_start_up_error_naming_it() {
+    let ks = shared_async(Provider::Fernet).await;
+    let conf = base_conf(
+        ks,
+        "memcached_servers = mc1:http\nmemcache_security_strategy = MAC\nmemcache_secret_key = k\n",
+    );
+    let err = try_stack(&conf).await.err().expect("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("memcached_servers") && msg.contains("mc1:http"),
+        "{msg}"
     );
 }
 

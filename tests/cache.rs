@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use novajoin::cache::options::{RedisFailureMode, RedisSettings};
+use novajoin::cache::options::{MemcachedSettings, RedisFailureMode, RedisSettings};
 use novajoin::cache::CacheOutcome;
 use novajoin::cache::{CacheSettings, ResponseCache};
 use novajoin::health::{HealthRegistry, HealthState};
@@ -23,6 +23,7 @@ use novajoin::pipeline::cache::CacheService;
 use novajoin::pipeline::extensions::{AccessNotes, Authorized};
 use novajoin::pipeline::{boxed, response, HttpService, RespBody};
 use serde_json::{json, Value};
+use support::memcached::PrivateMemcached;
 use support::redis::{closed_url, PrivateRedis, RedisNamespace};
 use tower::{Layer, Service, ServiceExt};
 
@@ -243,7 +244,34 @@ fn redis_settings(url: &str, prefix: &str) -> CacheSettings {
             // Generous: these tests share 2 cores with parallel builds.
             timeout: Duration::from_secs(10),
         }),
+        ..CacheSettings::memory(Duration::from_secs(60), 10_000)
     }
+}
+
+fn memcached_settings(servers: &[String], prefix: &str) -> CacheSettings {
+    CacheSettings {
+        memcached: Some(MemcachedSettings {
+            servers: servers.to_vec(),
+            // Generous, as redis_timeout above.
+            socket_timeout: Duration::from_secs(10),
+            dead_retry: Duration::from_secs(1),
+            secret_key: SECRET.into(),
+            key_prefix: prefix.to_string(),
+            claim_timeout: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(20),
+            on_failure: RedisFailureMode::Local,
+        }),
+        ..CacheSettings::memory(Duration::from_secs(60), 10_000)
+    }
+}
+
+/// The memcached key of an instance's entry or claim: the instance id goes
+/// in hashed (BLAKE3, hex).
+fn mc_key(prefix: &str, kind: &str, instance_id: &str) -> String {
+    format!(
+        "{prefix}{kind}:{}",
+        blake3::hash(instance_id.as_bytes()).to_hex()
+    )
 }
 
 fn assert_no_otp_logged(h: &Handler) {
@@ -855,12 +883,20 @@ async fn redis_evict_removes_the_shared_entry() {
 }
 
 async fn wait_for_health(reg: &HealthRegistry, pred: impl Fn(&HealthState) -> bool) -> HealthState {
+    wait_for_probe(reg, "redis", pred).await
+}
+
+async fn wait_for_probe(
+    reg: &HealthRegistry,
+    probe: &str,
+    pred: impl Fn(&HealthState) -> bool,
+) -> HealthState {
     for _ in 0..100 {
         let all = reg.check_all().await;
         let (_, state) = all
             .iter()
-            .find(|(n, _)| n == "redis")
-            .expect("redis probe registered")
+            .find(|(n, _)| n == probe)
+            .unwrap_or_else(|| panic!("{probe} probe registered"))
             .clone();
         if pred(&state) {
             return state;
@@ -976,7 +1012,449 @@ async fn redis_outage_and_recovery_are_seen_by_requests_and_health() {
         .any(|l| l.contains("Redis is reachable again") && l.contains(&server.port.to_string())));
 }
 
+// ---------- memcached backend: real memcached servers, two cache instances as two replicas ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_200_concurrent_requests_across_two_replicas_make_one_call() {
+    log_buf();
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:burst1:";
+    let h = Handler::new(50);
+    let settings = memcached_settings(&[mc.addr()], prefix);
+    let (r1, r2) = (
+        ResponseCache::new(&settings).unwrap(),
+        ResponseCache::new(&settings).unwrap(),
+    );
+    assert_eq!(r1.backend(), "memcached");
+    let svcs = [stack(&r1, &h), stack(&r2, &h)];
+    let id = new_id();
+    let answers = burst(&svcs, std::slice::from_ref(&id), 200).await;
+    assert_eq!(h.calls(), 1);
+    assert_one_otp_each(&h, &answers);
+    let (s1, s2) = (r1.stats(), r2.stats());
+    assert_eq!(s1.misses + s2.misses, 1);
+    assert_eq!(
+        s1.hits + s1.coalesced + s2.hits + s2.coalesced,
+        199,
+        "{s1:?} {s2:?}"
+    );
+    assert_eq!(s1.memcached_errors + s2.memcached_errors, 0);
+    // The claim is released and the entry is there.
+    assert_eq!(mc.keys(), vec![mc_key(prefix, "entry", &id)]);
+    assert_no_otp_logged(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_2000_concurrent_requests_over_500_instances_on_two_servers_make_500_calls() {
+    log_buf();
+    let (a, b) = (PrivateMemcached::start(), PrivateMemcached::start());
+    let prefix = "novajoin-test:burst500:";
+    let h = Handler::new(20);
+    // The replicas list the servers in different orders: the same ring.
+    let (r1, r2) = (
+        ResponseCache::new(&memcached_settings(&[a.addr(), b.addr()], prefix)).unwrap(),
+        ResponseCache::new(&memcached_settings(&[b.addr(), a.addr()], prefix)).unwrap(),
+    );
+    let svcs = [stack(&r1, &h), stack(&r2, &h)];
+    let ids: Vec<String> = (0..500).map(|_| new_id()).collect();
+    let answers = burst(&svcs, &ids, 4).await;
+    assert_eq!(
+        h.calls(),
+        500,
+        "{:?} {:?} {:?}",
+        r1.stats(),
+        r2.stats(),
+        log_lines_with("unreachable").first()
+    );
+    assert_one_otp_each(&h, &answers);
+    assert_eq!(r1.stats().memcached_errors + r2.stats().memcached_errors, 0);
+    // Consistent hashing spread the instances over both servers, each
+    // instance's entry on exactly one of them.
+    let (ka, kb) = (a.keys(), b.keys());
+    assert_eq!(ka.len() + kb.len(), 500, "claims left behind?");
+    assert!(
+        ka.len() > 150 && kb.len() > 150,
+        "{} / {}",
+        ka.len(),
+        kb.len()
+    );
+    for id in &ids {
+        let key = mc_key(prefix, "entry", id);
+        assert!(ka.contains(&key) != kb.contains(&key), "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_a_dead_replicas_claim_blocks_the_instance_only_until_it_expires() {
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:deadclaim:";
+    let h = Handler::new(0);
+    let cache = ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap();
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let claim_key = mc_key(prefix, "claim", &id);
+    // A replica took the claim and died: nobody renews or releases it.
+    mc.set(&claim_key, b"dead-replica", 2);
+    let t0 = std::time::Instant::now();
+    let a = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(h.calls(), 1);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "the handler ran while the dead replica's claim was still held"
+    );
+    assert_eq!(
+        mc.get(&claim_key),
+        None,
+        "the claim is released after the answer is stored"
+    );
+    assert!(mc.get(&mc_key(prefix, "entry", &id)).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_a_live_replica_renews_its_claim_while_the_handler_is_slow() {
+    let mc = PrivateMemcached::start();
+    // The handler takes longer than two claim timeouts (memcached counts
+    // whole seconds: 1 s).
+    let h = Handler::new(2500);
+    let mut settings = memcached_settings(&[mc.addr()], "novajoin-test:renew:");
+    settings.memcached.as_mut().unwrap().claim_timeout = Duration::from_secs(1);
+    let (r1, r2) = (
+        ResponseCache::new(&settings).unwrap(),
+        ResponseCache::new(&settings).unwrap(),
+    );
+    let (s1, s2) = (stack(&r1, &h), stack(&r2, &h));
+    let id = new_id();
+    let first = tokio::spawn({
+        let id = id.clone();
+        async move { post(&s1, &nova_body(&id, "vm1")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = post(&s2, &nova_body(&id, "vm1")).await;
+    let first = first.await.unwrap();
+    assert_eq!(h.calls(), 1, "the claim expired under a live replica");
+    assert_eq!(first.otp(), second.otp());
+    assert_eq!(second.outcome, CacheOutcome::Coalesced);
+}
+
+#[tokio::test]
+async fn memcached_entries_are_sealed_and_read_by_another_replica() {
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:sealed:";
+    let h = Handler::new(0);
+    let cache = ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap();
+    let id = new_id();
+    let a = post(&stack(&cache, &h), &nova_body(&id, "sealed-host")).await;
+    let raw = mc.get(&mc_key(prefix, "entry", &id)).expect("entry stored");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains(&a.otp()) && !text.contains("sealed-host") && !text.contains("ipaotp"));
+    let other = ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap();
+    let b = post(&stack(&other, &h), &nova_body(&id, "sealed-host")).await;
+    assert_eq!((b.outcome, b.otp()), (CacheOutcome::Hit, a.otp()));
+    assert_eq!(h.calls(), 1);
+    // A replica with another secret refuses the entry, and says so.
+    log_buf();
+    let mut settings = memcached_settings(&[mc.addr()], prefix);
+    settings.memcached.as_mut().unwrap().secret_key = format!("{SECRET}-other");
+    let stranger = ResponseCache::new(&settings).unwrap();
+    let c = post(&stack(&stranger, &h), &nova_body(&id, "sealed-host")).await;
+    assert_eq!(c.outcome, CacheOutcome::Miss);
+    assert_ne!(c.otp(), a.otp());
+    assert_eq!(stranger.stats().refused, 1);
+    assert!(log_lines_with(&id)
+        .iter()
+        .any(|l| l.contains("refusing a memcached entry")));
+}
+
+/// The hostile tenant: instance ids are nova's, but a cache key must not
+/// let one instance's id reach another's entry, whatever memcached's key
+/// rules (250 printable ASCII bytes) would do to a long or unusual id;
+/// and an entry copied to another instance's key does not verify.
+#[tokio::test]
+async fn memcached_keys_of_distinct_instances_never_collide() {
+    log_buf();
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:collide:";
+    let h = Handler::new(0);
+    let cache = ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap();
+    let svc = stack(&cache, &h);
+    // 255 characters that agree on their first 250 bytes; non-ASCII ones.
+    let stem = "i".repeat(250);
+    let ids = [
+        format!("{stem}aaaaa"),
+        format!("{stem}bbbbb"),
+        "instance-é".to_string(),
+        "instance-e".to_string(),
+    ];
+    let mut otps = Vec::new();
+    for id in &ids {
+        let a = post(&svc, &nova_body(id, "vm")).await;
+        assert_eq!(
+            (a.status, a.outcome),
+            (StatusCode::OK, CacheOutcome::Miss),
+            "{id}"
+        );
+        otps.push(a.otp());
+    }
+    assert_eq!(h.calls(), 4, "every instance was computed on its own");
+    let mut keys = mc.keys();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.len() <= 250 && k.is_ascii()),
+        "{keys:?}"
+    );
+    // An entry moved to another instance's key is refused there.
+    let victim = &ids[1];
+    let forged = mc.get(&mc_key(prefix, "entry", &ids[0])).unwrap();
+    mc.set(&mc_key(prefix, "entry", victim), &forged, 60);
+    // A fresh replica (nothing in its own memory) reads the shared entry.
+    let fresh = ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap();
+    let got = post(&stack(&fresh, &h), &nova_body(victim, "vm")).await;
+    assert_eq!(got.outcome, CacheOutcome::Miss);
+    assert_ne!(got.otp(), otps[0], "another instance's OTP was served");
+    assert_eq!(fresh.stats().refused, 1);
+}
+
+#[tokio::test]
+async fn memcached_evict_removes_the_shared_entry() {
+    let mc = PrivateMemcached::start();
+    let prefix = "novajoin-test:evict:";
+    let h = Handler::new(0);
+    let (r1, r2) = (
+        ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap(),
+        ResponseCache::new(&memcached_settings(&[mc.addr()], prefix)).unwrap(),
+    );
+    let id = new_id();
+    post(&stack(&r1, &h), &nova_body(&id, "vm1")).await;
+    // The listener's process evicts through its own cache instance.
+    assert!(r2.evict(&id).await.unwrap());
+    assert!(mc.keys().is_empty(), "{:?}", mc.keys());
+    assert!(!r2.evict(&id).await.unwrap());
+    assert_eq!(
+        post(&stack(&r1, &h), &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Miss
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_unreachable_falls_back_to_the_local_cache_and_reports_degraded() {
+    log_buf();
+    let port = support::server::free_port();
+    let h = Handler::new(30);
+    let cache = ResponseCache::new(&memcached_settings(
+        &[format!("127.0.0.1:{port}")],
+        "novajoin-test:down:",
+    ))
+    .unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let answers = burst(std::slice::from_ref(&svc), std::slice::from_ref(&id), 50).await;
+    assert_eq!(
+        h.calls(),
+        1,
+        "local single-flight still holds while memcached is down"
+    );
+    assert_one_otp_each(&h, &answers);
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm")).await.outcome,
+        CacheOutcome::Hit
+    );
+    let state = wait_for_probe(&reg, "memcached", |s| matches!(s, HealthState::Degraded(_))).await;
+    let HealthState::Degraded(msg) = state else {
+        unreachable!()
+    };
+    assert!(
+        msg.contains("unreachable")
+            && msg.contains("local cache")
+            && msg.contains(&port.to_string()),
+        "{msg}"
+    );
+    assert!(cache.stats().memcached_errors > 0);
+    assert!(logs()
+        .lines()
+        .any(|l| l.contains("memcached server is unreachable") && l.contains(&port.to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_outage_with_fail_closed_answers_503_until_it_is_back() {
+    log_buf();
+    let mut mc = PrivateMemcached::start();
+    let h = Handler::new(0);
+    let mut settings = memcached_settings(&[mc.addr()], "novajoin-test:outage:");
+    settings.memcached.as_mut().unwrap().on_failure = RedisFailureMode::FailClosed;
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    let id = new_id();
+    let before = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(before.outcome, CacheOutcome::Miss);
+    assert_eq!(
+        reg.check_all().await,
+        vec![("memcached".to_string(), HealthState::Ok)]
+    );
+
+    mc.stop();
+    for _ in 0..3 {
+        let during = post(&svc, &nova_body(&new_id(), "vm1")).await;
+        assert_eq!(during.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(during.body["serviceUnavailable"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memcached"));
+    }
+    assert_eq!(
+        h.calls(),
+        1,
+        "fail_closed never runs the handler without memcached"
+    );
+    let state = wait_for_probe(&reg, "memcached", |s| matches!(s, HealthState::Failed(_))).await;
+    assert!(matches!(state, HealthState::Failed(m) if m.contains("refused")));
+
+    mc.restart(); // an empty memcached: the old entry is gone
+    wait_for_probe(&reg, "memcached", |s| *s == HealthState::Ok).await;
+    let after = post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(
+        (after.status, after.outcome),
+        (StatusCode::OK, CacheOutcome::Miss)
+    );
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert!(logs()
+        .lines()
+        .any(|l| l.contains("memcached server is reachable again")
+            && l.contains(&mc.port.to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memcached_that_stops_answering_is_declared_down_by_the_probe_and_back_when_it_answers() {
+    log_buf();
+    let mc = PrivateMemcached::start();
+    let h = Handler::new(0);
+    let mut settings = memcached_settings(&[mc.addr()], "novajoin-test:frozen:");
+    let m = settings.memcached.as_mut().unwrap();
+    m.on_failure = RedisFailureMode::FailClosed;
+    m.socket_timeout = Duration::from_millis(300);
+    let cache = ResponseCache::new(&settings).unwrap();
+    let reg = HealthRegistry::default();
+    reg.register(cache.health_probe().unwrap());
+    let svc = stack(&cache, &h);
+    assert_eq!(
+        post(&svc, &nova_body(&new_id(), "vm1")).await.status,
+        StatusCode::OK
+    );
+
+    mc.pause();
+    // Slow replies alone do not make it down; the probe's unanswered
+    // `version` does, and the waiting request is then refused.
+    let during = post(&svc, &nova_body(&new_id(), "vm1")).await;
+    assert_eq!(during.status, StatusCode::SERVICE_UNAVAILABLE);
+    wait_for_probe(&reg, "memcached", |s| matches!(s, HealthState::Failed(_))).await;
+    assert_eq!(h.calls(), 1, "no handler call while memcached is frozen");
+
+    mc.resume();
+    wait_for_probe(&reg, "memcached", |s| *s == HealthState::Ok).await;
+    assert_eq!(
+        post(&svc, &nova_body(&new_id(), "vm1")).await.status,
+        StatusCode::OK
+    );
+    assert!(cache.stats().memcached_errors > 0);
+}
+
 // ---------- configuration through the pipeline ----------
+
+/// Builds the `cache` filter from `join_conf` alone.
+async fn build_cache_filter(
+    join_conf: &str,
+) -> Result<(novajoin::pipeline::HttpLayer, HealthRegistry), String> {
+    use novajoin::config::ConfigFiles;
+    use novajoin::pipeline::build::{BuildContext, FilterOptions};
+    use novajoin::pipeline::registry::filters;
+    let mut config = ConfigFiles::default();
+    config
+        .add_text(std::path::Path::new("join.conf"), join_conf)
+        .unwrap();
+    let config = Arc::new(config);
+    let health = HealthRegistry::default();
+    let entry = filters().into_iter().find(|f| f.name == "cache").unwrap();
+    let build = entry.build.expect("cache filter is built");
+    let opts = FilterOptions::new(
+        "cache",
+        "pipeline.toml".into(),
+        Default::default(),
+        config.clone(),
+    );
+    let layer = build(
+        opts,
+        &BuildContext {
+            config,
+            health: health.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((layer, health))
+}
+
+#[tokio::test]
+async fn the_filter_builds_the_memcached_backend_from_oslo_cache_options() {
+    let mc = PrivateMemcached::start();
+    let prefix = format!("novajoin-test:{}:", uuid::Uuid::new_v4().simple());
+    let (factory, health) = build_cache_filter(&format!(
+        "[cache]\nbackend = memcached\nmemcache_servers = inet:{}\nsecret_key = {SECRET}\nkey_prefix = {prefix}\n",
+        mc.addr()
+    ))
+    .await
+    .unwrap();
+    let h = Handler::new(0);
+    let svc = factory.layer(handler_service(h.clone()));
+    let id = new_id();
+    post(&svc, &nova_body(&id, "vm1")).await;
+    assert_eq!(
+        post(&svc, &nova_body(&id, "vm1")).await.outcome,
+        CacheOutcome::Hit
+    );
+    assert_eq!(mc.keys(), vec![mc_key(&prefix, "entry", &id)]);
+    assert_eq!(
+        health.check_all().await,
+        vec![("memcached".to_string(), HealthState::Ok)]
+    );
+    // Without a secret the backend is refused, naming the option.
+    let err = build_cache_filter(&format!(
+        "[cache]\nbackend = memcached\nmemcache_servers = {}\n",
+        mc.addr()
+    ))
+    .await
+    .err()
+    .expect("no secret_key");
+    assert!(err.contains("secret_key"), "{err}");
+}
+
+#[tokio::test]
+async fn a_memory_cache_on_a_cloud_with_several_replicas_is_warned_about_at_start() {
+    log_buf();
+    // join.conf carries keystonemiddleware's memcached_servers, as on every
+    // multi-controller cloud, and the answer cache is left in memory.
+    let marker = format!("mc-{}.example:11211", uuid::Uuid::new_v4().simple());
+    build_cache_filter(&format!(
+        "[keystone_authtoken]\nmemcached_servers = {marker}\n[cache]\nttl = 60\n"
+    ))
+    .await
+    .unwrap();
+    let warned = logs()
+        .lines()
+        .filter(|l| {
+            l.contains("WARN") && l.contains("[keystone_authtoken] memcached_servers is set")
+        })
+        .count();
+    assert!(warned >= 1, "no multi-replica warning");
+}
 
 #[tokio::test]
 async fn the_filter_builds_from_pipeline_options_and_registers_its_probe() {
@@ -1451,6 +1929,58 @@ async fn two_servers_sharing_redis_2000_concurrent_requests_over_500_instances_m
             "a replica fell back to its local cache"
         );
     }
+}
+
+fn memcached_cache_conf(servers: &[&PrivateMemcached]) -> String {
+    let list: Vec<String> = servers.iter().map(|m| m.addr()).collect();
+    format!(
+        "backend = memcached\nttl = 600\nwait_timeout = 300\nmemcache_servers = {}\nsecret_key = {SECRET}\n\
+         key_prefix = novajoin-test:{}:\nmemcache_socket_timeout = 10\n",
+        list.join(", "),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sharing_memcached_200_concurrent_requests_for_one_instance_make_one_enrollment(
+) {
+    let mc = PrivateMemcached::start();
+    let c = Arc::new(cluster(2, &memcached_cache_conf(&[&mc]), QUIET).await);
+    let results = server_burst(&c, 1, 200).await;
+    let statuses: Vec<u16> = results[0].2.iter().map(|r| r.status).collect();
+    assert_eq!(
+        c.enrollments(),
+        1,
+        "IPA commands: {:?}; statuses {statuses:?}; first body {}; logs {}",
+        c.ipa.round_trips_by_method(),
+        results[0].2[0].body,
+        c.servers[0].logs()
+    );
+    assert_one_valid_otp_each(&c, &results);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sharing_two_memcached_400_concurrent_requests_over_100_instances_make_100_enrollments(
+) {
+    let (a, b) = (PrivateMemcached::start(), PrivateMemcached::start());
+    let c = Arc::new(cluster(2, &memcached_cache_conf(&[&a, &b]), QUIET).await);
+    let results = server_burst(&c, 100, 4).await;
+    assert_eq!(
+        c.enrollments(),
+        100,
+        "{}; IPA {:?}",
+        summary(&results),
+        c.ipa.round_trips_by_method()
+    );
+    assert_one_valid_otp_each(&c, &results);
+    for s in &c.servers {
+        assert!(
+            !s.logs().contains("memcached server is unreachable"),
+            "a replica fell back to its local cache"
+        );
+    }
+    // Both servers hold answers (instances are spread by consistent hashing).
+    assert!(!a.keys().is_empty() && !b.keys().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -380,6 +380,52 @@ async fn a_stopped_broker_fails_the_rabbitmq_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_cache_check_asks_every_memcached_server() {
+    let (env, conf) = Env::good("status-memcached").await;
+    let mc = support::memcached::PrivateMemcached::start();
+    let cache = |servers: &str| {
+        let start = conf.find("[cache]").unwrap();
+        format!(
+            "{}[cache]\nbackend = memcached\nmemcache_servers = {servers}\n\
+             secret_key = status-test-secret-0123456789abcdef0123\n",
+            &conf[..start]
+        )
+    };
+    let out = tokio::task::block_in_place(|| env.run(&cache(&mc.addr()), &[], &[]));
+    let (result, details) = out.check("Shared cache");
+    assert_eq!(result, 0, "{details}");
+    assert!(details.contains(&mc.addr()), "{details}");
+    // A second server where nothing listens: named, and a failure.
+    let down = format!("127.0.0.1:{}", support::server::free_port());
+    let out = tokio::task::block_in_place(|| {
+        env.run(&cache(&format!("{}, {down}", mc.addr())), &[], &[])
+    });
+    out.assert_failure("Shared cache", &down);
+    assert!(out.check("Shared cache").1.contains("1 of 2"));
+    out.assert_others_succeed(&["Shared cache"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_cache_with_memcached_servers_configured_is_a_warning() {
+    let (env, conf) = Env::good("status-memory").await;
+    let start = conf.find("[cache]").unwrap();
+    let conf = format!(
+        "{}[cache]\nbackend = memory\n",
+        &conf[..start].replace(
+            "[keystone_authtoken]\n",
+            "[keystone_authtoken]\nmemcached_servers = 127.0.0.1:11211\n"
+        )
+    );
+    let out = tokio::task::block_in_place(|| env.run(&conf, &[], &[]));
+    let (result, details) = out.check("Shared cache");
+    assert_eq!(result, 1, "{details}");
+    assert!(
+        details.contains("memcached_servers") && details.contains("two different OTPs"),
+        "{details}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_policy_file_fails_the_policy_check() {
     let (env, conf) = Env::good("status-policy").await;
     let policy = env.path("policy.yaml");

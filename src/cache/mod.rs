@@ -8,22 +8,25 @@
 //!
 //! - a stored answer whose request fields match is returned as is (a hit);
 //! - concurrent requests for an instance with no stored answer share one
-//!   handler call ([`single_flight`]); with Redis, across replicas too, by a
-//!   claim with an expiry ([`redis`]);
+//!   handler call ([`single_flight`]); with Redis or memcached, across
+//!   replicas too, by a claim with an expiry ([`shared`], [`redis`],
+//!   [`memcached`]);
 //! - only `200` answers are stored; errors are handed to the requests that
 //!   shared that call and then forgotten;
 //! - a request whose relevant fields ([`key::Fingerprint`]) differ from the
 //!   stored answer's is a miss, logged, whose `200` replaces the entry; an
 //!   error leaves the old entry in place.
 //!
-//! Backends: `memory` (default; bounded moka cache in this process) and
-//! `redis` (shared, entries sealed with the configured secret, see
-//! [`sealing`]). While Redis is unreachable the `redis` backend falls back to
-//! the in-process store (`on_redis_failure = local`, the default: enrollment
-//! keeps working, at the risk of two OTPs for an instance asked of two
-//! replicas during the outage) or answers 503 (`fail_closed`: never two OTPs,
-//! but instances booted meanwhile are not enrolled, since nova treats a
-//! failed vendordata call as "no vendordata").
+//! Backends: `memory` (default; bounded moka cache in this process),
+//! `redis` and `memcached` (shared by replicas, entries sealed with the
+//! configured secret, see [`sealing`]). While the shared store is
+//! unreachable (Redis, or the memcached server an instance's keys live on)
+//! the request falls back to the in-process store (`on_redis_failure =
+//! local`, the default: enrollment keeps working, at the risk of two OTPs
+//! for an instance asked of two replicas during the outage) or is answered
+//! 503 (`fail_closed`: never two OTPs, but instances booted meanwhile are
+//! not enrolled, since nova treats a failed vendordata call as "no
+//! vendordata").
 //!
 //! The cache never decides who may see an answer: the `cache` filter sits
 //! behind `authtoken` and `policy`, and refuses any request those did not
@@ -32,10 +35,12 @@
 pub mod answer;
 pub mod key;
 pub mod key_memo;
+pub mod memcached;
 pub mod memory;
 pub mod options;
 pub mod redis;
 pub mod sealing;
+pub mod shared;
 pub mod single_flight;
 pub mod stats;
 
@@ -50,11 +55,13 @@ use http_body_util::Full;
 pub use answer::{ServeUntil, StoredAnswer};
 pub use key::{Fingerprint, RequestKey};
 pub use key_memo::KeyMemo;
-pub use options::{CacheSettings, RedisFailureMode, RedisSettings};
+pub use options::{CacheSettings, MemcachedSettings, RedisFailureMode, RedisSettings};
 pub use stats::{CacheStats, CacheStatsSnapshot};
 
+use self::memcached::MemcachedStore;
 use self::memory::MemoryStore;
-use self::redis::{EntryOrClaim, Fetched, RedisProbe, RedisStore};
+use self::redis::RedisStore;
+use self::shared::{Claim, EntryOrClaim, Fetched, SharedStore};
 use self::single_flight::{Role, SingleFlight};
 use crate::health::HealthProbe;
 
@@ -88,9 +95,15 @@ pub enum CacheOutcome {
 /// Why a cache operation outside a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// Redis could not be reached (the message never holds its password).
-    #[error("the response cache's Redis is unreachable: {0}")]
-    RedisUnavailable(String),
+    /// The shared store could not be reached (the message never holds a
+    /// password).
+    #[error("the response cache's {backend} is unreachable: {reason}")]
+    Unavailable {
+        /// `redis` or `memcached`.
+        backend: &'static str,
+        /// What failed.
+        reason: String,
+    },
     /// The settings cannot be used.
     #[error(transparent)]
     Settings(#[from] options::CacheSettingsError),
@@ -104,7 +117,7 @@ enum Source {
     Found { waited: bool },
     /// The handler ran; `stored` when its answer was kept.
     Computed { stored: bool },
-    /// The cache answered itself (503: Redis down with fail_closed, or
+    /// The cache answered itself (503: the shared store down with fail_closed, or
     /// another replica held the claim too long).
     Refused,
 }
@@ -118,7 +131,7 @@ struct Served {
 struct Inner {
     ttl: Duration,
     local: MemoryStore,
-    redis: Option<Arc<RedisStore>>,
+    shared: Option<Arc<dyn SharedStore>>,
     flights: SingleFlight<RequestKey, Served>,
     stats: Arc<CacheStats>,
 }
@@ -132,14 +145,7 @@ pub struct ResponseCache {
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseCache")
-            .field(
-                "backend",
-                &if self.inner.redis.is_some() {
-                    "redis"
-                } else {
-                    "memory"
-                },
-            )
+            .field("backend", &self.backend())
             .field("ttl", &self.inner.ttl)
             .finish()
     }
@@ -157,36 +163,36 @@ fn panicked() -> Served {
 }
 
 impl ResponseCache {
-    /// Builds the cache. The Redis backend connects lazily, so this must run
-    /// inside a tokio runtime and succeeds while Redis is down (the health
-    /// probe and the log say so).
+    /// Builds the cache. The shared backends connect lazily, so this must
+    /// run inside a tokio runtime and succeeds while their servers are down
+    /// (the health probe and the log say so).
     pub fn new(settings: &CacheSettings) -> Result<Self, CacheError> {
         let stats = Arc::new(CacheStats::default());
         let local = MemoryStore::new(settings.capacity, settings.ttl, stats.clone());
-        let redis = match &settings.redis {
-            Some(r) => Some(
-                RedisStore::new(r.clone(), stats.clone())
-                    .map_err(|e| CacheError::RedisUnavailable(e.0))?,
-            ),
-            None => None,
+        let shared: Option<Arc<dyn SharedStore>> = match (&settings.redis, &settings.memcached) {
+            (Some(r), _) => Some(RedisStore::new(r.clone(), stats.clone()).map_err(|e| {
+                CacheError::Unavailable {
+                    backend: "redis",
+                    reason: e.0,
+                }
+            })?),
+            (None, Some(m)) => Some(MemcachedStore::new(m.clone(), stats.clone())),
+            (None, None) => None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 ttl: settings.ttl,
                 local,
-                redis,
+                shared,
                 flights: SingleFlight::default(),
                 stats,
             }),
         })
     }
 
-    /// The health probe to register (only the Redis backend has one).
+    /// The health probe to register (only the shared backends have one).
     pub fn health_probe(&self) -> Option<Arc<dyn HealthProbe>> {
-        self.inner
-            .redis
-            .as_ref()
-            .map(|r| Arc::new(RedisProbe(r.health())) as Arc<dyn HealthProbe>)
+        self.inner.shared.as_ref().map(|r| r.health_probe())
     }
 
     /// The counters.
@@ -194,26 +200,25 @@ impl ResponseCache {
         self.inner.stats.snapshot()
     }
 
-    /// The backend's name (`memory` or `redis`).
+    /// The backend's name (`memory`, `redis` or `memcached`).
     pub fn backend(&self) -> &'static str {
-        if self.inner.redis.is_some() {
-            "redis"
-        } else {
-            "memory"
-        }
+        self.inner.shared.as_ref().map_or("memory", |r| r.backend())
     }
 
     /// Forgets an instance's answer (the notification listener calls this
     /// when the instance is deleted). Returns whether an entry was removed.
-    /// With Redis, the shared entry is removed; a failure to reach Redis is
-    /// an error so the caller can retry or report it.
+    /// With a shared backend, the shared entry is removed; a failure to
+    /// reach it is an error so the caller can retry or report it.
     pub async fn evict(&self, instance_id: &str) -> Result<bool, CacheError> {
         let mut removed = self.inner.local.remove(instance_id).await;
-        if let Some(r) = &self.inner.redis {
+        if let Some(r) = &self.inner.shared {
             removed |= r
                 .evict(instance_id)
                 .await
-                .map_err(|e| CacheError::RedisUnavailable(e.0))?;
+                .map_err(|e| CacheError::Unavailable {
+                    backend: r.backend(),
+                    reason: e.0,
+                })?;
         }
         if removed {
             self.inner.stats.eviction();
@@ -224,7 +229,7 @@ impl ResponseCache {
 
     /// Answers a request: from a stored answer, from a concurrent
     /// computation of the same request, or by running `compute` (at most
-    /// once per key at a time, across replicas with Redis).
+    /// once per key at a time, across replicas with Redis or memcached).
     pub async fn get_or_compute(
         &self,
         key: RequestKey,
@@ -233,20 +238,22 @@ impl ResponseCache {
         let inner = &self.inner;
         let mut refused_seen = false;
         // Fast path: a stored, matching answer.
-        let found = match &inner.redis {
-            Some(r) if !r.circuit_open() => match r.fetch(&key.instance_id, true).await {
-                Ok(Fetched::Valid(a)) => Some(a),
-                Ok(Fetched::Refused) => {
-                    refused_seen = true;
-                    None
+        let found = match &inner.shared {
+            Some(r) if !r.circuit_open(&key.instance_id) => {
+                match r.fetch(&key.instance_id, true).await {
+                    Ok(Fetched::Valid(a)) => Some(a),
+                    Ok(Fetched::Refused) => {
+                        refused_seen = true;
+                        None
+                    }
+                    Ok(Fetched::Absent) => None,
+                    Err(_) if r.on_failure() == RedisFailureMode::Local => {
+                        inner.local.get(&key.instance_id).await
+                    }
+                    Err(_) => None,
                 }
-                Ok(Fetched::Absent) => None,
-                Err(_) if r.settings().on_failure == RedisFailureMode::Local => {
-                    inner.local.get(&key.instance_id).await
-                }
-                Err(_) => None,
-            },
-            Some(r) if r.settings().on_failure == RedisFailureMode::Local => {
+            }
+            Some(r) if r.on_failure() == RedisFailureMode::Local => {
                 inner.local.get(&key.instance_id).await
             }
             Some(_) => None,
@@ -293,11 +300,11 @@ impl ResponseCache {
 
     /// One computation of a key (runs in its own task, see [`single_flight`]).
     /// `refused_seen`: the caller's fast path already reported a refused
-    /// Redis entry for this instance.
+    /// shared entry for this instance.
     async fn flight(self, key: RequestKey, compute: Compute, refused_seen: bool) -> Served {
-        match self.inner.redis.clone() {
+        match self.inner.shared.clone() {
             None => self.local_flight(&key, compute).await,
-            Some(r) => self.redis_flight(&r, &key, compute, refused_seen).await,
+            Some(r) => self.shared_flight(&r, &key, compute, refused_seen).await,
         }
     }
 
@@ -327,32 +334,40 @@ impl ResponseCache {
         }
     }
 
-    /// What to do with a request once Redis failed under it, before the
-    /// handler ran.
-    async fn redis_down(&self, r: &RedisStore, key: &RequestKey, compute: Compute) -> Served {
-        match r.settings().on_failure {
-            RedisFailureMode::Local => self.local_flight(key, compute).await,
-            RedisFailureMode::FailClosed => refused(StatusCode::SERVICE_UNAVAILABLE,
+    /// What to do with a request once the shared store failed under it,
+    /// before the handler ran.
+    async fn shared_down(
+        &self,
+        r: &Arc<dyn SharedStore>,
+        key: &RequestKey,
+        compute: Compute,
+    ) -> Served {
+        match (r.on_failure(), r.backend()) {
+            (RedisFailureMode::Local, _) => self.local_flight(key, compute).await,
+            (RedisFailureMode::FailClosed, "redis") => refused(StatusCode::SERVICE_UNAVAILABLE,
                 Some("The shared response cache (Redis) is unreachable and [cache] on_redis_failure = fail_closed; \
                  try again when Redis is back.")),
+            (RedisFailureMode::FailClosed, _) => refused(StatusCode::SERVICE_UNAVAILABLE,
+                Some("The shared response cache (the memcached server of this instance) is unreachable and \
+                 [cache] on_redis_failure = fail_closed; try again when it is back.")),
         }
     }
 
-    async fn redis_flight(
+    async fn shared_flight(
         &self,
-        r: &Arc<RedisStore>,
+        r: &Arc<dyn SharedStore>,
         key: &RequestKey,
         compute: Compute,
         mut reported: bool,
     ) -> Served {
         let id = key.instance_id.as_str();
         let started = Instant::now();
-        let wait_limit = r.settings().wait_timeout;
+        let wait_limit = r.wait_timeout();
         let mut delay = Duration::from_millis(10);
         let mut waited = false;
         loop {
-            if r.circuit_open() {
-                return self.redis_down(r, key, compute).await;
+            if r.circuit_open(id) {
+                return self.shared_down(r, key, compute).await;
             }
             let step = match r.entry_or_claim(id, !reported).await {
                 Ok(EntryOrClaim::Entry(Fetched::Valid(a))) if a.fingerprint == key.fingerprint => {
@@ -388,7 +403,7 @@ impl ResponseCache {
                     instance_id = id,
                     waited_s = started.elapsed().as_secs_f64(),
                     "response cache: another replica is still computing this instance's answer \
-                     (or Redis is too slow); answering 503"
+                     (or the shared cache is too slow); answering 503"
                 );
                 return refused(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -404,13 +419,13 @@ impl ResponseCache {
 
     async fn compute_with_claim(
         &self,
-        r: &Arc<RedisStore>,
+        r: &Arc<dyn SharedStore>,
         key: &RequestKey,
-        claim: redis::Claim,
+        claim: Claim,
         compute: Compute,
     ) -> Served {
         let id = key.instance_id.as_str();
-        let keeper = r.keep_claim(claim.clone(), id.to_string());
+        let keeper = shared::keep_claim(r, claim.clone());
         let answer = self.run_handler(key, compute).await;
         drop(keeper);
         let mut stored = false;
@@ -431,11 +446,11 @@ impl ResponseCache {
                         stored = true;
                         break;
                     }
-                    Err(_) if attempt < 3 && !r.circuit_open() => continue,
+                    Err(_) if attempt < 3 && !r.circuit_open(id) => continue,
                     Err(_) => break,
                 }
             }
-            if !stored && r.settings().on_failure == RedisFailureMode::Local {
+            if !stored && r.on_failure() == RedisFailureMode::Local {
                 // Keep it here at least, so this replica answers the same.
                 self.inner.local.put(id, answer.clone()).await;
                 stored = true;

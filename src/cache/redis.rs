@@ -21,6 +21,8 @@ use redis::{AsyncCommands, RedisError};
 use super::answer::StoredAnswer;
 use super::options::{RedisFailureMode, RedisSettings};
 use super::sealing::EntrySealer;
+pub use super::shared::{Claim, EntryOrClaim, Fetched};
+use super::shared::{SharedStore, Unavailable};
 use super::stats::CacheStats;
 use crate::health::{HealthProbe, HealthState};
 
@@ -46,35 +48,6 @@ local e = redis.call('GET', KEYS[1])
 if e then return {e, 0} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 1} end
 return {false, 0}"#;
-
-/// What [`RedisStore::entry_or_claim`] found.
-#[derive(Debug)]
-pub enum EntryOrClaim {
-    /// An entry exists (valid or refused).
-    Entry(Fetched),
-    /// No entry; this replica now holds the claim.
-    Claimed(Claim),
-    /// No entry; another replica holds the claim.
-    Busy,
-}
-
-/// What reading an entry found.
-#[derive(Debug)]
-pub enum Fetched {
-    /// No entry (or an expired one).
-    Absent,
-    /// A verified entry.
-    Valid(Arc<StoredAnswer>),
-    /// An entry that does not verify: refused, already logged and counted.
-    Refused,
-}
-
-/// A claim this replica holds.
-#[derive(Debug, Clone)]
-pub struct Claim {
-    key: String,
-    token: String,
-}
 
 /// Whether Redis answers, as last seen, shared with the health check.
 pub struct RedisHealth {
@@ -204,9 +177,7 @@ pub struct RedisStore {
 }
 
 /// Why a Redis operation failed; the message never holds the password.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct RedisUnavailable(pub String);
+pub use super::shared::Unavailable as RedisUnavailable;
 
 /// `host:port` of a Redis URL, for logs and messages (never the password).
 pub fn endpoint(url: &str) -> String {
@@ -397,6 +368,7 @@ impl RedisStore {
             None if claimed == 1 => EntryOrClaim::Claimed(Claim {
                 key: claim_key,
                 token,
+                instance_id: instance_id.to_string(),
             }),
             None => EntryOrClaim::Busy,
         })
@@ -438,7 +410,11 @@ impl RedisStore {
             .arg(self.settings.claim_timeout.as_millis().max(1) as u64)
             .clone();
         let set: Option<String> = self.op("SET NX claim", cmd.query_async(&mut conn)).await?;
-        Ok(set.map(|_| Claim { key, token }))
+        Ok(set.map(|_| Claim {
+            key,
+            token,
+            instance_id: instance_id.to_string(),
+        }))
     }
 
     /// Extends a held claim; false when it was lost (expired and taken).
@@ -483,38 +459,6 @@ impl RedisStore {
             .op("PING", redis::cmd("PING").query_async(&mut conn))
             .await?;
         Ok(())
-    }
-
-    /// Renews `claim` every third of the claim timeout until dropped.
-    pub fn keep_claim(self: &Arc<Self>, claim: Claim, instance_id: String) -> ClaimKeeper {
-        let weak = Arc::downgrade(self);
-        let period = self.settings.claim_timeout / 3;
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                let Some(store) = weak.upgrade() else { return };
-                match store.renew(&claim).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(instance_id = %instance_id,
-                            "response cache: lost the claim on this instance while computing its answer \
-                             (it expired, e.g. during a Redis outage); another replica may compute it too");
-                        return;
-                    }
-                    Err(_) => {} // Logged by the health state; try again next period.
-                }
-            }
-        });
-        ClaimKeeper(task)
-    }
-}
-
-/// Stops renewing a claim when dropped.
-pub struct ClaimKeeper(tokio::task::JoinHandle<()>);
-
-impl Drop for ClaimKeeper {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -563,3 +507,73 @@ fn spawn_prober(store: Weak<RedisStore>) {
 const PROBE_WHILE_DOWN: Duration = Duration::from_secs(1);
 /// How often the prober pings while Redis is up.
 const PROBE_WHILE_UP: Duration = Duration::from_secs(5);
+
+impl SharedStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn on_failure(&self) -> RedisFailureMode {
+        self.settings.on_failure
+    }
+
+    fn wait_timeout(&self) -> Duration {
+        self.settings.wait_timeout
+    }
+
+    fn claim_timeout(&self) -> Duration {
+        self.settings.claim_timeout
+    }
+
+    fn circuit_open(&self, _instance_id: &str) -> bool {
+        self.health.circuit_open()
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        instance_id: &'a str,
+        report: bool,
+    ) -> BoxFuture<'a, Result<Fetched, Unavailable>> {
+        Box::pin(RedisStore::fetch(self, instance_id, report))
+    }
+
+    fn entry_or_claim<'a>(
+        &'a self,
+        instance_id: &'a str,
+        report: bool,
+    ) -> BoxFuture<'a, Result<EntryOrClaim, Unavailable>> {
+        Box::pin(RedisStore::entry_or_claim(self, instance_id, report))
+    }
+
+    fn try_claim<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Claim>, Unavailable>> {
+        Box::pin(RedisStore::try_claim(self, instance_id))
+    }
+
+    fn store<'a>(
+        &'a self,
+        instance_id: &'a str,
+        answer: &'a StoredAnswer,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Unavailable>> {
+        Box::pin(RedisStore::store(self, instance_id, answer, ttl))
+    }
+
+    fn renew<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, Result<bool, Unavailable>> {
+        Box::pin(RedisStore::renew(self, claim))
+    }
+
+    fn release<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, Result<(), Unavailable>> {
+        Box::pin(RedisStore::release(self, claim))
+    }
+
+    fn evict<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<bool, Unavailable>> {
+        Box::pin(RedisStore::evict(self, instance_id))
+    }
+
+    fn health_probe(&self) -> Arc<dyn HealthProbe> {
+        Arc::new(RedisProbe(self.health()))
+    }
+}

@@ -1,9 +1,9 @@
-//! Encryption and authentication of entries stored in Redis.
+//! Encryption and authentication of entries stored in Redis or memcached.
 //!
-//! Entries hold OTPs, and Redis is shared infrastructure, so an entry is
+//! Entries hold OTPs, and Redis and memcached are shared infrastructure, so an entry is
 //! sealed with XChaCha20-Poly1305 (random 192-bit nonce per write, so random
 //! nonces never collide in practice) under a key derived with HKDF-SHA256
-//! from the configured secret. The Redis key the entry is stored under is
+//! from the configured secret. The key the entry is stored under is
 //! the associated data: an entry copied to another instance's key does not
 //! verify. The plaintext also carries its own expiry, so an old sealed entry
 //! written back later is refused once its time is over.

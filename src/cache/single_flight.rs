@@ -9,8 +9,9 @@
 //! moka's `try_get_with` coalesces loads too, but only while no value is
 //! stored under the key and only for the stored key. Here the flight is keyed
 //! by instance *and* fingerprint, a failing replacement must leave the old
-//! entry in place, and the Redis backend needs the same coalescing in front
-//! of Redis; one small, explicit mechanism serves all three.
+//! entry in place, and the shared backends need the same coalescing in
+//! front of Redis or memcached; one small, explicit mechanism serves all
+//! three.
 
 use std::collections::HashMap;
 use std::hash::Hash;

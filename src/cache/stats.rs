@@ -20,6 +20,8 @@ pub mod names {
     pub const REFUSED: &str = "novajoin_cache_refused_entries_total";
     /// Redis operations that failed for lack of a connection.
     pub const REDIS_ERRORS: &str = "novajoin_cache_redis_errors_total";
+    /// memcached operations that failed (unreachable, timed out).
+    pub const MEMCACHED_ERRORS: &str = "novajoin_cache_memcached_errors_total";
 }
 
 /// The counters of one cache.
@@ -32,6 +34,7 @@ pub struct CacheStats {
     replaced: AtomicU64,
     refused: AtomicU64,
     redis_errors: AtomicU64,
+    memcached_errors: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -51,6 +54,8 @@ pub struct CacheStatsSnapshot {
     pub refused: u64,
     /// Redis operations that failed (unreachable, timed out).
     pub redis_errors: u64,
+    /// memcached operations that failed (unreachable, timed out).
+    pub memcached_errors: u64,
 }
 
 macro_rules! bump {
@@ -82,6 +87,8 @@ bump! {
     refused => refused, names::REFUSED;
     /// Counts a failed Redis operation.
     redis_error => redis_errors, names::REDIS_ERRORS;
+    /// Counts a failed memcached operation.
+    memcached_error => memcached_errors, names::MEMCACHED_ERRORS;
 }
 
 impl CacheStats {
@@ -96,6 +103,7 @@ impl CacheStats {
             replaced: g(&self.replaced),
             refused: g(&self.refused),
             redis_errors: g(&self.redis_errors),
+            memcached_errors: g(&self.memcached_errors),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Token caches: validated tokens in this process's memory (with
-//! single-flight loading), and optionally in Redis, shared by replicas.
+//! single-flight loading), and optionally in Redis or memcached, shared by
+//! replicas.
 //!
 //! An entry lives until the earlier of `token_cache_time` and the token's
 //! expiry. Keys are hashes of the token, never the token. Only successful
@@ -20,6 +21,7 @@ use super::cache_crypt::CacheSecret;
 use super::identity::Identity;
 use super::token::TokenData;
 use crate::health::{HealthProbe, HealthState};
+use crate::memcache::Memcache;
 
 /// A validated token: keystone's data and the identity it proves.
 #[derive(Debug)]
@@ -87,7 +89,7 @@ pub fn memory_cache(capacity: u64) -> MemoryCache {
         .build()
 }
 
-/// What is stored in Redis (inside the MAC/encryption envelope).
+/// What is stored in the shared cache (inside the MAC/encryption envelope).
 #[derive(Serialize, Deserialize)]
 struct SharedEntry {
     /// Format version.
@@ -98,9 +100,26 @@ struct SharedEntry {
     token: TokenData,
 }
 
-/// The Redis token cache shared by replicas.
+/// Where the shared token cache lives.
+enum Backend {
+    Redis(redis::aio::ConnectionManager),
+    /// Entries spread over the servers by consistent hashing; a server
+    /// that fails is left alone for `memcache_pool_dead_retry`.
+    Memcached(Arc<Memcache>),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Redis(_) => "Redis",
+            Backend::Memcached(_) => "memcached",
+        }
+    }
+}
+
+/// The token cache shared by replicas (Redis or memcached).
 pub struct SharedCache {
-    conn: redis::aio::ConnectionManager,
+    backend: Backend,
     prefix: String,
     secret: CacheSecret,
     op_timeout: Duration,
@@ -111,6 +130,7 @@ pub struct SharedCache {
 impl std::fmt::Debug for SharedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedCache")
+            .field("backend", &self.backend.name())
             .field("prefix", &self.prefix)
             .field("secret", &self.secret)
             .finish_non_exhaustive()
@@ -118,8 +138,9 @@ impl std::fmt::Debug for SharedCache {
 }
 
 impl SharedCache {
-    /// Connects lazily to `url` (must run inside a tokio runtime). Commands
-    /// that take longer than `op_timeout` count as misses.
+    /// Connects lazily to the Redis at `url` (must run inside a tokio
+    /// runtime). Commands that take longer than `op_timeout` count as
+    /// misses.
     pub fn new(
         url: &str,
         prefix: &str,
@@ -134,31 +155,112 @@ impl SharedCache {
             .set_number_of_retries(1);
         let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, cfg)
             .map_err(|e| format!("cannot set up the Redis connection: {e}"))?;
-        Ok(SharedCache {
-            conn,
+        Ok(Self::with_backend(
+            Backend::Redis(conn),
+            prefix,
+            secret,
+            op_timeout,
+        ))
+    }
+
+    /// The cache on the memcached `servers` (normalized `host:port`), as
+    /// keystonemiddleware's `memcached_servers`; connects lazily.
+    pub fn memcached(
+        servers: Vec<String>,
+        prefix: &str,
+        secret: CacheSecret,
+        op_timeout: Duration,
+        dead_retry: Duration,
+    ) -> Self {
+        let mc = Memcache::new(servers, op_timeout, dead_retry);
+        Self::with_backend(Backend::Memcached(Arc::new(mc)), prefix, secret, op_timeout)
+    }
+
+    fn with_backend(
+        backend: Backend,
+        prefix: &str,
+        secret: CacheSecret,
+        op_timeout: Duration,
+    ) -> Self {
+        SharedCache {
+            backend,
             prefix: prefix.to_string(),
             secret,
             op_timeout,
             failing: Arc::new(AtomicBool::new(false)),
             last_error: Arc::new(std::sync::Mutex::new(String::new())),
-        })
+        }
+    }
+
+    /// The key an entry for `token` is stored under (names no token: it
+    /// is derived with the secret, as keystonemiddleware's cache key).
+    pub fn storage_key(&self, token: &str) -> String {
+        format!("{}tokens/{}", self.prefix, self.secret.keys(token).name)
     }
 
     fn note(&self, result: Result<(), String>) {
+        let name = self.backend.name();
         match result {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!("the Redis token cache works again");
+                    tracing::info!("the {name} token cache works again");
                 }
             }
             Err(e) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!("the Redis token cache failed; validating without it until it recovers: {e}");
+                    tracing::warn!("the {name} token cache failed; validating without it until it recovers: {e}");
                 } else {
-                    tracing::debug!("Redis token cache: {e}");
+                    tracing::debug!("{name} token cache: {e}");
                 }
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
             }
+        }
+    }
+
+    async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                match tokio::time::timeout(
+                    self.op_timeout,
+                    redis::cmd("GET").arg(key).query_async(&mut conn),
+                )
+                .await
+                {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("GET took longer than {:?}", self.op_timeout)),
+                }
+            }
+            Backend::Memcached(mc) => mc
+                .get(key, key)
+                .await
+                .map(|item| item.map(|i| i.value))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn write(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), String> {
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let cmd = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64)
+                    .to_owned();
+                match tokio::time::timeout(self.op_timeout, cmd.query_async::<()>(&mut conn)).await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("SET took longer than {:?}", self.op_timeout)),
+                }
+            }
+            Backend::Memcached(mc) => mc
+                .set(key, key, value, ttl)
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -167,18 +269,7 @@ impl SharedCache {
     pub async fn get(&self, token: &str, cache_time: Duration) -> Option<Arc<ValidatedToken>> {
         let keys = self.secret.keys(token);
         let key = format!("{}tokens/{}", self.prefix, keys.name);
-        let mut conn = self.conn.clone();
-        let got: Result<Option<Vec<u8>>, String> = match tokio::time::timeout(
-            self.op_timeout,
-            redis::cmd("GET").arg(&key).query_async(&mut conn),
-        )
-        .await
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("GET took longer than {:?}", self.op_timeout)),
-        };
-        let raw = match got {
+        let raw = match self.fetch(&key).await {
             Ok(v) => {
                 self.note(Ok(()));
                 v?
@@ -188,15 +279,16 @@ impl SharedCache {
                 return None;
             }
         };
+        let name = self.backend.name();
         let Some(plain) = keys.open(&raw) else {
-            tracing::warn!(key = %key, "refused a Redis token-cache entry that fails its MAC or decryption \
+            tracing::warn!(key = %key, "refused a {name} token-cache entry that fails its MAC or decryption \
                            (written without memcache_secret_key, or with another one)");
             return None;
         };
         let entry: SharedEntry = match serde_json::from_slice(&plain) {
             Ok(e) => e,
             Err(e) => {
-                tracing::warn!(key = %key, "ignoring an unreadable Redis token-cache entry: {e}");
+                tracing::warn!(key = %key, "ignoring an unreadable {name} token-cache entry: {e}");
                 return None;
             }
         };
@@ -227,25 +319,14 @@ impl SharedCache {
             return;
         };
         let sealed = keys.seal(&plain);
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("SET")
-            .arg(&key)
-            .arg(sealed)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .to_owned();
-        let r = match tokio::time::timeout(self.op_timeout, cmd.query_async::<()>(&mut conn)).await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("SET took longer than {:?}", self.op_timeout)),
-        };
+        let r = self.write(&key, &sealed, ttl).await;
         self.note(r);
     }
 
-    /// A health probe reporting Degraded while Redis fails.
+    /// A health probe reporting Degraded while the shared cache fails.
     pub fn probe(&self) -> Arc<dyn HealthProbe> {
         Arc::new(SharedCacheProbe {
+            backend: self.backend.name(),
             failing: self.failing.clone(),
             last_error: self.last_error.clone(),
         })
@@ -253,13 +334,18 @@ impl SharedCache {
 }
 
 struct SharedCacheProbe {
+    backend: &'static str,
     failing: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<String>>,
 }
 
 impl HealthProbe for SharedCacheProbe {
     fn name(&self) -> &str {
-        "redis-token-cache"
+        if self.backend == "Redis" {
+            "redis-token-cache"
+        } else {
+            "memcached-token-cache"
+        }
     }
 
     fn check(&self) -> BoxFuture<'_, HealthState> {
@@ -270,7 +356,10 @@ impl HealthProbe for SharedCacheProbe {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
-                HealthState::Degraded(format!("Redis token cache failing, using memory only: {e}"))
+                HealthState::Degraded(format!(
+                    "{} token cache failing, using memory only: {e}",
+                    self.backend
+                ))
             } else {
                 HealthState::Ok
             }

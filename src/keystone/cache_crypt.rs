@@ -1,6 +1,7 @@
-//! Protection of token-cache entries in the shared (Redis) cache, keyed with
-//! `memcache_secret_key`, so that whoever can write to Redis but lacks the
-//! key cannot plant an identity, and (with ENCRYPT) cannot read one.
+//! Protection of token-cache entries in the shared (Redis or memcached)
+//! cache, keyed with `memcache_secret_key`, so that whoever can write to the
+//! cache but lacks the key cannot plant an identity, and (with ENCRYPT)
+//! cannot read one.
 //!
 //! Key derivation follows keystonemiddleware's memcache scheme:
 //! `HMAC-SHA384(secret, token || strategy)` split into three 16-byte parts:
@@ -8,8 +9,11 @@
 //! `base64(HMAC-SHA384(part2, B)) || B`, with `B = base64(json)` for MAC.
 //! For ENCRYPT, `B = base64(nonce || ChaCha20-Poly1305(part2 || part3, json))`
 //! instead of keystonemiddleware's AES-CBC: an AEAD from a maintained crate,
-//! and Redis entries are only ever read by novajoin. Because the keys derive
-//! from the token, an entry copied under another token's name fails its MAC.
+//! and these entries are only ever read by novajoin (they live under
+//! novajoin's key prefix, so the keystonemiddleware of other services
+//! sharing one memcached neither reads them nor writes where novajoin
+//! reads). Because the keys derive from the token, an entry copied under
+//! another token's name fails its MAC.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

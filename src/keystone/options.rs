@@ -203,7 +203,9 @@ pub const KA_INSECURE: O = O::new(
 );
 /// `memcached_servers`.
 pub const KA_MEMCACHED_SERVERS: O = O::new(G, "memcached_servers", K::List, None,
-    "Not used: novajoin's shared token cache is Redis (redis_url). Set here, it only causes a warning.")
+    "memcached servers (host:port) of the token cache shared by every replica, as keystonemiddleware's; \
+     tokens are spread over them by consistent hashing. Used only with memcache_security_strategy MAC or \
+     ENCRYPT (otherwise a warning, and each process caches in memory); redis_url, when set, is used instead.")
     .with_deprecated(&["memcache_servers"]);
 /// `token_cache_time`.
 pub const KA_TOKEN_CACHE_TIME: O = O::new(
@@ -218,18 +220,20 @@ pub const KA_TOKEN_CACHE_TIME: O = O::new(
 );
 /// `memcache_security_strategy`.
 pub const KA_MEMCACHE_SECURITY_STRATEGY: O = O::new(G, "memcache_security_strategy", K::Str, Some("None"),
-    "Protection of shared-cache (Redis) entries: None, MAC (authenticated) or ENCRYPT (authenticated \
-     and encrypted), keyed with memcache_secret_key. Redis requires MAC or ENCRYPT.");
+    "Protection of shared-cache (memcached or Redis) entries: None, MAC (authenticated) or ENCRYPT \
+     (authenticated and encrypted), keyed with memcache_secret_key as keystonemiddleware derives it. \
+     A shared cache requires MAC or ENCRYPT.");
 /// `memcache_secret_key`.
 pub const KA_MEMCACHE_SECRET_KEY: O = O::new(G, "memcache_secret_key", K::Secret, None,
-    "Secret for memcache_security_strategy. Every replica sharing the Redis cache needs the same one.");
+    "Secret for memcache_security_strategy. Every replica sharing the token cache needs the same one.");
 /// `memcache_pool_dead_retry`.
 pub const KA_MEMCACHE_POOL_DEAD_RETRY: O = O::new(
     G,
     "memcache_pool_dead_retry",
     K::Int { min: 0, max: 86400 },
     Some("300"),
-    "Ignored (memcache pool option).",
+    "Seconds a memcached server of memcached_servers that failed is left alone (its tokens are \
+     validated with keystone meanwhile) before it is tried again.",
 );
 /// `memcache_pool_maxsize`.
 pub const KA_MEMCACHE_POOL_MAXSIZE: O = O::new(
@@ -248,7 +252,7 @@ pub const KA_MEMCACHE_POOL_SOCKET_TIMEOUT: O = O::new(
     "memcache_pool_socket_timeout",
     K::Int { min: 1, max: 3600 },
     Some("3"),
-    "Seconds one Redis command may take before the cache is skipped for that request.",
+    "Seconds one memcached or Redis command may take before the cache is skipped for that request.",
 );
 /// `memcache_pool_unused_timeout`.
 pub const KA_MEMCACHE_POOL_UNUSED_TIMEOUT: O = O::new(
@@ -280,7 +284,8 @@ pub const KA_MEMCACHE_TLS_ENABLED: O = O::new(
     "memcache_tls_enabled",
     K::Bool,
     Some("false"),
-    "Ignored; use a rediss:// redis_url for TLS.",
+    "memcached over TLS is not supported: when set, memcached_servers is not used (a warning says \
+     so); use a rediss:// redis_url for TLS.",
 );
 /// `memcache_tls_cafile`.
 pub const KA_MEMCACHE_TLS_CAFILE: O = O::new(
@@ -320,7 +325,7 @@ pub const KA_MEMCACHE_SASL_ENABLED: O = O::new(
     "memcache_sasl_enabled",
     K::Bool,
     Some("false"),
-    "Ignored (memcache SASL option).",
+    "memcached SASL is not supported: when set, memcached_servers is not used (a warning says so).",
 );
 /// `memcache_username`.
 pub const KA_MEMCACHE_USERNAME: O = O::new(
@@ -387,7 +392,7 @@ pub const KA_REDIS_KEY_PREFIX: O = O::new(
     "redis_key_prefix",
     K::Str,
     Some("novajoin:"),
-    "novajoin: prefix of every token-cache key in Redis.",
+    "novajoin: prefix of every token-cache key in Redis or memcached.",
 );
 /// `memory_cache_size`: new.
 pub const KA_MEMORY_CACHE_SIZE: O = O::new(

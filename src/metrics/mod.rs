@@ -129,6 +129,10 @@ pub const EXPORTED: &[(&str, MetricKind)] = &[
     (
         crate::cache::stats::names::REDIS_ERRORS,
         MetricKind::Counter,
+    ),
+    (
+        crate::cache::stats::names::MEMCACHED_ERRORS,
+        MetricKind::Counter,
     ), // Recorded by `novajoin reconcile` (src/cli/reconcile.rs).
     ("novajoin_reconcile_hosts", MetricKind::Gauge),
     ("novajoin_reconcile_removed_total", MetricKind::Counter),

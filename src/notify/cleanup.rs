@@ -74,16 +74,19 @@ impl Cleanup {
     }
 }
 
-/// The shared (Redis) response cache whose entries deletes evict. A memory
-/// cache lives inside the server process, out of reach, and its entries
-/// expire after `[cache] ttl` on their own.
+/// The shared (Redis, memcached) response cache whose entries deletes
+/// evict. A memory cache lives inside the server process, out of reach,
+/// and its entries expire after `[cache] ttl` on their own.
 fn response_cache(cfg: &ConfigFiles) -> Result<Option<Arc<dyn InstanceEviction>>, String> {
     let settings = CacheSettings::read(&mut &*cfg).map_err(|e| e.to_string())?;
-    if settings.redis.is_none() {
+    if !settings.is_shared() {
         tracing::debug!("[cache] backend is memory: nothing to evict from this process");
         return Ok(None);
     }
     let cache = ResponseCache::new(&settings).map_err(|e| e.to_string())?;
-    tracing::info!("deleted instances are evicted from the shared response cache (Redis)");
+    tracing::info!(
+        backend = cache.backend(),
+        "deleted instances are evicted from the shared response cache"
+    );
     Ok(Some(Arc::new(cache)))
 }

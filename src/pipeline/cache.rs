@@ -146,6 +146,12 @@ pub fn build(mut opts: FilterOptions, ctx: &BuildContext) -> Result<HttpLayer, P
     if let Some(probe) = cache.health_probe() {
         ctx.health.register(probe);
     }
+    let authtoken_memcached = ctx
+        .config
+        .list(&crate::keystone::options::KA_MEMCACHED_SERVERS);
+    if let Some(warning) = settings.multi_replica_warning(&authtoken_memcached) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         backend = cache.backend(),
         ttl_s = settings.ttl.as_secs(),

@@ -9,6 +9,7 @@ pub mod glance;
 pub mod ipa;
 pub mod kdc;
 pub mod keystone;
+pub mod memcached;
 pub mod notify;
 pub mod nova_neutron;
 pub mod packaging;

@@ -239,27 +239,79 @@ pub fn from_options(
         .unwrap_or_else(|| "novajoin:".into());
     let op_timeout =
         Duration::from_secs(opts.int_or_default(&KA_MEMCACHE_POOL_SOCKET_TIMEOUT)? as u64);
-    if !memcached.is_empty() && redis_url.is_none() {
-        tracing::warn!("[keystone_authtoken] memcached_servers is ignored: novajoin shares its token cache through \
-                        Redis (redis_url); tokens are cached in this process's memory only");
-    }
-    let shared = match (&redis_url, strategy, &secret) {
-        (None, _, _) => None,
-        (Some(_), None, _) | (Some(_), _, None) => {
+    let dead_retry = Duration::from_secs(opts.int_or_default(&KA_MEMCACHE_POOL_DEAD_RETRY)? as u64);
+    // The memcached client speaks neither TLS nor SASL: a join.conf that
+    // asks for them never gets a plain connection instead.
+    let memcache_tls = opts.bool(&KA_MEMCACHE_TLS_ENABLED)?;
+    let memcache_sasl = opts.bool(&KA_MEMCACHE_SASL_ENABLED)?;
+    let shared = match (&redis_url, memcached.is_empty(), strategy, &secret) {
+        (None, true, _, _) => None,
+        (Some(_), _, None, _) | (Some(_), _, _, None) => {
             return Err(located_err(&opts, &KA_REDIS_URL,
                 "a shared token cache needs memcache_security_strategy = MAC or ENCRYPT and memcache_secret_key, \
                  so that whoever can write to Redis cannot plant an identity".into()));
         }
-        (Some(url), Some(st), Some(key)) => {
+        (Some(url), _, Some(st), Some(key)) => {
+            if !memcached.is_empty() {
+                tracing::warn!("[keystone_authtoken] memcached_servers is not used: redis_url is set, and the \
+                                token cache is shared through Redis");
+            }
             let c = SharedCache::new(url, &prefix, CacheSecret::new(key, st), op_timeout)
                 .map_err(|p| located_err(&opts, &KA_REDIS_URL, p))?;
             ctx.health.register(c.probe());
             Some(c)
         }
+        // keystonemiddleware shares unprotected entries with strategy
+        // None; here an unprotected shared entry would let whoever can
+        // write to memcached plant an identity, so the cache stays in
+        // memory (a join.conf without a strategy keeps working).
+        (None, false, None, _) | (None, false, _, None) => {
+            tracing::warn!("[keystone_authtoken] memcached_servers is not used: sharing tokens through memcached \
+                            needs memcache_security_strategy = MAC or ENCRYPT and memcache_secret_key (the same on \
+                            every replica), so that whoever can write to memcached cannot plant an identity; tokens \
+                            are cached in this process's memory only");
+            None
+        }
+        (None, false, Some(_), Some(_)) if memcache_tls || memcache_sasl => {
+            tracing::warn!("[keystone_authtoken] memcached_servers is not used: memcache_tls_enabled or \
+                            memcache_sasl_enabled is set, and novajoin's memcached client speaks neither (use a \
+                            rediss:// redis_url for an encrypted, authenticated shared cache); tokens are cached in \
+                            this process's memory only");
+            None
+        }
+        (None, false, Some(st), Some(key)) => {
+            let servers = match crate::memcache::parse_servers(&memcached) {
+                Ok(s) => Some(s),
+                // keystonemiddleware reaches IPv6 memcached; a join.conf
+                // written for it keeps working here, with tokens in memory.
+                Err(e @ crate::memcache::ServerListError::Ipv6(_)) => {
+                    tracing::warn!("[keystone_authtoken] memcached_servers is not used: {e}; tokens are cached \
+                                    in this process's memory only");
+                    None
+                }
+                Err(e) => return Err(located_err(&opts, &KA_MEMCACHED_SERVERS, e.to_string())),
+            };
+            if prefix.len() > 150 || prefix.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(located_err(&opts, &KA_REDIS_KEY_PREFIX,
+                    "is not usable in memcached keys; use at most 150 characters without spaces or control \
+                     characters".into()));
+            }
+            servers.map(|servers| {
+                let c = SharedCache::memcached(
+                    servers,
+                    &prefix,
+                    CacheSecret::new(key, st),
+                    op_timeout,
+                    dead_retry,
+                );
+                ctx.health.register(c.probe());
+                c
+            })
+        }
     };
     if cache_time.is_none() && shared.is_some() {
         tracing::warn!(
-            "[keystone_authtoken] token_cache_time = -1 disables caching; redis_url is not used"
+            "[keystone_authtoken] token_cache_time = -1 disables caching; the shared token cache is not used"
         );
     }
 
@@ -292,17 +344,14 @@ pub fn from_options(
     };
     // Accepted for compatibility, not used.
     for spec in [
-        &KA_MEMCACHE_POOL_DEAD_RETRY,
         &KA_MEMCACHE_POOL_MAXSIZE,
         &KA_MEMCACHE_POOL_UNUSED_TIMEOUT,
         &KA_MEMCACHE_POOL_CONN_GET_TIMEOUT,
         &KA_MEMCACHE_USE_ADVANCED_POOL,
-        &KA_MEMCACHE_TLS_ENABLED,
         &KA_MEMCACHE_TLS_CAFILE,
         &KA_MEMCACHE_TLS_CERTFILE,
         &KA_MEMCACHE_TLS_KEYFILE,
         &KA_MEMCACHE_TLS_ALLOWED_CIPHERS,
-        &KA_MEMCACHE_SASL_ENABLED,
         &KA_MEMCACHE_USERNAME,
         &KA_MEMCACHE_PASSWORD,
         &KA_CACHE,
