@@ -49,6 +49,8 @@ fn write_repr(out: &mut String, v: &Value, ascii: bool) {
                 out.push_str(&i.to_string());
             } else if let Some(u) = n.as_u64() {
                 out.push_str(&u.to_string());
+            } else if let Some(big) = big_int_text(n) {
+                out.push_str(&big);
             } else {
                 out.push_str(&float_repr(n.as_f64().unwrap_or(f64::NAN)));
             }
@@ -77,6 +79,18 @@ fn write_repr(out: &mut String, v: &Value, ascii: bool) {
             out.push('}');
         }
     }
+}
+
+/// An integer beyond 64 bits as its decimal text (`-` and digits), as
+/// JSON wrote it: Python's json keeps such integers exact, and so does
+/// serde_json with `arbitrary_precision`. `None` for other numbers.
+pub fn big_int_text(n: &serde_json::Number) -> Option<String> {
+    if n.as_i64().is_some() || n.as_u64().is_some() {
+        return None;
+    }
+    let t = n.to_string();
+    let digits = t.strip_prefix('-').unwrap_or(&t);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(t)
 }
 
 /// Whether CPython's `str.isprintable()` holds for a non-ASCII character.
@@ -277,6 +291,19 @@ mod tests {
         assert_eq!(py_str(&json!(["a\"b'c"])), "['a\"b\\'c']");
         assert_eq!(py_str(&json!(["\n\u{1}é"])), "['\\n\\x01é']");
         assert_eq!(py_repr_with(&json!("é"), true), "'\\xe9'");
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_stay_exact() {
+        let v: Value =
+            serde_json::from_str("[1180591620717411303424, -99999999999999999999999, 1.5]")
+                .unwrap();
+        assert_eq!(
+            py_str(&v),
+            "[1180591620717411303424, -99999999999999999999999, 1.5]"
+        );
+        assert_eq!(type_name(&v[0]), "int");
+        assert!(truthy(&v[0]));
     }
 
     #[test]
