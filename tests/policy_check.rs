@@ -493,7 +493,7 @@ fn spec_cases() -> Vec<Case> {
     // Integers beyond 64 bits in the target: Python's json keeps them exact.
     let big: Value = serde_json::from_str(
         r#"{"n": 1180591620717411303424, "m": -99999999999999999999999,
-            "deep": {"x": 340282366920938463463374607431768211457}, "l": [18446744073709551616]}"#,
+            "deep": {"x": 340282366920938463463374607431768211457}, "l": [18446744073709551616], "huge": 1e400}"#,
     )
     .unwrap();
     let big_policy = (
@@ -510,6 +510,9 @@ fn spec_cases() -> Vec<Case> {
             "\"b:role\": \"role:%(n)s\"",
             "\"b:c\": \"'x':%(n)c\"",
             "\"b:f\": \"'1.1805916207174113e+21':%(n)s\"",
+            "\"b:inf\": \"'inf':%(huge)s\"",
+            "\"b:infd\": \"'x':%(huge)d\"",
+            "\"b:inff\": \"'inf':%(huge)f\"",
         ]
         .join("\n")
             + "\n",

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::error::{EvalError, EvalErrorKind as K};
-use super::pyvalue::{big_int_text, py_repr_with, py_str, type_name};
+use super::pyvalue::{big_int_text, py_float, py_repr_with, py_str, type_name};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Flags {
@@ -378,7 +378,7 @@ fn as_int(v: &Value) -> Option<i128> {
 fn as_float(v: &Value) -> Option<f64> {
     match v {
         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
-        Value::Number(n) => n.as_f64(),
+        Value::Number(n) => Some(py_float(n)),
         _ => None,
     }
 }
@@ -426,7 +426,7 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
                     return Ok(int_body(s, negative, digits));
                 }
                 (None, Value::Number(f)) if matches!(s.conversion, 'd' | 'i' | 'u') => {
-                    let f = f.as_f64().unwrap_or(f64::NAN);
+                    let f = py_float(f);
                     if f.is_nan() {
                         return Err(EvalError::new(
                             K::ValueError,

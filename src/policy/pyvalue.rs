@@ -52,7 +52,7 @@ fn write_repr(out: &mut String, v: &Value, ascii: bool) {
             } else if let Some(big) = big_int_text(n) {
                 out.push_str(&big);
             } else {
-                out.push_str(&float_repr(n.as_f64().unwrap_or(f64::NAN)));
+                out.push_str(&float_repr(py_float(n)));
             }
         }
         Value::String(s) => out.push_str(&repr_str(s, ascii)),
@@ -79,6 +79,14 @@ fn write_repr(out: &mut String, v: &Value, ascii: bool) {
             out.push('}');
         }
     }
+}
+
+/// The float Python's json makes of a number: beyond the range of a
+/// float, `1e400` is `inf` (serde_json's `as_f64` has no value for it).
+pub fn py_float(n: &serde_json::Number) -> f64 {
+    n.as_f64()
+        .or_else(|| n.to_string().parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// An integer beyond 64 bits as its decimal text (`-` and digits), as
@@ -252,7 +260,7 @@ pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().map(|f| f != 0.0).unwrap_or(true),
+        Value::Number(n) => py_float(n) != 0.0,
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),
@@ -296,11 +304,11 @@ mod tests {
     #[test]
     fn integers_beyond_64_bits_stay_exact() {
         let v: Value =
-            serde_json::from_str("[1180591620717411303424, -99999999999999999999999, 1.5]")
+            serde_json::from_str("[1180591620717411303424, -99999999999999999999999, 1.5, 1e400, -1e400]")
                 .unwrap();
         assert_eq!(
             py_str(&v),
-            "[1180591620717411303424, -99999999999999999999999, 1.5]"
+            "[1180591620717411303424, -99999999999999999999999, 1.5, inf, -inf]"
         );
         assert_eq!(type_name(&v[0]), "int");
         assert!(truthy(&v[0]));
