@@ -90,7 +90,9 @@ pub const RABBIT_QUORUM_DELIVERY_LIMIT: O = O::new(
         max: i64::MAX,
     },
     Some("0"),
-    "Quorum queue x-delivery-limit; 0 = not sent.",
+    "Quorum queue x-delivery-limit (with rabbit_quorum_queue); 0 = not sent, and RabbitMQ 4 then \
+     applies its default of 20. The broker drops a message given back more often than this; the \
+     listener dead-letters such a notification on its last return instead.",
 );
 /// `rabbit_quorum_max_memory_length`.
 pub const RABBIT_QUORUM_MAX_MEMORY_LENGTH: O = O::new(
