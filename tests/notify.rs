@@ -1907,3 +1907,47 @@ async fn an_ipa_outage_delays_deletes_without_losing_them() {
     .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
 }
+
+// A quorum queue drops a message given back more often than its delivery
+// limit; the listener dead-letters it on its last return instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_quorum_delivery_limit_a_notification_is_dead_lettered_not_dropped() {
+    let _broker = BROKER.read().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("limit");
+    enroll_like_vendordata(&ipa, "limited.example.test", None).await;
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        "retry_max_attempts = 1\n[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
+         rabbit_quorum_delivery_limit = 1\n",
+    );
+    let listener = NotifyProcess::start(&conf).await;
+    ipa.go_down().await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "rabbit_quorum_queue=true&rabbit_quorum_delivery_limit=1",
+        vec![legacy_delete("limited")],
+    )
+    .await;
+    listener
+        .wait_log(
+            "copied to the dead-letter queue",
+            Duration::from_secs(90),
+        )
+        .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    let dead = names
+        .take_messages(&names.default_dead_letter_queue())
+        .await;
+    assert_eq!(dead.len(), 1, "kept in the dead-letter queue");
+    let reason = rabbit::header_text(&dead[0].1, "x-novajoin-error").unwrap_or_default();
+    assert!(reason.contains("delivery limit"), "{reason}");
+    assert!(
+        listener.log_text().contains("\"redelivered\":true"),
+        "given back once before the limit"
+    );
+    ipa.go_up().await.unwrap();
+}
