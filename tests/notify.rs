@@ -531,7 +531,9 @@ async fn by_default_a_permanently_failing_notification_lands_in_the_topics_faile
         Some(names.control_exchange.as_str())
     );
     assert!(
-        listener.log_text().contains(&names.default_dead_letter_queue()),
+        listener
+            .log_text()
+            .contains(&names.default_dead_letter_queue()),
         "the log names where the notification went"
     );
 }
@@ -1933,10 +1935,7 @@ async fn at_the_quorum_delivery_limit_a_notification_is_dead_lettered_not_droppe
     )
     .await;
     listener
-        .wait_log(
-            "copied to the dead-letter queue",
-            Duration::from_secs(90),
-        )
+        .wait_log("copied to the dead-letter queue", Duration::from_secs(90))
         .await;
     wait_queue_settled(&names, Duration::from_secs(30)).await;
     let dead = names

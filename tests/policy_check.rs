@@ -533,7 +533,14 @@ fn spec_cases() -> Vec<Case> {
          \"default\": \"!\"\ntrue: \"@\"\n2026-01-01: \"@\"\n~: \"@\"\n"
             .to_string(),
     );
-    for rule in [Some("t"), Some("u"), Some("1"), Some("a:b"), Some("True"), None] {
+    for rule in [
+        Some("t"),
+        Some("u"),
+        Some("1"),
+        Some("a:b"),
+        Some("True"),
+        None,
+    ] {
         out.push(Case {
             label: format!("rule names that are not text, --rule {rule:?}"),
             policy: odd.clone(),
@@ -1229,7 +1236,9 @@ fn validate_and_list_redundant_match_the_oslo_tools() {
             std::fs::write(p, text).unwrap();
         }
         let conf = dir.join("join.conf");
-        let section = case.oslo_policy.replace("{dir}", &dir.display().to_string());
+        let section = case
+            .oslo_policy
+            .replace("{dir}", &dir.display().to_string());
         std::fs::write(&conf, format!("[oslo_policy]\n{section}")).unwrap();
         for tool in ["validate", "list-redundant"] {
             let argv = vec![
@@ -1285,7 +1294,10 @@ fn validate_and_list_redundant_match_the_oslo_tools() {
         }
     }
     // Every kind of outcome is exercised, or the comparison is hollow.
-    assert!(printed > 15 && failed_runs > 8, "{printed} lines, {failed_runs} failed runs");
+    assert!(
+        printed > 15 && failed_runs > 8,
+        "{printed} lines, {failed_runs} failed runs"
+    );
     assert!(
         failures.is_empty(),
         "{} of {} runs differ:\n{}",

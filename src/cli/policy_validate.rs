@@ -47,8 +47,7 @@ pub(crate) fn configured(
 /// Validates; prints one line per problem on stdout. Exit status 0 when
 /// the files are sound, 1 otherwise.
 pub fn run_cli(args: PolicyValidateArgs) -> i32 {
-    let configured = match configured("policy-validate", args.namespace.as_deref(), &args.config)
-    {
+    let configured = match configured("policy-validate", args.namespace.as_deref(), &args.config) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -353,7 +353,10 @@ impl AuthPlugin {
             return Self::application_credential(o, group, auth_url, user);
         }
         let user = user.ok_or_else(|| {
-            missing("username", "the password plugin needs username (or user_id)")
+            missing(
+                "username",
+                "the password plugin needs username (or user_id)",
+            )
         })?;
         let password = o
             .password

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::auth::{v3_base, JoinPath, AuthPlugin, AuthPluginOptions};
+use super::auth::{v3_base, AuthPlugin, AuthPluginOptions, JoinPath};
 use super::catalog::Catalog;
 use super::error::{redact_url, KeystoneError};
 use super::secret::Token;

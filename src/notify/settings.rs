@@ -523,7 +523,10 @@ mod tests {
         let url = "[DEFAULT]\ntransport_url = rabbit://h/\nnotifications_topic = nj\n";
         let s = load(url).unwrap();
         assert_eq!(s.dead_letter_queue.as_deref(), Some("nj.failed"));
-        let s = load(&format!("{url}[notify]\ndead_letter_queue = $notifications_topic-dlq\n")).unwrap();
+        let s = load(&format!(
+            "{url}[notify]\ndead_letter_queue = $notifications_topic-dlq\n"
+        ))
+        .unwrap();
         assert_eq!(s.dead_letter_queue.as_deref(), Some("nj-dlq"));
         let s = load(&format!("{url}[notify]\ndead_letter_queue =\n")).unwrap();
         assert_eq!(s.dead_letter_queue, None);

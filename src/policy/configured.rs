@@ -144,7 +144,10 @@ mod tests {
         assert_eq!(names, ["a:b", "join:create"]);
         assert_eq!(c.file_rules[0].check, Check::True);
         assert_eq!(c.rules["join:create"], Check::False, "unparsable: !");
-        assert_eq!(c.rules["service_project"].to_string(), "project_name:service");
+        assert_eq!(
+            c.rules["service_project"].to_string(),
+            "project_name:service"
+        );
         assert_eq!(c.main_raw.len(), 2);
     }
 }

@@ -902,7 +902,9 @@ mod tests {
         let (_d, e) = enforcer_with(Some("\"join:create\": \"@\"\n"));
         assert!(e.enforce("join:create", &t, &project).allowed());
         assert!(!e.enforce("join:create", &t, &system).allowed());
-        assert!(!e.enforce(crate::policy::SERVICE_ON_OTHER_HOST, &t, &domain).allowed());
+        assert!(!e
+            .enforce(crate::policy::SERVICE_ON_OTHER_HOST, &t, &domain)
+            .allowed());
         // Rules without scope types (context_is_admin) take any scope.
         let mut admin = system.clone();
         admin.insert("roles".into(), json!(["admin"]));

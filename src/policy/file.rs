@@ -251,8 +251,9 @@ fn int_value(text: &str) -> Option<i128> {
     } else if let Some(b) = t.strip_prefix("0b") {
         i128::from_str_radix(b, 2).ok()?
     } else if t.contains(':') {
-        t.split(':')
-            .try_fold(0i128, |acc, part| acc.checked_mul(60)?.checked_add(part.parse().ok()?))?
+        t.split(':').try_fold(0i128, |acc, part| {
+            acc.checked_mul(60)?.checked_add(part.parse().ok()?)
+        })?
     } else if t.len() > 1 && t.starts_with('0') {
         i128::from_str_radix(&t[1..], 8).ok()?
     } else {

@@ -303,9 +303,10 @@ mod tests {
 
     #[test]
     fn integers_beyond_64_bits_stay_exact() {
-        let v: Value =
-            serde_json::from_str("[1180591620717411303424, -99999999999999999999999, 1.5, 1e400, -1e400]")
-                .unwrap();
+        let v: Value = serde_json::from_str(
+            "[1180591620717411303424, -99999999999999999999999, 1.5, 1e400, -1e400]",
+        )
+        .unwrap();
         assert_eq!(
             py_str(&v),
             "[1180591620717411303424, -99999999999999999999999, 1.5, inf, -inf]"

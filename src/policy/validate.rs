@@ -31,7 +31,9 @@ pub enum ValidateError {
     Policy(#[from] PolicyError),
     /// A rule from a policy directory does not parse and the policy file
     /// does not have it (oslopolicy-validator fails on a KeyError there).
-    #[error("rule {0:?} from a policy directory does not parse, and the policy file does not define it")]
+    #[error(
+        "rule {0:?} from a policy directory does not parse, and the policy file does not define it"
+    )]
     NotInPolicyFile(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]

@@ -82,9 +82,14 @@ mod tests {
     #[test]
     fn a_policy_json_left_behind_is_a_warning() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("policy.json"), "{\"join:create\": \"role:a\"}").unwrap();
+        std::fs::write(
+            d.path().join("policy.json"),
+            "{\"join:create\": \"role:a\"}",
+        )
+        .unwrap();
         let mut c = ConfigFiles::default();
-        c.add_text(&d.path().join("join.conf"), "[DEFAULT]\n").unwrap();
+        c.add_text(&d.path().join("join.conf"), "[DEFAULT]\n")
+            .unwrap();
         let r = check(&c);
         assert_eq!(r.code, Code::Warning, "{r:?}");
         assert!(r.details.unwrap().contains("policy.json is not read"));

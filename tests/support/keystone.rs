@@ -640,7 +640,9 @@ impl Keystone {
         seconds: i64,
     ) -> (String, chrono::DateTime<chrono::Utc>) {
         let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
-        let cred = self.create_application_credential(name, Some(expires)).await;
+        let cred = self
+            .create_application_credential(name, Some(expires))
+            .await;
         let (token, body) = self
             .issue_with(serde_json::json!({"auth": {"identity": {
                 "methods": ["application_credential"],

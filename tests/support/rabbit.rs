@@ -226,10 +226,7 @@ impl RabbitNames {
         let ch = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Some(m) = ch
-            .basic_get(
-                ShortString::from(queue),
-                BasicGetOptions { no_ack: true },
-            )
+            .basic_get(ShortString::from(queue), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get on the dead-letter queue")
         {
