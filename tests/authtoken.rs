@@ -190,6 +190,40 @@ async fn nova_token_is_accepted(p: Provider) {
 }
 
 #[tokio::test]
+async fn the_service_validates_tokens_with_an_application_credential() {
+    let ks = shared_async(Provider::Fernet).await;
+    let cred = ks.create_application_credential("novajoin", None).await;
+    let conf = format!(
+        "[keystone_authtoken]\nauth_type = v3applicationcredential\nauth_url = {}\n\
+         application_credential_id = {}\napplication_credential_secret = {}\n\
+         www_authenticate_uri = {}\nhttp_request_max_retries = 1\n",
+        ks.auth_url(),
+        cred.id,
+        cred.secret,
+        ks.public_url()
+    );
+    let svc = stack(&conf).await;
+    let token = ks.issue_token("nova").await;
+    let v = json_of(&svc, &token).await;
+    assert_eq!(v["user"], "nova");
+    assert_eq!(v["x_identity_status"], "Confirmed");
+    let (status, headers, body) = send(&svc, req(Some("not-a-token"), &[])).await;
+    assert_401(ks, status, &headers, &body);
+    // The same credential through auth_section, as keystonemiddleware reads it.
+    let conf = format!(
+        "[keystone_authtoken]\nauth_section = novajoin_auth\nwww_authenticate_uri = {}\n\
+         [novajoin_auth]\nauth_type = v3applicationcredential\nauth_url = {}\n\
+         application_credential_id = {}\napplication_credential_secret = {}\n",
+        ks.public_url(),
+        ks.auth_url(),
+        cred.id,
+        cred.secret,
+    );
+    let svc = stack(&conf).await;
+    assert_eq!(json_of(&svc, &token).await["user"], "nova");
+}
+
+#[tokio::test]
 async fn fernet_nova_token_is_accepted() {
     nova_token_is_accepted(Provider::Fernet).await;
 }

@@ -130,3 +130,85 @@ async fn stopped_keystone_is_unreachable_not_a_hang() {
     let e = fresh.auth_state().await.unwrap_err();
     assert!(matches!(e, KeystoneError::Unreachable { .. }), "{e}");
 }
+
+fn session_from(text: &str) -> ServiceSession {
+    let mut cfg = ConfigFiles::default();
+    cfg.add_text(std::path::Path::new("join.conf"), text)
+        .unwrap();
+    cfg.validate(&novajoin::option_catalog::CATALOG).unwrap();
+    ServiceSession::from_config(&cfg)
+        .unwrap()
+        .expect("configured")
+}
+
+#[tokio::test]
+async fn an_application_credential_authenticates_by_id_and_by_name() {
+    let ks = Keystone::shared(Provider::Fernet);
+    let nova = ks.user("nova");
+    let cred = ks.create_application_credential("nova", None).await;
+    let by_id = session_from(&format!(
+        "[service_credentials]\nauth_type = v3applicationcredential\nauth_url = {}\n\
+         application_credential_id = {}\napplication_credential_secret = {}\n",
+        ks.auth_url(),
+        cred.id,
+        cred.secret
+    ));
+    let st = by_id.auth_state().await.unwrap();
+    assert_eq!(st.user_id, nova.id);
+    assert_eq!(
+        st.project_id.as_deref(),
+        Some(nova.project_id.as_str()),
+        "keystone scopes the token to the credential's project"
+    );
+    // The token works like the password one: catalog and project lookups.
+    let demo = &ks.credentials().projects["demo"];
+    assert_eq!(
+        by_id.project_name(demo).await.unwrap().as_deref(),
+        Some("demo")
+    );
+    let dbg = format!("{by_id:?} {st:?}");
+    assert!(!dbg.contains(&cred.secret), "secret leaked in Debug: {dbg}");
+
+    let by_name = session_from(&format!(
+        "[service_credentials]\nauth_type = v3applicationcredential\nauth_url = {}\n\
+         application_credential_name = {}\napplication_credential_secret = {}\n\
+         username = nova\nuser_domain_name = Default\n",
+        ks.auth_url(),
+        cred.name,
+        cred.secret
+    ));
+    assert_eq!(by_name.auth_state().await.unwrap().user_id, nova.id);
+}
+
+#[tokio::test]
+async fn a_wrong_application_credential_secret_is_refused_without_echoing_it() {
+    let ks = Keystone::shared(Provider::Fernet);
+    let cred = ks.create_application_credential("nova", None).await;
+    let s = session_from(&format!(
+        "[service_credentials]\nauth_type = v3applicationcredential\nauth_url = {}\n\
+         application_credential_id = {}\napplication_credential_secret = not-the-secret\n",
+        ks.auth_url(),
+        cred.id
+    ));
+    let e = s.auth_state().await.unwrap_err();
+    assert!(
+        matches!(e, KeystoneError::CredentialsRefused { status: 401, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("[service_credentials]"), "{e}");
+    assert!(!e.to_string().contains("not-the-secret"), "{e}");
+}
+
+#[tokio::test]
+async fn application_credential_options_are_checked_at_start() {
+    let mut cfg = ConfigFiles::default();
+    cfg.add_text(
+        std::path::Path::new("join.conf"),
+        "[service_credentials]\nauth_type = v3applicationcredential\nauth_url = http://ks/v3\n\
+         application_credential_id = x\napplication_credential_secret = s\nproject_name = service\n",
+    )
+    .unwrap();
+    let e = ServiceSession::from_config(&cfg).unwrap_err().to_string();
+    assert!(e.contains("project_name"), "{e}");
+    assert!(e.contains("application credential"), "{e}");
+}

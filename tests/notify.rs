@@ -506,11 +506,50 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_listener_g
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn by_default_a_permanently_failing_notification_lands_in_the_topics_failed_queue() {
+    let _broker = BROKER.read().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("dlq");
+    // No dead_letter_queue in join.conf: the default applies.
+    let listener = NotifyProcess::start(&join_conf(&ipa, &names, "unversioned", "")).await;
+    names
+        .publish_raw(&names.control_exchange, b"{not json")
+        .await;
+    listener
+        .wait_log("notification rejected", Duration::from_secs(30))
+        .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    let dead = names
+        .take_messages(&names.default_dead_letter_queue())
+        .await;
+    assert_eq!(dead.len(), 1, "the failure is kept, not dropped");
+    assert_eq!(dead[0].0, b"{not json");
+    let reason = rabbit::header_text(&dead[0].1, "x-novajoin-error").unwrap_or_default();
+    assert!(reason.contains("not JSON"), "{reason}");
+    assert_eq!(
+        rabbit::header_text(&dead[0].1, "x-original-exchange").as_deref(),
+        Some(names.control_exchange.as_str())
+    );
+    assert!(
+        listener
+            .log_text()
+            .contains(&names.default_dead_letter_queue()),
+        "the log names where the notification went"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_a_dead_letter_queue_malformed_messages_are_rejected_not_requeued() {
     let _broker = BROKER.read().await;
     let ipa = ipa_support::start().await;
     let names = RabbitNames::new("rej");
-    let listener = NotifyProcess::start(&join_conf(&ipa, &names, "versioned", "")).await;
+    let listener = NotifyProcess::start(&join_conf(
+        &ipa,
+        &names,
+        "versioned",
+        "dead_letter_queue =\n",
+    ))
+    .await;
     names
         .publish_raw(&names.control_exchange, b"{garbage")
         .await;
@@ -892,6 +931,35 @@ async fn tls_with_the_configured_ca_and_refusal_of_an_unknown_one() {
         .await;
     assert!(!refused.log_text().contains("listening for notifications"));
     drop(refused);
+
+    // The right CA but another name for the broker (its certificate is for
+    // localhost): refused, even with ssl_enforce_hostname_verification =
+    // false, which oslo.messaging ignores too.
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        &format!(
+            "[oslo_messaging_rabbit]\nssl = true\nssl_ca_file = {}\n\
+             ssl_enforce_hostname_verification = false\n",
+            ca.display()
+        ),
+    )
+    .replace(
+        rabbit::TRANSPORT_URL,
+        &format!("rabbit://guest:guest@127.0.0.1:{}/", front.port),
+    );
+    let wrong_name = NotifyProcess::spawn(&conf);
+    wrong_name
+        .wait_log("cannot connect to the broker", Duration::from_secs(30))
+        .await;
+    let log = wrong_name.log_text();
+    assert!(
+        log.contains("ssl_enforce_hostname_verification = false is ignored"),
+        "{log}"
+    );
+    assert!(!log.contains("listening for notifications"), "{log}");
+    drop(wrong_name);
 
     let conf = join_conf(
         &ipa,
@@ -1882,4 +1950,45 @@ async fn both_formats_of_one_delete_remove_the_host_once_and_reject_nothing() {
         ipa.host("vm2.example.test").is_some(),
         "another instance's host is kept"
     );
+}
+
+// A quorum queue drops a message given back more often than its delivery
+// limit; the listener dead-letters it on its last return instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_quorum_delivery_limit_a_notification_is_dead_lettered_not_dropped() {
+    let _broker = BROKER.read().await;
+    let ipa = ipa_support::start().await;
+    let names = RabbitNames::new("limit");
+    enroll_like_vendordata(&ipa, "limited.example.test", None).await;
+    let conf = join_conf(
+        &ipa,
+        &names,
+        "unversioned",
+        "retry_max_attempts = 1\n[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n\
+         rabbit_quorum_delivery_limit = 1\n",
+    );
+    let listener = NotifyProcess::start(&conf).await;
+    ipa.go_down().await;
+    publish(
+        &names,
+        &names.nova_exchange,
+        "rabbit_quorum_queue=true&rabbit_quorum_delivery_limit=1",
+        vec![legacy_delete("limited")],
+    )
+    .await;
+    listener
+        .wait_log("copied to the dead-letter queue", Duration::from_secs(90))
+        .await;
+    wait_queue_settled(&names, Duration::from_secs(30)).await;
+    let dead = names
+        .take_messages(&names.default_dead_letter_queue())
+        .await;
+    assert_eq!(dead.len(), 1, "kept in the dead-letter queue");
+    let reason = rabbit::header_text(&dead[0].1, "x-novajoin-error").unwrap_or_default();
+    assert!(reason.contains("delivery limit"), "{reason}");
+    assert!(
+        listener.log_text().contains("\"redelivered\":true"),
+        "given back once before the limit"
+    );
+    ipa.go_up().await.unwrap();
 }

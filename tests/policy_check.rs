@@ -490,6 +490,66 @@ fn spec_cases() -> Vec<Case> {
             admin_flag: admin,
         });
     }
+    // Integers beyond 64 bits in the target: Python's json keeps them exact.
+    let big: Value = serde_json::from_str(
+        r#"{"n": 1180591620717411303424, "m": -99999999999999999999999,
+            "deep": {"x": 340282366920938463463374607431768211457}, "l": [18446744073709551616], "huge": 1e400}"#,
+    )
+    .unwrap();
+    let big_policy = (
+        "policy.yaml".to_string(),
+        [
+            "\"b:s\": \"1180591620717411303424:%(n)s\"",
+            "\"b:neg\": \"'-99999999999999999999999':%(m)s\"",
+            "\"b:d\": \"'1180591620717411303424':%(n)d\"",
+            "\"b:x\": \"'0x400000000000000000':%(n)#x\"",
+            "\"b:o\": \"'200000000000000000000000':%(n)o\"",
+            "\"b:pad\": \"'      -99999999999999999999999':%(m)30d\"",
+            "\"b:deep\": \"340282366920938463463374607431768211457:%(deep.x)s\"",
+            "\"b:list\": \"'[18446744073709551616]':%(l)s\"",
+            "\"b:role\": \"role:%(n)s\"",
+            "\"b:c\": \"'x':%(n)c\"",
+            "\"b:f\": \"'1.1805916207174113e+21':%(n)s\"",
+            "\"b:inf\": \"'inf':%(huge)s\"",
+            "\"b:infd\": \"'x':%(huge)d\"",
+            "\"b:inff\": \"'inf':%(huge)f\"",
+        ]
+        .join("\n")
+            + "\n",
+    );
+    out.push(Case {
+        label: "integers beyond 64 bits in the target".into(),
+        policy: big_policy,
+        access: base_token(),
+        target: Some(big),
+        rule: None,
+        admin_flag: None,
+    });
+    // Rule names that are not text: no lookup by name reaches them; listing
+    // every rule fails, checking one works.
+    let odd = (
+        "policy.yaml".to_string(),
+        "1: \"role:admin\"\n\"t\": \"rule:1\"\n\"u\": \"rule:True\"\n\"a:b\": \"@\"\n\
+         \"default\": \"!\"\ntrue: \"@\"\n2026-01-01: \"@\"\n~: \"@\"\n"
+            .to_string(),
+    );
+    for rule in [
+        Some("t"),
+        Some("u"),
+        Some("1"),
+        Some("a:b"),
+        Some("True"),
+        None,
+    ] {
+        out.push(Case {
+            label: format!("rule names that are not text, --rule {rule:?}"),
+            policy: odd.clone(),
+            access: base_token(),
+            target: None,
+            rule: rule.map(str::to_string),
+            admin_flag: None,
+        });
+    }
     out.push(Case {
         label: "spec §9: default rule and --rule nope".into(),
         policy: (
@@ -1000,4 +1060,249 @@ fn unknown_options_and_missing_required_ones_fail_like_the_original() {
         .unwrap();
     assert_eq!(ours.status.code(), Some(1));
     assert_eq!(theirs.status.code(), Some(1));
+}
+
+// ------------------------------------------------ validator, list-redundant
+
+/// One run of `policy-validate` / `policy-list-redundant` against
+/// oslopolicy-validator / oslopolicy-list-redundant: a join.conf naming
+/// the policy file (and directories), and the files.
+struct ToolCase {
+    label: &'static str,
+    /// join.conf's [oslo_policy] lines (`{dir}` stands for the case's directory).
+    oslo_policy: &'static str,
+    /// Files of the case: relative path and text.
+    files: Vec<(&'static str, &'static str)>,
+    namespace: &'static str,
+}
+
+fn tool_cases() -> Vec<ToolCase> {
+    let c = |label, oslo_policy, files: Vec<(&'static str, &'static str)>| ToolCase {
+        label,
+        oslo_policy,
+        files,
+        namespace: "novajoin",
+    };
+    vec![
+        c(
+            "clean override, default file name",
+            "",
+            vec![("policy.yaml", "\"service_project\": \"project_name:services\"\n")],
+        ),
+        c(
+            "redundant rules, in file order",
+            "policy_file = policy.yaml\n",
+            vec![(
+                "policy.yaml",
+                "\"context_is_admin\": \"(role:admin)\"\n\"service_project\": \"project_name:services\"\n\
+                 \"join:create\": \"rule:compute_service_user\"\n\"join:create:service_on_other_host\": \"!\"\n",
+            )],
+        ),
+        c(
+            "JSON content in policy.yaml",
+            "",
+            vec![(
+                "policy.yaml",
+                "{\"join:create\": \"rule:compute_service_user\", \"compute_service_user\": \"user_name:nova\"}",
+            )],
+        ),
+        c(
+            "the shipped sample (comments only)",
+            "",
+            vec![("policy.yaml", "# every rule commented out\n#\"join:create\": \"@\"\n")],
+        ),
+        c(
+            "unknown rule",
+            "",
+            vec![("policy.yaml", "\"a:b\": \"@\"\n\"join:create\": \"@\"\n")],
+        ),
+        c(
+            "unparsable rule",
+            "",
+            vec![("policy.yaml", "\"join:create\": \"role:admin or\"\n")],
+        ),
+        c(
+            "a parenthesised deny reads as unparsable, as oslo.policy tells it",
+            "",
+            vec![("policy.yaml", "\"join:create\": \"( ! )\"\n\"x:y\": \"!\"\n")],
+        ),
+        c(
+            "list-of-lists rules",
+            "",
+            vec![(
+                "policy.yaml",
+                "\"context_is_admin\": [[\"role:admin\"]]\n\"join:create\": [[\"!\"]]\n\"service_project\": []\n",
+            )],
+        ),
+        c(
+            "undefined reference",
+            "",
+            vec![("policy.yaml", "\"join:create\": \"rule:nope or role:admin\"\n")],
+        ),
+        c(
+            "undefined reference under not",
+            "",
+            vec![("policy.yaml", "\"join:create\": \"not rule:nope\"\n")],
+        ),
+        c(
+            "cycle",
+            "",
+            vec![(
+                "policy.yaml",
+                "\"join:create\": \"rule:compute_service_user\"\n\"compute_service_user\": \"rule:service_project and rule:join:create\"\n",
+            )],
+        ),
+        c(
+            "self reference under not",
+            "",
+            vec![("policy.yaml", "\"join:create\": \"not rule:join:create\"\n")],
+        ),
+        c(
+            "everything at once",
+            "",
+            vec![(
+                "policy.yaml",
+                "\"z:z\": \"rule:missing\"\n\"join:create\": \"(role:a\"\n\"context_is_admin\": \"role:admin\"\n\"b\": \"role:x or\"\n",
+            )],
+        ),
+        c(
+            "missing policy file",
+            "policy_file = missing.yaml\n",
+            vec![],
+        ),
+        c(
+            "only policy.json, default name",
+            "",
+            vec![("policy.json", "{\"join:create\": \"@\"}")],
+        ),
+        c(
+            "policy.json named explicitly",
+            "policy_file = policy.json\n",
+            vec![("policy.json", "{\"join:create\": \"rule:compute_service_user\", \"a\": \"!\"}")],
+        ),
+        c(
+            "absolute policy_file",
+            "policy_file = {dir}/p.yaml\n",
+            vec![("p.yaml", "\"context_is_admin\": \"role:admin\"\n")],
+        ),
+        c(
+            "policy directory overrides the file in place",
+            "policy_dirs = policy.d\n",
+            vec![
+                ("policy.yaml", "\"join:create\": \"rule:compute_service_user\"\n\"service_project\": \"project_name:service\"\n"),
+                ("policy.d/10-a.yaml", "\"join:create\": \"role:admin\"\n\"extra:rule\": \"@\"\n"),
+                ("policy.d/.hidden", "\"join:create\": \"role:hidden\"\n"),
+            ],
+        ),
+        c(
+            "YAML syntax error",
+            "",
+            vec![("policy.yaml", "\"join:create\": [\n")],
+        ),
+        c(
+            "a rule that is not text or a list",
+            "",
+            vec![("policy.yaml", "\"join:create\": true\n")],
+        ),
+        ToolCase {
+            label: "another namespace",
+            oslo_policy: "",
+            files: vec![("policy.yaml", "\"join:create\": \"@\"\n")],
+            namespace: "nova",
+        },
+    ]
+}
+
+#[test]
+fn validate_and_list_redundant_match_the_oslo_tools() {
+    let venv = venv();
+    let work = tempfile::tempdir().unwrap();
+    let sample = Command::new(env!("CARGO_BIN_EXE_novajoin"))
+        .args(["policy-sample", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(sample.status.success());
+    let defaults = work.path().join("defaults.json");
+    std::fs::write(&defaults, &sample.stdout).unwrap();
+
+    let cases = tool_cases();
+    let mut runs = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let dir = work.path().join(format!("tools-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in &case.files {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let conf = dir.join("join.conf");
+        let section = case
+            .oslo_policy
+            .replace("{dir}", &dir.display().to_string());
+        std::fs::write(&conf, format!("[oslo_policy]\n{section}")).unwrap();
+        for tool in ["validate", "list-redundant"] {
+            let argv = vec![
+                format!("--namespace={}", case.namespace),
+                format!("--config-file={}", conf.display()),
+            ];
+            runs.push((case.label, tool, dir.clone(), argv));
+        }
+    }
+    let batch: Vec<Value> = runs
+        .iter()
+        .map(|(_, tool, dir, argv)| json!({"tool": tool, "argv": argv, "cwd": dir}))
+        .collect();
+    let cases_file = work.path().join("tool-cases.json");
+    let results_file = work.path().join("tool-results.json");
+    std::fs::write(&cases_file, serde_json::to_string(&batch).unwrap()).unwrap();
+    let driver =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_check/oslo_tools_driver.py");
+    let st = Command::new(venv.join("bin/python"))
+        .arg(driver)
+        .arg(&defaults)
+        .arg(&cases_file)
+        .arg(&results_file)
+        .status()
+        .expect("run the oslo.policy tools driver");
+    assert!(st.success(), "the oslo.policy tools driver failed: {st}");
+    let theirs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&results_file).unwrap()).unwrap();
+    assert_eq!(theirs.len(), runs.len());
+
+    let mut failures = Vec::new();
+    let (mut printed, mut failed_runs) = (0, 0);
+    for ((label, tool, dir, argv), theirs) in runs.iter().zip(&theirs) {
+        let o = Command::new(env!("CARGO_BIN_EXE_novajoin"))
+            .arg(format!("policy-{tool}"))
+            .args(argv)
+            .current_dir(dir)
+            .output()
+            .expect("run novajoin");
+        let ours_out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let ours_rc = o.status.code().unwrap_or(-1);
+        let (their_out, their_rc) = (
+            theirs["out"].as_str().unwrap(),
+            theirs["rc"].as_i64().unwrap() as i32,
+        );
+        printed += ours_out.lines().count();
+        failed_runs += (ours_rc != 0) as usize;
+        if ours_out != their_out || ours_rc != their_rc {
+            failures.push(format!(
+                "{label} ({tool}):\n  novajoin (rc {ours_rc}):\n{ours_out}  stderr: {}\n  oslo (rc {their_rc}):\n{their_out}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+    }
+    // Every kind of outcome is exercised, or the comparison is hollow.
+    assert!(
+        printed > 15 && failed_runs > 8,
+        "{printed} lines, {failed_runs} failed runs"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs differ:\n{}",
+        failures.len(),
+        runs.len(),
+        failures.join("\n")
+    );
 }

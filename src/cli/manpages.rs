@@ -67,6 +67,8 @@ mod tests {
             "novajoin-server.1",
             "novajoin-config-sample.1",
             "novajoin-install.1",
+            "novajoin-policy-validate.1",
+            "novajoin-policy-list-redundant.1",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
         }

@@ -11,7 +11,9 @@ pub mod ipa_setup;
 pub mod manpages;
 pub mod notify;
 pub mod policy_check;
+pub mod policy_list_redundant;
 pub mod policy_sample;
+pub mod policy_validate;
 pub mod reconcile;
 pub mod server;
 pub mod status;
@@ -47,6 +49,13 @@ pub enum Command {
     /// Print the default policy with descriptions (like
     /// oslopolicy-sample-generator).
     PolicySample(policy_sample::PolicySampleArgs),
+    /// Check the configured policy files for unknown, unparsable, undefined
+    /// and cyclic rules, with the output and exit status of oslo.policy's
+    /// oslopolicy-validator.
+    PolicyValidate(policy_validate::PolicyValidateArgs),
+    /// List the rules of the configured policy files that equal the
+    /// defaults, as oslo.policy's oslopolicy-list-redundant does.
+    PolicyListRedundant(policy_list_redundant::PolicyListRedundantArgs),
     /// Run the RabbitMQ notification listener that cleans IPA up.
     Notify(ConfigArgs),
     /// Print every join.conf option with its default and help (like oslo-config-generator).
@@ -72,6 +81,8 @@ pub fn main() -> i32 {
         Command::Server(args) => server::run_cli(args),
         Command::PolicyCheck(args) => policy_check::run_cli(args),
         Command::PolicySample(args) => policy_sample::run_cli(args),
+        Command::PolicyValidate(args) => policy_validate::run_cli(args),
+        Command::PolicyListRedundant(args) => policy_list_redundant::run_cli(args),
         Command::Notify(args) => notify::run_cli(args),
         Command::ConfigSample(args) => config_sample::run(&args),
         Command::Install(args) => install::run(&args),

@@ -1,14 +1,20 @@
-//! keystoneauth's v3 `password` plugin: the options, their checks, and the
-//! request body it sends to `POST /v3/auth/tokens`.
+//! keystoneauth's v3 `password` and `v3applicationcredential` plugins: the
+//! options, their checks, and the request body each sends to
+//! `POST /v3/auth/tokens`.
 
 use serde_json::{json, Value};
 
 use super::secret::Password;
 use crate::config::{ConfigError, ConfigFiles};
 
-/// The password plugin's options as written in one config section.
+/// The auth plugin names keystoneauth loads for a v3 password.
+pub const PASSWORD_PLUGINS: &[&str] = &["password", "v3password"];
+/// The auth plugin names keystoneauth loads for an application credential.
+pub const APPLICATION_CREDENTIAL_PLUGINS: &[&str] = &["v3applicationcredential"];
+
+/// The auth plugin's options as written in one config section.
 #[derive(Clone, Debug, Default)]
-pub struct PasswordAuthOptions {
+pub struct AuthPluginOptions {
     /// `auth_type`.
     pub auth_type: Option<String>,
     /// `auth_url`.
@@ -43,10 +49,16 @@ pub struct PasswordAuthOptions {
     pub default_domain_id: Option<String>,
     /// `default_domain_name`.
     pub default_domain_name: Option<String>,
+    /// `application_credential_id`.
+    pub application_credential_id: Option<String>,
+    /// `application_credential_name` (with the user that owns it).
+    pub application_credential_name: Option<String>,
+    /// `application_credential_secret`.
+    pub application_credential_secret: Option<Password>,
 }
 
-/// The names of the plugin's options, in the order [`PasswordAuthOptions::from_lookup`] asks.
-pub const PASSWORD_OPTION_NAMES: &[&str] = &[
+/// The names of the plugins' options, in the order [`AuthPluginOptions::from_lookup`] asks.
+pub const AUTH_OPTION_NAMES: &[&str] = &[
     "auth_type",
     "auth_url",
     "username",
@@ -64,16 +76,19 @@ pub const PASSWORD_OPTION_NAMES: &[&str] = &[
     "trust_id",
     "default_domain_id",
     "default_domain_name",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
 ];
 
-impl PasswordAuthOptions {
+impl AuthPluginOptions {
     /// Fills the options by asking `get(name)` for each name in
-    /// [`PASSWORD_OPTION_NAMES`]; empty values count as unset.
+    /// [`AUTH_OPTION_NAMES`]; empty values count as unset.
     pub fn from_lookup<E>(
         mut get: impl FnMut(&str) -> Result<Option<String>, E>,
     ) -> Result<Self, E> {
-        let mut o = PasswordAuthOptions::default();
-        for name in PASSWORD_OPTION_NAMES {
+        let mut o = AuthPluginOptions::default();
+        for name in AUTH_OPTION_NAMES {
             let v = get(name)?.filter(|s| !s.trim().is_empty());
             match *name {
                 "auth_type" => o.auth_type = v,
@@ -93,6 +108,11 @@ impl PasswordAuthOptions {
                 "trust_id" => o.trust_id = v,
                 "default_domain_id" => o.default_domain_id = v,
                 "default_domain_name" => o.default_domain_name = v,
+                "application_credential_id" => o.application_credential_id = v,
+                "application_credential_name" => o.application_credential_name = v,
+                "application_credential_secret" => {
+                    o.application_credential_secret = v.map(Password::new)
+                }
                 _ => {}
             }
         }
@@ -116,6 +136,15 @@ impl PasswordAuthOptions {
                     cfg.string(&crate::keystone::options::SC_PROJECT_DOMAIN_NAME)
                 }
                 "project_domain_id" => cfg.string(&crate::keystone::options::SC_PROJECT_DOMAIN_ID),
+                "application_credential_id" => {
+                    cfg.string(&crate::keystone::options::SC_APPLICATION_CREDENTIAL_ID)
+                }
+                "application_credential_name" => {
+                    cfg.string(&crate::keystone::options::SC_APPLICATION_CREDENTIAL_NAME)
+                }
+                "application_credential_secret" => {
+                    cfg.string(&crate::keystone::options::SC_APPLICATION_CREDENTIAL_SECRET)
+                }
                 // Not declared for [service_credentials]; read if written.
                 other => cfg
                     .raw_undeclared("service_credentials", other)
@@ -182,17 +211,35 @@ impl DomainRef {
     }
 }
 
-/// A checked, ready-to-use password plugin configuration.
+/// A checked, ready-to-use auth plugin configuration.
 #[derive(Clone, Debug)]
-pub struct PasswordAuth {
+pub struct AuthPlugin {
     /// Where `POST .../auth/tokens` goes.
     pub auth_url: url::Url,
-    /// The user, by id or by name in a domain.
-    pub user: UserRef,
-    /// The password.
-    pub password: Password,
-    /// The scope.
+    /// What proves the service's identity.
+    pub credential: Credential,
+    /// The scope (always [`Scope::Unscoped`] for an application
+    /// credential, whose token keystone scopes to the credential's project).
     pub scope: Scope,
+}
+
+/// What the plugin authenticates with.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// keystoneauth's `password` plugin.
+    Password {
+        /// The user, by id or by name in a domain.
+        user: UserRef,
+        /// The password.
+        password: Password,
+    },
+    /// keystoneauth's `v3applicationcredential` plugin.
+    ApplicationCredential {
+        /// The credential, by id or by name with its user.
+        credential: ApplicationCredentialRef,
+        /// The credential's secret.
+        secret: Password,
+    },
 }
 
 /// The user, by id or by name.
@@ -210,6 +257,13 @@ pub enum UserRef {
 }
 
 impl UserRef {
+    fn to_json(&self) -> Value {
+        match self {
+            UserRef::Id(id) => json!({ "id": id }),
+            UserRef::Name { name, domain } => json!({ "name": name, "domain": domain.to_json() }),
+        }
+    }
+
     /// For log lines: the user's name or id.
     pub fn label(&self) -> &str {
         match self {
@@ -219,24 +273,50 @@ impl UserRef {
     }
 }
 
-impl PasswordAuth {
+/// An application credential, by id or by name (names are unique per user).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplicationCredentialRef {
+    /// By id.
+    Id(String),
+    /// By name, with the user that owns it.
+    Name {
+        /// The credential's name.
+        name: String,
+        /// Its user.
+        user: UserRef,
+    },
+}
+
+impl AuthPlugin {
     /// Checks the options of section `group`; every problem names the option.
-    pub fn from_options(o: &PasswordAuthOptions, group: &str) -> Result<Self, ConfigError> {
+    pub fn from_options(o: &AuthPluginOptions, group: &str) -> Result<Self, ConfigError> {
         let missing = |option: &str, why: &str| ConfigError::Missing {
             group: group.to_string(),
             option: option.to_string(),
             why: why.to_string(),
         };
-        if !o.is_configured() {
+        let Some(auth_type) = o.auth_type.as_deref() else {
             return Err(missing(
                 "auth_type",
-                "set auth_type = password and its options (auth_url, username, password, ...)",
+                "set auth_type = password and its options (auth_url, username, password, ...), \
+                 or auth_type = v3applicationcredential (auth_url, application_credential_id, \
+                 application_credential_secret)",
             ));
+        };
+        let app_cred = APPLICATION_CREDENTIAL_PLUGINS.contains(&auth_type);
+        if !app_cred && !PASSWORD_PLUGINS.contains(&auth_type) {
+            return Err(ConfigError::Missing {
+                group: group.to_string(),
+                option: "auth_type".into(),
+                why: format!(
+                    "{auth_type:?} is not supported; use password or v3applicationcredential"
+                ),
+            });
         }
         let raw_url = o
             .auth_url
             .as_deref()
-            .ok_or_else(|| missing("auth_url", "the password plugin needs keystone's URL"))?;
+            .ok_or_else(|| missing("auth_url", "the auth plugin needs keystone's URL"))?;
         let auth_url = url::Url::parse(raw_url).map_err(|e| ConfigError::Missing {
             group: group.to_string(),
             option: "auth_url".into(),
@@ -260,15 +340,24 @@ impl PasswordAuth {
             .or_else(|| o.user_domain_name.clone().map(DomainRef::Name))
             .or_else(|| default_domain.clone());
         let user = match (&o.user_id, &o.username) {
-            (Some(id), _) => UserRef::Id(id.clone()),
-            (None, Some(name)) => UserRef::Name {
+            (Some(id), _) => Some(UserRef::Id(id.clone())),
+            (None, Some(name)) => Some(UserRef::Name {
                 name: name.clone(),
                 domain: user_domain.ok_or_else(|| {
                     missing("user_domain_name", "with username, keystone v3 needs the user's domain (e.g. user_domain_name = Default)")
                 })?,
-            },
-            (None, None) => return Err(missing("username", "the password plugin needs username (or user_id)")),
+            }),
+            (None, None) => None,
         };
+        if app_cred {
+            return Self::application_credential(o, group, auth_url, user);
+        }
+        let user = user.ok_or_else(|| {
+            missing(
+                "username",
+                "the password plugin needs username (or user_id)",
+            )
+        })?;
         let password = o
             .password
             .clone()
@@ -306,12 +395,85 @@ impl PasswordAuth {
         } else {
             Scope::Unscoped
         };
-        Ok(PasswordAuth {
+        Ok(AuthPlugin {
             auth_url,
-            user,
-            password,
+            credential: Credential::Password { user, password },
             scope,
         })
+    }
+
+    /// The `v3applicationcredential` plugin: keystone scopes its token to
+    /// the credential's project and refuses a requested scope, so scope
+    /// options are an error here rather than a silent no-op.
+    fn application_credential(
+        o: &AuthPluginOptions,
+        group: &str,
+        auth_url: url::Url,
+        user: Option<UserRef>,
+    ) -> Result<Self, ConfigError> {
+        let missing = |option: &str, why: &str| ConfigError::Missing {
+            group: group.to_string(),
+            option: option.to_string(),
+            why: why.to_string(),
+        };
+        let secret = o.application_credential_secret.clone().ok_or_else(|| {
+            missing(
+                "application_credential_secret",
+                "the v3applicationcredential plugin needs the credential's secret",
+            )
+        })?;
+        let credential = match (&o.application_credential_id, &o.application_credential_name) {
+            (Some(id), _) => ApplicationCredentialRef::Id(id.clone()),
+            (None, Some(name)) => ApplicationCredentialRef::Name {
+                name: name.clone(),
+                user: user.ok_or_else(|| {
+                    missing(
+                        "username",
+                        "an application credential given by name needs its user \
+                         (username with user_domain_name, or user_id)",
+                    )
+                })?,
+            },
+            (None, None) => {
+                return Err(missing(
+                    "application_credential_id",
+                    "the v3applicationcredential plugin needs application_credential_id \
+                     (or application_credential_name with its user)",
+                ))
+            }
+        };
+        for (option, set) in [
+            ("project_name", o.project_name.is_some()),
+            ("project_id", o.project_id.is_some()),
+            ("domain_name", o.domain_name.is_some()),
+            ("domain_id", o.domain_id.is_some()),
+            ("system_scope", o.system_scope.is_some()),
+            ("trust_id", o.trust_id.is_some()),
+        ] {
+            if set {
+                return Err(missing(
+                    option,
+                    "not used with auth_type = v3applicationcredential: the token is scoped \
+                     to the project the application credential was created in; remove it",
+                ));
+            }
+        }
+        Ok(AuthPlugin {
+            auth_url,
+            credential: Credential::ApplicationCredential { credential, secret },
+            scope: Scope::Unscoped,
+        })
+    }
+
+    /// For log lines: the user's name or id, or the application credential's.
+    pub fn label(&self) -> &str {
+        match &self.credential {
+            Credential::Password { user, .. } => user.label(),
+            Credential::ApplicationCredential { credential, .. } => match credential {
+                ApplicationCredentialRef::Id(id) => id,
+                ApplicationCredentialRef::Name { name, .. } => name,
+            },
+        }
     }
 
     /// `.../v3/auth/tokens` under `auth_url` (appending `v3` when the URL
@@ -320,17 +482,27 @@ impl PasswordAuth {
         v3_base(&self.auth_url).join_path(&["auth", "tokens"])
     }
 
-    /// The JSON body of `POST /v3/auth/tokens`. It holds the password: never log it.
+    /// The JSON body of `POST /v3/auth/tokens`. It holds the password or
+    /// secret: never log it.
     pub fn request_body(&self) -> Value {
-        let user = match &self.user {
-            UserRef::Id(id) => json!({ "id": id, "password": self.password.expose() }),
-            UserRef::Name { name, domain } => {
-                json!({ "name": name, "domain": domain.to_json(), "password": self.password.expose() })
+        let identity = match &self.credential {
+            Credential::Password { user, password } => {
+                let mut user = user.to_json();
+                user["password"] = json!(password.expose());
+                json!({ "methods": ["password"], "password": { "user": user } })
+            }
+            Credential::ApplicationCredential { credential, secret } => {
+                let mut c = match credential {
+                    ApplicationCredentialRef::Id(id) => json!({ "id": id }),
+                    ApplicationCredentialRef::Name { name, user } => {
+                        json!({ "name": name, "user": user.to_json() })
+                    }
+                };
+                c["secret"] = json!(secret.expose());
+                json!({ "methods": ["application_credential"], "application_credential": c })
             }
         };
-        let mut auth = json!({
-            "identity": { "methods": ["password"], "password": { "user": user } }
-        });
+        let mut auth = json!({ "identity": identity });
         let scope = match &self.scope {
             Scope::ProjectId(id) => Some(json!({ "project": { "id": id } })),
             Scope::ProjectName { name, domain } => {
@@ -396,8 +568,8 @@ pub fn v3_base(url: &url::Url) -> url::Url {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> PasswordAuthOptions {
-        let r: Result<_, ()> = PasswordAuthOptions::from_lookup(|n| {
+    fn opts(pairs: &[(&str, &str)]) -> AuthPluginOptions {
+        let r: Result<_, ()> = AuthPluginOptions::from_lookup(|n| {
             Ok(pairs
                 .iter()
                 .find(|(k, _)| *k == n)
@@ -408,7 +580,7 @@ mod tests {
 
     #[test]
     fn project_scoped_body_matches_keystoneauth() {
-        let a = PasswordAuth::from_options(
+        let a = AuthPlugin::from_options(
             &opts(&[
                 ("auth_type", "password"),
                 ("auth_url", "http://ks:5000/v3"),
@@ -432,13 +604,13 @@ mod tests {
 
     #[test]
     fn missing_options_are_named() {
-        let e = PasswordAuth::from_options(
+        let e = AuthPlugin::from_options(
             &opts(&[("auth_url", "http://ks:5000")]),
             "service_credentials",
         )
         .unwrap_err();
         assert!(e.to_string().contains("auth_type"), "{e}");
-        let e = PasswordAuth::from_options(
+        let e = AuthPlugin::from_options(
             &opts(&[
                 ("auth_type", "password"),
                 ("auth_url", "http://ks:5000"),
@@ -449,7 +621,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("user_domain_name"), "{e}");
-        let e = PasswordAuth::from_options(
+        let e = AuthPlugin::from_options(
             &opts(&[
                 ("auth_type", "password"),
                 ("auth_url", "ks:5000"),
@@ -464,7 +636,7 @@ mod tests {
 
     #[test]
     fn default_domain_fills_in() {
-        let a = PasswordAuth::from_options(
+        let a = AuthPlugin::from_options(
             &opts(&[
                 ("auth_type", "password"),
                 ("auth_url", "http://ks/identity"),
@@ -481,6 +653,93 @@ mod tests {
             a.request_body()["auth"]["scope"]["project"]["domain"],
             json!({"id": "default"})
         );
+    }
+
+    #[test]
+    fn application_credential_bodies_match_keystoneauth() {
+        let by_id = AuthPlugin::from_options(
+            &opts(&[
+                ("auth_type", "v3applicationcredential"),
+                ("auth_url", "http://ks:5000/v3"),
+                ("application_credential_id", "ac1"),
+                ("application_credential_secret", "s3cret"),
+                ("project_domain_name", "Default"),
+            ]),
+            "service_credentials",
+        )
+        .unwrap();
+        assert_eq!(
+            by_id.request_body(),
+            json!({"auth": {"identity": {"methods": ["application_credential"],
+                "application_credential": {"id": "ac1", "secret": "s3cret"}}}})
+        );
+        assert_eq!(by_id.label(), "ac1");
+        assert!(!format!("{by_id:?}").contains("s3cret"));
+        let by_name = AuthPlugin::from_options(
+            &opts(&[
+                ("auth_type", "v3applicationcredential"),
+                ("auth_url", "http://ks:5000/v3"),
+                ("application_credential_name", "novajoin"),
+                ("application_credential_secret", "s3cret"),
+                ("username", "novajoin"),
+                ("user_domain_name", "Default"),
+            ]),
+            "keystone_authtoken",
+        )
+        .unwrap();
+        assert_eq!(
+            by_name.request_body(),
+            json!({"auth": {"identity": {"methods": ["application_credential"],
+                "application_credential": {"name": "novajoin", "secret": "s3cret",
+                    "user": {"name": "novajoin", "domain": {"name": "Default"}}}}}})
+        );
+    }
+
+    #[test]
+    fn application_credential_problems_are_named() {
+        let base = [
+            ("auth_type", "v3applicationcredential"),
+            ("auth_url", "http://ks:5000/v3"),
+        ];
+        for (extra, want) in [
+            (
+                vec![("application_credential_id", "a")],
+                "application_credential_secret",
+            ),
+            (
+                vec![("application_credential_secret", "s")],
+                "application_credential_id",
+            ),
+            (
+                vec![
+                    ("application_credential_name", "n"),
+                    ("application_credential_secret", "s"),
+                ],
+                "username",
+            ),
+            (
+                vec![
+                    ("application_credential_id", "a"),
+                    ("application_credential_secret", "s"),
+                    ("project_name", "service"),
+                ],
+                "project_name",
+            ),
+        ] {
+            let pairs: Vec<(&str, &str)> = base.iter().copied().chain(extra).collect();
+            let e = AuthPlugin::from_options(&opts(&pairs), "g")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{pairs:?}: {e}");
+            assert!(!e.contains("\"s\""), "{e}");
+        }
+        let e = AuthPlugin::from_options(
+            &opts(&[("auth_type", "token"), ("auth_url", "http://ks")]),
+            "g",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("v3applicationcredential"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use crate::config::schema::{OptionGroup, OptionKind as K, OptionSpec as O};
 
 const G: &str = "keystone_authtoken";
 
+/// The keystoneauth plugins novajoin loads for its own credentials.
+const AUTH_TYPES: &[&str] = &["password", "v3password", "v3applicationcredential"];
+
 /// `www_authenticate_uri` (old name `auth_uri`, still common in novajoin-era files).
 pub const KA_WWW_AUTHENTICATE_URI: O = O::new(
     G,
@@ -23,9 +26,11 @@ pub const KA_WWW_AUTHENTICATE_URI: O = O::new(
 pub const KA_AUTH_TYPE: O = O::new(
     G,
     "auth_type",
-    K::Choice(&["password", "v3password"]),
+    K::Choice(AUTH_TYPES),
     None,
-    "Auth plugin for the service's own credentials; only password (v3) is supported.",
+    "Auth plugin for the service's own credentials: password (v3password) with username and \
+     password, or v3applicationcredential with application_credential_id (or _name with the \
+     user) and application_credential_secret.",
 )
 .with_deprecated(&["auth_plugin"]);
 /// `auth_section`.
@@ -65,6 +70,31 @@ pub const KA_USER_ID: O = O::new(
 );
 /// `password`.
 pub const KA_PASSWORD: O = O::new(G, "password", K::Secret, None, "Service user password.");
+/// `application_credential_id`.
+pub const KA_APPLICATION_CREDENTIAL_ID: O = O::new(
+    G,
+    "application_credential_id",
+    K::Str,
+    None,
+    "With auth_type = v3applicationcredential: the application credential's id.",
+);
+/// `application_credential_name`.
+pub const KA_APPLICATION_CREDENTIAL_NAME: O = O::new(
+    G,
+    "application_credential_name",
+    K::Str,
+    None,
+    "With auth_type = v3applicationcredential: the credential's name, instead of its id; needs \
+     its user (username with user_domain_name, or user_id).",
+);
+/// `application_credential_secret`.
+pub const KA_APPLICATION_CREDENTIAL_SECRET: O = O::new(
+    G,
+    "application_credential_secret",
+    K::Secret,
+    None,
+    "With auth_type = v3applicationcredential: the credential's secret.",
+);
 /// `user_domain_name`.
 pub const KA_USER_DOMAIN_NAME: O = O::new(
     G,
@@ -377,7 +407,9 @@ pub const KA_SERVICE_TOKEN_ROLES_REQUIRED: O = O::new(
     "service_token_roles_required",
     K::Bool,
     Some("true"),
-    "Refuse a service token without one of service_token_roles (keystonemiddleware >= 13 default).",
+    "Refuse an X-Service-Token without one of service_token_roles. true is keystonemiddleware's \
+     default from 2026.2 on (it was false before); false accepts any valid token as a service \
+     token, with a warning.",
 );
 /// `service_type`.
 pub const KA_SERVICE_TYPE: O = O::new(G, "service_type", K::Str, None,
@@ -424,6 +456,9 @@ pub const KEYSTONE_AUTHTOKEN_OPTIONS: OptionGroup = &[
     KA_USERNAME,
     KA_USER_ID,
     KA_PASSWORD,
+    KA_APPLICATION_CREDENTIAL_ID,
+    KA_APPLICATION_CREDENTIAL_NAME,
+    KA_APPLICATION_CREDENTIAL_SECRET,
     KA_USER_DOMAIN_NAME,
     KA_USER_DOMAIN_ID,
     KA_PROJECT_NAME,
@@ -480,9 +515,11 @@ pub const KEYSTONE_AUTHTOKEN_OPTIONS: OptionGroup = &[
 pub const SC_AUTH_TYPE: O = O::new(
     "service_credentials",
     "auth_type",
-    K::Choice(&["password", "v3password"]),
+    K::Choice(AUTH_TYPES),
     None,
-    "keystoneauth plugin; only password (v3) is supported.",
+    "keystoneauth plugin: password (v3password) with username and password, or \
+     v3applicationcredential with application_credential_id (or _name with the user) and \
+     application_credential_secret.",
 )
 .with_deprecated(&["auth_plugin"]);
 /// `auth_url`.
@@ -516,6 +553,31 @@ pub const SC_PASSWORD: O = O::new(
     K::Secret,
     None,
     "Service user password.",
+);
+/// `application_credential_id`.
+pub const SC_APPLICATION_CREDENTIAL_ID: O = O::new(
+    "service_credentials",
+    "application_credential_id",
+    K::Str,
+    None,
+    "With auth_type = v3applicationcredential: the application credential's id.",
+);
+/// `application_credential_name`.
+pub const SC_APPLICATION_CREDENTIAL_NAME: O = O::new(
+    "service_credentials",
+    "application_credential_name",
+    K::Str,
+    None,
+    "With auth_type = v3applicationcredential: the credential's name, instead of its id; needs \
+     its user (username with user_domain_name, or user_id).",
+);
+/// `application_credential_secret`.
+pub const SC_APPLICATION_CREDENTIAL_SECRET: O = O::new(
+    "service_credentials",
+    "application_credential_secret",
+    K::Secret,
+    None,
+    "With auth_type = v3applicationcredential: the credential's secret.",
 );
 /// `project_name`.
 pub const SC_PROJECT_NAME: O = O::new(
@@ -631,6 +693,9 @@ pub const SERVICE_CREDENTIALS_OPTIONS: OptionGroup = &[
     SC_USERNAME,
     SC_USER_ID,
     SC_PASSWORD,
+    SC_APPLICATION_CREDENTIAL_ID,
+    SC_APPLICATION_CREDENTIAL_NAME,
+    SC_APPLICATION_CREDENTIAL_SECRET,
     SC_PROJECT_NAME,
     SC_PROJECT_ID,
     SC_USER_DOMAIN_NAME,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::auth::{v3_base, JoinPath, PasswordAuth, PasswordAuthOptions};
+use super::auth::{v3_base, AuthPlugin, AuthPluginOptions, JoinPath};
 use super::catalog::Catalog;
 use super::error::{redact_url, KeystoneError};
 use super::secret::Token;
@@ -149,7 +149,7 @@ pub struct ServiceSession {
 
 struct Inner {
     http: reqwest::Client,
-    auth: PasswordAuth,
+    auth: AuthPlugin,
     group: String,
     interface: String,
     region: Option<String>,
@@ -164,7 +164,7 @@ impl std::fmt::Debug for ServiceSession {
         f.debug_struct("ServiceSession")
             .field("group", &self.inner.group)
             .field("auth_url", &redact_url(&self.inner.auth.auth_url))
-            .field("user", &self.inner.auth.user.label())
+            .field("user", &self.inner.auth.label())
             .field("interface", &self.inner.interface)
             .field("region", &self.inner.region)
             .finish_non_exhaustive()
@@ -175,7 +175,7 @@ impl ServiceSession {
     /// A session for `auth`; `group` names the config section in errors.
     /// `interface`/`region` are the defaults for endpoint lookups.
     pub fn new(
-        auth: PasswordAuth,
+        auth: AuthPlugin,
         http: &HttpSettings,
         group: &str,
         interface: &str,
@@ -200,11 +200,11 @@ impl ServiceSession {
     /// plugin). Every problem names the option.
     pub fn from_config(cfg: &ConfigFiles) -> Result<Option<Self>, ConfigError> {
         const G: &str = "service_credentials";
-        let opts = PasswordAuthOptions::from_service_credentials(cfg)?;
+        let opts = AuthPluginOptions::from_service_credentials(cfg)?;
         if !opts.is_configured() {
             return Ok(None);
         }
-        let auth = PasswordAuth::from_options(&opts, G)?;
+        let auth = AuthPlugin::from_options(&opts, G)?;
         let http = HttpSettings {
             cafile: cfg
                 .string(&crate::keystone::options::SC_CAFILE)
@@ -327,7 +327,7 @@ impl ServiceSession {
             detail: e.to_string(),
         })?;
         tracing::debug!(
-            user = self.inner.auth.user.label(),
+            user = self.inner.auth.label(),
             group = %self.inner.group,
             token = %token.short_hash(),
             expires_at = %parsed.token.expires_at,

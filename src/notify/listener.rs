@@ -103,6 +103,9 @@ struct Session {
     consumer_tag: String,
     /// Where permanently failing messages are copied.
     dead_letter_queue: Option<String>,
+    /// Returns after which a quorum queue drops a message (its
+    /// `x-delivery-limit`), if it has one.
+    delivery_limit: Option<u64>,
 }
 
 enum SessionEnd {
@@ -297,6 +300,7 @@ impl Listener {
             publish,
             consumer_tag: format!("novajoin-notify-{}", uuid::Uuid::new_v4().simple()),
             dead_letter_queue: self.topology.dead_letter_queue.clone(),
+            delivery_limit: self.topology.delivery_limit(),
         })
     }
 }
@@ -538,6 +542,15 @@ async fn settle(
     event_type: &str,
     d: Disposition,
 ) {
+    let d = match (d, session.delivery_limit) {
+        (Disposition::Requeue(why), Some(limit)) if delivery_count(delivery) >= limit => {
+            Disposition::Permanent(format!(
+                "{why}; it was given back {limit} times, the queue's delivery limit, so the broker \
+                 would drop it on the next return"
+            ))
+        }
+        (d, _) => d,
+    };
     let settled = tokio::time::timeout(
         SETTLE_TIMEOUT,
         settle_on_channel(session, delivery, message_id, event_type, &d),
@@ -557,6 +570,24 @@ async fn settle(
             );
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
         }
+    }
+}
+
+/// How often a quorum queue has had the message back before this delivery
+/// (its `x-delivery-count` header; absent on the first delivery).
+fn delivery_count(delivery: &Delivery) -> u64 {
+    let Some(headers) = delivery.properties.headers() else {
+        return 0;
+    };
+    match headers.inner().get("x-delivery-count") {
+        Some(AMQPValue::LongLongInt(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(AMQPValue::LongInt(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(AMQPValue::LongUInt(n)) => u64::from(*n),
+        Some(AMQPValue::ShortInt(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(AMQPValue::ShortUInt(n)) => u64::from(*n),
+        Some(AMQPValue::ShortShortInt(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(AMQPValue::ShortShortUInt(n)) => u64::from(*n),
+        _ => 0,
     }
 }
 

@@ -90,7 +90,9 @@ pub const RABBIT_QUORUM_DELIVERY_LIMIT: O = O::new(
         max: i64::MAX,
     },
     Some("0"),
-    "Quorum queue x-delivery-limit; 0 = not sent.",
+    "Quorum queue x-delivery-limit (with rabbit_quorum_queue); 0 = not sent, and RabbitMQ 4 then \
+     applies its default of 20. The broker drops a message given back more often than this; the \
+     listener dead-letters such a notification on its last return instead.",
 );
 /// `rabbit_quorum_max_memory_length`.
 pub const RABBIT_QUORUM_MAX_MEMORY_LENGTH: O = O::new(
@@ -238,7 +240,8 @@ pub const SSL_ENFORCE_HOSTNAME_VERIFICATION: O = O::new(
     "ssl_enforce_hostname_verification",
     K::Bool,
     Some("true"),
-    "Verify the broker's host name. Always done; false is refused at start-up.",
+    "Deprecated in oslo.messaging, which always verifies the broker's host name against its \
+     certificate now. So does novajoin: false is ignored with a warning.",
 );
 
 /// Accepted oslo options that do not change how notifications are consumed.
@@ -344,10 +347,13 @@ pub const DEAD_LETTER_QUEUE: O = O::new(
     "notify",
     "dead_letter_queue",
     K::Str,
-    None,
+    Some("${notifications_topic}.failed"),
     "Durable queue that receives notifications that can never be handled (malformed, unknown \
-     version, refused by IPA), with the reason in the x-novajoin-error header. When unset they \
-     are rejected without requeue, which a broker dead-letter policy can route.",
+     version, refused by IPA), with the reason in the x-novajoin-error header and the original \
+     exchange and routing key in x-original-exchange and x-original-routing-key. \
+     ${notifications_topic} (or $notifications_topic) stands for [DEFAULT] notifications_topic, \
+     as in oslo.config. Set it empty to reject such notifications without requeue instead, for a \
+     broker dead-letter policy to route (with no such policy the broker drops them).",
 );
 /// `[notify] publisher_exchanges`.
 pub const PUBLISHER_EXCHANGES: O = O::new(

@@ -209,9 +209,11 @@ impl ListenerSettings {
         let ssl = transport.scheme_tls || ov.bool(&opt::SSL)?;
         let tls = if ssl {
             if !ov.bool(&opt::SSL_ENFORCE_HOSTNAME_VERIFICATION)? {
-                return Err(ov.bad(&opt::SSL_ENFORCE_HOSTNAME_VERIFICATION,
-                    "novajoin always verifies the broker's host name; remove this option or set it to true \
-                     and give the broker a certificate for the name in transport_url"));
+                // oslo.messaging ignores the option too (deprecated: it
+                // always verifies), so a copied nova.conf value still loads.
+                tracing::warn!("[oslo_messaging_rabbit] ssl_enforce_hostname_verification = false is \
+                    ignored: the broker's certificate and host name are always verified, as \
+                    oslo.messaging does; give the broker a certificate for the name in transport_url");
             }
             let mut path = |spec: &OptionSpec| -> Result<Option<PathBuf>, ConfigError> {
                 Ok(ov
@@ -293,6 +295,10 @@ impl ListenerSettings {
             max_delay: Duration::from_secs_f64(src.float_or_default(&opt::RETRY_MAX_DELAY)?),
             max_attempts: src.int_or_default(&opt::RETRY_MAX_ATTEMPTS)? as u32,
         };
+        let dead_letter_queue = cfg
+            .string(&opt::DEAD_LETTER_QUEUE)
+            .map(|q| with_topic(&q, &topic))
+            .filter(|s| !s.trim().is_empty());
         Ok(Self {
             shuffle_hosts: transport.hosts.len() > 1
                 && ov.string(&opt::KOMBU_FAILOVER_STRATEGY)?.as_deref() == Some("shuffle"),
@@ -310,14 +316,20 @@ impl ListenerSettings {
             reconnect,
             max_concurrent,
             retry,
-            dead_letter_queue: cfg
-                .string(&opt::DEAD_LETTER_QUEUE)
-                .filter(|s| !s.trim().is_empty()),
+            dead_letter_queue,
             shutdown_timeout: Duration::from_secs_f64(
                 src.float_or_default(&opt::SHUTDOWN_TIMEOUT)?,
             ),
         })
     }
+}
+
+/// `${notifications_topic}` and `$notifications_topic` in `value` replaced
+/// by the topic, as oslo.config substitutes another option's value.
+fn with_topic(value: &str, topic: &str) -> String {
+    value
+        .replace("${notifications_topic}", topic)
+        .replace("$notifications_topic", topic)
 }
 
 fn url_error(cfg: &ConfigFiles, spec: &OptionSpec, e: TransportUrlError) -> ConfigError {
@@ -500,6 +512,24 @@ mod tests {
         assert!(s.tls.is_none());
         assert_eq!(s.publisher_exchanges, vec!["nova", "neutron"]);
         assert_eq!(s.prefetch, 8);
+        assert_eq!(
+            s.dead_letter_queue.as_deref(),
+            Some("novajoin_notifications.failed")
+        );
+    }
+
+    #[test]
+    fn the_dead_letter_queue_follows_the_topic_and_can_be_turned_off() {
+        let url = "[DEFAULT]\ntransport_url = rabbit://h/\nnotifications_topic = nj\n";
+        let s = load(url).unwrap();
+        assert_eq!(s.dead_letter_queue.as_deref(), Some("nj.failed"));
+        let s = load(&format!(
+            "{url}[notify]\ndead_letter_queue = $notifications_topic-dlq\n"
+        ))
+        .unwrap();
+        assert_eq!(s.dead_letter_queue.as_deref(), Some("nj-dlq"));
+        let s = load(&format!("{url}[notify]\ndead_letter_queue =\n")).unwrap();
+        assert_eq!(s.dead_letter_queue, None);
     }
 
     #[test]

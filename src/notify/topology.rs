@@ -9,6 +9,11 @@ use lapin::{Channel, Connection, ExchangeKind};
 
 use super::settings::{ListenerSettings, QueueFlags};
 
+/// The delivery limit RabbitMQ 4 applies to a quorum queue declared without
+/// `x-delivery-limit` (earlier versions have none; guarding against it there
+/// only dead-letters a message that came back this often).
+pub const RABBITMQ_DEFAULT_DELIVERY_LIMIT: u64 = 20;
+
 /// The declarations for one listener.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Topology {
@@ -41,6 +46,18 @@ impl Topology {
             routing_key: s.queue_name(),
             flags: s.flags.clone(),
             dead_letter_queue: s.dead_letter_queue.clone(),
+        }
+    }
+
+    /// Returns after which the broker drops a message of the notification
+    /// queue: a quorum queue's `rabbit_quorum_delivery_limit`, or, when that
+    /// is 0 (not sent), RabbitMQ 4's default limit for quorum queues. The
+    /// listener dead-letters a message itself before the broker would drop it.
+    pub fn delivery_limit(&self) -> Option<u64> {
+        match (self.flags.quorum, self.flags.quorum_delivery_limit) {
+            (false, _) => None,
+            (true, 0) => Some(RABBITMQ_DEFAULT_DELIVERY_LIMIT),
+            (true, n) => u64::try_from(n).ok(),
         }
     }
 
@@ -238,6 +255,21 @@ mod tests {
             Some(&AMQPValue::LongString("quorum".into()))
         );
         assert_eq!(m.get("x-delivery-limit"), Some(&AMQPValue::LongInt(5)));
+    }
+
+    #[test]
+    fn only_quorum_queues_have_a_delivery_limit() {
+        assert_eq!(topo(flags()).delivery_limit(), None);
+        let q = |limit| {
+            topo(QueueFlags {
+                quorum: true,
+                quorum_delivery_limit: limit,
+                ..flags()
+            })
+            .delivery_limit()
+        };
+        assert_eq!(q(3), Some(3));
+        assert_eq!(q(0), Some(RABBITMQ_DEFAULT_DELIVERY_LIMIT));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::eval::{evaluate, RuleLookup};
-use super::file::parse_policy_text;
+use super::file::{parse_policy_entries, Yaml};
 use super::parser::{parse_value, Check};
 use super::pyvalue::truthy;
 
@@ -78,6 +78,18 @@ pub enum CheckerError {
     /// The policy file cannot be loaded.
     #[error(transparent)]
     Policy(#[from] super::error::PolicyError),
+    /// Every rule is to be checked, but one name is not text, so the rules
+    /// cannot be listed (oslopolicy-checker fails with a TypeError).
+    #[error("{}:{line}: rule name {key} is not text, so the rules cannot be listed in order; \
+             quote the name, or check one rule with --rule", path.display())]
+    NonTextName {
+        /// The policy file.
+        path: PathBuf,
+        /// The key, as written.
+        key: String,
+        /// Its line.
+        line: usize,
+    },
     /// `--rule` names a rule that is not defined and there is no `default`.
     #[error("rule {0:?} is not defined in the policy file and there is no \"default\" rule")]
     NoSuchRule(String),
@@ -90,6 +102,10 @@ pub enum CheckerError {
 /// denies) and `default` as the default rule.
 pub struct FileRules {
     rules: BTreeMap<String, Check>,
+    /// The first key that is not text (`1`, `true`), if any: oslo.policy
+    /// keeps such a rule under a key no lookup by name can reach, and
+    /// cannot list the rules (it sorts and searches the names).
+    non_text_key: Option<(Yaml, usize)>,
 }
 
 impl FileRules {
@@ -100,19 +116,33 @@ impl FileRules {
             source,
         })?;
         let text = String::from_utf8_lossy(&text);
-        let entries = parse_policy_text(path, &text)?;
+        let entries = parse_policy_entries(path, &text)?;
         let mut rules = BTreeMap::new();
+        let mut non_text_key = None;
         for e in entries {
             let parsed =
                 parse_value(&e.value).map_err(|problem| super::error::PolicyError::Rule {
                     path: path.to_path_buf(),
                     line: e.line,
-                    name: e.name.clone(),
+                    name: match &e.key {
+                        Yaml::Str(name) => name.clone(),
+                        other => other.describe(),
+                    },
                     problem,
                 })?;
-            rules.insert(e.name, parsed.check);
+            match e.key {
+                Yaml::Str(name) => {
+                    rules.insert(name, parsed.check);
+                }
+                other => {
+                    non_text_key.get_or_insert((other, e.line));
+                }
+            }
         }
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            non_text_key,
+        })
     }
 
     /// The rule `name` evaluates, with the name it resolved to.
@@ -260,6 +290,13 @@ pub fn run(input: &CheckerInput, out: &mut dyn Write) -> Result<(), CheckerError
             .ok_or_else(|| CheckerError::NoSuchRule(name.clone()))?;
         try_rule(name, resolved, check)?;
         return Ok(());
+    }
+    if let Some((key, line)) = &rules.non_text_key {
+        return Err(CheckerError::NonTextName {
+            path: input.policy.clone(),
+            key: key.describe(),
+            line: *line,
+        });
     }
     for (key, check) in rules.rules.iter().filter(|(k, _)| k.contains(':')) {
         try_rule(key, key, check)?;

@@ -18,6 +18,13 @@ pub struct RuleDefault {
     pub scope_types: &'static [&'static str],
 }
 
+/// The scope of the rules nova's requests are checked against. nova calls
+/// with the token of its `[vendordata_dynamic_auth]` user, which keystoneauth
+/// scopes to that section's project (`project_name = service`): a
+/// project-scoped token. A system- or domain-scoped token is not nova's
+/// vendordata call, so these rules refuse it before reading the rule text.
+pub const PROJECT_SCOPE: &[&str] = &["project"];
+
 /// The defaults novajoin registers, with the original service's rule texts.
 pub const NOVAJOIN_DEFAULTS: &[RuleDefault] = &[
     RuleDefault {
@@ -51,7 +58,7 @@ pub const NOVAJOIN_DEFAULTS: &[RuleDefault] = &[
         description: "Enroll an instance: create or update its host in IPA and return a \
                       one-time password. Only nova's metadata service should be allowed.",
         operations: &[("POST", "/v1")],
-        scope_types: &[],
+        scope_types: PROJECT_SCOPE,
     },
     RuleDefault {
         name: SERVICE_ON_OTHER_HOST,
@@ -68,7 +75,7 @@ pub const NOVAJOIN_DEFAULTS: &[RuleDefault] = &[
                       left compares with the target; project_id:... alone would compare \
                       nova's own credentials). Default: nobody.",
         operations: &[("POST", "/v1")],
-        scope_types: &[],
+        scope_types: PROJECT_SCOPE,
     },
 ];
 

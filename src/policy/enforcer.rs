@@ -32,9 +32,11 @@ pub const POLICY_FILE: O = O::new(
     "oslo_policy",
     "policy_file",
     K::Str,
-    Some("policy.json"),
-    "The policy file (YAML or JSON). A relative path is searched next to the join.conf files, \
-     then in ~/.join, ~, /etc/novajoin, /etc/join and /etc. Missing: the defaults in code apply.",
+    Some("policy.yaml"),
+    "The policy file. Every policy file is parsed as YAML, as oslo.policy does, so a file in JSON \
+     loads too (set policy_file = policy.json to keep one). A relative path is searched next to the \
+     join.conf files, then in ~/.join, ~, /etc/novajoin, /etc/join and /etc. Missing: the defaults \
+     in code apply.",
 );
 /// `[oslo_policy] policy_default_rule`.
 pub const POLICY_DEFAULT_RULE: O = O::new(
@@ -59,8 +61,9 @@ pub const ENFORCE_SCOPE: O = O::new(
     "enforce_scope",
     K::Bool,
     Some("true"),
-    "Accepted for compatibility: token scope is always checked for rules that declare scope \
-     types (as in oslo.policy 6); novajoin's rules declare none.",
+    "Accepted so old files load, and ignored: as in oslo.policy 6 (which removed the option), the \
+     token's scope is always checked against the scope_types of a rule that declares them; \
+     join:create and join:create:service_on_other_host need a project-scoped token.",
 );
 /// `[oslo_policy] enforce_new_defaults`.
 pub const ENFORCE_NEW_DEFAULTS: O = O::new("oslo_policy", "enforce_new_defaults", K::Bool, Some("true"),
@@ -161,13 +164,9 @@ impl PolicyOptions {
         }
         search_dirs.extend(["/etc/novajoin", "/etc/join", "/etc"].map(PathBuf::from));
         Self {
-            policy_file: config
-                .string(&POLICY_FILE)
-                .unwrap_or_else(|| "policy.json".into()),
+            policy_file: config.string(&POLICY_FILE).unwrap_or_default(),
             policy_dirs: config.list(&POLICY_DIRS),
-            default_rule: config
-                .string(&POLICY_DEFAULT_RULE)
-                .unwrap_or_else(|| "default".into()),
+            default_rule: config.string(&POLICY_DEFAULT_RULE).unwrap_or_default(),
             search_dirs,
         }
     }
@@ -193,10 +192,31 @@ impl PolicyOptions {
 
     /// The files in force, in the order they apply (later wins).
     fn files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        if let Some(f) = self.find(&self.policy_file, false) {
-            out.push(f);
+        let mut out: Vec<PathBuf> = self.main_file().into_iter().collect();
+        out.extend(self.dir_files());
+        out
+    }
+
+    /// A `policy.json` that is no longer read: `policy_file` is its
+    /// default, `policy.yaml`, which is not found, and a `policy.json` is
+    /// where it would be searched (the name releases before this one read).
+    pub fn unread_policy_json(&self) -> Option<PathBuf> {
+        if self.policy_file != POLICY_FILE.default.unwrap_or_default() || self.main_file().is_some()
+        {
+            return None;
         }
+        self.find("policy.json", false)
+    }
+
+    /// The policy file, if it is found.
+    pub fn main_file(&self) -> Option<PathBuf> {
+        self.find(&self.policy_file, false)
+    }
+
+    /// The files of the policy directories that exist, in the order they
+    /// apply (each directory's files sorted, dot-files skipped).
+    pub fn dir_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
         for d in &self.policy_dirs {
             let Some(dir) = self.find(d, true) else {
                 continue;
@@ -482,6 +502,12 @@ impl Enforcer {
             }
             false => tracing::info!(files = ?files, "policy loaded"),
         }
+        if let Some(json) = options.unread_policy_json() {
+            tracing::warn!(path = %json.display(),
+                "{} is not read: [oslo_policy] policy_file defaults to policy.yaml, as in oslo.policy; \
+                 rename it to policy.yaml (JSON content loads as it is) or set policy_file = policy.json",
+                json.display());
+        }
         Ok(Self {
             defaults: defaults.to_vec(),
             options,
@@ -618,7 +644,11 @@ impl Enforcer {
             None => std::borrow::Cow::Borrowed(creds),
         };
         if let Some(d) = self.defaults.iter().find(|d| d.name == name) {
-            if !d.scope_types.is_empty() && !d.scope_types.contains(&token_scope(&creds)) {
+            let scope = token_scope(&creds);
+            if !d.scope_types.is_empty() && !d.scope_types.contains(&scope) {
+                // oslo.policy's InvalidScope, as a deny with its message.
+                tracing::warn!(rule = %name, scope_types = ?d.scope_types, token_scope = scope,
+                    "{name} requires a scope of {:?}, request was made with {scope} scope", d.scope_types);
                 return Decision::Deny;
             }
         }
@@ -673,6 +703,10 @@ impl Enforcer {
     }
 }
 
+/// The token's scope as oslo.policy's `_enforce_scope` tells it: `system`
+/// when `system` (copied from `system_scope`) is set, `domain` when
+/// `domain_id` is (keystonemiddleware sets it only for domain-scoped
+/// tokens), else `project`.
 fn token_scope(creds: &Map<String, Value>) -> &'static str {
     use super::pyvalue::truthy;
     if creds.get("system").is_some_and(truthy) {
@@ -847,6 +881,34 @@ mod tests {
         assert!(!e
             .enforce("join:create", &t, &creds("x", "y", &["c"]))
             .allowed());
+    }
+
+    #[test]
+    fn join_rules_take_novas_project_scoped_token_only() {
+        let (_d, e) = enforcer_with(None);
+        let t = Map::new();
+        let mut project = creds("nova", "service", &["service"]);
+        project.insert("project_id".into(), json!("p-service"));
+        project.insert("domain_id".into(), Value::Null);
+        project.insert("system_scope".into(), Value::Null);
+        assert!(e.enforce("join:create", &t, &project).allowed());
+        let mut system = project.clone();
+        system.insert("system_scope".into(), json!("all"));
+        assert!(!e.enforce("join:create", &t, &system).allowed());
+        let mut domain = project.clone();
+        domain.insert("domain_id".into(), json!("default"));
+        assert!(!e.enforce("join:create", &t, &domain).allowed());
+        // The rule text alone would allow them: the scope decides.
+        let (_d, e) = enforcer_with(Some("\"join:create\": \"@\"\n"));
+        assert!(e.enforce("join:create", &t, &project).allowed());
+        assert!(!e.enforce("join:create", &t, &system).allowed());
+        assert!(!e
+            .enforce(crate::policy::SERVICE_ON_OTHER_HOST, &t, &domain)
+            .allowed());
+        // Rules without scope types (context_is_admin) take any scope.
+        let mut admin = system.clone();
+        admin.insert("roles".into(), json!(["admin"]));
+        assert!(e.check_rule_name("context_is_admin", &admin));
     }
 
     #[test]

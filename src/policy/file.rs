@@ -228,6 +228,48 @@ enum Frame {
     Map(Vec<(Yaml, Yaml, usize)>, Option<(Yaml, usize)>, usize),
 }
 
+/// The integer a bool, int or integral float key equals in Python, where
+/// `1`, `1.0` and `True` are one dict key.
+fn numeric_key(k: &Yaml) -> Option<i128> {
+    match k {
+        Yaml::Bool(b) => Some(i128::from(*b)),
+        Yaml::Int { text, .. } => int_value(text),
+        Yaml::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 => Some(*f as i128),
+        _ => None,
+    }
+}
+
+/// The value of a YAML 1.1 integer as PyYAML constructs it (binary, octal
+/// with a leading 0, hex, decimal, sexagesimal); `None` beyond i128.
+fn int_value(text: &str) -> Option<i128> {
+    let (neg, t) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let v = if let Some(h) = t.strip_prefix("0x") {
+        i128::from_str_radix(h, 16).ok()?
+    } else if let Some(b) = t.strip_prefix("0b") {
+        i128::from_str_radix(b, 2).ok()?
+    } else if t.contains(':') {
+        t.split(':').try_fold(0i128, |acc, part| {
+            acc.checked_mul(60)?.checked_add(part.parse().ok()?)
+        })?
+    } else if t.len() > 1 && t.starts_with('0') {
+        i128::from_str_radix(&t[1..], 8).ok()?
+    } else {
+        t.parse().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// Python dict key equality of two constructed keys.
+fn same_key(a: &Yaml, b: &Yaml) -> bool {
+    match (numeric_key(a), numeric_key(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// Applies `<<` merges and makes the last duplicate key win (keeping the
 /// first one's position, as a Python dict does).
 fn finish_map(pairs: Vec<(Yaml, Yaml, usize)>) -> Result<Yaml, String> {
@@ -253,7 +295,7 @@ fn finish_map(pairs: Vec<(Yaml, Yaml, usize)>) -> Result<Yaml, String> {
     }
     let mut out: Vec<(Yaml, Yaml, usize)> = Vec::new();
     for (k, v, line) in merged.into_iter().chain(explicit) {
-        if let Some(slot) = out.iter_mut().find(|(ek, _, _)| *ek == k) {
+        if let Some(slot) = out.iter_mut().find(|(ek, _, _)| same_key(ek, &k)) {
             slot.1 = v;
             slot.2 = line;
         } else {
@@ -366,8 +408,21 @@ pub fn parse_yaml(text: &str) -> Result<Yaml, (usize, usize, String)> {
     Ok(root.unwrap_or(Yaml::Null))
 }
 
-/// Reads a policy file's text into rule entries, in file order.
-pub fn parse_policy_text(path: &Path, text: &str) -> Result<Vec<RuleEntry>, PolicyError> {
+/// One top-level entry with its key as the YAML loader constructs it: a
+/// name is usually text, but a plain `1`, `true` or `2026-01-01` is not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyedEntry {
+    /// The key.
+    pub key: Yaml,
+    /// Its value.
+    pub value: Yaml,
+    /// 1-based line of the key in the file.
+    pub line: usize,
+}
+
+/// Reads a policy file's text into its top-level entries, whatever their
+/// keys, in file order (as oslo.policy's `Rules.load` sees them).
+pub fn parse_policy_entries(path: &Path, text: &str) -> Result<Vec<KeyedEntry>, PolicyError> {
     let doc = parse_yaml(text).map_err(|(line, column, problem)| PolicyError::Syntax {
         path: path.to_path_buf(),
         line,
@@ -387,13 +442,23 @@ pub fn parse_policy_text(path: &Path, text: &str) -> Result<Vec<RuleEntry>, Poli
             ),
         });
     };
-    let mut out = Vec::with_capacity(pairs.len());
-    for (k, value, line) in pairs {
-        let Yaml::Str(name) = k else {
+    Ok(pairs
+        .into_iter()
+        .map(|(key, value, line)| KeyedEntry { key, value, line })
+        .collect())
+}
+
+/// Reads a policy file's text into rule entries, in file order. A rule name
+/// that is not text (which no rule lookup can find) is an error.
+pub fn parse_policy_text(path: &Path, text: &str) -> Result<Vec<RuleEntry>, PolicyError> {
+    let entries = parse_policy_entries(path, text)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for KeyedEntry { key, value, line } in entries {
+        let Yaml::Str(name) = key else {
             return Err(PolicyError::Shape {
                 path: path.to_path_buf(),
                 line,
-                problem: format!("rule name {} is not text; quote it", k.describe()),
+                problem: format!("rule name {} is not text; quote it", key.describe()),
             });
         };
         out.push(RuleEntry { name, value, line });

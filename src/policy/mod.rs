@@ -1,6 +1,6 @@
 //! Policy: the oslo.policy rule language, novajoin's default rules, the
-//! enforcer behind the `policy` filter, and `novajoin policy-check` /
-//! `policy-sample`.
+//! enforcer behind the `policy` filter, and `novajoin policy-check`,
+//! `policy-sample`, `policy-validate` and `policy-list-redundant`.
 //!
 //! # The language
 //!
@@ -59,6 +59,7 @@
 //! `AdminCheck` (a closure over the request context).
 
 pub mod checker;
+pub mod configured;
 pub mod context;
 pub mod defaults;
 pub mod enforcer;
@@ -70,6 +71,8 @@ pub mod parser;
 pub mod pyformat;
 pub mod pyliteral;
 pub mod pyvalue;
+pub mod redundant;
+pub mod validate;
 
 pub use defaults::{RuleDefault, NOVAJOIN_DEFAULTS, SERVICE_ON_OTHER_HOST};
 pub use enforcer::{Decision, Enforcer, PolicyOptions, ReloadOutcome, OSLO_POLICY_OPTIONS};

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::error::{EvalError, EvalErrorKind as K};
-use super::pyvalue::{py_repr_with, py_str, type_name};
+use super::pyvalue::{big_int_text, py_float, py_repr_with, py_str, type_name};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Flags {
@@ -323,6 +323,47 @@ fn pad(s: &Spec, sign: &str, prefix: &str, body: String, numeric: bool) -> Strin
     }
 }
 
+/// An integer conversion's text from its magnitude's digits: precision,
+/// `#` prefix, sign and padding.
+fn int_body(s: &Spec, negative: bool, mut digits: String) -> String {
+    if let Some(p) = fixed(s.precision) {
+        if digits.len() < p {
+            digits = format!("{}{}", "0".repeat(p - digits.len()), digits);
+        }
+    }
+    let prefix = match (s.flags.alt, s.conversion) {
+        (true, 'x') => "0x",
+        (true, 'X') => "0X",
+        (true, 'o') => "0o",
+        _ => "",
+    };
+    pad(s, sign_of(s, negative), prefix, digits, true)
+}
+
+/// Decimal digits of any length in base `radix` (lower-case letters).
+fn decimal_to_radix(decimal: &str, radix: u32) -> String {
+    let mut num: Vec<u32> = decimal.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut out = Vec::new();
+    while num.iter().any(|d| *d != 0) {
+        let mut rem = 0u32;
+        let mut next = Vec::with_capacity(num.len());
+        for d in &num {
+            let cur = rem * 10 + d;
+            let q = cur / radix;
+            rem = cur % radix;
+            if !(next.is_empty() && q == 0) {
+                next.push(q);
+            }
+        }
+        out.push(char::from_digit(rem, radix).unwrap_or('?'));
+        num = next;
+    }
+    if out.is_empty() {
+        return "0".into();
+    }
+    out.iter().rev().collect()
+}
+
 fn as_int(v: &Value) -> Option<i128> {
     match v {
         Value::Bool(b) => Some(*b as i128),
@@ -337,7 +378,7 @@ fn as_int(v: &Value) -> Option<i128> {
 fn as_float(v: &Value) -> Option<f64> {
     match v {
         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
-        Value::Number(n) => n.as_f64(),
+        Value::Number(n) => Some(py_float(n)),
         _ => None,
     }
 }
@@ -370,8 +411,22 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
         'd' | 'i' | 'u' | 'x' | 'X' | 'o' => {
             let n = match (as_int(v), v) {
                 (Some(n), _) => n,
+                (None, Value::Number(num)) if big_int_text(num).is_some() => {
+                    let text = big_int_text(num).unwrap_or_default();
+                    let (negative, decimal) = match text.strip_prefix('-') {
+                        Some(mag) => (true, mag),
+                        None => (false, text.as_str()),
+                    };
+                    let digits = match s.conversion {
+                        'x' => decimal_to_radix(decimal, 16),
+                        'X' => decimal_to_radix(decimal, 16).to_ascii_uppercase(),
+                        'o' => decimal_to_radix(decimal, 8),
+                        _ => decimal.to_string(),
+                    };
+                    return Ok(int_body(s, negative, digits));
+                }
                 (None, Value::Number(f)) if matches!(s.conversion, 'd' | 'i' | 'u') => {
-                    let f = f.as_f64().unwrap_or(f64::NAN);
+                    let f = py_float(f);
                     if f.is_nan() {
                         return Err(EvalError::new(
                             K::ValueError,
@@ -408,24 +463,13 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
                 }
             };
             let mag = n.unsigned_abs();
-            let mut digits = match s.conversion {
+            let digits = match s.conversion {
                 'x' => format!("{mag:x}"),
                 'X' => format!("{mag:X}"),
                 'o' => format!("{mag:o}"),
                 _ => mag.to_string(),
             };
-            if let Some(p) = fixed(s.precision) {
-                if digits.len() < p {
-                    digits = format!("{}{}", "0".repeat(p - digits.len()), digits);
-                }
-            }
-            let prefix = match (s.flags.alt, s.conversion) {
-                (true, 'x') => "0x",
-                (true, 'X') => "0X",
-                (true, 'o') => "0o",
-                _ => "",
-            };
-            Ok(pad(s, sign_of(s, n < 0), prefix, digits, true))
+            Ok(int_body(s, n < 0, digits))
         }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' => {
             let Some(f) = as_float(v) else {
@@ -452,6 +496,12 @@ fn convert(s: &Spec, v: &Value) -> Result<String, EvalError> {
         'c' => {
             let c = match v {
                 Value::String(t) if t.chars().count() == 1 => t.clone(),
+                Value::Number(num) if big_int_text(num).is_some() => {
+                    return Err(EvalError::new(
+                        K::OverflowError,
+                        "%c arg not in range(0x110000)",
+                    ))
+                }
                 other => match as_int(other) {
                     Some(n) => match u32::try_from(n).ok().and_then(char::from_u32) {
                         Some(c) => c.to_string(),
@@ -553,6 +603,29 @@ mod tests {
             Ok(Expanded::MissingKey(k)) => format!("missing {k}"),
             Err(e) => format!("error {}", e.message),
         }
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_format_like_python() {
+        let t: Map<String, Value> =
+            serde_json::from_str(r#"{"n": 1180591620717411303424, "m": -99999999999999999999999}"#)
+                .unwrap();
+        let run = |fmt: &str| match Template::parse(fmt).expand(&t) {
+            Ok(Expanded::Text(s)) => s.into_owned(),
+            Ok(Expanded::MissingKey(k)) => format!("missing {k}"),
+            Err(e) => format!("error {}", e.message),
+        };
+        assert_eq!(run("%(n)s"), "1180591620717411303424");
+        assert_eq!(run("%(n)d"), "1180591620717411303424");
+        assert_eq!(run("%(n)#x"), "0x400000000000000000");
+        assert_eq!(run("%(n)X"), "400000000000000000");
+        assert_eq!(run("%(n)o"), "200000000000000000000000");
+        assert_eq!(run("%(m)d"), "-99999999999999999999999");
+        assert_eq!(run("%(m)30d"), "      -99999999999999999999999");
+        assert_eq!(run("%(m)r"), "-99999999999999999999999");
+        assert_eq!(run("%(n)c"), "error %c arg not in range(0x110000)");
+        assert_eq!(decimal_to_radix("0", 16), "0");
+        assert_eq!(decimal_to_radix("255", 16), "ff");
     }
 
     #[test]

@@ -49,8 +49,10 @@ fn write_repr(out: &mut String, v: &Value, ascii: bool) {
                 out.push_str(&i.to_string());
             } else if let Some(u) = n.as_u64() {
                 out.push_str(&u.to_string());
+            } else if let Some(big) = big_int_text(n) {
+                out.push_str(&big);
             } else {
-                out.push_str(&float_repr(n.as_f64().unwrap_or(f64::NAN)));
+                out.push_str(&float_repr(py_float(n)));
             }
         }
         Value::String(s) => out.push_str(&repr_str(s, ascii)),
@@ -77,6 +79,26 @@ fn write_repr(out: &mut String, v: &Value, ascii: bool) {
             out.push('}');
         }
     }
+}
+
+/// The float Python's json makes of a number: beyond the range of a
+/// float, `1e400` is `inf` (serde_json's `as_f64` has no value for it).
+pub fn py_float(n: &serde_json::Number) -> f64 {
+    n.as_f64()
+        .or_else(|| n.to_string().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// An integer beyond 64 bits as its decimal text (`-` and digits), as
+/// JSON wrote it: Python's json keeps such integers exact, and so does
+/// serde_json with `arbitrary_precision`. `None` for other numbers.
+pub fn big_int_text(n: &serde_json::Number) -> Option<String> {
+    if n.as_i64().is_some() || n.as_u64().is_some() {
+        return None;
+    }
+    let t = n.to_string();
+    let digits = t.strip_prefix('-').unwrap_or(&t);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(t)
 }
 
 /// Whether CPython's `str.isprintable()` holds for a non-ASCII character.
@@ -238,7 +260,7 @@ pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().map(|f| f != 0.0).unwrap_or(true),
+        Value::Number(n) => py_float(n) != 0.0,
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),
@@ -277,6 +299,20 @@ mod tests {
         assert_eq!(py_str(&json!(["a\"b'c"])), "['a\"b\\'c']");
         assert_eq!(py_str(&json!(["\n\u{1}é"])), "['\\n\\x01é']");
         assert_eq!(py_repr_with(&json!("é"), true), "'\\xe9'");
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_stay_exact() {
+        let v: Value = serde_json::from_str(
+            "[1180591620717411303424, -99999999999999999999999, 1.5, 1e400, -1e400]",
+        )
+        .unwrap();
+        assert_eq!(
+            py_str(&v),
+            "[1180591620717411303424, -99999999999999999999999, 1.5, inf, -inf]"
+        );
+        assert_eq!(type_name(&v[0]), "int");
+        assert!(truthy(&v[0]));
     }
 
     #[test]

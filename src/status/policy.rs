@@ -2,7 +2,7 @@
 
 use super::report::CheckResult;
 use crate::config::ConfigFiles;
-use crate::policy::enforcer::RuleOrigin;
+use crate::policy::enforcer::{PolicyOptions, RuleOrigin};
 use crate::policy::Enforcer;
 
 /// The check's name.
@@ -26,6 +26,17 @@ pub fn check(cfg: &ConfigFiles) -> CheckResult {
             )
         }
     };
+    if let Some(json) = PolicyOptions::from_config(cfg).unread_policy_json() {
+        return CheckResult::warning(
+            NAME,
+            format!(
+                "{} is not read: [oslo_policy] policy_file defaults to policy.yaml (as in \
+                 oslo.policy), which is not found, so the registered defaults apply. Rename it to \
+                 policy.yaml (JSON content loads as it is) or set policy_file = policy.json",
+                json.display()
+            ),
+        );
+    }
     let rules = enforcer.rules();
     match rules.get(JOIN_CREATE) {
         Some(rule) => {
@@ -66,6 +77,30 @@ mod tests {
         ));
         assert_eq!(r.code, Code::Success, "{r:?}");
         assert!(r.details.unwrap().contains("join:create"));
+    }
+
+    #[test]
+    fn a_policy_json_left_behind_is_a_warning() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("policy.json"),
+            "{\"join:create\": \"role:a\"}",
+        )
+        .unwrap();
+        let mut c = ConfigFiles::default();
+        c.add_text(&d.path().join("join.conf"), "[DEFAULT]\n")
+            .unwrap();
+        let r = check(&c);
+        assert_eq!(r.code, Code::Warning, "{r:?}");
+        assert!(r.details.unwrap().contains("policy.json is not read"));
+        // Named explicitly, or beside a policy.yaml, it is fine.
+        let mut c = ConfigFiles::default();
+        c.add_text(
+            &d.path().join("join.conf"),
+            "[oslo_policy]\npolicy_file = policy.json\n",
+        )
+        .unwrap();
+        assert_eq!(check(&c).code, Code::Success);
     }
 
     #[test]

@@ -62,6 +62,17 @@ pub struct User {
     pub roles: Vec<String>,
 }
 
+/// An application credential made by a test.
+#[derive(Clone, Debug)]
+pub struct ApplicationCredential {
+    /// Its id.
+    pub id: String,
+    /// Its name (unique for its user).
+    pub name: String,
+    /// The secret keystone showed once, at creation.
+    pub secret: String,
+}
+
 /// What the template made.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Credentials {
@@ -574,26 +585,29 @@ impl Keystone {
         );
     }
 
-    /// A token for `name` that expires in about `seconds` (made from an
-    /// application credential that expires then: keystone caps the token),
-    /// and its expiry as keystone states it.
-    pub async fn issue_short_lived_token(
+    /// Creates an application credential of template user `name` through
+    /// keystone's API (`POST /v3/users/{id}/application_credentials`, with
+    /// the user's project-scoped token), expiring at `expires` if given.
+    pub async fn create_application_credential(
         &self,
         name: &str,
-        seconds: i64,
-    ) -> (String, chrono::DateTime<chrono::Utc>) {
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> ApplicationCredential {
         let u = self.user(name);
         let tok = self.issue_token(name).await;
-        let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+        let cred_name = format!("nj-{}", uuid::Uuid::new_v4().simple());
+        let mut body = serde_json::json!({"application_credential": {"name": cred_name}});
+        if let Some(e) = expires {
+            body["application_credential"]["expires_at"] =
+                serde_json::json!(e.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
         let r = Self::client()
             .post(format!(
                 "{}/v3/users/{}/application_credentials",
                 self.direct, u.id
             ))
             .header("x-auth-token", &tok)
-            .json(&serde_json::json!({"application_credential": {
-                "name": format!("short-{}", uuid::Uuid::new_v4()),
-                "expires_at": expires.format("%Y-%m-%dT%H:%M:%S").to_string()}}))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -604,20 +618,35 @@ impl Keystone {
             r.text().await.unwrap_or_default()
         );
         let v: serde_json::Value = r.json().await.unwrap();
-        let (id, secret) = (
-            v["application_credential"]["id"]
+        let field = |k: &str| {
+            v["application_credential"][k]
                 .as_str()
-                .unwrap()
-                .to_string(),
-            v["application_credential"]["secret"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+                .unwrap_or_else(|| panic!("application_credential.{k}"))
+                .to_string()
+        };
+        ApplicationCredential {
+            id: field("id"),
+            name: field("name"),
+            secret: field("secret"),
+        }
+    }
+
+    /// A token for `name` that expires in about `seconds` (made from an
+    /// application credential that expires then: keystone caps the token),
+    /// and its expiry as keystone states it.
+    pub async fn issue_short_lived_token(
+        &self,
+        name: &str,
+        seconds: i64,
+    ) -> (String, chrono::DateTime<chrono::Utc>) {
+        let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+        let cred = self
+            .create_application_credential(name, Some(expires))
+            .await;
         let (token, body) = self
             .issue_with(serde_json::json!({"auth": {"identity": {
                 "methods": ["application_credential"],
-                "application_credential": {"id": id, "secret": secret}}}}))
+                "application_credential": {"id": cred.id, "secret": cred.secret}}}}))
             .await;
         let expires = body["token"]["expires_at"]
             .as_str()

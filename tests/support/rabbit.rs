@@ -210,16 +210,23 @@ impl RabbitNames {
         queue_counts(queue)
     }
 
+    /// The listener's default dead-letter queue: `<topic>.failed`.
+    pub fn default_dead_letter_queue(&self) -> String {
+        format!("{}.failed", self.topic)
+    }
+
     /// Takes every message out of the dead-letter queue: (body, headers).
     pub async fn take_dead_letters(&self) -> Vec<(Vec<u8>, FieldTable)> {
+        self.take_messages(&self.dead_letter_queue).await
+    }
+
+    /// Takes every message out of `queue`: (body, headers).
+    pub async fn take_messages(&self, queue: &str) -> Vec<(Vec<u8>, FieldTable)> {
         let conn = connect().await;
         let ch = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Some(m) = ch
-            .basic_get(
-                ShortString::from(self.dead_letter_queue.as_str()),
-                BasicGetOptions { no_ack: true },
-            )
+            .basic_get(ShortString::from(queue), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get on the dead-letter queue")
         {
@@ -252,7 +259,11 @@ impl RabbitNames {
 
 impl Drop for RabbitNames {
     fn drop(&mut self) {
-        let queues = [self.queue(), self.dead_letter_queue.clone()];
+        let queues = [
+            self.queue(),
+            self.dead_letter_queue.clone(),
+            self.default_dead_letter_queue(),
+        ];
         let exchanges = [
             self.control_exchange.clone(),
             self.nova_exchange.clone(),

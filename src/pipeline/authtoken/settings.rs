@@ -13,7 +13,7 @@ use super::super::build::{BuildContext, FilterOptions};
 use crate::config::pipeline_file::PipelineFileError;
 use crate::config::schema::OptionSpec;
 use crate::config::OptionSource;
-use crate::keystone::auth::{PasswordAuth, PasswordAuthOptions};
+use crate::keystone::auth::{AuthPlugin, AuthPluginOptions};
 use crate::keystone::cache::SharedCache;
 use crate::keystone::cache_crypt::{CacheSecret, Strategy};
 use crate::keystone::jws::JwsVerifier;
@@ -133,33 +133,32 @@ pub fn from_options(
     let auth_opts = match &section {
         Some(sec) => {
             // Take (and so accept) the plugin options even if unused here.
-            for n in crate::keystone::auth::PASSWORD_OPTION_NAMES {
+            for n in crate::keystone::auth::AUTH_OPTION_NAMES {
                 if let Some(spec) = ka_spec(n) {
                     let _ = opts.string(spec)?;
                 }
             }
-            PasswordAuthOptions::from_section(opts.config(), sec)
+            AuthPluginOptions::from_section(opts.config(), sec)
         }
         None => {
-            let o = PasswordAuthOptions::from_lookup(|name| match ka_spec(name) {
+            let o = AuthPluginOptions::from_lookup(|name| match ka_spec(name) {
                 Some(spec) => opts.string(spec),
                 None => Ok(None),
             })?;
-            if let Some(t) = o
-                .auth_type
-                .as_deref()
-                .filter(|t| *t != "password" && *t != "v3password")
-            {
+            if let Some(t) = o.auth_type.as_deref().filter(|t| {
+                !crate::keystone::auth::PASSWORD_PLUGINS.contains(t)
+                    && !crate::keystone::auth::APPLICATION_CREDENTIAL_PLUGINS.contains(t)
+            }) {
                 return Err(located_err(
                     &opts,
                     &KA_AUTH_TYPE,
-                    format!("{t:?} is not supported; use auth_type = password"),
+                    format!("{t:?} is not supported; use auth_type = password or v3applicationcredential"),
                 ));
             }
             o
         }
     };
-    let auth = PasswordAuth::from_options(&auth_opts, &auth_group).map_err(|e| plain(format!(
+    let auth = AuthPlugin::from_options(&auth_opts, &auth_group).map_err(|e| plain(format!(
         "{e}. The authtoken filter needs the service's own credentials in [{auth_group}] to validate tokens")))?;
     let _ = opts.string(&KA_AUTH_VERSION)?;
 
