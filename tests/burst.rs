@@ -5,9 +5,11 @@
 //!
 //! Asserted: exactly one enrollment (one `host_add`, one IPA round trip)
 //! per instance, every answer a 200, the five answers of an instance
-//! identical and their OTP the one IPA holds, never more than the cap in
-//! flight at IPA, and a total time within 1.3× of the bound the cap
-//! implies: `ceil(IPA round trips / cap) × 50 ms`.
+//! identical and their OTP the one IPA holds, and exactly the cap in
+//! flight at IPA at its fullest (never more, and the slots filled). The
+//! total time against the bound the cap implies
+//! (`ceil(IPA round trips / cap) × 50 ms`) is printed, not asserted: it is
+//! a benchmark figure (`bench/run.sh`).
 //!
 //! Cross-request batching and shedding are off here (`[ipa] batch_max = 1`,
 //! `queue_deadline = 0`): this test holds the one-call-per-enrollment path
@@ -33,8 +35,6 @@ use tokio::sync::Semaphore;
 const IPA_LATENCY: Duration = Duration::from_millis(50);
 /// Requests per instance.
 const POLLS: usize = 5;
-/// The allowed overrun of the cap-implied bound.
-const SLACK: f64 = 1.3;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -163,9 +163,9 @@ async fn boot_storm_enrolls_each_instance_once_within_the_cap_bound() {
         env.ipa.round_trips_by_method()
     );
     let max_in_flight = env.ipa.max_in_flight();
-    assert!(
-        max_in_flight <= cap as u64,
-        "IPA saw {max_in_flight} calls at once; the cap is {cap}"
+    assert_eq!(
+        max_in_flight, cap as u64,
+        "IPA saw at most {max_in_flight} calls at once; the cap is {cap}, and a storm fills it"
     );
     // Every IPA request (the round trips and the login) holds a slot for
     // at least the latency: that many waves of `cap` cannot take less.
@@ -177,9 +177,5 @@ async fn boot_storm_enrolls_each_instance_once_within_the_cap_bound() {
         "burst: {n} instances x {POLLS} polls, cap {cap}, IPA latency {IPA_LATENCY:?}: {ipa_requests} IPA requests, \
          most in flight {max_in_flight}; total {elapsed:.2?}, cap-implied bound {bound:.2?}, ratio {ratio:.3}; \
          CPU: server {server_cpu:.2?}, test process (clients and IPA double) {own_cpu:.2?}"
-    );
-    assert!(
-        ratio <= SLACK,
-        "the storm took {elapsed:?}, more than {SLACK} x the cap-implied bound {bound:?}"
     );
 }
