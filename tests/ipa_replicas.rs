@@ -42,6 +42,10 @@ async fn stopping_one_replica_mid_burst_loses_no_enrollment() {
             .sections(&format!("[metrics]\nlisten = 127.0.0.1:{metrics_port}\n"))
             .ipa_cap(4)
             .ipa_latency(Duration::from_millis(40))
+            // One enrollment per call, so that the burst is still running
+            // when the first server stops (batching would carry it in a
+            // few calls); tests/storm.rs covers batching.
+            .ipa_lines("batch_max = 1\nqueue_deadline = 0")
             .rust_log("warn")
             .start()
             .await,

@@ -55,6 +55,19 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// Whether every number in `value` is one a double holds (the crate keeps
+/// numbers as written, for policy-check; a request body with a number such
+/// as `1e999999` is malformed, as a JSON parser without that feature says).
+/// serde_json's recursion limit bounds the depth.
+fn numbers_in_range(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_f64().is_some(),
+        Value::Array(items) => items.iter().all(numbers_in_range),
+        Value::Object(map) => map.values().all(numbers_in_range),
+        _ => true,
+    }
+}
+
 impl VendordataRequest {
     /// Parses and validates a request body. `content_type` is the request's
     /// `Content-Type`; a body that is not declared JSON is treated as absent,
@@ -64,7 +77,9 @@ impl VendordataRequest {
             return Err(JoinError::BadRequestDefault);
         }
         let value: Value = serde_json::from_slice(body)
-            .map_err(|_| JoinError::BadRequest("Malformed request body".into()))?;
+            .ok()
+            .filter(numbers_in_range)
+            .ok_or_else(|| JoinError::BadRequest("Malformed request body".into()))?;
         let Value::Object(obj) = value else {
             return Err(JoinError::BadRequest(format!(
                 "The request body must be a JSON object, not {}",
@@ -158,6 +173,10 @@ mod tests {
                 .to_string()
         };
         assert_eq!(p("{not json"), "Malformed request body");
+        assert_eq!(
+            p(r#"{"hostname": "vm", "x": [1e999999]}"#),
+            "Malformed request body"
+        );
         assert!(p("[1,2]").contains("JSON object"));
         assert!(
             p(r#"{"hostname": "a", "metadata": null}"#).contains("'metadata' must be an object")
