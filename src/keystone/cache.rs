@@ -10,11 +10,12 @@
 //! keystone call each time, as upstream.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::cache_crypt::CacheSecret;
@@ -32,6 +33,11 @@ pub struct ValidatedToken {
     pub identity: Arc<Identity>,
     /// Cache entries for this validation end here.
     pub cache_until: DateTime<Utc>,
+    /// The keystonemiddleware `X-*` headers of this identity, built on
+    /// first use by `authtoken` and reused by every request with the token.
+    pub user_headers: OnceLock<HeaderMap>,
+    /// `X-Service-Catalog` (the v2 form), likewise built once.
+    pub catalog_header: OnceLock<Option<HeaderValue>>,
 }
 
 impl ValidatedToken {
@@ -44,6 +50,8 @@ impl ValidatedToken {
             data,
             identity,
             cache_until,
+            user_headers: OnceLock::new(),
+            catalog_header: OnceLock::new(),
         }
     }
 

@@ -17,6 +17,9 @@
 //! `novajoin server` serves them on `[metrics] listen`, `novajoin notify`
 //! on `[metrics] notify_listen`: each process has its own counters.
 
+mod request_handles;
+pub use request_handles::RequestMetrics;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -217,7 +217,11 @@ async fn serve(
     tracing::info!(listen = %listener.describe(), version = env!("CARGO_PKG_VERSION"), "novajoin server ready");
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
-    let responder = Arc::new(Responder { stack });
+    let responder = Arc::new(Responder {
+        stack,
+        // Handles are resolved at first use, once the recorder is installed.
+        metrics: crate::metrics::RequestMetrics::new(),
+    });
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
@@ -268,6 +272,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> I
 /// takes one reference count rather than one per part.
 struct Responder {
     stack: HttpService,
+    metrics: crate::metrics::RequestMetrics,
 }
 
 impl Responder {
@@ -319,7 +324,8 @@ impl Responder {
             scheme,
             host,
         });
-        crate::metrics::record_request(&path, &method, resp.status(), latency, cache_outcome);
+        self.metrics
+            .record(&path, &method, resp.status(), latency, cache_outcome);
         resp
     }
 }
