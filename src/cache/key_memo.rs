@@ -36,7 +36,9 @@ pub struct KeyMemo {
 
 #[derive(Debug, Default)]
 struct Table {
-    keys: HashMap<Box<[u8]>, BodyKey>,
+    /// foldhash: fast on short byte strings; a chosen collision only costs
+    /// a slower lookup, since equal hashes are followed by a full compare.
+    keys: HashMap<Box<[u8]>, BodyKey, foldhash::fast::RandomState>,
     bytes: usize,
 }
 

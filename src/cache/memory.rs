@@ -11,7 +11,10 @@ use super::stats::CacheStats;
 /// Answers by instance id, in this process's memory.
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: moka::future::Cache<String, Arc<StoredAnswer>>,
+    // foldhash rather than SipHash: only requests that passed authtoken and
+    // policy (nova) reach the cache, so there is no flooding to defend
+    // against, and SipHash is a cost on every request.
+    cache: moka::future::Cache<String, Arc<StoredAnswer>, foldhash::fast::RandomState>,
     ttl: Duration,
 }
 
@@ -29,7 +32,7 @@ impl MemoryStore {
                     stats.eviction();
                 }
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self { cache, ttl }
     }
 

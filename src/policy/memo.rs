@@ -70,7 +70,10 @@ struct Table<K> {
     /// cannot be reused by a later rule set while the table names it).
     rules: Option<Arc<RuleSet>>,
     reusable: bool,
-    decisions: HashMap<K, bool>,
+    /// foldhash: the key is hashed on every request, and SipHash's
+    /// protection against chosen collisions is not needed for identities
+    /// keystone vouched for.
+    decisions: HashMap<K, bool, foldhash::fast::RandomState>,
 }
 
 impl<K> std::fmt::Debug for DecisionMemo<K> {
