@@ -36,9 +36,7 @@ pub struct KeyMemo {
 
 #[derive(Debug, Default)]
 struct Table {
-    /// foldhash: fast on short byte strings; a chosen collision only costs
-    /// a slower lookup, since equal hashes are followed by a full compare.
-    keys: HashMap<Box<[u8]>, BodyKey, foldhash::fast::RandomState>,
+    keys: HashMap<Box<[u8]>, BodyKey>,
     bytes: usize,
 }
 

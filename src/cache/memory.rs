@@ -11,10 +11,7 @@ use super::stats::CacheStats;
 /// Answers by instance id, in this process's memory.
 #[derive(Clone)]
 pub struct MemoryStore {
-    // foldhash rather than SipHash: only requests that passed authtoken and
-    // policy (nova) reach the cache, so there is no flooding to defend
-    // against, and SipHash is a cost on every request.
-    cache: moka::future::Cache<String, Arc<StoredAnswer>, foldhash::fast::RandomState>,
+    cache: moka::future::Cache<String, Arc<StoredAnswer>>,
     ttl: Duration,
 }
 
@@ -32,7 +29,7 @@ impl MemoryStore {
                     stats.eviction();
                 }
             })
-            .build_with_hasher(foldhash::fast::RandomState::default());
+            .build();
         Self { cache, ttl }
     }
 

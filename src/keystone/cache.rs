@@ -74,13 +74,7 @@ pub struct TokenKey {
 }
 
 /// The in-process cache, each entry expiring at its `cache_until`.
-///
-/// Hashed with foldhash rather than SipHash, as every map on the cache-hit
-/// path is (SipHash there costs 6 % of a hit's instructions:
-/// docs/PERFORMANCE.md): keys are BLAKE3 digests of tokens keystone
-/// accepted, so there is no flooding to defend against.
-pub type MemoryCache =
-    moka::future::Cache<TokenKey, Arc<ValidatedToken>, foldhash::fast::RandomState>;
+pub type MemoryCache = moka::future::Cache<TokenKey, Arc<ValidatedToken>>;
 
 struct UntilExpiry;
 
@@ -100,7 +94,7 @@ pub fn memory_cache(capacity: u64) -> MemoryCache {
     moka::future::Cache::builder()
         .max_capacity(capacity)
         .expire_after(UntilExpiry)
-        .build_with_hasher(foldhash::fast::RandomState::default())
+        .build()
 }
 
 /// What is stored in the shared cache (inside the MAC/encryption envelope).

@@ -70,10 +70,7 @@ struct Table<K> {
     /// cannot be reused by a later rule set while the table names it).
     rules: Option<Arc<RuleSet>>,
     reusable: bool,
-    /// foldhash: the key is hashed on every request, and SipHash's
-    /// protection against chosen collisions is not needed for identities
-    /// keystone vouched for.
-    decisions: HashMap<K, bool, foldhash::fast::RandomState>,
+    decisions: HashMap<K, bool>,
 }
 
 impl<K> std::fmt::Debug for DecisionMemo<K> {

@@ -22,7 +22,7 @@ fn spoofable_headers() -> &'static [HeaderName] {
 /// Whether `name` is one of [`spoofable_headers`] (a set lookup: the
 /// check runs on every header of every request).
 fn is_spoofable(name: &HeaderName) -> bool {
-    static SET: LazyLock<HashSet<HeaderName, foldhash::fast::RandomState>> =
+    static SET: LazyLock<HashSet<HeaderName>> =
         LazyLock::new(|| spoofable_headers().iter().cloned().collect());
     SET.contains(name)
 }
