@@ -31,7 +31,7 @@ use futures::future::BoxFuture;
 use super::answer::StoredAnswer;
 use super::options::{MemcachedSettings, RedisFailureMode};
 use super::redis::now_ms;
-use super::sealing::{EntrySealer, UnsealError};
+use super::sealing::EntrySealer;
 use super::shared::{Claim, EntryOrClaim, Fetched, SharedStore, Unavailable};
 use super::stats::CacheStats;
 use crate::health::{HealthProbe, HealthState};
@@ -251,30 +251,15 @@ impl MemcachedStore {
         }
     }
 
+    /// Verifies a raw entry read from `key`.
     fn open(&self, instance_id: &str, key: &str, raw: &[u8], report: bool) -> Fetched {
-        match self.sealer.open(key, raw, now_ms()) {
-            Ok(answer) => Fetched::Valid(Arc::new(answer)),
-            Err(UnsealError::Expired(ms)) => {
-                tracing::debug!(
-                    instance_id,
-                    expired_ms_ago = ms,
-                    "response cache: ignoring an expired memcached entry"
-                );
-                Fetched::Absent
-            }
-            Err(e) if !report => {
-                tracing::debug!(instance_id, reason = %e, "response cache: memcached entry still refused");
-                Fetched::Refused
-            }
-            Err(e) => {
-                self.stats.refused();
-                tracing::error!(instance_id, memcached_key = %key, reason = %e,
-                    "response cache: refusing a memcached entry that is not ours (it does not verify with \
-                     [cache] secret_key); answering as if there were none. Check that every replica has \
-                     the same secret_key and that nothing else writes under key_prefix");
-                Fetched::Refused
-            }
-        }
+        super::shared::open_entry(
+            "memcached",
+            &self.sealer,
+            &self.stats,
+            (instance_id, key, raw),
+            report,
+        )
     }
 
     async fn fetch_entry(&self, instance_id: &str, report: bool) -> Result<Fetched, Unavailable> {

@@ -320,29 +320,13 @@ impl RedisStore {
 
     /// Verifies a raw entry read from `key`.
     fn open(&self, instance_id: &str, key: &str, raw: &[u8], report: bool) -> Fetched {
-        match self.sealer.open(key, raw, now_ms()) {
-            Ok(answer) => Fetched::Valid(Arc::new(answer)),
-            Err(super::sealing::UnsealError::Expired(ms)) => {
-                tracing::debug!(
-                    instance_id,
-                    expired_ms_ago = ms,
-                    "response cache: ignoring an expired Redis entry"
-                );
-                Fetched::Absent
-            }
-            Err(e) if !report => {
-                tracing::debug!(instance_id, reason = %e, "response cache: Redis entry still refused");
-                Fetched::Refused
-            }
-            Err(e) => {
-                self.stats.refused();
-                tracing::error!(instance_id, redis_key = %key, reason = %e,
-                    "response cache: refusing a Redis entry that is not ours (it does not verify with \
-                     [cache] secret_key); answering as if there were none. Check that every replica has \
-                     the same secret_key and that nothing else writes under key_prefix");
-                Fetched::Refused
-            }
-        }
+        super::shared::open_entry(
+            "Redis",
+            &self.sealer,
+            &self.stats,
+            (instance_id, key, raw),
+            report,
+        )
     }
 
     /// In one atomic round trip: the instance's entry if there is one,

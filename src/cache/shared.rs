@@ -148,3 +148,39 @@ impl Drop for ClaimKeeper {
         self.0.abort();
     }
 }
+
+/// Verifies a sealed entry read from `key` of a shared store named
+/// `store` ("Redis", "memcached"): an expired entry is absent; one that
+/// does not verify is refused, and reported (counted and logged as an
+/// error) only when `report` is set.
+pub fn open_entry(
+    store: &str,
+    sealer: &super::sealing::EntrySealer,
+    stats: &super::stats::CacheStats,
+    (instance_id, key, raw): (&str, &str, &[u8]),
+    report: bool,
+) -> Fetched {
+    match sealer.open(key, raw, super::redis::now_ms()) {
+        Ok(answer) => Fetched::Valid(std::sync::Arc::new(answer)),
+        Err(super::sealing::UnsealError::Expired(ms)) => {
+            tracing::debug!(
+                instance_id,
+                expired_ms_ago = ms,
+                "response cache: ignoring an expired {store} entry"
+            );
+            Fetched::Absent
+        }
+        Err(e) if !report => {
+            tracing::debug!(instance_id, reason = %e, "response cache: {store} entry still refused");
+            Fetched::Refused
+        }
+        Err(e) => {
+            stats.refused();
+            tracing::error!(instance_id, store_key = %key, reason = %e,
+                "response cache: refusing a {store} entry that is not ours (it does not verify with \
+                 [cache] secret_key); answering as if there were none. Check that every replica has \
+                 the same secret_key and that nothing else writes under key_prefix");
+            Fetched::Refused
+        }
+    }
+}
